@@ -1,0 +1,165 @@
+//! The command line, as clap definitions. The names, flags and JSON fields here are a
+//! contract that scripts rely on. The man pages under `man/` are generated from these
+//! definitions ([`man_pages`]) and a test fails when they are out of date.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "picket",
+    version,
+    about = "A self-hosted error tracker that speaks the Sentry protocol",
+    long_about = "picket receives events from every Sentry SDK (and old raven clients), groups them \
+                  into issues and keeps them in one data file. Management commands work whether \
+                  or not a server is running: through the server's control socket when it runs, \
+                  on the data file directly when it does not."
+)]
+pub struct Cli {
+    /// Data directory holding picket.redb and the control socket [env: PICKET_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (default: ./picket.toml when it exists) [env: PICKET_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server (creates the data file and a "default" project on first start)
+    Start(ServeArgs),
+    /// Run the server in the foreground, for systemd and containers
+    Serve(ServeArgs),
+    /// Write a fully commented config file with every key at its default
+    Init {
+        /// Where to write it
+        #[arg(default_value = "picket.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Migrate the data file to this version's schema
+    Upgrade,
+    /// Create an admin user of the web UI (or make an existing one admin)
+    Createsuperuser {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Manage projects
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage client keys (the public part of a DSN)
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// List a project's issues, most recently seen first
+    Issues {
+        /// Project slug or numeric id
+        project: String,
+        #[arg(long, value_parser = ["unresolved", "resolved", "ignored", "all"], default_value = "unresolved")]
+        status: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an issue's events, newest first
+    Events {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one stored event, normalized
+    Event {
+        /// Project slug or numeric id
+        project: String,
+        /// 32 hex digits (dashes allowed)
+        event_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Address for HTTP intake and the web UI [env: PICKET_HTTP_ADDR]
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// Address for raven UDP datagrams, "" to disable [env: PICKET_UDP_ADDR]
+    #[arg(long, value_name = "ADDR")]
+    pub udp_addr: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project with its first key and print its DSN
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List projects
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List a project's keys
+    List {
+        /// Project slug or numeric id
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create another key for a project
+    Create {
+        /// Project slug or numeric id
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: events sent with it are refused from then on
+    Revoke {
+        public_key: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The man pages: `picket.1` and one `picket-<command>.1` per subcommand.
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    let root = Cli::command();
+    let mut pages = Vec::new();
+    let mut render = |name: String, cmd: clap::Command| {
+        let mut out = Vec::new();
+        // Rendering into a Vec cannot fail.
+        let _ = clap_mangen::Man::new(cmd).render(&mut out);
+        pages.push((format!("{name}.1"), out));
+    };
+    render("picket".into(), root.clone());
+    for sub in root.get_subcommands() {
+        let name = format!("picket-{}", sub.get_name());
+        render(name.clone(), sub.clone().name(name));
+    }
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,411 @@
+//! Configuration: embedded defaults, overridden by `picket.toml`, then by `PICKET_*`
+//! environment variables, then by command-line flags. Unknown keys and bad values stop
+//! startup with a message that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: PathBuf, cause: String },
+    #[error("config file {path}: {cause}")]
+    Parse { path: PathBuf, cause: String },
+    #[error("invalid value for {key}: {cause}")]
+    Invalid { key: String, cause: String },
+}
+
+/// A byte count, written in the file as a number or as `"1MiB"`, `"20MB"`, `"512KiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Option<ByteSize> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let num: f64 = num.parse().ok()?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1_000_000_000_000,
+            "tib" => 1 << 40,
+            _ => return None,
+        };
+        (num >= 0.0).then_some(ByteSize((num * mult as f64) as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => ByteSize::parse(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("'{s}' is not a size (try 1MiB, 20MB, 512KiB)"))
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_addr: String,
+    pub udp_addr: String,
+    pub base_url: String,
+    pub log: String,
+    pub limits: Limits,
+    pub pipeline: Pipeline,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A request body as it arrives on the wire (compressed).
+    pub max_body_size: ByteSize,
+    /// An envelope after decompression.
+    pub max_envelope_size: ByteSize,
+    /// One event (a store body, or an envelope's event item) after decompression.
+    pub max_event_size: ByteSize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pipeline {
+    /// Events waiting for the writer; past this, intake answers 503.
+    pub queue_capacity: usize,
+    /// Most events committed in one transaction.
+    pub batch_max: usize,
+    /// Issues the writer keeps in memory by fingerprint.
+    pub issue_cache: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./picket-data"),
+            http_addr: "127.0.0.1:9000".into(),
+            udp_addr: "127.0.0.1:9001".into(),
+            base_url: String::new(),
+            log: "info".into(),
+            limits: Limits::default(),
+            pipeline: Pipeline::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_size: ByteSize(20 << 20),
+            max_envelope_size: ByteSize(100 << 20),
+            max_event_size: ByteSize(1 << 20),
+        }
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            queue_capacity: 10_000,
+            batch_max: 512,
+            issue_cache: 10_000,
+        }
+    }
+}
+
+/// What the command line says, which wins over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub http_addr: Option<String>,
+    pub udp_addr: Option<String>,
+}
+
+/// The environment variables picket reads, and the key each one sets.
+pub const ENV_VARS: [(&str, &str); 5] = [
+    ("PICKET_DATA_DIR", "data_dir"),
+    ("PICKET_HTTP_ADDR", "http_addr"),
+    ("PICKET_UDP_ADDR", "udp_addr"),
+    ("PICKET_BASE_URL", "base_url"),
+    ("PICKET_LOG", "log"),
+];
+
+impl Config {
+    /// Loads the configuration from the process's real file, environment and flags.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::load_with(overrides, &|name| std::env::var(name).ok())
+    }
+
+    pub fn load_with(
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let explicit = overrides
+            .config
+            .clone()
+            .or_else(|| env("PICKET_CONFIG").map(PathBuf::from));
+        let path = explicit.clone().or_else(|| {
+            let local = PathBuf::from("picket.toml");
+            local.exists().then_some(local)
+        });
+        let mut config = match path {
+            Some(path) => Config::from_file(&path)?,
+            None => Config::default(),
+        };
+        for (var, key) in ENV_VARS {
+            if let Some(value) = env(var) {
+                config.set(key, value);
+            }
+        }
+        if let Some(d) = &overrides.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(a) = &overrides.http_addr {
+            config.http_addr = a.clone();
+        }
+        if let Some(a) = &overrides.udp_addr {
+            config.udp_addr = a.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            cause: e.to_string(),
+        })
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        match key {
+            "data_dir" => self.data_dir = PathBuf::from(value),
+            "http_addr" => self.http_addr = value,
+            "udp_addr" => self.udp_addr = value,
+            "base_url" => self.base_url = value,
+            "log" => self.log = value,
+            _ => {}
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, cause: String| ConfigError::Invalid {
+            key: key.to_string(),
+            cause,
+        };
+        self.http_addr.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "http_addr",
+                format!("'{}' is not an address:port ({e})", self.http_addr),
+            )
+        })?;
+        if !self.udp_addr.is_empty() {
+            self.udp_addr.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "udp_addr",
+                    format!("'{}' is not an address:port ({e})", self.udp_addr),
+                )
+            })?;
+        }
+        let web_scheme =
+            self.base_url.starts_with("http://") || self.base_url.starts_with("https://");
+        if !self.base_url.is_empty() && !web_scheme {
+            return Err(invalid(
+                "base_url",
+                format!("'{}' must start with http:// or https://", self.base_url),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|e| invalid("log", format!("'{}' is not a log filter ({e})", self.log)))?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty".into()));
+        }
+        for (key, value) in [
+            ("pipeline.queue_capacity", self.pipeline.queue_capacity),
+            ("pipeline.batch_max", self.pipeline.batch_max),
+            ("pipeline.issue_cache", self.pipeline.issue_cache),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL users and SDKs reach this server at; DSNs are built from it.
+    pub fn base_url(&self) -> String {
+        if self.base_url.is_empty() {
+            format!("http://{}", self.http_addr)
+        } else {
+            self.base_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The DSN SDKs are given for a project key.
+    pub fn dsn(&self, public_key: &str, project: u64) -> String {
+        let base = self.base_url();
+        let (scheme, rest) = base.split_once("://").unwrap_or(("http", &base));
+        format!("{scheme}://{public_key}@{rest}/{project}")
+    }
+}
+
+/// The file `picket init` writes: every key, commented out at its default, with what it does.
+pub const TEMPLATE: &str = r#"# picket configuration.
+#
+# Every key is shown at its default, commented out. Precedence: these defaults < this file
+# < environment variables (PICKET_*) < command-line flags. Unknown keys stop startup.
+
+# Where the data file (picket.redb) and the control socket live. Env: PICKET_DATA_DIR.
+# data_dir = "./picket-data"
+
+# Address for HTTP intake, the web UI and /health. Env: PICKET_HTTP_ADDR.
+# http_addr = "127.0.0.1:9000"
+
+# Address for legacy raven UDP datagrams; "" disables it. Env: PICKET_UDP_ADDR.
+# udp_addr = "127.0.0.1:9001"
+
+# The URL users and SDKs reach picket at; DSNs and links are built from it.
+# Empty means http://<http_addr>. Env: PICKET_BASE_URL.
+# base_url = ""
+
+# Log filter: error, warn, info, debug, trace, or per module ("info,picket::intake=debug").
+# Env: PICKET_LOG.
+# log = "info"
+
+[limits]
+# A request body as it arrives on the wire (compressed). Larger: 413.
+# max_body_size = "20MiB"
+
+# An envelope after decompression. Larger: 413.
+# max_envelope_size = "100MiB"
+
+# One event after decompression (a store body, or an envelope's event item). Larger: 413.
+# max_event_size = "1MiB"
+
+[pipeline]
+# Events waiting for the writer; when it is full intake answers 503 with Retry-After.
+# queue_capacity = 10000
+
+# Most events committed to disk in one transaction (group commit).
+# batch_max = 512
+
+# Issues the writer keeps in memory by fingerprint, so known issues cost no reads.
+# issue_cache = 10000
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn template_uncommented_is_the_defaults() {
+        let uncommented: String = TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") => rest,
+                _ if l.starts_with('#') => "",
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: Config = toml::from_str(&uncommented).unwrap();
+        assert_eq!(parsed, Config::default());
+        // Every key of the defaults appears in the template.
+        let defaults = toml::to_string(&Config::default()).unwrap();
+        for line in defaults.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap();
+            assert!(
+                uncommented.contains(&format!("{key} = ")),
+                "template lacks {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn precedence_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("picket.toml");
+        std::fs::write(
+            &file,
+            "http_addr = \"127.0.0.1:1111\"\nlog = \"warn\"\n[limits]\nmax_event_size = \"2MiB\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "PICKET_LOG").then(|| "debug".to_string());
+        let overrides = Overrides {
+            config: Some(file),
+            http_addr: Some("127.0.0.1:2222".into()),
+            ..Default::default()
+        };
+        let c = Config::load_with(&overrides, &env).unwrap();
+        assert_eq!(c.http_addr, "127.0.0.1:2222");
+        assert_eq!(c.log, "debug");
+        assert_eq!(c.limits.max_event_size, ByteSize(2 << 20));
+        assert_eq!(c.data_dir, PathBuf::from("./picket-data"));
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("picket.toml");
+        std::fs::write(&file, "[limits]\nmax_evnt_size = 5\n").unwrap();
+        let overrides = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let err = Config::load_with(&overrides, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_evnt_size"), "{err}");
+        std::fs::write(&file, "[limits]\nmax_event_size = \"lots\"\n").unwrap();
+        let err = Config::load_with(&overrides, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_event_size") && err.contains("lots"),
+            "{err}"
+        );
+        let bad_addr = Overrides {
+            http_addr: Some("nowhere".into()),
+            ..Default::default()
+        };
+        let err = Config::load_with(&bad_addr, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http_addr"), "{err}");
+    }
+
+    #[test]
+    fn dsn_from_base_url() {
+        let mut c = Config::default();
+        assert_eq!(c.dsn("abc", 1), "http://abc@127.0.0.1:9000/1");
+        c.base_url = "https://errors.example.com/picket/".into();
+        assert_eq!(c.dsn("abc", 3), "https://abc@errors.example.com/picket/3");
+    }
+}

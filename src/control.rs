@@ -1,0 +1,383 @@
+//! Management requests (create a project, list issues, …), answered by the same code whether
+//! a server is running or not. A running server holds the data file's lock and answers on a
+//! Unix socket in the data directory (mode 0600), sending writes through its writer; with no
+//! server, the command opens the file itself. One JSON request line, one JSON answer line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::pipeline::Queue;
+use crate::store::issues::{self, Issue, Status};
+use crate::store::projects::{self, Project, ProjectKey};
+use crate::store::{
+    self, EVENTS, ISSUE_EVENTS, ISSUES, KEYS, PROJECT_SLUGS, PROJECTS, StoreError, events, users,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    ProjectCreate {
+        name: String,
+    },
+    ProjectList,
+    KeyList {
+        project: String,
+    },
+    KeyCreate {
+        project: String,
+    },
+    KeyRevoke {
+        public_key: String,
+    },
+    Issues {
+        project: String,
+        status: Option<String>,
+    },
+    Events {
+        project: String,
+        issue: u64,
+    },
+    Event {
+        project: String,
+        event_id: String,
+    },
+    CreateSuperuser {
+        email: String,
+        password_hash: String,
+    },
+}
+
+impl Request {
+    /// Whether answering changes keys or projects (the server then reloads its key cache).
+    pub fn changes_keys(&self) -> bool {
+        matches!(
+            self,
+            Request::ProjectCreate { .. } | Request::KeyCreate { .. } | Request::KeyRevoke { .. }
+        )
+    }
+}
+
+/// How management writes reach the file.
+#[derive(Clone)]
+pub enum Writes {
+    /// No server runs: this process holds the file and writes itself.
+    Direct,
+    /// Through a running server's writer thread.
+    Writer(Queue),
+}
+
+/// The file and the way to write it; what a request is answered against.
+#[derive(Clone)]
+pub struct Handle {
+    pub db: Arc<Database>,
+    pub writes: Writes,
+    /// Used to print DSNs.
+    pub config: Arc<Config>,
+}
+
+impl Handle {
+    fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match &self.writes {
+            Writes::Writer(queue) => queue.write(work),
+            Writes::Direct => {
+                let txn = self.db.begin_write()?;
+                let out = work(&txn)?;
+                txn.commit()?;
+                Ok(out)
+            }
+        }
+    }
+
+    fn project(&self, slug_or_id: &str) -> Result<Project, StoreError> {
+        let txn = self.db.begin_read()?;
+        projects::find(
+            &txn.open_table(PROJECTS)?,
+            &txn.open_table(PROJECT_SLUGS)?,
+            slug_or_id,
+        )
+    }
+
+    fn key_json(&self, key: &ProjectKey) -> Value {
+        json!({
+            "public_key": key.public_key,
+            "secret_key": key.secret_key,
+            "project": key.project,
+            "active": key.active,
+            "created": crate::time::rfc3339(key.created),
+            "dsn": self.config.dsn(&key.public_key, key.project),
+        })
+    }
+
+    fn project_json(&self, p: &Project, key: Option<&ProjectKey>) -> Value {
+        let mut v = json!({
+            "id": p.id,
+            "slug": p.slug,
+            "name": p.name,
+            "created": crate::time::rfc3339(p.created),
+        });
+        if let Some(key) = key {
+            v["dsn"] = json!(self.config.dsn(&key.public_key, p.id));
+            v["public_key"] = json!(key.public_key);
+            v["secret_key"] = json!(key.secret_key);
+        }
+        v
+    }
+
+    /// Answers one management request.
+    pub fn answer(&self, req: Request) -> Result<Value, StoreError> {
+        match req {
+            Request::ProjectCreate { name } => {
+                let now = crate::time::now();
+                let (project, key) = self.write(move |txn| projects::create(txn, &name, now))?;
+                Ok(self.project_json(&project, Some(&key)))
+            }
+            Request::ProjectList => {
+                let txn = self.db.begin_read()?;
+                let all = projects::list(&txn.open_table(PROJECTS)?)?;
+                let keys = projects::keys(&txn.open_table(KEYS)?)?;
+                let issues_table = txn.open_table(ISSUES)?;
+                let mut out = Vec::new();
+                for p in &all {
+                    let key = keys.iter().find(|k| k.project == p.id && k.active);
+                    let mut v = self.project_json(p, key);
+                    let unresolved =
+                        issues::list(&issues_table, p.id, Some(Status::Unresolved))?.len();
+                    v["unresolved_issues"] = json!(unresolved);
+                    out.push(v);
+                }
+                Ok(Value::Array(out))
+            }
+            Request::KeyList { project } => {
+                let project = self.project(&project)?;
+                let txn = self.db.begin_read()?;
+                let keys = projects::keys(&txn.open_table(KEYS)?)?;
+                Ok(Value::Array(
+                    keys.iter()
+                        .filter(|k| k.project == project.id)
+                        .map(|k| self.key_json(k))
+                        .collect(),
+                ))
+            }
+            Request::KeyCreate { project } => {
+                let project = self.project(&project)?;
+                let now = crate::time::now();
+                let key = self.write(move |txn| projects::create_key(txn, project.id, now))?;
+                Ok(self.key_json(&key))
+            }
+            Request::KeyRevoke { public_key } => {
+                let key = self.write(move |txn| projects::revoke_key(txn, &public_key))?;
+                Ok(self.key_json(&key))
+            }
+            Request::Issues { project, status } => {
+                let project = self.project(&project)?;
+                let status = match status.as_deref() {
+                    None | Some("unresolved") => Some(Status::Unresolved),
+                    Some("resolved") => Some(Status::Resolved),
+                    Some("ignored") => Some(Status::Ignored),
+                    Some("all") => None,
+                    Some(other) => {
+                        return Err(StoreError::Invalid(format!(
+                            "unknown status '{other}' (unresolved, resolved, ignored or all)"
+                        )));
+                    }
+                };
+                let txn = self.db.begin_read()?;
+                let list = issues::list(&txn.open_table(ISSUES)?, project.id, status)?;
+                Ok(Value::Array(list.iter().map(issue_json).collect()))
+            }
+            Request::Events { project, issue } => {
+                let project = self.project(&project)?;
+                let txn = self.db.begin_read()?;
+                issues::get(&txn.open_table(ISSUES)?, project.id, issue)?.ok_or_else(|| {
+                    StoreError::NotFound(format!("no issue {issue} in project '{}'", project.slug))
+                })?;
+                let ids = events::of_issue(&txn.open_table(ISSUE_EVENTS)?, project.id, issue)?;
+                let table = txn.open_table(EVENTS)?;
+                let mut out = Vec::new();
+                for id in ids.iter().rev() {
+                    if let Some(stored) = events::get(&table, project.id, id)? {
+                        let ev = &stored.event;
+                        out.push(json!({
+                            "event_id": ev.event_id,
+                            "timestamp": crate::time::rfc3339(ev.timestamp),
+                            "received": crate::time::rfc3339(ev.received),
+                            "title": ev.title(),
+                            "level": ev.level.as_str(),
+                            "issue": stored.issue,
+                        }));
+                    }
+                }
+                Ok(Value::Array(out))
+            }
+            Request::Event { project, event_id } => {
+                let project = self.project(&project)?;
+                let id = crate::event::normalize::parse_event_id(&event_id)
+                    .and_then(|id| events::id_bytes(&id))
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!(
+                            "'{event_id}' is not an event id (32 hex digits)"
+                        ))
+                    })?;
+                let txn = self.db.begin_read()?;
+                let stored =
+                    events::get(&txn.open_table(EVENTS)?, project.id, &id)?.ok_or_else(|| {
+                        StoreError::NotFound(format!(
+                            "no event {event_id} in project '{}'",
+                            project.slug
+                        ))
+                    })?;
+                let mut v = serde_json::to_value(&stored.event)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                v["issue"] = json!(stored.issue);
+                v["project"] = json!(project.id);
+                v["datetime"] = json!(crate::time::rfc3339(stored.event.timestamp));
+                v["title"] = json!(stored.event.title());
+                v["culprit"] = json!(stored.event.culprit());
+                Ok(v)
+            }
+            Request::CreateSuperuser {
+                email,
+                password_hash,
+            } => {
+                let now = crate::time::now();
+                let user = self
+                    .write(move |txn| users::create_superuser(txn, &email, &password_hash, now))?;
+                Ok(json!({ "email": user.email, "is_admin": user.is_admin }))
+            }
+        }
+    }
+}
+
+pub fn issue_json(i: &Issue) -> Value {
+    json!({
+        "id": i.id,
+        "title": i.title,
+        "culprit": i.culprit,
+        "level": i.level.as_str(),
+        "status": i.status.as_str(),
+        "count": i.count,
+        "users": i.user_count(),
+        "first_seen": crate::time::rfc3339(i.first_seen),
+        "last_seen": crate::time::rfc3339(i.last_seen),
+        "platform": i.platform,
+        "grouping": i.strategy.as_str(),
+        "fingerprint": crate::event::normalize::hex(&i.hash),
+        "releases": i.releases,
+        "environments": i.environments,
+        "regressions": i.regressions,
+        "first_event": i.first_event,
+        "last_event": i.last_event,
+    })
+}
+
+/// The control socket of a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+#[derive(Serialize, Deserialize)]
+struct Answer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ok: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Sends a request to a running server. `None` when no server listens on the socket.
+pub fn ask_server(data_dir: &Path, req: &Request) -> Option<Result<Value, String>> {
+    let mut stream = UnixStream::connect(socket_path(data_dir)).ok()?;
+    let line = serde_json::to_string(req).ok()?;
+    let sent = stream
+        .write_all(line.as_bytes())
+        .and_then(|()| stream.write_all(b"\n"));
+    if let Err(e) = sent {
+        return Some(Err(format!("control socket: {e}")));
+    }
+    let mut answer = String::new();
+    if let Err(e) = BufReader::new(stream).read_line(&mut answer) {
+        return Some(Err(format!("control socket: {e}")));
+    }
+    match serde_json::from_str::<Answer>(&answer) {
+        Ok(Answer { ok: Some(v), .. }) => Some(Ok(v)),
+        Ok(Answer { error: Some(e), .. }) => Some(Err(e)),
+        _ => Some(Err(
+            "the server closed the control socket without an answer".into(),
+        )),
+    }
+}
+
+/// Serves the control socket until the listener is dropped. Each request is answered on a
+/// blocking thread (writes wait for the writer's commit).
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    handle: Handle,
+    keys: Arc<crate::intake::keys::KeyCache>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let handle = handle.clone();
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = tokio::io::BufReader::new(read);
+            if reader.read_line(&mut line).await.is_err() {
+                return;
+            }
+            let answer = match serde_json::from_str::<Request>(&line) {
+                Err(e) => Answer {
+                    ok: None,
+                    error: Some(format!("bad control request: {e}")),
+                },
+                Ok(req) => {
+                    let reload = req.changes_keys();
+                    let db = handle.db.clone();
+                    let result = tokio::task::spawn_blocking(move || handle.answer(req)).await;
+                    if reload && let Err(e) = keys.reload(&db) {
+                        tracing::error!("reloading keys failed: {e}");
+                    }
+                    match result {
+                        Ok(Ok(v)) => Answer {
+                            ok: Some(v),
+                            error: None,
+                        },
+                        Ok(Err(e)) => Answer {
+                            ok: None,
+                            error: Some(e.to_string()),
+                        },
+                        Err(e) => Answer {
+                            ok: None,
+                            error: Some(format!("internal error: {e}")),
+                        },
+                    }
+                }
+            };
+            let mut text = serde_json::to_string(&answer).unwrap_or_else(|_| "{}".into());
+            text.push('\n');
+            let _ = write.write_all(text.as_bytes()).await;
+        });
+    }
+}
+
+/// Opens the data file for a command run while no server is running.
+pub fn open_direct(config: Arc<Config>) -> Result<Handle, StoreError> {
+    let db = store::open(&config.data_dir)?;
+    Ok(Handle {
+        db: Arc::new(db),
+        writes: Writes::Direct,
+        config,
+    })
+}

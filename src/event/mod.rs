@@ -1,0 +1,11 @@
+//! Events as picket understands them: one typed [`Event`](model::Event), the normalization
+//! that turns every lenient and legacy payload shape into it, and the grouping that decides
+//! which issue an event belongs to. Pure code: no I/O, no HTTP, no storage.
+
+pub mod grouping;
+pub mod model;
+pub mod normalize;
+
+pub use grouping::{Grouping, Strategy};
+pub use model::{Event, Level};
+pub use normalize::{NormalizeError, normalize};

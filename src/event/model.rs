@@ -1,0 +1,443 @@
+//! The typed event: what every payload shape (modern envelope item, legacy `/store/` body,
+//! raven UDP datagram, a shipped log line) becomes after normalization, and what is stored.
+//!
+//! Fields follow the Sentry event schema with the legacy aliases already folded in. Subtrees
+//! that picket only displays (request, contexts, extra, sdk) stay as JSON values. Every field
+//! has a default, so a stored event written by an older picket still reads back.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Severity, as Sentry spells it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    #[default]
+    Error,
+    Fatal,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+
+    /// Lenient: Sentry's names and aliases in any case, and Python logging levels.
+    pub fn parse(v: &Value) -> Option<Level> {
+        match v {
+            Value::Number(n) => {
+                let n = n.as_f64()?;
+                Some(match n as i64 {
+                    i64::MIN..=10 => Level::Debug,
+                    11..=20 => Level::Info,
+                    21..=30 => Level::Warning,
+                    31..=40 => Level::Error,
+                    _ => Level::Fatal,
+                })
+            }
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "debug" | "trace" => Some(Level::Debug),
+                "info" | "log" | "notice" => Some(Level::Info),
+                "warning" | "warn" => Some(Level::Warning),
+                "error" | "err" => Some(Level::Error),
+                "fatal" | "critical" => Some(Level::Fatal),
+                other => other
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|n| Level::parse(&n.into())),
+            },
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Event {
+    /// 32 lowercase hex digits, the SDK's own id when it sent one.
+    pub event_id: String,
+    /// When the event happened, by the SDK's clock (Unix seconds).
+    pub timestamp: f64,
+    /// When picket received it (Unix seconds); retention and ordering use this.
+    pub received: f64,
+    pub platform: String,
+    pub level: Level,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logger: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+    /// The culprit the client sent (legacy raven field); the shown culprit is derived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dist: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logentry: Option<LogEntry>,
+    /// Innermost cause first, the exception actually raised last.
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "values")]
+    pub exception: Vec<Exception>,
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "values")]
+    pub threads: Vec<Thread>,
+    #[serde(skip_serializing_if = "Vec::is_empty", with = "values")]
+    pub breadcrumbs: Vec<Breadcrumb>,
+    /// In the order sent; duplicate keys are kept (the first one is shown).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub contexts: Map<String, Value>,
+    /// The client's custom fingerprint, as strings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub modules: Map<String, Value>,
+    /// Top-level keys picket has no field for, kept as sent.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct LogEntry {
+    /// The template (`"user %s not found"`), when the client sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+    /// The rendered text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+}
+
+impl LogEntry {
+    /// What a person reads: the rendered text, else the template.
+    pub fn text(&self) -> Option<&str> {
+        self.formatted
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(self.message.as_deref())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Exception {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub ty: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stacktrace: Option<Stacktrace>,
+}
+
+impl Exception {
+    /// A synthetic exception's type is made up by the SDK and says nothing for grouping.
+    pub fn is_synthetic(&self) -> bool {
+        self.mechanism
+            .as_ref()
+            .and_then(|m| m.get("synthetic"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn frames(&self) -> &[Frame] {
+        self.stacktrace.as_ref().map_or(&[], |s| &s.frames)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Stacktrace {
+    /// Oldest call first, the crashing frame last.
+    pub frames: Vec<Frame>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Frame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abs_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineno: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colno: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_line: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre_context: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_context: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vars: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instruction_addr: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Thread {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crashed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stacktrace: Option<Stacktrace>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Breadcrumb {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<f64>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub ty: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct User {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
+}
+
+impl User {
+    /// The identity that counts a distinct user: id, else email, username, IP.
+    pub fn identity(&self) -> Option<&str> {
+        self.id
+            .as_deref()
+            .or(self.email.as_deref())
+            .or(self.username.as_deref())
+            .or(self.ip_address.as_deref())
+    }
+}
+
+/// Lists that Sentry's event schema wraps as `{"values": [...]}`; stored and printed the same
+/// way so that a stored event is a valid Sentry event again.
+mod values {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Values<T> {
+        values: Vec<T>,
+    }
+
+    pub fn serialize<T: Serialize, S: Serializer>(list: &[T], s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Borrowed<'a, T> {
+            values: &'a [T],
+        }
+        Borrowed { values: list }.serialize(s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        Ok(Values::deserialize(d)?.values)
+    }
+}
+
+/// Longest title picket keeps; longer ones are cut at a character boundary.
+const TITLE_MAX: usize = 200;
+
+impl Event {
+    /// The exception actually raised (the outermost one).
+    pub fn main_exception(&self) -> Option<&Exception> {
+        self.exception.last()
+    }
+
+    /// The issue title: `Type: value` for an error, the message otherwise.
+    pub fn title(&self) -> String {
+        let title = if let Some(ex) = self.main_exception() {
+            let value = ex.value.as_deref().map(first_line).unwrap_or("");
+            match (ex.ty.as_deref(), value) {
+                (Some(ty), "") => ty.to_string(),
+                (Some(ty), v) => format!("{ty}: {v}"),
+                (None, "") => "<unlabeled exception>".to_string(),
+                (None, v) => v.to_string(),
+            }
+        } else if let Some(text) = self.logentry.as_ref().and_then(LogEntry::text) {
+            first_line(text).to_string()
+        } else {
+            "<unlabeled event>".to_string()
+        };
+        truncate(title, TITLE_MAX)
+    }
+
+    /// Where it happened: the transaction, else the client's culprit, else the innermost
+    /// in-app frame as `module in function`.
+    pub fn culprit(&self) -> String {
+        if let Some(t) = self.transaction.as_deref().filter(|t| !t.is_empty()) {
+            return truncate(t.to_string(), TITLE_MAX);
+        }
+        if let Some(c) = self.culprit.as_deref().filter(|c| !c.is_empty()) {
+            return truncate(c.to_string(), TITLE_MAX);
+        }
+        let frames = self
+            .main_exception()
+            .map(Exception::frames)
+            .or_else(|| {
+                self.threads
+                    .iter()
+                    .find_map(|t| t.stacktrace.as_ref().map(|s| s.frames.as_slice()))
+            })
+            .unwrap_or(&[]);
+        let frame = frames
+            .iter()
+            .rev()
+            .find(|f| f.in_app == Some(true))
+            .or(frames.last());
+        let Some(frame) = frame else {
+            return String::new();
+        };
+        let place = frame
+            .module
+            .as_deref()
+            .or(frame.filename.as_deref())
+            .or(frame.abs_path.as_deref())
+            .unwrap_or("?");
+        let culprit = match frame.function.as_deref() {
+            Some(f) => format!("{place} in {f}"),
+            None => place.to_string(),
+        };
+        truncate(culprit, TITLE_MAX)
+    }
+
+    /// First value of a tag, if the event has it.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary, marking the cut with `…`.
+pub fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_form_round_trips_through_messagepack() {
+        let ev = Event {
+            event_id: "0123456789abcdef0123456789abcdef".into(),
+            timestamp: 1.5,
+            tags: vec![("a".into(), "b".into())],
+            extra: serde_json::from_str(r#"{"n": [1, 2.5, null, "x"]}"#).unwrap(),
+            exception: vec![Exception {
+                ty: Some("ValueError".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let bytes = rmp_serde::to_vec_named(&ev).unwrap();
+        let back: Event = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn title_and_culprit() {
+        let mut ev = Event::default();
+        ev.exception.push(Exception {
+            ty: Some("KeyError".into()),
+            value: Some("'x'\nmore".into()),
+            stacktrace: Some(Stacktrace {
+                frames: vec![
+                    Frame {
+                        module: Some("app.views".into()),
+                        function: Some("index".into()),
+                        in_app: Some(true),
+                        ..Default::default()
+                    },
+                    Frame {
+                        module: Some("lib".into()),
+                        function: Some("get".into()),
+                        in_app: Some(false),
+                        ..Default::default()
+                    },
+                ],
+            }),
+            ..Default::default()
+        });
+        assert_eq!(ev.title(), "KeyError: 'x'");
+        assert_eq!(ev.culprit(), "app.views in index");
+    }
+}

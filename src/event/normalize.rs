@@ -1,0 +1,656 @@
+//! Normalization: every lenient and legacy payload shape SDKs have sent over the years becomes
+//! one [`Event`]. Integer and aliased levels, string or object `message`/`logentry`,
+//! `exception` as a list, a single object or `{values}`, `sentry.interfaces.*` keys, tags as an
+//! object or as pairs, float or ISO timestamps, dashed or plain event ids, and Python's bare
+//! `NaN`/`Infinity` tokens all end up in the same typed shape. Pure: bytes in, event out.
+
+use serde_json::{Map, Value};
+
+use super::model::{
+    Breadcrumb, Event, Exception, Frame, Level, LogEntry, Stacktrace, Thread, User,
+};
+
+/// How far ahead of the receive time a client clock may be before picket distrusts it.
+const FUTURE_SLACK_SECS: f64 = 60.0;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum NormalizeError {
+    #[error("invalid JSON data: {0}")]
+    InvalidJson(String),
+    #[error("invalid event: the payload is JSON but not an object")]
+    NotAnObject,
+}
+
+/// What the transport knows about an event that its payload may not say.
+#[derive(Debug, Default, Clone)]
+pub struct Context<'a> {
+    /// Receive time (Unix seconds).
+    pub received: f64,
+    /// The envelope header's `event_id`, which wins over the payload's.
+    pub event_id: Option<&'a str>,
+    /// The client address, for `user.ip_address = "{{auto}}"`.
+    pub client_ip: Option<&'a str>,
+}
+
+/// Parses an event payload and normalizes it.
+pub fn normalize(json: &[u8], ctx: &Context<'_>) -> Result<Event, NormalizeError> {
+    let value = match serde_json::from_slice::<Value>(json) {
+        Ok(v) => v,
+        Err(first) => {
+            // Old Python clients write bare NaN/Infinity; retry once with those tokens replaced.
+            let cleaned = replace_non_finite_tokens(json).ok_or_else(|| invalid_json(&first))?;
+            serde_json::from_slice::<Value>(&cleaned).map_err(|_| invalid_json(&first))?
+        }
+    };
+    normalize_value(value, ctx)
+}
+
+fn invalid_json(e: &serde_json::Error) -> NormalizeError {
+    NormalizeError::InvalidJson(e.to_string())
+}
+
+/// Normalizes an already parsed payload.
+pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, NormalizeError> {
+    let Value::Object(mut obj) = value else {
+        return Err(NormalizeError::NotAnObject);
+    };
+    let mut ev = Event {
+        received: ctx.received,
+        ..Default::default()
+    };
+
+    let payload_id = obj.remove("event_id").and_then(string);
+    ev.event_id = ctx
+        .event_id
+        .and_then(parse_event_id)
+        .or_else(|| payload_id.as_deref().and_then(parse_event_id))
+        .unwrap_or_else(new_event_id);
+
+    ev.timestamp = obj
+        .remove("timestamp")
+        .and_then(|v| timestamp(&v))
+        .filter(|t| t.is_finite() && *t > 0.0 && *t <= ctx.received + FUTURE_SLACK_SECS)
+        .unwrap_or(ctx.received);
+    ev.platform = obj
+        .remove("platform")
+        .and_then(string)
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "other".to_string());
+    ev.level = obj
+        .remove("level")
+        .and_then(|v| Level::parse(&v))
+        .unwrap_or_default();
+    for (key, slot) in [
+        ("logger", &mut ev.logger),
+        ("transaction", &mut ev.transaction),
+        ("culprit", &mut ev.culprit),
+        ("server_name", &mut ev.server_name),
+        ("release", &mut ev.release),
+        ("dist", &mut ev.dist),
+        ("environment", &mut ev.environment),
+    ] {
+        *slot = obj.remove(key).and_then(string).filter(|s| !s.is_empty());
+    }
+
+    ev.logentry = log_entry(&mut obj);
+
+    ev.exception = values(take(&mut obj, "exception", "sentry.interfaces.Exception"))
+        .into_iter()
+        .filter_map(exception)
+        .collect();
+    ev.threads = values(obj.remove("threads"))
+        .into_iter()
+        .filter_map(thread)
+        .collect();
+    if let Some(st) =
+        take(&mut obj, "stacktrace", "sentry.interfaces.Stacktrace").and_then(stacktrace)
+    {
+        match ev.exception.as_mut_slice() {
+            [only] if only.stacktrace.is_none() => only.stacktrace = Some(st),
+            _ => ev.threads.push(Thread {
+                stacktrace: Some(st),
+                crashed: Some(true),
+                ..Default::default()
+            }),
+        }
+    }
+    ev.breadcrumbs = values(take(
+        &mut obj,
+        "breadcrumbs",
+        "sentry.interfaces.Breadcrumbs",
+    ))
+    .into_iter()
+    .filter_map(breadcrumb)
+    .collect();
+    ev.tags = tags(obj.remove("tags"));
+    ev.extra = object(obj.remove("extra"));
+    ev.user = take(&mut obj, "user", "sentry.interfaces.User").and_then(|v| user(v, ctx.client_ip));
+    ev.request = take(&mut obj, "request", "sentry.interfaces.Http").filter(Value::is_object);
+    ev.contexts = object(take(&mut obj, "contexts", "sentry.interfaces.Contexts"));
+    ev.fingerprint = match obj.remove("fingerprint") {
+        Some(Value::Array(items)) => items.into_iter().filter_map(string).collect(),
+        _ => Vec::new(),
+    };
+    if let Some(checksum) = obj.remove("checksum").and_then(string)
+        && ev.fingerprint.is_empty()
+        && !checksum.is_empty()
+    {
+        ev.fingerprint = vec![checksum];
+    }
+    ev.sdk = obj.remove("sdk").filter(Value::is_object);
+    ev.modules = object(obj.remove("modules"));
+    obj.retain(|_, v| !v.is_null());
+    ev.other = obj;
+    Ok(ev)
+}
+
+/// Takes a modern key, falling back to its `sentry.interfaces.*` alias (modern wins).
+fn take(obj: &mut Map<String, Value>, key: &str, legacy: &str) -> Option<Value> {
+    let modern = obj.remove(key).filter(|v| !v.is_null());
+    let old = obj.remove(legacy).filter(|v| !v.is_null());
+    modern.or(old)
+}
+
+/// A string from a lenient value: numbers and booleans are written out, null is nothing.
+fn string(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s),
+        Value::Null => None,
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn opt_string(obj: &mut Map<String, Value>, key: &str) -> Option<String> {
+    obj.remove(key).and_then(string)
+}
+
+fn object(v: Option<Value>) -> Map<String, Value> {
+    match v {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `{values: [...]}`, a bare array, or a single object: Sentry's `Values<T>` leniency.
+fn values(v: Option<Value>) -> Vec<Value> {
+    match v {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(mut m)) => match m.remove("values") {
+            Some(Value::Array(items)) => items,
+            Some(_) => Vec::new(),
+            None if m.is_empty() => Vec::new(),
+            None => vec![Value::Object(m)],
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn timestamp(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .or_else(|| crate::time::parse_iso(s)),
+        _ => None,
+    }
+}
+
+/// 32 lowercase hex digits from a dashed or plain UUID, in any case.
+pub fn parse_event_id(s: &str) -> Option<String> {
+    let id: String = s
+        .trim()
+        .chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
+        .then_some(id)
+}
+
+/// A fresh random event id (UUID v4 layout, without dashes).
+pub fn new_event_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS RNG is never unavailable on Linux after boot; fall back to the clock anyway.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = nanos.to_le_bytes();
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    hex(&bytes)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+fn log_entry(obj: &mut Map<String, Value>) -> Option<LogEntry> {
+    let structured = take(obj, "logentry", "sentry.interfaces.Message");
+    let bare = obj.remove("message").filter(|v| !v.is_null());
+    let mut entry = match structured {
+        Some(Value::Object(mut m)) => LogEntry {
+            message: opt_string(&mut m, "message"),
+            params: m.remove("params").filter(|p| !p.is_null()),
+            formatted: opt_string(&mut m, "formatted"),
+        },
+        Some(other) => LogEntry {
+            formatted: string(other),
+            ..Default::default()
+        },
+        None => LogEntry::default(),
+    };
+    match bare {
+        Some(Value::Object(mut m)) if entry == LogEntry::default() => {
+            entry.message = opt_string(&mut m, "message");
+            entry.params = m.remove("params").filter(|p| !p.is_null());
+            entry.formatted = opt_string(&mut m, "formatted");
+        }
+        Some(v) => {
+            let text = string(v);
+            if entry.formatted.as_deref().is_none_or(str::is_empty) {
+                if entry.message.is_none() || text != entry.message {
+                    entry.formatted = text;
+                } else {
+                    entry.formatted = None;
+                }
+            }
+        }
+        None => {}
+    }
+    if entry.formatted.as_deref().is_none_or(str::is_empty)
+        && let (Some(template), Some(params)) = (&entry.message, &entry.params)
+    {
+        entry.formatted = format_params(template, params);
+    }
+    (entry != LogEntry::default()).then_some(entry)
+}
+
+/// Renders `%s`-style (and `{}`/`{name}`) templates with their params, as the SDKs would have.
+fn format_params(template: &str, params: &Value) -> Option<String> {
+    let show = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match params {
+        Value::Array(list) => {
+            let mut it = list.iter();
+            let mut out = String::with_capacity(template.len());
+            let mut rest = template;
+            while let Some(pos) = rest.find(['%', '{']) {
+                out.push_str(&rest[..pos]);
+                let tail = &rest[pos..];
+                let spec_len = if let Some(after) = tail.strip_prefix("%%") {
+                    out.push('%');
+                    rest = after;
+                    continue;
+                } else if let Some(spec) = tail.strip_prefix('%') {
+                    spec.find(|c: char| c.is_ascii_alphabetic())
+                        .map(|i| i + 2)
+                        .filter(|n| *n <= 8)
+                } else {
+                    tail.starts_with("{}").then_some(2)
+                };
+                match spec_len.and_then(|n| it.next().map(|v| (n, v))) {
+                    Some((n, v)) => {
+                        out.push_str(&show(v));
+                        rest = &tail[n..];
+                    }
+                    None => {
+                        out.push_str(&tail[..1]);
+                        rest = &tail[1..];
+                    }
+                }
+            }
+            out.push_str(rest);
+            Some(out)
+        }
+        Value::Object(map) => {
+            let mut out = template.to_string();
+            for (k, v) in map {
+                out = out
+                    .replace(&format!("%({k})s"), &show(v))
+                    .replace(&format!("{{{k}}}"), &show(v));
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+fn exception(v: Value) -> Option<Exception> {
+    let Value::Object(mut m) = v else {
+        return None;
+    };
+    let ex = Exception {
+        ty: opt_string(&mut m, "type").filter(|s| !s.is_empty()),
+        value: opt_string(&mut m, "value"),
+        module: opt_string(&mut m, "module").filter(|s| !s.is_empty()),
+        mechanism: m.remove("mechanism").filter(Value::is_object),
+        stacktrace: m
+            .remove("stacktrace")
+            .and_then(stacktrace)
+            .or_else(|| m.remove("raw_stacktrace").and_then(stacktrace)),
+    };
+    (ex.ty.is_some() || ex.value.is_some() || ex.stacktrace.is_some()).then_some(ex)
+}
+
+fn stacktrace(v: Value) -> Option<Stacktrace> {
+    let Value::Object(mut m) = v else {
+        return None;
+    };
+    let frames: Vec<Frame> = match m.remove("frames") {
+        Some(Value::Array(items)) => items.into_iter().filter_map(frame).collect(),
+        _ => Vec::new(),
+    };
+    (!frames.is_empty()).then_some(Stacktrace { frames })
+}
+
+fn lines(v: Option<Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|l| string(l).unwrap_or_default())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn frame(v: Value) -> Option<Frame> {
+    let Value::Object(mut m) = v else {
+        return None;
+    };
+    let int = |v: Option<Value>| {
+        v.as_ref()
+            .and_then(number)
+            .filter(|n| *n >= 0.0)
+            .map(|n| n as u64)
+    };
+    Some(Frame {
+        filename: opt_string(&mut m, "filename"),
+        abs_path: opt_string(&mut m, "abs_path"),
+        function: opt_string(&mut m, "function"),
+        module: opt_string(&mut m, "module"),
+        package: opt_string(&mut m, "package"),
+        platform: opt_string(&mut m, "platform"),
+        lineno: int(m.remove("lineno")),
+        colno: int(m.remove("colno")),
+        context_line: opt_string(&mut m, "context_line"),
+        pre_context: lines(m.remove("pre_context")),
+        post_context: lines(m.remove("post_context")),
+        in_app: m.remove("in_app").and_then(|v| v.as_bool()),
+        vars: m.remove("vars").filter(|v| !v.is_null()),
+        instruction_addr: opt_string(&mut m, "instruction_addr"),
+    })
+}
+
+fn thread(v: Value) -> Option<Thread> {
+    let Value::Object(mut m) = v else {
+        return None;
+    };
+    Some(Thread {
+        id: m.remove("id").filter(|v| !v.is_null()),
+        name: opt_string(&mut m, "name"),
+        crashed: m.remove("crashed").and_then(|v| v.as_bool()),
+        current: m.remove("current").and_then(|v| v.as_bool()),
+        stacktrace: m.remove("stacktrace").and_then(stacktrace),
+    })
+}
+
+fn breadcrumb(v: Value) -> Option<Breadcrumb> {
+    let Value::Object(mut m) = v else {
+        return None;
+    };
+    Some(Breadcrumb {
+        timestamp: m.remove("timestamp").as_ref().and_then(timestamp),
+        ty: opt_string(&mut m, "type"),
+        category: opt_string(&mut m, "category"),
+        level: m
+            .remove("level")
+            .and_then(|v| Level::parse(&v))
+            .map(|l| l.as_str().to_string()),
+        message: opt_string(&mut m, "message"),
+        data: m.remove("data").filter(|v| !v.is_null()),
+    })
+}
+
+/// Tags as an object or as `[key, value]` pairs; values stringified, empty keys dropped.
+fn tags(v: Option<Value>) -> Vec<(String, String)> {
+    let pairs: Vec<(String, Value)> = match v {
+        Some(Value::Object(m)) => m.into_iter().collect(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop()?;
+                    let k = string(kv.pop()?)?;
+                    Some((k, v))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let k = k.trim().to_string();
+            let v = string(v)?;
+            (!k.is_empty() && !k.contains('\n')).then_some((k, v))
+        })
+        .collect()
+}
+
+fn user(v: Value, client_ip: Option<&str>) -> Option<User> {
+    let Value::Object(mut m) = v else {
+        return None;
+    };
+    let mut user = User {
+        id: opt_string(&mut m, "id").filter(|s| !s.is_empty()),
+        email: opt_string(&mut m, "email").filter(|s| !s.is_empty()),
+        username: opt_string(&mut m, "username").filter(|s| !s.is_empty()),
+        ip_address: opt_string(&mut m, "ip_address").filter(|s| !s.is_empty()),
+        name: opt_string(&mut m, "name").filter(|s| !s.is_empty()),
+        other: m,
+    };
+    if user.ip_address.as_deref() == Some("{{auto}}") {
+        user.ip_address = client_ip.map(str::to_string);
+    }
+    (user != User::default()).then_some(user)
+}
+
+/// Replaces bare `NaN`, `Infinity` and `-Infinity` tokens outside strings with `null`
+/// (padded so nothing else moves). `None` when there were none, so the caller's error stands.
+pub fn replace_non_finite_tokens(json: &[u8]) -> Option<Vec<u8>> {
+    let mut out = json.to_vec();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut changed = false;
+    let mut i = 0;
+    while i < out.len() {
+        let b = out[i];
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        let token: &[u8] = match b {
+            b'"' => {
+                in_string = true;
+                i += 1;
+                continue;
+            }
+            b'N' => b"NaN",
+            b'I' => b"Infinity",
+            b'-' if out.get(i + 1) == Some(&b'I') => b"-Infinity",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if out[i..].starts_with(token) {
+            // "NaN" is shorter than "null" and widens the buffer; the others pad with spaces.
+            let width = token.len().max(4);
+            let mut replacement = b"null".to_vec();
+            replacement.resize(width, b' ');
+            out.splice(i..i + token.len(), replacement);
+            i += width;
+            changed = true;
+        } else {
+            i += 1;
+        }
+    }
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn norm(v: Value) -> Event {
+        normalize_value(
+            v,
+            &Context {
+                received: 2_000_000_000.0,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn levels_ids_and_timestamps_are_lenient() {
+        let ev = norm(json!({
+            "event_id": "9EC79C33-EC99-42AB-8353-589FCB2E04DC",
+            "level": 40,
+            "timestamp": "2011-05-02T17:41:36",
+        }));
+        assert_eq!(ev.event_id, "9ec79c33ec9942ab8353589fcb2e04dc");
+        assert_eq!(ev.level, Level::Error);
+        assert_eq!(ev.timestamp, 1_304_358_096.0);
+        assert_eq!(norm(json!({"level": "WARN"})).level, Level::Warning);
+        assert_eq!(norm(json!({"level": "critical"})).level, Level::Fatal);
+        assert_eq!(
+            norm(json!({"timestamp": 1_304_358_096.5})).timestamp,
+            1_304_358_096.5
+        );
+        // A clock far in the future is not believed.
+        assert_eq!(norm(json!({"timestamp": 4e9})).timestamp, 2e9);
+        assert_eq!(norm(json!({})).event_id.len(), 32);
+    }
+
+    #[test]
+    fn envelope_header_id_wins() {
+        let ctx = Context {
+            received: 1.0,
+            event_id: Some("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ..Default::default()
+        };
+        let ev = normalize(br#"{"event_id":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}"#, &ctx).unwrap();
+        assert_eq!(ev.event_id, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    }
+
+    #[test]
+    fn exception_shapes() {
+        let single = norm(json!({"exception": {"type": "E", "value": "v"}}));
+        let list = norm(json!({"exception": [{"type": "E", "value": "v"}]}));
+        let values = norm(json!({"exception": {"values": [{"type": "E", "value": "v"}]}}));
+        let legacy = norm(json!({"sentry.interfaces.Exception": {"type": "E", "value": "v"}}));
+        for ev in [&single, &list, &values, &legacy] {
+            assert_eq!(ev.exception.len(), 1);
+            assert_eq!(ev.title(), "E: v");
+        }
+        assert!(norm(json!({"exception": {}})).exception.is_empty());
+    }
+
+    #[test]
+    fn legacy_stacktrace_moves_into_the_exception() {
+        let ev = norm(json!({
+            "exception": {"type": "E"},
+            "sentry.interfaces.Stacktrace": {"frames": [{"function": "f", "lineno": "12"}]},
+        }));
+        let frames = ev.exception[0].frames();
+        assert_eq!(frames[0].function.as_deref(), Some("f"));
+        assert_eq!(frames[0].lineno, Some(12));
+    }
+
+    #[test]
+    fn messages_in_every_shape() {
+        assert_eq!(norm(json!({"message": "plain"})).title(), "plain");
+        let ev = norm(json!({"logentry": {"message": "user %s of %d", "params": ["bob", 3]}}));
+        assert_eq!(ev.title(), "user bob of 3");
+        let raven = norm(json!({
+            "sentry.interfaces.Message": {"message": "fmt %s", "params": ["x"]},
+            "message": "fmt x",
+        }));
+        let entry = raven.logentry.unwrap();
+        assert_eq!(entry.message.as_deref(), Some("fmt %s"));
+        assert_eq!(entry.formatted.as_deref(), Some("fmt x"));
+        assert_eq!(norm(json!({"message": {"message": "obj"}})).title(), "obj");
+    }
+
+    #[test]
+    fn tags_as_object_or_pairs() {
+        let a = norm(json!({"tags": {"k": "v", "n": 1}}));
+        let b = norm(json!({"tags": [["k", "v"], ["n", 1], ["", "dropped"]]}));
+        assert_eq!(a.tags, b.tags);
+        assert_eq!(a.tag("n"), Some("1"));
+    }
+
+    #[test]
+    fn nan_tokens_from_old_python_clients() {
+        let ev = normalize(
+            br#"{"extra": {"a": NaN, "b": -Infinity, "s": "NaN stays"}, "message": "m"}"#,
+            &Context::default(),
+        )
+        .unwrap();
+        assert_eq!(ev.extra["a"], Value::Null);
+        assert_eq!(ev.extra["b"], Value::Null);
+        assert_eq!(ev.extra["s"], "NaN stays");
+        assert!(matches!(
+            normalize(b"{nope", &Context::default()),
+            Err(NormalizeError::InvalidJson(_))
+        ));
+        assert_eq!(
+            normalize(b"[1]", &Context::default()),
+            Err(NormalizeError::NotAnObject)
+        );
+    }
+
+    #[test]
+    fn auto_ip_is_the_client_address() {
+        let ctx = Context {
+            client_ip: Some("10.1.2.3"),
+            received: 1.0,
+            ..Default::default()
+        };
+        let ev = normalize(br#"{"user": {"ip_address": "{{auto}}"}}"#, &ctx).unwrap();
+        assert_eq!(ev.user.unwrap().ip_address.as_deref(), Some("10.1.2.3"));
+    }
+}

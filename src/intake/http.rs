@@ -1,0 +1,399 @@
+//! The HTTP side of intake: the hyper service for the ingest routes (`/api/{id}/store/`,
+//! `/api/{id}/envelope/`, `/api/store/`), CORS for browser SDKs, and `/health`. A request is
+//! answered 200 only after its event is committed; every refusal gets a status and a JSON
+//! `{"detail": …}` naming the problem (also in `X-Sentry-Error`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::auth::{self, Credentials, Dsn, Sources};
+use super::decode::{self, Encoding};
+use super::envelope;
+use super::keys::KeyCache;
+use super::{IntakeError, Route, route};
+use crate::config::Limits;
+use crate::event::normalize::{self, Context};
+use crate::event::{Event, grouping};
+use crate::pipeline::{Ack, Arrival, Queue, QueueError};
+use crate::store::events;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct Intake {
+    pub keys: Arc<KeyCache>,
+    pub queue: Queue,
+    pub limits: Limits,
+    pub counters: super::Counters,
+}
+
+type Body = Full<Bytes>;
+
+/// A 1×1 transparent GIF, the answer to `GET /api/{id}/store/?sentry_data=…`.
+const PIXEL_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+
+pub async fn handle(state: Arc<Intake>, req: Request<Incoming>, remote: IpAddr) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/health" {
+        return health(&state);
+    }
+    let Some(route) = route(&path) else {
+        return error_response(&IntakeError::NotFound);
+    };
+    let outcome = match (req.method().clone(), route) {
+        (Method::OPTIONS, _) => return preflight(),
+        (_, Err(e)) => Err(e),
+        (Method::POST, Ok(route)) => ingest(&state, req, route, remote).await.map(json_ok),
+        (Method::GET, Ok(Route::Store { project })) => {
+            store_get(&state, req, project, remote).await
+        }
+        _ => Err(IntakeError::MethodNotAllowed),
+    };
+    match outcome {
+        Ok(response) => {
+            state.counters.accept();
+            response
+        }
+        Err(e) => {
+            state.counters.reject(e.reason());
+            tracing::debug!("refused {path}: {e}");
+            error_response(&e)
+        }
+    }
+}
+
+fn health(state: &Intake) -> Response<Body> {
+    let running = state
+        .queue
+        .stats()
+        .running
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let (status, text) = if running {
+        (200, "ok\n")
+    } else {
+        (503, "writer not running\n")
+    };
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    resp
+}
+
+fn cors(headers: &mut HeaderMap) {
+    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    headers.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("x-sentry-error, x-sentry-rate-limits, retry-after"),
+    );
+}
+
+fn preflight() -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    let h = resp.headers_mut();
+    cors(h);
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static(
+            "x-sentry-auth, x-requested-with, x-forwarded-for, origin, referer, accept, content-type, \
+             authentication, authorization, content-encoding, transfer-encoding, sentry-trace, baggage",
+        ),
+    );
+    h.insert("access-control-max-age", HeaderValue::from_static("3600"));
+    resp
+}
+
+fn json_ok(id: Option<String>) -> Response<Body> {
+    let body = match id {
+        Some(id) => serde_json::json!({ "id": id }),
+        None => serde_json::json!({}),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    cors(resp.headers_mut());
+    resp
+}
+
+pub fn error_response(e: &IntakeError) -> Response<Body> {
+    let detail = e.to_string();
+    let body = serde_json::json!({ "detail": detail });
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    // Header values cannot carry control characters; the JSON body has the exact text.
+    let printable: String = detail
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&printable) {
+        h.insert("x-sentry-error", v);
+    }
+    cors(h);
+    resp
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn credentials(parts: &hyper::http::request::Parts) -> Result<Option<Credentials>, IntakeError> {
+    Ok(auth::from_sources(Sources {
+        x_sentry_auth: header(&parts.headers, "x-sentry-auth"),
+        authorization: header(&parts.headers, "authorization"),
+        query: parts.uri.query(),
+    })?)
+}
+
+async fn ingest(
+    state: &Intake,
+    req: Request<Incoming>,
+    route: Route,
+    remote: IpAddr,
+) -> Result<Option<String>, IntakeError> {
+    let (parts, body) = req.into_parts();
+    let creds = credentials(&parts)?;
+    let path_project = match route {
+        Route::Store { project } => project,
+        Route::Envelope { project } => Some(project),
+    };
+    let project = match &creds {
+        Some(c) => Some(state.keys.authorize(c, path_project)?),
+        None if matches!(route, Route::Envelope { .. }) => None,
+        None => return Err(auth::AuthError::Missing.into()),
+    };
+
+    let limit = state.limits.max_body_size.0;
+    let declared =
+        header(&parts.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(IntakeError::TooLarge {
+            name: "max_body_size",
+            limit,
+        });
+    }
+    let encodings =
+        decode::parse_content_encoding(header(&parts.headers, "content-encoding").unwrap_or(""))?;
+    let body = read_body(body, limit).await?;
+    let data = decode_body(state, body, &encodings, route)?;
+    let origin = Origin {
+        received: crate::time::now(),
+        client_ip: client_ip(&parts.headers, remote),
+    };
+
+    let is_envelope = matches!(route, Route::Envelope { .. })
+        || header(&parts.headers, "content-type")
+            .is_some_and(|ct| ct.trim().starts_with("application/x-sentry-envelope"));
+    if is_envelope {
+        accept_envelope(state, &data, creds.as_ref(), project, path_project, &origin).await
+    } else {
+        let Some(project) = project else {
+            return Err(auth::AuthError::Missing.into());
+        };
+        let json = decode::decode_store_body(data, state.limits.max_event_size.0 as usize)?;
+        let event = normalize::normalize(&json, &origin.context(None))?;
+        submit(state, project, event).await.map(Some)
+    }
+}
+
+async fn read_body(body: Incoming, limit: u64) -> Result<Vec<u8>, IntakeError> {
+    match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(IntakeError::TooLarge {
+            name: "max_body_size",
+            limit,
+        }),
+        Err(e) => Err(IntakeError::Body(e.to_string())),
+    }
+}
+
+fn decode_body(
+    state: &Intake,
+    body: Vec<u8>,
+    encodings: &[Encoding],
+    route: Route,
+) -> Result<Vec<u8>, IntakeError> {
+    if body.is_empty() {
+        return Err(IntakeError::EmptyBody);
+    }
+    let cap = match route {
+        Route::Store { .. } => state.limits.max_event_size.0,
+        Route::Envelope { .. } => state.limits.max_envelope_size.0,
+    };
+    let data = decode::decode_content(body, encodings, usize::try_from(cap).unwrap_or(usize::MAX))?;
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(IntakeError::EmptyBody);
+    }
+    Ok(data)
+}
+
+/// The client address an `{{auto}}` IP stands for: the first `X-Forwarded-For` hop when a
+/// proxy set one, else the peer.
+fn client_ip(headers: &HeaderMap, remote: IpAddr) -> String {
+    header(headers, "x-forwarded-for")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| v.parse::<IpAddr>().is_ok())
+        .map_or_else(|| remote.to_string(), str::to_string)
+}
+
+/// Where and when a request came from, for normalizing its events.
+struct Origin {
+    received: f64,
+    client_ip: String,
+}
+
+impl Origin {
+    fn context<'a>(&'a self, event_id: Option<&'a str>) -> Context<'a> {
+        Context {
+            received: self.received,
+            event_id,
+            client_ip: Some(&self.client_ip),
+        }
+    }
+}
+
+async fn accept_envelope(
+    state: &Intake,
+    data: &[u8],
+    creds: Option<&Credentials>,
+    project: Option<u64>,
+    path_project: Option<u64>,
+    origin: &Origin,
+) -> Result<Option<String>, IntakeError> {
+    let env = envelope::parse(data)?;
+    let dsn = env
+        .header
+        .dsn
+        .as_deref()
+        .map(|d| Dsn::parse(d).map_err(|e| IntakeError::EnvelopeAuth(e.to_string())))
+        .transpose()?;
+    if let Some(dsn) = &dsn {
+        if let Some(p) = path_project
+            && dsn.project_id != p.to_string()
+        {
+            return Err(IntakeError::HeaderMismatch("project id"));
+        }
+        if let Some(c) = creds
+            && c.public_key != dsn.public_key
+        {
+            return Err(IntakeError::HeaderMismatch("public key"));
+        }
+    }
+    let project = match (project, &dsn) {
+        (Some(p), _) => p,
+        (None, Some(dsn)) => {
+            let creds = Credentials {
+                public_key: dsn.public_key.clone(),
+                secret_key: dsn.secret_key.clone(),
+                ..Default::default()
+            };
+            state.keys.authorize(&creds, path_project)?
+        }
+        (None, None) => return Err(auth::AuthError::Missing.into()),
+    };
+
+    let header_id = env
+        .header
+        .event_id
+        .as_deref()
+        .and_then(normalize::parse_event_id);
+    let mut event = None;
+    for item in &env.items {
+        match item.header.ty.as_str() {
+            "event" if event.is_none() => {
+                let limit = state.limits.max_event_size.0;
+                if item.payload.len() as u64 > limit {
+                    return Err(IntakeError::TooLarge {
+                        name: "max_event_size",
+                        limit,
+                    });
+                }
+                event = Some(normalize::normalize(
+                    item.payload,
+                    &origin.context(header_id.as_deref()),
+                )?);
+            }
+            other => state.counters.drop_item(other),
+        }
+    }
+    match event {
+        Some(event) => submit(state, project, event).await.map(Some),
+        None => Ok(header_id),
+    }
+}
+
+/// Groups, compresses and queues an event, then waits until it is durable.
+async fn submit(state: &Intake, project: u64, event: Event) -> Result<String, IntakeError> {
+    let event_id = events::id_bytes(&event.event_id)
+        .ok_or_else(|| IntakeError::Unavailable("normalization produced no event id".into()))?;
+    let id = event.event_id.clone();
+    let grouping = grouping::group(&event);
+    let encoded = events::encode(&event);
+    let done = state
+        .queue
+        .submit(Arrival {
+            project,
+            event_id,
+            grouping,
+            event,
+            encoded,
+        })
+        .map_err(|e| match e {
+            QueueError::Full => IntakeError::QueueFull,
+            QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
+        })?;
+    match done.await {
+        Ok(Ok(Ack::Stored | Ack::Duplicate)) => Ok(id),
+        Ok(Err(e)) => Err(IntakeError::Unavailable(e.to_string())),
+        Err(_) => Err(IntakeError::Unavailable("the writer has stopped".into())),
+    }
+}
+
+/// `GET /api/{id}/store/?sentry_key=…&sentry_data=…`: old browser clients; answers a pixel.
+async fn store_get(
+    state: &Intake,
+    req: Request<Incoming>,
+    path_project: Option<u64>,
+    remote: IpAddr,
+) -> Result<Response<Body>, IntakeError> {
+    let (parts, _) = req.into_parts();
+    let creds = credentials(&parts)?.ok_or(auth::AuthError::Missing)?;
+    let project = state.keys.authorize(&creds, path_project)?;
+    let data = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "sentry_data")
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .filter(|d| !d.is_empty())
+        .ok_or(IntakeError::EmptyBody)?;
+    let json = decode::decode_store_body(data, state.limits.max_event_size.0 as usize)?;
+    let origin = Origin {
+        received: crate::time::now(),
+        client_ip: client_ip(&parts.headers, remote),
+    };
+    let event = normalize::normalize(&json, &origin.context(None))?;
+    let id = submit(state, project, event).await?;
+    let mut resp = Response::new(Full::new(Bytes::from_static(PIXEL_GIF)));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("image/gif"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-sentry-id", v);
+    }
+    cors(resp.headers_mut());
+    Ok(resp)
+}

@@ -1,0 +1,196 @@
+//! Intake: everything between the wire and the queue that needs no database. Routes,
+//! credentials, body decoding, envelope parsing, normalization and grouping all happen here,
+//! on the async workers and in parallel, so that a rejected request costs little and the
+//! writer only ever sees events that are ready to store.
+
+pub mod auth;
+pub mod decode;
+pub mod envelope;
+pub mod http;
+pub mod keys;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::event::NormalizeError;
+use auth::AuthError;
+use decode::DecodeError;
+use envelope::EnvelopeError;
+
+/// An ingest route, from the request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/api/{id}/store/`, or `/api/store/` where the key names the project.
+    Store { project: Option<u64> },
+    /// `/api/{id}/envelope/`.
+    Envelope { project: u64 },
+}
+
+/// Everything intake refuses, each with the status and message the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("bad envelope authentication header: {0}")]
+    EnvelopeAuth(String),
+    #[error("bad project path parameter")]
+    BadProjectPath,
+    #[error("event submission rejected: {0}")]
+    Rejected(&'static str),
+    #[error("empty request body")]
+    EmptyBody,
+    #[error("request body exceeds the limit of {limit} bytes ({name})")]
+    TooLarge { name: &'static str, limit: u64 },
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Envelope(#[from] EnvelopeError),
+    #[error("{0}")]
+    Event(#[from] NormalizeError),
+    #[error("{0} header mismatch between envelope and request")]
+    HeaderMismatch(&'static str),
+    #[error("failed to read request body: {0}")]
+    Body(String),
+    #[error("could not schedule event processing: the queue is full")]
+    QueueFull,
+    #[error("could not store the event: {0}")]
+    Unavailable(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl IntakeError {
+    pub fn status(&self) -> u16 {
+        match self {
+            IntakeError::Auth(AuthError::UnsupportedVersion(_)) => 400,
+            IntakeError::Auth(_) | IntakeError::EnvelopeAuth(_) => 401,
+            IntakeError::Rejected(_) => 403,
+            IntakeError::TooLarge { .. } | IntakeError::Decode(DecodeError::TooLarge { .. }) => 413,
+            IntakeError::Decode(DecodeError::UnknownEncoding(_)) => 415,
+            IntakeError::QueueFull | IntakeError::Unavailable(_) => 503,
+            IntakeError::NotFound => 404,
+            IntakeError::MethodNotAllowed => 405,
+            _ => 400,
+        }
+    }
+
+    /// A short stable name for counters and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IntakeError::Auth(_) | IntakeError::EnvelopeAuth(_) => "auth",
+            IntakeError::Rejected(_) => "rejected_key",
+            IntakeError::BadProjectPath | IntakeError::NotFound | IntakeError::MethodNotAllowed => {
+                "route"
+            }
+            IntakeError::TooLarge { .. } | IntakeError::Decode(DecodeError::TooLarge { .. }) => {
+                "too_large"
+            }
+            IntakeError::Decode(_) | IntakeError::Body(_) | IntakeError::EmptyBody => "bad_body",
+            IntakeError::Envelope(_) | IntakeError::HeaderMismatch(_) => "bad_envelope",
+            IntakeError::Event(_) => "bad_event",
+            IntakeError::QueueFull => "queue_full",
+            IntakeError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// What intake has seen since start: requests accepted, refused by reason, and envelope
+/// items accepted but not kept (sessions, client reports, transactions…) by type.
+#[derive(Default)]
+pub struct Counters {
+    pub accepted: AtomicU64,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    dropped_items: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Item types are client-chosen strings; past this many distinct ones, the rest count as "other".
+const MAX_ITEM_TYPES: usize = 64;
+
+impl Counters {
+    pub fn accept(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn reject(&self, reason: &'static str) {
+        if let Ok(mut map) = self.rejected.lock() {
+            *map.entry(reason).or_default() += 1;
+        }
+    }
+
+    pub fn drop_item(&self, ty: &str) {
+        if let Ok(mut map) = self.dropped_items.lock() {
+            let key = if map.contains_key(ty) || map.len() < MAX_ITEM_TYPES {
+                ty
+            } else {
+                "other"
+            };
+            *map.entry(key.to_string()).or_default() += 1;
+        }
+    }
+
+    pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
+        self.rejected.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn dropped_items(&self) -> BTreeMap<String, u64> {
+        self.dropped_items
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Maps a request path to an ingest route. Runs of slashes fold into one and the trailing
+/// slash is optional. `None` for paths that are not ingest routes.
+pub fn route(path: &str) -> Option<Result<Route, IntakeError>> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["api", "store"] => Some(Ok(Route::Store { project: None })),
+        ["api", id, kind @ ("store" | "envelope")] => {
+            let Ok(project) = id.parse::<u64>() else {
+                return Some(Err(IntakeError::BadProjectPath));
+            };
+            Some(Ok(if *kind == "store" {
+                Route::Store {
+                    project: Some(project),
+                }
+            } else {
+                Route::Envelope { project }
+            }))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_with_and_without_slashes() {
+        assert_eq!(
+            route("/api/1/store/").unwrap().unwrap(),
+            Route::Store { project: Some(1) }
+        );
+        assert_eq!(
+            route("/api/1/store").unwrap().unwrap(),
+            Route::Store { project: Some(1) }
+        );
+        assert_eq!(
+            route("//api//1//envelope").unwrap().unwrap(),
+            Route::Envelope { project: 1 }
+        );
+        assert_eq!(
+            route("/api/store/").unwrap().unwrap(),
+            Route::Store { project: None }
+        );
+        assert!(matches!(
+            route("/api/abc/store/"),
+            Some(Err(IntakeError::BadProjectPath))
+        ));
+        assert!(route("/login").is_none());
+    }
+}

@@ -1,0 +1,16 @@
+//! picket: a self-hosted error tracker that speaks the Sentry protocol.
+//!
+//! The library holds every part of the server; `main.rs` only parses the command line and
+//! dispatches. Dependencies point one way: [`event`] (the typed event, normalization and
+//! grouping) knows nothing of HTTP or storage; [`store`] knows nothing of HTTP; [`intake`],
+//! [`pipeline`], [`control`] and [`server`] sit on top.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod event;
+pub mod intake;
+pub mod pipeline;
+pub mod server;
+pub mod store;
+pub mod time;

@@ -1,0 +1,284 @@
+//! The `picket` binary: parses the command line, loads the configuration, and dispatches.
+//! Exit status: 0 on success, 1 when a command fails (with a message on stderr), 2 for a
+//! usage error.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use clap::Parser;
+use serde_json::Value;
+
+use picket::cli::{Cli, Command, KeyCommand, ProjectCommand, ServeArgs};
+use picket::config::{Config, Overrides, TEMPLATE};
+use picket::control::{self, Request};
+use picket::store;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("picket: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        config: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        http_addr: serve.and_then(|s| s.http_addr.clone()),
+        udp_addr: serve.and_then(|s| s.udp_addr.clone()),
+    };
+    Ok(Config::load(&overrides)?)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Start(args) | Command::Serve(args) => {
+            let config = load_config(&cli, Some(args))?;
+            init_logging(&config.log);
+            picket::server::run(config)
+        }
+        Command::Init { path, force } => {
+            if path.exists() && !force {
+                bail!(
+                    "{} exists already (use --force to overwrite it)",
+                    path.display()
+                );
+            }
+            std::fs::write(path, TEMPLATE)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
+        Command::Upgrade => {
+            let config = load_config(&cli, None)?;
+            let db = store::open_unchecked(&config.data_dir)?;
+            let (before, after) = store::upgrade(&db)?;
+            match before {
+                Some(v) if v == after => {
+                    println!("the data file is at schema version {after}; nothing to do")
+                }
+                Some(v) => println!("migrated the data file from schema version {v} to {after}"),
+                None => println!("initialized the data file at schema version {after}"),
+            }
+            Ok(())
+        }
+        Command::Createsuperuser {
+            email,
+            password_stdin,
+        } => {
+            let password = read_password(*password_stdin)?;
+            let hash = store::users::hash_password(&password)?;
+            let req = Request::CreateSuperuser {
+                email: email.clone(),
+                password_hash: hash,
+            };
+            let answer = manage(&cli, req)?;
+            println!(
+                "admin user {} is ready",
+                answer["email"].as_str().unwrap_or(email)
+            );
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Create { name, json }) => {
+            let answer = manage(&cli, Request::ProjectCreate { name: name.clone() })?;
+            print(*json, &answer, |v| {
+                format!(
+                    "created project {} (id {})\nDSN: {}\n",
+                    text(&v["slug"]),
+                    v["id"],
+                    text(&v["dsn"])
+                )
+            })
+        }
+        Command::Project(ProjectCommand::List { json }) => {
+            let answer = manage(&cli, Request::ProjectList)?;
+            print(*json, &answer, |v| {
+                table(v, &["id", "slug", "unresolved_issues", "dsn"])
+            })
+        }
+        Command::Key(KeyCommand::List { project, json }) => {
+            let answer = manage(
+                &cli,
+                Request::KeyList {
+                    project: project.clone(),
+                },
+            )?;
+            print(*json, &answer, |v| {
+                table(v, &["public_key", "active", "created", "dsn"])
+            })
+        }
+        Command::Key(KeyCommand::Create { project, json }) => {
+            let answer = manage(
+                &cli,
+                Request::KeyCreate {
+                    project: project.clone(),
+                },
+            )?;
+            print(*json, &answer, |v| {
+                format!(
+                    "created key {}\nDSN: {}\n",
+                    text(&v["public_key"]),
+                    text(&v["dsn"])
+                )
+            })
+        }
+        Command::Key(KeyCommand::Revoke { public_key, json }) => {
+            let answer = manage(
+                &cli,
+                Request::KeyRevoke {
+                    public_key: public_key.clone(),
+                },
+            )?;
+            print(*json, &answer, |v| {
+                format!("revoked key {}\n", text(&v["public_key"]))
+            })
+        }
+        Command::Issues {
+            project,
+            status,
+            json,
+        } => {
+            let req = Request::Issues {
+                project: project.clone(),
+                status: Some(status.clone()),
+            };
+            let answer = manage(&cli, req)?;
+            print(*json, &answer, |v| {
+                table(v, &["id", "status", "level", "count", "last_seen", "title"])
+            })
+        }
+        Command::Events {
+            project,
+            issue,
+            json,
+        } => {
+            let answer = manage(
+                &cli,
+                Request::Events {
+                    project: project.clone(),
+                    issue: *issue,
+                },
+            )?;
+            print(*json, &answer, |v| {
+                table(v, &["event_id", "timestamp", "level", "title"])
+            })
+        }
+        Command::Event {
+            project,
+            event_id,
+            json,
+        } => {
+            let answer = manage(
+                &cli,
+                Request::Event {
+                    project: project.clone(),
+                    event_id: event_id.clone(),
+                },
+            )?;
+            print(*json, &answer, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+            })
+        }
+    }
+}
+
+/// Answers a management request through a running server, or on the file when none runs.
+fn manage(cli: &Cli, req: Request) -> anyhow::Result<Value> {
+    let config = Arc::new(load_config(cli, None)?);
+    if let Some(answer) = control::ask_server(&config.data_dir, &req) {
+        return answer.map_err(|e| anyhow!(e));
+    }
+    let handle = control::open_direct(config)?;
+    Ok(handle.answer(req)?)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password (again): ")?;
+        if first != again {
+            bail!("the passwords do not match");
+        }
+        first
+    };
+    if password.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    Ok(password)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn print(json: bool, v: &Value, human: impl Fn(&Value) -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        print!("{}", human(v));
+    }
+    Ok(())
+}
+
+/// A plain-text table of the given columns of an array of objects.
+fn table(v: &Value, columns: &[&str]) -> String {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| columns.iter().map(|c| text(&item[*c])).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    if rows.is_empty() {
+        return "(none)\n".to_string();
+    }
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let last = cells.len() - 1;
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push('\n');
+    };
+    line(columns.iter().map(|c| c.to_uppercase()).collect(), &mut out);
+    for row in rows {
+        line(row, &mut out);
+    }
+    out
+}

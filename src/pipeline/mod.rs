@@ -1,0 +1,128 @@
+//! The pipeline between intake and the file: a bounded queue and the one writer thread that
+//! owns every write. Intake sends ready [`Arrival`]s and waits for their [`Ack`], which comes
+//! only after the batch holding them has been committed to disk. Management commands send
+//! their writes through the same queue, so the writer's caches never go stale.
+
+mod cache;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+
+use redb::WriteTransaction;
+use tokio::sync::oneshot;
+
+use crate::event::{Event, Grouping};
+use crate::store::StoreError;
+use crate::store::events::EncodedEvent;
+
+pub use writer::{Writer, WriterConfig};
+
+/// An event ready to store: normalized, grouped and compressed by intake.
+pub struct Arrival {
+    pub project: u64,
+    pub event_id: [u8; 16],
+    pub grouping: Grouping,
+    pub event: Event,
+    pub encoded: EncodedEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Committed to disk.
+    Stored,
+    /// An event with this id was already stored for the project; nothing changed.
+    Duplicate,
+}
+
+/// A management write: runs inside a write transaction of its own and says whether to commit.
+/// It gets a reply function to call with the commit's outcome.
+type AdminWork = Box<
+    dyn FnOnce(&WriteTransaction) -> (bool, Box<dyn FnOnce(Result<(), StoreError>) + Send>) + Send,
+>;
+
+/// What the writer thread receives.
+pub enum Job {
+    Event(Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>),
+    Admin(AdminWork),
+}
+
+/// Figures the writer keeps for `status` and for tests.
+#[derive(Default)]
+pub struct Stats {
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub batches: AtomicU64,
+    pub queued: AtomicU64,
+    pub running: AtomicBool,
+}
+
+/// The sending side of the queue; cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    tx: SyncSender<Job>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueueError {
+    #[error("the queue is full")]
+    Full,
+    #[error("the writer has stopped")]
+    Closed,
+}
+
+impl Queue {
+    /// Queues an event without waiting for room; the receiver resolves once it is durable.
+    pub fn submit(
+        &self,
+        arrival: Arrival,
+    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, QueueError> {
+        let (ack, done) = oneshot::channel();
+        match self.tx.try_send(Job::Event(Box::new(arrival), ack)) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(done)
+            }
+            Err(TrySendError::Full(_)) => Err(QueueError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(QueueError::Closed),
+        }
+    }
+
+    /// Runs `work` in a write transaction of the writer thread and waits for the commit.
+    /// Blocking: call it from a thread that may block.
+    pub fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let job = Job::Admin(Box::new(move |txn| {
+            let result = work(txn);
+            let commit = result.is_ok();
+            let reply: Box<dyn FnOnce(Result<(), StoreError>) + Send> =
+                Box::new(move |committed| {
+                    let _ = tx.send(committed.and(result));
+                });
+            (commit, reply)
+        }));
+        self.tx.send(job).map_err(|_| StoreError::WriterGone)?;
+        rx.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+/// Creates the queue with room for `capacity` jobs.
+pub fn queue(capacity: usize) -> (Queue, mpsc::Receiver<Job>) {
+    let (tx, rx) = mpsc::sync_channel(capacity);
+    (
+        Queue {
+            tx,
+            stats: Arc::new(Stats::default()),
+        },
+        rx,
+    )
+}

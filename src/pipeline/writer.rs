@@ -1,0 +1,293 @@
+//! The writer thread: the only code that writes to the file (redb allows one write
+//! transaction at a time). It drains the queue into a batch, applies the whole batch in one
+//! transaction committed with `Durability::Immediate`, and only then answers every request in
+//! it. Under load batches grow, so one fsync serves many events (group commit).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+
+use redb::{Database, Durability, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::cache::IssueCache;
+use super::{Ack, Arrival, Job, Stats};
+use crate::store::issues::{self, Issue, Status};
+use crate::store::projects::{self, Project};
+use crate::store::{self, PROJECTS, StoreError, events};
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Most events in one transaction.
+    pub batch_max: usize,
+    /// Issues kept in the fingerprint cache.
+    pub issue_cache: usize,
+}
+
+type Pending = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
+
+pub struct Writer {
+    db: Arc<Database>,
+    jobs: Receiver<Job>,
+    cache: IssueCache,
+    stats: Arc<Stats>,
+    config: WriterConfig,
+}
+
+impl Writer {
+    pub fn new(
+        db: Arc<Database>,
+        jobs: Receiver<Job>,
+        queue: &super::Queue,
+        config: WriterConfig,
+    ) -> Writer {
+        Writer {
+            db,
+            jobs,
+            cache: IssueCache::new(config.issue_cache),
+            stats: queue.stats.clone(),
+            config,
+        }
+    }
+
+    /// Runs until every sender of the queue is gone and the queue is drained.
+    pub fn run(mut self) {
+        self.stats.running.store(true, Ordering::SeqCst);
+        while let Ok(job) = self.jobs.recv() {
+            let mut batch = Vec::new();
+            let mut admin = None;
+            match job {
+                Job::Event(arrival, ack) => batch.push((arrival, ack)),
+                Job::Admin(work) => admin = Some(work),
+            }
+            while admin.is_none() && batch.len() < self.config.batch_max {
+                match self.jobs.try_recv() {
+                    Ok(Job::Event(arrival, ack)) => batch.push((arrival, ack)),
+                    Ok(Job::Admin(work)) => admin = Some(work),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write_batch(batch);
+            }
+            if let Some(work) = admin {
+                self.run_admin(work);
+            }
+        }
+        self.stats.running.store(false, Ordering::SeqCst);
+    }
+
+    fn run_admin(&mut self, work: super::AdminWork) {
+        // A management write may change issues; the cache starts over rather than guess.
+        self.cache.clear();
+        let txn = match self.begin() {
+            Ok(txn) => txn,
+            Err(e) => {
+                tracing::error!("management write failed to start: {e}");
+                return;
+            }
+        };
+        let (commit, reply) = work(&txn);
+        if commit {
+            reply(txn.commit().map_err(StoreError::from));
+        } else {
+            let _ = txn.abort();
+            reply(Ok(()));
+        }
+    }
+
+    fn begin(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        Ok(txn)
+    }
+
+    fn write_batch(&mut self, batch: Vec<Pending>) {
+        self.stats
+            .queued
+            .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        let arrivals: Vec<&Arrival> = batch.iter().map(|(a, _)| a.as_ref()).collect();
+        match self.commit_batch(&arrivals) {
+            Ok((acks, committed)) => {
+                for (hash, issue) in committed {
+                    self.cache.put(hash, issue);
+                }
+                let stored = acks.iter().filter(|a| **a == Ack::Stored).count() as u64;
+                self.stats.stored.fetch_add(stored, Ordering::Relaxed);
+                self.stats
+                    .duplicates
+                    .fetch_add(acks.len() as u64 - stored, Ordering::Relaxed);
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                for ((_, reply), ack) in batch.into_iter().zip(acks) {
+                    let _ = reply.send(Ok(ack));
+                }
+            }
+            Err(e) => {
+                tracing::error!("writing a batch of {} events failed: {e}", batch.len());
+                self.cache.clear();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Db(e.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Applies a batch in one transaction. Returns each event's ack and the issues as
+    /// committed (for the cache).
+    #[allow(clippy::type_complexity)]
+    fn commit_batch(
+        &mut self,
+        batch: &[&Arrival],
+    ) -> Result<(Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
+        let txn = self.begin()?;
+        let mut seq = store::meta_get(&txn, "event_seq")?;
+        let mut touched: HashMap<(u64, [u8; 16]), Issue> = HashMap::new();
+        let mut projects: HashMap<u64, Project> = HashMap::new();
+        let mut hours: HashMap<(u64, u64, u64), u64> = HashMap::new();
+        let mut tags: HashMap<(u64, u64, String, String), u64> = HashMap::new();
+        let mut acks = Vec::with_capacity(batch.len());
+
+        for arrival in batch {
+            if events::exists(&txn, arrival.project, &arrival.event_id)? {
+                acks.push(Ack::Duplicate);
+                continue;
+            }
+            let hash = arrival.grouping.hash;
+            let key = (arrival.project, hash);
+            let issue = match touched.entry(key) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(slot) => {
+                    let issue = match self.cache.load(&txn, arrival.project, &hash)? {
+                        Some(issue) => issue,
+                        None => {
+                            let project = match projects.entry(arrival.project) {
+                                Entry::Occupied(e) => e.into_mut(),
+                                Entry::Vacant(e) => e.insert(
+                                    projects::get(&txn.open_table(PROJECTS)?, arrival.project)?
+                                        .ok_or_else(|| {
+                                            StoreError::NotFound(format!(
+                                                "project {} is gone",
+                                                arrival.project
+                                            ))
+                                        })?,
+                                ),
+                            };
+                            let id = project.next_issue.max(1);
+                            project.next_issue = id + 1;
+                            issues::link_hash(&txn, arrival.project, &hash, id)?;
+                            new_issue(arrival, id)
+                        }
+                    };
+                    slot.insert(issue)
+                }
+            };
+            seq += 1;
+            record(issue, arrival);
+            events::insert(
+                &txn,
+                arrival.project,
+                issue.id,
+                seq,
+                &arrival.event_id,
+                &arrival.encoded,
+            )?;
+            let hour = (arrival.event.received / 3600.0) as u64;
+            *hours.entry((arrival.project, issue.id, hour)).or_default() += 1;
+            for (k, v) in event_tags(&arrival.event) {
+                *tags.entry((arrival.project, issue.id, k, v)).or_default() += 1;
+            }
+            acks.push(Ack::Stored);
+        }
+
+        for project in projects.values() {
+            projects::put(&txn, project)?;
+        }
+        for issue in touched.values() {
+            issues::put(&txn, issue)?;
+        }
+        for ((project, issue, hour), n) in hours {
+            issues::add_hourly(&txn, project, issue, hour, n)?;
+        }
+        for ((project, issue, k, v), n) in tags {
+            issues::add_tag(&txn, project, issue, &k, &v, n)?;
+        }
+        store::meta_set(&txn, "event_seq", seq)?;
+        txn.commit()?;
+        Ok((
+            acks,
+            touched
+                .into_iter()
+                .map(|((_, hash), issue)| (hash, issue))
+                .collect(),
+        ))
+    }
+}
+
+fn new_issue(arrival: &Arrival, id: u64) -> Issue {
+    let ev = &arrival.event;
+    Issue {
+        project: arrival.project,
+        id,
+        hash: arrival.grouping.hash.to_vec(),
+        strategy: arrival.grouping.strategy,
+        title: ev.title(),
+        culprit: ev.culprit(),
+        level: ev.level,
+        platform: ev.platform.clone(),
+        status: Status::Unresolved,
+        first_seen: ev.received,
+        last_seen: ev.received,
+        first_event: ev.event_id.clone(),
+        ..Default::default()
+    }
+}
+
+/// Folds one event into its issue's aggregates.
+fn record(issue: &mut Issue, arrival: &Arrival) {
+    let ev = &arrival.event;
+    issue.count += 1;
+    issue.last_seen = issue.last_seen.max(ev.received);
+    issue.title = ev.title();
+    issue.culprit = ev.culprit();
+    issue.level = ev.level;
+    issue.last_event = ev.event_id.clone();
+    if issue.status == Status::Resolved {
+        issue.status = Status::Unresolved;
+        issue.regressions += 1;
+    }
+    if let Some(identity) = ev.user.as_ref().and_then(|u| u.identity()) {
+        issue.add_user(identity);
+    }
+    if let Some(release) = &ev.release {
+        issue.remember_release(release);
+    }
+    if let Some(environment) = &ev.environment {
+        issue.remember_environment(environment);
+    }
+}
+
+/// The tags an issue counts for an event: its own (first value of each key) plus the
+/// built-in ones Sentry also shows (level, environment, release, server name).
+fn event_tags(ev: &crate::event::Event) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(ev.tags.len() + 4);
+    let builtin = [
+        ("level", Some(ev.level.as_str())),
+        ("environment", ev.environment.as_deref()),
+        ("release", ev.release.as_deref()),
+        ("server_name", ev.server_name.as_deref()),
+    ];
+    for (k, v) in builtin {
+        if let Some(v) = v {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    for (k, v) in &ev.tags {
+        if !out.iter().any(|(ok, _)| ok == k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}

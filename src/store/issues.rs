@@ -1,0 +1,280 @@
+//! Issues: the groups events fall into, with the aggregates users count on (count, distinct
+//! users, first and last seen, releases and environments, hourly counts, tag values).
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, StoreError, decode, encode};
+use crate::event::{Level, Strategy};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Unresolved,
+    Resolved,
+    Ignored,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unresolved => "unresolved",
+            Status::Resolved => "resolved",
+            Status::Ignored => "ignored",
+        }
+    }
+}
+
+/// At most this many releases and environments are remembered per issue.
+const MAX_SEEN_VALUES: usize = 100;
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Issue {
+    pub project: u64,
+    /// The per-project issue number.
+    pub id: u64,
+    /// The fingerprint hash that leads here.
+    pub hash: Vec<u8>,
+    pub strategy: Strategy,
+    pub title: String,
+    pub culprit: String,
+    pub level: Level,
+    pub platform: String,
+    pub status: Status,
+    pub first_seen: f64,
+    pub last_seen: f64,
+    /// Events ever received.
+    pub count: u64,
+    /// HyperLogLog registers counting distinct users.
+    pub users: Vec<u8>,
+    pub releases: Vec<String>,
+    pub environments: Vec<String>,
+    pub first_event: String,
+    pub last_event: String,
+    /// Times the issue came back after being resolved.
+    pub regressions: u64,
+}
+
+impl Issue {
+    /// Approximate number of distinct users seen.
+    pub fn user_count(&self) -> u64 {
+        hll_estimate(&self.users)
+    }
+
+    pub fn add_user(&mut self, identity: &str) {
+        hll_add(&mut self.users, identity);
+    }
+
+    pub fn remember_release(&mut self, release: &str) {
+        remember(&mut self.releases, release);
+    }
+
+    pub fn remember_environment(&mut self, environment: &str) {
+        remember(&mut self.environments, environment);
+    }
+}
+
+fn remember(list: &mut Vec<String>, value: &str) {
+    if list.len() < MAX_SEEN_VALUES && !list.iter().any(|v| v == value) {
+        list.push(value.to_string());
+    }
+}
+
+const HLL_BITS: u32 = 6;
+const HLL_REGISTERS: usize = 1 << HLL_BITS;
+
+fn hll_add(registers: &mut Vec<u8>, item: &str) {
+    if registers.len() != HLL_REGISTERS {
+        registers.resize(HLL_REGISTERS, 0);
+    }
+    let h = fnv1a64(item.as_bytes());
+    let index = (h >> (64 - HLL_BITS)) as usize;
+    let rest = (h << HLL_BITS) | (1 << (HLL_BITS - 1));
+    let rank = rest.leading_zeros() as u8 + 1;
+    registers[index] = registers[index].max(rank);
+}
+
+fn hll_estimate(registers: &[u8]) -> u64 {
+    if registers.len() != HLL_REGISTERS {
+        return 0;
+    }
+    let m = HLL_REGISTERS as f64;
+    let sum: f64 = registers.iter().map(|r| 2f64.powi(-i32::from(*r))).sum();
+    let raw = 0.709 * m * m / sum;
+    let zeros = registers.iter().filter(|r| **r == 0).count();
+    let estimate = if raw <= 2.5 * m && zeros > 0 {
+        m * (m / zeros as f64).ln()
+    } else {
+        raw
+    };
+    estimate.round() as u64
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Finalize (splitmix64) so that nearby inputs spread over the registers.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+pub fn put(txn: &WriteTransaction, issue: &Issue) -> Result<(), StoreError> {
+    txn.open_table(ISSUES)?
+        .insert((issue.project, issue.id), encode(issue).as_slice())?;
+    Ok(())
+}
+
+pub fn get(
+    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    project: u64,
+    id: u64,
+) -> Result<Option<Issue>, StoreError> {
+    table
+        .get((project, id))?
+        .map(|v| decode("issues", v.value()))
+        .transpose()
+}
+
+/// The issue a fingerprint hash leads to, if any.
+pub fn by_hash(
+    txn: &WriteTransaction,
+    project: u64,
+    hash: &[u8],
+) -> Result<Option<Issue>, StoreError> {
+    let id = txn
+        .open_table(ISSUE_HASHES)?
+        .get((project, hash))?
+        .map(|v| v.value());
+    match id {
+        Some(id) => get(&txn.open_table(ISSUES)?, project, id),
+        None => Ok(None),
+    }
+}
+
+pub fn link_hash(
+    txn: &WriteTransaction,
+    project: u64,
+    hash: &[u8],
+    id: u64,
+) -> Result<(), StoreError> {
+    txn.open_table(ISSUE_HASHES)?.insert((project, hash), id)?;
+    Ok(())
+}
+
+/// A project's issues, optionally only those with one status, newest activity first.
+pub fn list(
+    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    project: u64,
+    status: Option<Status>,
+) -> Result<Vec<Issue>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range((project, 0)..=(project, u64::MAX))? {
+        let issue: Issue = decode("issues", row?.1.value())?;
+        if status.is_none_or(|s| s == issue.status) {
+            out.push(issue);
+        }
+    }
+    out.sort_by(|a, b| b.last_seen.total_cmp(&a.last_seen).then(b.id.cmp(&a.id)));
+    Ok(out)
+}
+
+/// Adds to an issue's hourly event count.
+pub fn add_hourly(
+    txn: &WriteTransaction,
+    project: u64,
+    issue: u64,
+    hour: u64,
+    n: u64,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(ISSUE_HOURS)?;
+    let current = table
+        .get((project, issue, hour))?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    table.insert((project, issue, hour), current + n)?;
+    Ok(())
+}
+
+/// Adds to an issue's count of events carrying `key=value`.
+pub fn add_tag(
+    txn: &WriteTransaction,
+    project: u64,
+    issue: u64,
+    key: &str,
+    value: &str,
+    n: u64,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(ISSUE_TAGS)?;
+    let current = table
+        .get((project, issue, key, value))?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    table.insert((project, issue, key, value), current + n)?;
+    Ok(())
+}
+
+/// Hourly counts of an issue as (hour since epoch, events).
+pub fn hourly(
+    table: &impl ReadableTable<(u64, u64, u64), u64>,
+    project: u64,
+    issue: u64,
+) -> Result<Vec<(u64, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range((project, issue, 0)..=(project, issue, u64::MAX))? {
+        let (k, v) = row?;
+        out.push((k.value().2, v.value()));
+    }
+    Ok(out)
+}
+
+/// Tag value counts of an issue as (key, value, events).
+pub fn tags(
+    table: &impl ReadableTable<(u64, u64, &'static str, &'static str), u64>,
+    project: u64,
+    issue: u64,
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range((project, issue, "", "")..(project, issue + 1, "", ""))? {
+        let (k, v) = row?;
+        let (_, _, key, value) = k.value();
+        out.push((key.to_string(), value.to_string(), v.value()));
+    }
+    Ok(out)
+}
+
+/// The tables the issue functions read, as one read transaction opens them.
+pub fn open_read(
+    txn: &redb::ReadTransaction,
+) -> Result<redb::ReadOnlyTable<(u64, u64), &'static [u8]>, StoreError> {
+    Ok(txn.open_table(ISSUES)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_users_are_estimated() {
+        let mut issue = Issue::default();
+        for round in 0..3 {
+            for u in 0..200 {
+                issue.add_user(&format!("user-{u}"));
+            }
+            let _ = round;
+        }
+        let n = issue.user_count();
+        assert!((150..=250).contains(&n), "estimate {n} for 200 users");
+        let mut one = Issue::default();
+        one.add_user("x");
+        one.add_user("x");
+        assert_eq!(one.user_count(), 1);
+    }
+}

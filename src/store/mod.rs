@@ -1,0 +1,235 @@
+//! The store: one redb file holds all of picket's state. This module opens it, checks its
+//! schema version, and names its tables; one file per concern holds the rows and the
+//! functions that read and write them inside a transaction the caller owns.
+//!
+//! Values are bytes that picket encodes itself (MessagePack with named fields, so added
+//! fields stay readable by older and newer binaries), never redb tuple types. Keys may be
+//! tuples: they are an index, not a record. Counters are plain `u64`.
+
+pub mod events;
+pub mod issues;
+pub mod projects;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The schema this binary writes. Bump it with a migration in [`upgrade`].
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Small facts about the file: `schema_version`, `event_seq`.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Project id → Project.
+pub(crate) const PROJECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("projects");
+/// Slug → project id.
+pub(crate) const PROJECT_SLUGS: TableDefinition<&str, u64> = TableDefinition::new("project_slugs");
+/// Public key → ProjectKey.
+pub(crate) const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+/// (project, issue number) → Issue.
+pub(crate) const ISSUES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("issues");
+/// (project, fingerprint hash) → issue number.
+pub(crate) const ISSUE_HASHES: TableDefinition<(u64, &[u8]), u64> =
+    TableDefinition::new("issue_hashes");
+/// (project, event id) → stored event.
+pub(crate) const EVENTS: TableDefinition<(u64, &[u8]), &[u8]> = TableDefinition::new("events");
+/// (project, issue, arrival sequence) → event id: an issue's events in arrival order.
+pub(crate) const ISSUE_EVENTS: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("issue_events");
+/// (project, issue, hour since epoch) → events in that hour.
+pub(crate) const ISSUE_HOURS: TableDefinition<(u64, u64, u64), u64> =
+    TableDefinition::new("issue_hours");
+/// (project, issue, tag key, tag value) → events with that tag.
+pub(crate) const ISSUE_TAGS: TableDefinition<(u64, u64, &str, &str), u64> =
+    TableDefinition::new("issue_tags");
+/// Email → User (accounts of the web UI).
+pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the data file {path} is in use by another picket process (a running server?); \
+         stop it, or run the command while it runs so it goes through its control socket"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "the data file has schema version {found}, newer than this picket understands \
+         ({supported}); run a newer picket"
+    )]
+    TooNew { found: u64, supported: u64 },
+    #[error(
+        "the data file has schema version {found}; run `picket upgrade` to migrate it to {supported}"
+    )]
+    NeedsUpgrade { found: u64, supported: u64 },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("corrupt record in table {table}: {cause}")]
+    Corrupt { table: &'static str, cause: String },
+    #[error("storage error: {0}")]
+    Db(String),
+    #[error("the writer has stopped")]
+    WriterGone,
+}
+
+macro_rules! db_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_error!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// Encodes a record as MessagePack with field names.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing picket's own structs to a Vec cannot fail: no maps with non-string keys,
+    // no I/O. An empty record would surface as a decode error, never as silent data.
+    rmp_serde::to_vec_named(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        cause: e.to_string(),
+    })
+}
+
+/// The file inside a data directory.
+pub fn file_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("picket.redb")
+}
+
+/// Opens (creating if needed) the data file and checks its schema version.
+pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
+    let db = open_unchecked(data_dir)?;
+    let found = schema_version(&db)?;
+    match found {
+        None => init_schema(&db)?,
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StoreError::TooNew {
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(v) if v < SCHEMA_VERSION => {
+            return Err(StoreError::NeedsUpgrade {
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(_) => {}
+    }
+    Ok(db)
+}
+
+/// Opens the file without looking at its schema (for `upgrade`).
+pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        StoreError::Db(format!(
+            "cannot create data directory {}: {e}",
+            data_dir.display()
+        ))
+    })?;
+    let path = file_in(data_dir);
+    Database::create(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::WouldBlock =>
+        {
+            StoreError::Locked { path }
+        }
+        other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
+    })
+}
+
+pub fn schema_version(db: &Database) -> Result<Option<u64>, StoreError> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(table.get("schema_version")?.map(|v| v.value()))
+}
+
+/// Creates every table and stamps the schema version, in one transaction.
+fn init_schema(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    create_tables(&txn)?;
+    txn.open_table(META)?
+        .insert("schema_version", SCHEMA_VERSION)?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(META)?;
+    txn.open_table(PROJECTS)?;
+    txn.open_table(PROJECT_SLUGS)?;
+    txn.open_table(KEYS)?;
+    txn.open_table(ISSUES)?;
+    txn.open_table(ISSUE_HASHES)?;
+    txn.open_table(EVENTS)?;
+    txn.open_table(ISSUE_EVENTS)?;
+    txn.open_table(ISSUE_HOURS)?;
+    txn.open_table(ISSUE_TAGS)?;
+    txn.open_table(USERS)?;
+    Ok(())
+}
+
+/// Migrates the file to [`SCHEMA_VERSION`]. Returns the versions before and after.
+pub fn upgrade(db: &Database) -> Result<(Option<u64>, u64), StoreError> {
+    let before = schema_version(db)?;
+    match before {
+        Some(v) if v > SCHEMA_VERSION => Err(StoreError::TooNew {
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        Some(v) if v == SCHEMA_VERSION => Ok((before, v)),
+        // Version 1 is the first schema: a file without one only lacks its tables.
+        _ => {
+            init_schema(db)?;
+            Ok((before, SCHEMA_VERSION))
+        }
+    }
+}
+
+/// Reads a counter from META.
+pub(crate) fn meta_get(txn: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
+    Ok(txn
+        .open_table(META)?
+        .get(key)?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+pub(crate) fn meta_set(
+    txn: &redb::WriteTransaction,
+    key: &str,
+    value: u64,
+) -> Result<(), StoreError> {
+    txn.open_table(META)?.insert(key, value)?;
+    Ok(())
+}

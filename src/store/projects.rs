@@ -1,0 +1,177 @@
+//! Projects and their client keys (the public part of a DSN).
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{KEYS, PROJECT_SLUGS, PROJECTS, StoreError, decode, encode};
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Project {
+    pub id: u64,
+    pub slug: String,
+    pub name: String,
+    pub created: f64,
+    /// The number the next new issue of this project gets.
+    pub next_issue: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct ProjectKey {
+    pub public_key: String,
+    pub secret_key: String,
+    pub project: u64,
+    pub active: bool,
+    pub created: f64,
+}
+
+/// 32 lowercase hex digits, the form official SDKs and Relay accept.
+pub fn new_key() -> String {
+    crate::event::normalize::new_event_id()
+}
+
+/// Turns a project name into a URL-safe slug.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_string();
+    if slug.is_empty() {
+        "project".to_string()
+    } else {
+        slug
+    }
+}
+
+/// Creates a project with a unique slug and its first key.
+pub fn create(
+    txn: &WriteTransaction,
+    name: &str,
+    now: f64,
+) -> Result<(Project, ProjectKey), StoreError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(StoreError::Invalid(
+            "a project needs a non-empty name".into(),
+        ));
+    }
+    let mut projects = txn.open_table(PROJECTS)?;
+    let mut slugs = txn.open_table(PROJECT_SLUGS)?;
+    let id = projects.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    let base = slugify(name);
+    let mut slug = base.clone();
+    let mut n = 2;
+    while slugs.get(slug.as_str())?.is_some() {
+        slug = format!("{base}-{n}");
+        n += 1;
+    }
+    let project = Project {
+        id,
+        slug: slug.clone(),
+        name: name.to_string(),
+        created: now,
+        next_issue: 1,
+    };
+    projects.insert(id, encode(&project).as_slice())?;
+    slugs.insert(slug.as_str(), id)?;
+    drop((projects, slugs));
+    let key = create_key(txn, id, now)?;
+    Ok((project, key))
+}
+
+pub fn create_key(
+    txn: &WriteTransaction,
+    project: u64,
+    now: f64,
+) -> Result<ProjectKey, StoreError> {
+    let key = ProjectKey {
+        public_key: new_key(),
+        secret_key: new_key(),
+        project,
+        active: true,
+        created: now,
+    };
+    txn.open_table(KEYS)?
+        .insert(key.public_key.as_str(), encode(&key).as_slice())?;
+    Ok(key)
+}
+
+/// Marks a key inactive; events sent with it are refused from then on.
+pub fn revoke_key(txn: &WriteTransaction, public_key: &str) -> Result<ProjectKey, StoreError> {
+    let mut keys = txn.open_table(KEYS)?;
+    let mut key: ProjectKey = match keys.get(public_key)? {
+        Some(v) => decode("keys", v.value())?,
+        None => return Err(StoreError::NotFound(format!("no key {public_key}"))),
+    };
+    key.active = false;
+    keys.insert(public_key, encode(&key).as_slice())?;
+    Ok(key)
+}
+
+pub fn put(txn: &WriteTransaction, project: &Project) -> Result<(), StoreError> {
+    txn.open_table(PROJECTS)?
+        .insert(project.id, encode(project).as_slice())?;
+    Ok(())
+}
+
+pub fn get(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> Result<Option<Project>, StoreError> {
+    table
+        .get(id)?
+        .map(|v| decode("projects", v.value()))
+        .transpose()
+}
+
+/// Finds a project by its slug or numeric id.
+pub fn find(
+    projects: &impl ReadableTable<u64, &'static [u8]>,
+    slugs: &impl ReadableTable<&'static str, u64>,
+    slug_or_id: &str,
+) -> Result<Project, StoreError> {
+    let id = match slugs.get(slug_or_id)? {
+        Some(id) => Some(id.value()),
+        None => slug_or_id.parse::<u64>().ok(),
+    };
+    id.map(|id| get(projects, id))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| StoreError::NotFound(format!("no project '{slug_or_id}'")))
+}
+
+pub fn list(projects: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<Project>, StoreError> {
+    let mut out = Vec::new();
+    for row in projects.iter()? {
+        out.push(decode("projects", row?.1.value())?);
+    }
+    Ok(out)
+}
+
+/// Every key, active or not.
+pub fn keys(
+    keys: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<ProjectKey>, StoreError> {
+    let mut out = Vec::new();
+    for row in keys.iter()? {
+        out.push(decode("keys", row?.1.value())?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("My Shop (EU)"), "my-shop-eu");
+        assert_eq!(slugify("  ***  "), "project");
+    }
+}
