@@ -145,6 +145,17 @@ fn default_parts(ev: &Event) -> (Vec<String>, Strategy) {
             frame_parts(ev, ex.frames(), &mut parts);
             any_frames |= parts.len() > before;
         }
+        // SDKs that attach the capturing thread's stack instead of the exception's (the
+        // Rust SDK's `attach_stacktrace`) still say where the error was raised.
+        if !any_frames && let [thread] = ev.threads.as_slice() {
+            let before = parts.len();
+            frame_parts(
+                ev,
+                thread.stacktrace.as_ref().map_or(&[], |s| &s.frames),
+                &mut parts,
+            );
+            any_frames = parts.len() > before;
+        }
         if any_frames {
             return (parts, Strategy::Stacktrace);
         }

@@ -203,7 +203,7 @@ async fn ingest(
         let Some(project) = project else {
             return Err(auth::AuthError::Missing.into());
         };
-        let json = decode::decode_store_body(data, state.limits.max_event_size.0 as usize)?;
+        let json = decode_store_body(state, data)?;
         let event = normalize::normalize(&json, &origin.context(None))?;
         submit(state, project, event).await.map(Some)
     }
@@ -232,15 +232,33 @@ fn decode_body(
     if body.is_empty() {
         return Err(IntakeError::EmptyBody);
     }
-    let cap = match route {
-        Route::Store { .. } => state.limits.max_event_size.0,
-        Route::Envelope { .. } => state.limits.max_envelope_size.0,
+    let (name, cap) = match route {
+        Route::Store { .. } => ("max_event_size", state.limits.max_event_size.0),
+        Route::Envelope { .. } => ("max_envelope_size", state.limits.max_envelope_size.0),
     };
-    let data = decode::decode_content(body, encodings, usize::try_from(cap).unwrap_or(usize::MAX))?;
+    let data = decode::decode_content(body, encodings, usize::try_from(cap).unwrap_or(usize::MAX))
+        .map_err(|e| match e {
+            decode::DecodeError::TooLarge { .. } => IntakeError::TooLarge { name, limit: cap },
+            other => other.into(),
+        })?;
     if data.iter().all(u8::is_ascii_whitespace) {
         return Err(IntakeError::EmptyBody);
     }
     Ok(data)
+}
+
+/// Unwraps a legacy store body, capped at the event size limit.
+fn decode_store_body(state: &Intake, data: Vec<u8>) -> Result<Vec<u8>, IntakeError> {
+    let limit = state.limits.max_event_size.0;
+    decode::decode_store_body(data, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(|e| {
+        match e {
+            decode::DecodeError::TooLarge { .. } => IntakeError::TooLarge {
+                name: "max_event_size",
+                limit,
+            },
+            other => other.into(),
+        }
+    })
 }
 
 /// The client address an `{{auto}}` IP stands for: the first `X-Forwarded-For` hop when a
@@ -381,7 +399,7 @@ async fn store_get(
         .map(|(_, v)| v.into_owned().into_bytes())
         .filter(|d| !d.is_empty())
         .ok_or(IntakeError::EmptyBody)?;
-    let json = decode::decode_store_body(data, state.limits.max_event_size.0 as usize)?;
+    let json = decode_store_body(state, data)?;
     let origin = Origin {
         received: crate::time::now(),
         client_ip: client_ip(&parts.headers, remote),

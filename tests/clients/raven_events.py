@@ -1,0 +1,40 @@
+"""Sends events to picket with raven 6.10.0 (the legacy /store/ endpoint, deflate bodies)
+and prints their ids as JSON.
+
+Usage: SENTRY_DSN=... python raven_events.py
+"""
+import json
+import os
+import sys
+
+from raven import Client
+from raven.transport.http import HTTPTransport
+
+client = Client(os.environ["SENTRY_DSN"], transport=HTTPTransport, raise_send_errors=True,
+                install_sys_hook=False, install_logging_hook=False, enable_breadcrumbs=False)
+
+
+def parse_quantity(text):
+    return int(text)
+
+
+def lookup(table, key):
+    return table[key]
+
+
+ids = {"same_site": [], "other_site": [], "messages": [], "fingerprint": []}
+for raw in ["x17", "y42", "not a number"]:
+    try:
+        parse_quantity(raw)
+    except ValueError:
+        ids["same_site"].append(client.captureException())
+try:
+    lookup({}, "missing")
+except KeyError:
+    ids["other_site"].append(client.captureException())
+for n in [17, 42]:
+    ids["messages"].append(client.captureMessage("user %d not found" % n))
+for text in ["first custom", "second custom"]:
+    ids["fingerprint"].append(client.captureMessage(text, fingerprint=["my-custom-group"]))
+
+json.dump(ids, sys.stdout)

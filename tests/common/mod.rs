@@ -1,0 +1,228 @@
+//! Shared by the integration tests: start a real `picket` process on an ephemeral port with a
+//! fresh data directory, run its CLI, and find the SDK clients `scripts/test` installed.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_picket");
+
+pub struct Server {
+    child: Option<Child>,
+    /// Owns the data directory (deleted on drop) unless the test gave its own.
+    _dir: Option<tempfile::TempDir>,
+    pub data_dir: PathBuf,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Starts picket on a fresh data directory.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let mut server = Server::start_in(&data_dir, &[]);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts picket on `data_dir` with extra arguments after `start`.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let stderr_log = data_dir.with_extension(format!("stderr-{}.log", std::process::id()));
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = std::fs::File::create(&stderr_log).expect("log file");
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
+            .args(extra)
+            .env_remove("PICKET_CONFIG")
+            .env("PICKET_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn picket");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("picket: listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                panic!("picket did not start listening within 30 s; stderr:\n{log}");
+            }
+        };
+        Server {
+            child: Some(child),
+            _dir: None,
+            data_dir: data_dir.to_path_buf(),
+            url,
+            stderr_log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Runs `picket --data-dir DIR ARGS…`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.data_dir, args)
+    }
+
+    /// Runs a CLI command with `--json` and parses its output; panics on failure.
+    pub fn json(&self, args: &[&str]) -> Value {
+        cli_json(&self.data_dir, args)
+    }
+
+    /// Creates a project and returns its `project create --json` answer.
+    pub fn project(&self, name: &str) -> Value {
+        self.json(&["project", "create", name])
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        wait_timeout(&mut child, Duration::from_secs(20))
+            .expect("picket did not stop within 20 s after SIGTERM")
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.stderr_log);
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("PICKET_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run picket")
+}
+
+pub fn cli_json(data_dir: &Path, args: &[&str]) -> Value {
+    let mut full: Vec<&str> = args.to_vec();
+    full.push("--json");
+    let out = cli(data_dir, &full);
+    assert!(
+        out.status.success(),
+        "picket {full:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// The project root, where `scripts/test` installs the clients.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's Python with sentry-sdk and raven; fails the test (never skips it) when missing.
+pub fn python() -> PathBuf {
+    let python = root().join(".test-env/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run ./scripts/test, which installs the test clients",
+        python.display()
+    );
+    python
+}
+
+pub fn node_clients() -> PathBuf {
+    let dir = root().join("tests/clients");
+    assert!(
+        dir.join("node_modules/@sentry/node").exists(),
+        "@sentry/node is missing: run ./scripts/test, which installs the test clients"
+    );
+    dir
+}
+
+/// Runs a client script with `SENTRY_DSN` set and parses the JSON it prints.
+pub fn run_client(program: &Path, script: &Path, dsn: &str) -> Value {
+    let out = Command::new(program)
+        .arg(script)
+        .env("SENTRY_DSN", dsn)
+        .current_dir(script.parent().unwrap_or(Path::new(".")))
+        .output()
+        .expect("run client");
+    assert!(
+        out.status.success(),
+        "{} failed: {}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{} printed no JSON ({e}): {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The stored event (normalized) for an id, or None when it is not stored.
+pub fn stored_event(data_dir: &Path, project: &str, event_id: &str) -> Option<Value> {
+    let out = cli(data_dir, &["event", project, event_id, "--json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).expect("JSON event"))
+}
