@@ -233,3 +233,36 @@ pub(crate) fn meta_set(
     txn.open_table(META)?.insert(key, value)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_newer_than_this_binary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = open(dir.path()).unwrap();
+            assert_eq!(schema_version(&db).unwrap(), Some(SCHEMA_VERSION));
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("newer"));
+        let db = open_unchecked(dir.path()).unwrap();
+        assert!(matches!(upgrade(&db), Err(StoreError::TooNew { .. })));
+    }
+
+    #[test]
+    fn a_second_opener_is_told_the_file_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = open(dir.path()).unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    }
+}
