@@ -29,9 +29,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the server (creates the data file and a "default" project on first start)
+    /// Start the server under a watchdog that restarts it if it dies (creates the data file and
+    /// a "default" project on first start)
     Start(ServeArgs),
-    /// Run the server in the foreground, for systemd and containers
+    /// Run the server in the foreground without the watchdog, for systemd and containers
     Serve(ServeArgs),
     /// Write a fully commented config file with every key at its default
     Init {
@@ -76,6 +77,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the running server's workers, queue and counters
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a worker of the running server panic (test builds only)
+    #[cfg(debug_assertions)]
+    #[command(hide = true)]
+    DebugCrash { worker: String },
     /// Show one stored event, normalized
     Event {
         /// Project slug or numeric id
@@ -147,7 +157,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         pages.push((format!("{name}.1"), out));
     };
     render("picket".into(), root.clone());
-    for sub in root.get_subcommands() {
+    for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("picket-{}", sub.get_name());
         render(name.clone(), sub.clone().name(name));
     }

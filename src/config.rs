@@ -63,6 +63,56 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A duration, written as `"10s"`, `"500ms"`, `"5m"`, `"12h"`, `"90d"` (or seconds as a number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl Duration {
+    pub fn parse(s: &str) -> Option<Duration> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let num: f64 = num.parse().ok()?;
+        let secs = match unit.trim() {
+            "ms" => num / 1000.0,
+            "" | "s" => num,
+            "m" => num * 60.0,
+            "h" => num * 3600.0,
+            "d" => num * 86_400.0,
+            "w" => num * 604_800.0,
+            _ => return None,
+        };
+        (secs.is_finite() && secs >= 0.0).then(|| Duration(std::time::Duration::from_secs_f64(secs)))
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        if d.subsec_millis() != 0 {
+            s.serialize_str(&format!("{}ms", d.as_millis()))
+        } else {
+            s.serialize_str(&format!("{}s", d.as_secs()))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Duration(std::time::Duration::from_secs(n))),
+            Raw::Text(s) => Duration::parse(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a duration (try 10s, 5m, 12h, 90d)"))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -71,8 +121,20 @@ pub struct Config {
     pub udp_addr: String,
     pub base_url: String,
     pub log: String,
+    /// How long a stop (SIGTERM/SIGINT) waits for requests in flight and the queue.
+    pub shutdown_timeout: Duration,
     pub limits: Limits,
     pub pipeline: Pipeline,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Serve `GET /metrics` in the Prometheus text format.
+    pub enabled: bool,
+    /// Bearer token scrapers must send; required when `http_addr` is not a loopback address.
+    pub token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -105,8 +167,10 @@ impl Default for Config {
             udp_addr: "127.0.0.1:9001".into(),
             base_url: String::new(),
             log: "info".into(),
+            shutdown_timeout: Duration(std::time::Duration::from_secs(10)),
             limits: Limits::default(),
             pipeline: Pipeline::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -216,7 +280,7 @@ impl Config {
             key: key.to_string(),
             cause,
         };
-        self.http_addr.parse::<SocketAddr>().map_err(|e| {
+        let http_addr = self.http_addr.parse::<SocketAddr>().map_err(|e| {
             invalid(
                 "http_addr",
                 format!("'{}' is not an address:port ({e})", self.http_addr),
@@ -240,6 +304,12 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| invalid("log", format!("'{}' is not a log filter ({e})", self.log)))?;
+        if self.metrics.enabled && !http_addr.ip().is_loopback() && self.metrics.token.is_empty() {
+            return Err(invalid(
+                "metrics.token",
+                format!("/metrics on the non-loopback address {} needs a bearer token", self.http_addr),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
@@ -295,6 +365,9 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # Env: PICKET_LOG.
 # log = "info"
 
+# How long a stop (SIGTERM/SIGINT) waits for requests in flight and the queue to drain.
+# shutdown_timeout = "10s"
+
 [limits]
 # A request body as it arrives on the wire (compressed). Larger: 413.
 # max_body_size = "20MiB"
@@ -314,6 +387,14 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 
 # Issues the writer keeps in memory by fingerprint, so known issues cost no reads.
 # issue_cache = 10000
+
+[metrics]
+# Serve GET /metrics in the Prometheus text format.
+# enabled = false
+
+# Bearer token scrapers must send (Authorization: Bearer ...); required when http_addr is
+# not a loopback address.
+# token = ""
 "#;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::pipeline::Queue;
+use crate::status::Live;
 use crate::store::issues::{self, Issue, Status};
 use crate::store::projects::{self, Project, ProjectKey};
 use crate::store::{
@@ -52,6 +53,11 @@ pub enum Request {
         email: String,
         password_hash: String,
     },
+    /// The running server's workers and counters.
+    Status,
+    /// Makes a worker panic, to test supervision. Not in release builds.
+    #[cfg(debug_assertions)]
+    Crash { worker: String },
 }
 
 impl Request {
@@ -80,6 +86,8 @@ pub struct Handle {
     pub writes: Writes,
     /// Used to print DSNs.
     pub config: Arc<Config>,
+    /// The running server's state, when this is a server answering on its socket.
+    pub live: Option<Arc<Live>>,
 }
 
 impl Handle {
@@ -245,6 +253,21 @@ impl Handle {
                 v["culprit"] = json!(stored.event.culprit());
                 Ok(v)
             }
+            Request::Status => match &self.live {
+                Some(live) => Ok(live.snapshot()),
+                None => Err(StoreError::NotFound(format!(
+                    "no picket server is running on {}",
+                    self.config.data_dir.display()
+                ))),
+            },
+            #[cfg(debug_assertions)]
+            Request::Crash { worker } => match (worker.as_str(), &self.writes) {
+                ("writer", Writes::Writer(queue)) => {
+                    queue.crash_writer().map_err(|_| StoreError::WriterGone)?;
+                    Ok(json!({ "crashed": worker }))
+                }
+                _ => Err(StoreError::Invalid(format!("cannot crash worker '{worker}' here"))),
+            },
             Request::CreateSuperuser {
                 email,
                 password_hash,
@@ -379,5 +402,6 @@ pub fn open_direct(config: Arc<Config>) -> Result<Handle, StoreError> {
         db: Arc::new(db),
         writes: Writes::Direct,
         config,
+        live: None,
     })
 }

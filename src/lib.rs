@@ -12,5 +12,7 @@ pub mod event;
 pub mod intake;
 pub mod pipeline;
 pub mod server;
+pub mod status;
 pub mod store;
+pub mod supervisor;
 pub mod time;

@@ -2,6 +2,7 @@
 //! Exit status: 0 on success, 1 when a command fails (with a message on stderr), 2 for a
 //! usage error.
 
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,45 +14,101 @@ use serde_json::Value;
 use picket::cli::{Cli, Command, KeyCommand, ProjectCommand, ServeArgs};
 use picket::config::{Config, Overrides, TEMPLATE};
 use picket::control::{self, Request};
+use picket::server::ServeError;
 use picket::store;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let outcome = match &cli.command {
+        Command::Start(args) => start(&cli, args),
+        Command::Serve(args) => serve(&cli, args),
+        _ => run(cli).map(|()| ExitCode::SUCCESS),
+    };
+    outcome.unwrap_or_else(|e| {
+        eprintln!("picket: error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `picket serve`: the server in the foreground. A failure that a restart cannot fix exits
+/// with a status of its own so the watchdog does not loop on it.
+fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(cli, Some(args))?;
+    let set_log_filter = init_logging(&config.log);
+    match picket::server::run(config, overrides(cli, Some(args)), set_log_filter) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(ServeError::Fatal(e)) => {
             eprintln!("picket: error: {e:#}");
-            ExitCode::FAILURE
+            Ok(ExitCode::from(picket::supervisor::EXIT_FATAL as u8))
         }
+        Err(ServeError::Failed(e)) => Err(e),
     }
 }
 
 fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
-    let overrides = Overrides {
+    Ok(Config::load(&overrides(cli, serve))?)
+}
+
+/// Logs to stderr with a filter that SIGHUP can change; returns the function that changes it.
+fn init_logging(filter: &str) -> picket::server::SetLogFilter {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let initial = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (layer, handle) = reload::Layer::new(initial);
+    let output = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    tracing_subscriber::registry().with(layer).with(output).init();
+    Box::new(move |filter: &str| {
+        let new = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+        handle.reload(new).map_err(|e| e.to_string())
+    })
+}
+
+fn overrides(cli: &Cli, serve: Option<&ServeArgs>) -> Overrides {
+    Overrides {
         config: cli.config.clone(),
         data_dir: cli.data_dir.clone(),
         http_addr: serve.and_then(|s| s.http_addr.clone()),
         udp_addr: serve.and_then(|s| s.udp_addr.clone()),
-    };
-    Ok(Config::load(&overrides)?)
+    }
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+/// `picket start`: a watchdog process that holds the sockets and keeps `picket serve` running.
+fn start(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(cli, Some(args))?;
+    let _watchdog_keeps_its_filter = init_logging(&config.log);
+    let (http, udp) = picket::server::bind_for_watchdog(&config)?;
+    let mut serve_args: Vec<OsString> = Vec::new();
+    if let Some(d) = &cli.data_dir {
+        serve_args.extend(["--data-dir".into(), d.clone().into_os_string()]);
+    }
+    if let Some(c) = &cli.config {
+        serve_args.extend(["--config".into(), c.clone().into_os_string()]);
+    }
+    serve_args.push("serve".into());
+    if let Some(a) = &args.http_addr {
+        serve_args.extend(["--http-addr".into(), a.into()]);
+    }
+    if let Some(a) = &args.udp_addr {
+        serve_args.extend(["--udp-addr".into(), a.into()]);
+    }
+    let code = picket::supervisor::watchdog(serve_args, http, udp)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Start(args) | Command::Serve(args) => {
-            let config = load_config(&cli, Some(args))?;
-            init_logging(&config.log);
-            picket::server::run(config)
+        Command::Start(_) | Command::Serve(_) => unreachable!("dispatched in main"),
+        Command::Status { json } => {
+            let answer = manage(&cli, Request::Status)?;
+            print(*json, &answer, status_text)
+        }
+        #[cfg(debug_assertions)]
+        Command::DebugCrash { worker } => {
+            manage(&cli, Request::Crash { worker: worker.clone() })?;
+            Ok(())
         }
         Command::Init { path, force } => {
             if path.exists() && !force {
@@ -281,4 +338,26 @@ fn table(v: &Value, columns: &[&str]) -> String {
         line(row, &mut out);
     }
     out
+}
+
+fn status_text(v: &Value) -> String {
+    let mut out = format!(
+        "picket {} (pid {}), up {} s, queue depth {}\n",
+        text(&v["version"]),
+        v["pid"],
+        v["uptime_seconds"],
+        v["queue_depth"]
+    );
+    out += &format!(
+        "events: {} accepted, {} stored, {} duplicates\n",
+        v["events"]["accepted"], v["events"]["stored"], v["events"]["duplicates"]
+    );
+    for (title, key) in [("rejected", "rejected"), ("UDP dropped", "dropped"), ("items dropped", "items_dropped")] {
+        if let Some(map) = v[key].as_object().filter(|m| !m.is_empty()) {
+            let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            out += &format!("{title}: {}\n", parts.join(", "));
+        }
+    }
+    out += "\n";
+    out + &table(&v["workers"], &["name", "state", "restarts", "last_error"])
 }

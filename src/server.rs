@@ -1,126 +1,185 @@
-//! The serving process: opens the data file, starts the writer thread, the HTTP listener and
-//! the control socket, and stops them in order on SIGTERM/SIGINT (stop accepting, finish the
-//! requests in flight, drain the queue, commit, exit).
+//! The serving process (`picket serve`, and the child of `picket start`): opens the data file,
+//! starts the writer, HTTP and UDP listeners and the control socket under supervision, reloads
+//! what it can on SIGHUP, and stops in order on SIGTERM/SIGINT (stop accepting, finish the
+//! requests in flight, drain the queue, commit, exit 0).
 
+use std::net::SocketAddr;
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use redb::{Database, ReadableDatabase};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::control::{self, Handle, Writes};
 use crate::intake::http::{self, Intake};
 use crate::intake::keys::KeyCache;
+use crate::intake::udp;
 use crate::pipeline::{self, Writer, WriterConfig};
-use crate::store::{self, PROJECTS, projects};
+use crate::status::Live;
+use crate::store::{self, PROJECTS, StoreError, projects};
+use crate::supervisor::{self, Workers};
 
-/// How long in-flight requests get to finish after a stop signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Why the server could not run; `Fatal` ones are not worth a restart by the watchdog.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Fatal(anyhow::Error),
+    #[error("{0}")]
+    Failed(anyhow::Error),
+}
+
+/// Applies a new log filter to the running process.
+pub type SetLogFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// The listening sockets: inherited from the watchdog, or bound here.
+struct Sockets {
+    http: std::net::TcpListener,
+    udp: Option<std::net::UdpSocket>,
+}
+
+fn sockets(config: &Config) -> anyhow::Result<Sockets> {
+    let inherited = |var: &str| {
+        let fd = std::env::var(var).ok().and_then(|v| v.parse::<i32>().ok());
+        // SAFETY: removing our own variable before any other thread reads the environment.
+        unsafe { std::env::remove_var(var) };
+        fd
+    };
+    let http = match inherited(supervisor::INHERITED_HTTP_FD) {
+        // SAFETY: the watchdog put a listening TCP socket at this descriptor for us alone.
+        Some(fd) => unsafe { std::net::TcpListener::from_raw_fd(fd) },
+        None => std::net::TcpListener::bind(&config.http_addr)
+            .with_context(|| format!("cannot listen on http_addr {}", config.http_addr))?,
+    };
+    let udp = match inherited(supervisor::INHERITED_UDP_FD) {
+        // SAFETY: as above, a bound UDP socket.
+        Some(fd) => Some(unsafe { std::net::UdpSocket::from_raw_fd(fd) }),
+        None if config.udp_addr.is_empty() => None,
+        None => Some(
+            std::net::UdpSocket::bind(&config.udp_addr)
+                .with_context(|| format!("cannot listen on udp_addr {}", config.udp_addr))?,
+        ),
+    };
+    http.set_nonblocking(true)?;
+    if let Some(u) = &udp {
+        u.set_nonblocking(true)?;
+    }
+    Ok(Sockets { http, udp })
+}
+
+/// Binds the listening sockets for the watchdog, which hands them to each server it starts.
+pub fn bind_for_watchdog(config: &Config) -> anyhow::Result<(std::net::TcpListener, Option<std::net::UdpSocket>)> {
+    let s = sockets(config)?;
+    Ok((s.http, s.udp))
+}
 
 /// Runs the server in the foreground until SIGTERM or SIGINT.
-pub fn run(mut config: Config) -> anyhow::Result<()> {
-    let db = Arc::new(store::open(&config.data_dir)?);
+pub fn run(mut config: Config, overrides: Overrides, set_log_filter: SetLogFilter) -> Result<(), ServeError> {
+    let fatal = |e: anyhow::Error| ServeError::Fatal(e);
+    let db = Arc::new(store::open(&config.data_dir).map_err(|e| fatal(e.into()))?);
+    let sockets = sockets(&config).map_err(fatal)?;
+    let http_addr = sockets.http.local_addr().map_err(|e| fatal(e.into()))?;
+    if config.base_url.is_empty() {
+        // Port 0 asks for any free port; DSNs must name the one we got.
+        config.http_addr = http_addr.to_string();
+    }
+    let config = Arc::new(config);
+    first_start(&db, &config).map_err(fatal)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("picket-worker")
         .build()
-        .context("cannot start the async runtime")?;
-    let std_listener = std::net::TcpListener::bind(&config.http_addr)
-        .with_context(|| format!("cannot listen on http_addr {}", config.http_addr))?;
-    std_listener.set_nonblocking(true)?;
-    let addr = std_listener.local_addr()?;
-    if config.base_url.is_empty() {
-        // Port 0 asks for any free port; DSNs must name the one we got.
-        config.http_addr = addr.to_string();
-    }
-    let config = Arc::new(config);
-    first_start(&db, &config)?;
+        .context("cannot start the async runtime")
+        .map_err(ServeError::Failed)?;
 
+    let workers = Arc::new(Workers::default());
     let (queue, jobs) = pipeline::queue(config.pipeline.queue_capacity);
-    let writer = Writer::new(
-        db.clone(),
-        jobs,
-        &queue,
-        WriterConfig {
-            batch_max: config.pipeline.batch_max,
-            issue_cache: config.pipeline.issue_cache,
-        },
-    );
-    let writer_thread = std::thread::Builder::new()
-        .name("picket-writer".into())
-        .spawn(move || writer.run())
-        .context("cannot start the writer thread")?;
+    let writer_config = WriterConfig { batch_max: config.pipeline.batch_max, issue_cache: config.pipeline.issue_cache };
+    let writer_thread = {
+        let (db, stats, jobs) = (db.clone(), queue.shared_stats(), jobs.clone());
+        supervisor::supervise_thread(workers.clone(), "writer", move || {
+            Writer::new(db.clone(), jobs.clone(), stats.clone(), writer_config.clone()).run();
+        })
+        .context("cannot start the writer")
+        .map_err(ServeError::Failed)?
+    };
 
-    let keys = Arc::new(KeyCache::load(&db)?);
+    let keys = Arc::new(KeyCache::load(&db).map_err(|e| ServeError::Failed(e.into()))?);
     let intake = Arc::new(Intake {
         keys: keys.clone(),
         queue: queue.clone(),
         limits: config.limits.clone(),
         counters: Default::default(),
     });
-    let handle = Handle {
-        db: db.clone(),
-        writes: Writes::Writer(queue.clone()),
-        config: config.clone(),
-    };
-    drop(queue);
+    let live = Arc::new(Live { started: Instant::now(), pid: std::process::id(), workers: workers.clone(), intake: intake.clone() });
+    let handle = Handle { db: db.clone(), writes: Writes::Writer(queue), config: config.clone(), live: Some(live.clone()) };
+    drop(jobs);
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signals = watch_stop_signals(stop_tx)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = watch_signals(stop_tx, config.clone(), overrides, set_log_filter).map_err(ServeError::Failed)?;
     let socket = control::socket_path(&config.data_dir);
     let served = runtime.block_on(async {
-        let listener = TcpListener::from_std(std_listener)?;
+        let listener = Arc::new(TcpListener::from_std(sockets.http)?);
         // The data file's lock is ours, so a socket left here is a dead server's.
         let _ = std::fs::remove_file(&socket);
         let control_listener = tokio::net::UnixListener::bind(&socket)
             .with_context(|| format!("cannot create the control socket {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
         tokio::spawn(control::serve(control_listener, handle, keys));
-        println!("picket: listening on http://{addr}");
-        tracing::info!(
-            "serving {} from {}",
-            config.base_url(),
-            store::file_in(&config.data_dir).display()
-        );
-        serve_http(listener, intake, stop_rx).await;
+
+        if let Some(udp_socket) = sockets.udp {
+            let udp_socket = Arc::new(UdpSocket::from_std(udp_socket)?);
+            tracing::info!("receiving raven UDP datagrams on {}", udp_socket.local_addr()?);
+            let intake = intake.clone();
+            supervisor::supervise_task(workers.clone(), "udp", stop_rx.clone(), move || {
+                udp::serve(udp_socket.clone(), intake.clone())
+            });
+        }
+        let graceful = Arc::new(GracefulShutdown::new());
+        let http_worker = {
+            let (graceful, config, live) = (graceful.clone(), config.clone(), live.clone());
+            let stop = stop_rx.clone();
+            supervisor::supervise_task(workers.clone(), "http", stop_rx.clone(), move || {
+                accept_loop(listener.clone(), intake.clone(), live.clone(), config.clone(), graceful.clone(), stop.clone())
+            })
+        };
+        println!("picket: listening on http://{http_addr}");
+        tracing::info!("serving {} from {}", config.base_url(), store::file_in(&config.data_dir).display());
+        supervisor::stopped(&mut stop_rx.clone()).await;
+        let _ = http_worker.await;
+        let grace = config.shutdown_timeout.0;
+        match Arc::try_unwrap(graceful) {
+            Ok(graceful) => {
+                if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+                    tracing::warn!("requests still in flight after {grace:?}; stopping anyway");
+                }
+            }
+            Err(_) => tracing::warn!("the HTTP worker still runs; not waiting for requests in flight"),
+        }
         anyhow::Ok(())
     });
     signals.close();
     let _ = std::fs::remove_file(&socket);
     // Dropping the runtime drops every task and with them the last senders of the queue;
     // the writer then drains what is left, commits, and returns.
+    drop(live);
     runtime.shutdown_timeout(Duration::from_secs(1));
     if writer_thread.join().is_err() {
-        anyhow::bail!("the writer thread panicked while stopping");
+        return Err(ServeError::Failed(anyhow::anyhow!("the writer's supervisor panicked while stopping")));
     }
     tracing::info!("stopped");
-    served
-}
-
-/// Turns SIGTERM and SIGINT into a stop request for the listeners.
-fn watch_stop_signals(
-    stop: tokio::sync::watch::Sender<bool>,
-) -> anyhow::Result<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .context("cannot install signal handlers")?;
-    let handle = signals.handle();
-    std::thread::Builder::new()
-        .name("picket-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!("signal {sig}: stopping");
-                let _ = stop.send(true);
-            }
-        })?;
-    Ok(handle)
+    served.map_err(ServeError::Failed)
 }
 
 /// On a file with no project yet, creates `default` and says how to begin.
@@ -134,37 +193,94 @@ fn first_start(db: &Database, config: &Config) -> anyhow::Result<()> {
     }
     let txn = db.begin_write()?;
     let (project, key) = projects::create(&txn, "default", crate::time::now())?;
-    txn.commit()?;
-    println!(
-        "picket: created project \"{}\" (id {})",
-        project.slug, project.id
-    );
-    println!(
-        "picket: its DSN is {}",
-        config.dsn(&key.public_key, project.id)
-    );
-    println!(
-        "picket: create the first admin user with: picket createsuperuser --email you@example.com"
-    );
+    txn.commit().map_err(StoreError::from)?;
+    println!("picket: created project \"{}\" (id {})", project.slug, project.id);
+    println!("picket: its DSN is {}", config.dsn(&key.public_key, project.id));
+    println!("picket: create the first admin user with: picket createsuperuser --email you@example.com");
     Ok(())
 }
 
-async fn serve_http(
-    listener: TcpListener,
+/// SIGTERM and SIGINT stop the listeners; SIGHUP reloads the config file.
+fn watch_signals(
+    stop: watch::Sender<bool>,
+    running: Arc<Config>,
+    overrides: Overrides,
+    set_log_filter: SetLogFilter,
+) -> anyhow::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
+    let handle = signals.handle();
+    std::thread::Builder::new().name("picket-signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                reload(&running, &overrides, &set_log_filter);
+                continue;
+            }
+            tracing::info!("signal {sig}: stopping");
+            let _ = stop.send(true);
+            return;
+        }
+    })?;
+    Ok(handle)
+}
+
+/// Re-reads the configuration and applies what can change while running.
+fn reload(running: &Config, overrides: &Overrides, set_log_filter: &SetLogFilter) {
+    let fresh = match Config::load(overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("SIGHUP: keeping the running configuration: {e}");
+            return;
+        }
+    };
+    match set_log_filter(&fresh.log) {
+        Ok(()) => tracing::info!("SIGHUP: log filter is now '{}'", fresh.log),
+        Err(e) => tracing::error!("SIGHUP: cannot apply log filter '{}': {e}", fresh.log),
+    }
+    let needs_restart = [
+        ("data_dir", fresh.data_dir != running.data_dir),
+        ("udp_addr", fresh.udp_addr != running.udp_addr),
+        ("base_url", !fresh.base_url.is_empty() && fresh.base_url != running.base_url),
+        ("limits", fresh.limits != running.limits),
+        ("pipeline", fresh.pipeline != running.pipeline),
+        ("metrics", fresh.metrics != running.metrics),
+    ];
+    for (key, changed) in needs_restart {
+        if changed {
+            tracing::warn!("SIGHUP: {key} changed, which takes effect at the next restart; keeping the old value");
+        }
+    }
+}
+
+type Body = Full<Bytes>;
+
+async fn accept_loop(
+    listener: Arc<TcpListener>,
     intake: Arc<Intake>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let graceful = GracefulShutdown::new();
+    live: Arc<Live>,
+    config: Arc<Config>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: pause rather than spin.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                let intake = intake.clone();
+                let (intake, live, config) = (intake.clone(), live.clone(), config.clone());
                 let service = service_fn(move |req| {
-                    let intake = intake.clone();
-                    async move { Ok::<_, std::convert::Infallible>(http::handle(intake, req, peer.ip()).await) }
+                    let (intake, live, config) = (intake.clone(), live.clone(), config.clone());
+                    async move { Ok::<_, std::convert::Infallible>(route(req, intake, &live, &config, peer).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
@@ -172,14 +288,37 @@ async fn serve_http(
                     let _ = conn.await;
                 });
             }
-            _ = stop.changed() => break,
+            _ = supervisor::stopped(&mut stop) => return Ok(()),
         }
     }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+}
+
+async fn route(req: Request<hyper::body::Incoming>, intake: Arc<Intake>, live: &Live, config: &Config, peer: SocketAddr) -> Response<Body> {
+    if req.uri().path() == "/metrics" {
+        return metrics(&req, live, config);
     }
+    http::handle(intake, req, peer.ip()).await
+}
+
+fn metrics(req: &Request<hyper::body::Incoming>, live: &Live, config: &Config) -> Response<Body> {
+    let text = |status: StatusCode, body: String| {
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"));
+        resp
+    };
+    if !config.metrics.enabled {
+        return text(StatusCode::NOT_FOUND, "metrics are disabled (set metrics.enabled = true)\n".into());
+    }
+    if !config.metrics.token.is_empty() {
+        let sent = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if sent != Some(config.metrics.token.as_str()) {
+            return text(StatusCode::UNAUTHORIZED, "metrics need Authorization: Bearer <metrics.token>\n".into());
+        }
+    }
+    text(StatusCode::OK, live.prometheus())
 }

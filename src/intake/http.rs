@@ -21,7 +21,8 @@ use crate::config::Limits;
 use crate::event::normalize::{self, Context};
 use crate::event::{Event, grouping};
 use crate::pipeline::{Ack, Arrival, Queue, QueueError};
-use crate::store::events;
+use crate::store::{StoreError, events};
+use tokio::sync::oneshot;
 
 /// Everything a request handler needs, shared by all connections.
 pub struct Intake {
@@ -54,10 +55,7 @@ pub async fn handle(state: Arc<Intake>, req: Request<Incoming>, remote: IpAddr) 
         _ => Err(IntakeError::MethodNotAllowed),
     };
     match outcome {
-        Ok(response) => {
-            state.counters.accept();
-            response
-        }
+        Ok(response) => response,
         Err(e) => {
             state.counters.reject(e.reason());
             tracing::debug!("refused {path}: {e}");
@@ -357,28 +355,31 @@ async fn accept_envelope(
     }
 }
 
-/// Groups, compresses and queues an event, then waits until it is durable.
+impl Intake {
+    /// Groups, compresses and queues an event; the receiver resolves once it is durable.
+    pub fn enqueue(&self, project: u64, event: Event) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
+        let event_id = events::id_bytes(&event.event_id)
+            .ok_or_else(|| IntakeError::Unavailable("normalization produced no event id".into()))?;
+        let grouping = grouping::group(&event);
+        let encoded = events::encode(&event);
+        self.queue
+            .submit(Arrival { project, event_id, grouping, event, encoded })
+            .map_err(|e| match e {
+                QueueError::Full => IntakeError::QueueFull,
+                QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
+            })
+    }
+}
+
+/// Queues an event and waits until it is durable.
 async fn submit(state: &Intake, project: u64, event: Event) -> Result<String, IntakeError> {
-    let event_id = events::id_bytes(&event.event_id)
-        .ok_or_else(|| IntakeError::Unavailable("normalization produced no event id".into()))?;
     let id = event.event_id.clone();
-    let grouping = grouping::group(&event);
-    let encoded = events::encode(&event);
-    let done = state
-        .queue
-        .submit(Arrival {
-            project,
-            event_id,
-            grouping,
-            event,
-            encoded,
-        })
-        .map_err(|e| match e {
-            QueueError::Full => IntakeError::QueueFull,
-            QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
-        })?;
+    let done = state.enqueue(project, event)?;
     match done.await {
-        Ok(Ok(Ack::Stored | Ack::Duplicate)) => Ok(id),
+        Ok(Ok(Ack::Stored | Ack::Duplicate)) => {
+            state.counters.accept_event();
+            Ok(id)
+        }
         Ok(Err(e)) => Err(IntakeError::Unavailable(e.to_string())),
         Err(_) => Err(IntakeError::Unavailable("the writer has stopped".into())),
     }

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod envelope;
 pub mod http;
 pub mod keys;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -97,49 +98,60 @@ impl IntakeError {
     }
 }
 
-/// What intake has seen since start: requests accepted, refused by reason, and envelope
-/// items accepted but not kept (sessions, client reports, transactions…) by type.
+/// What intake has seen since start: events accepted, requests refused by reason, UDP
+/// datagrams dropped by reason, and envelope items accepted but not kept (sessions, client
+/// reports, transactions…) by type.
 #[derive(Default)]
 pub struct Counters {
-    pub accepted: AtomicU64,
+    /// Events acknowledged: HTTP ones once committed, UDP ones once queued.
+    pub events_accepted: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    udp_dropped: Mutex<BTreeMap<&'static str, u64>>,
     dropped_items: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Item types are client-chosen strings; past this many distinct ones, the rest count as "other".
 const MAX_ITEM_TYPES: usize = 64;
 
+fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    *map.entry(key).or_default() += 1;
+}
+
+fn copy<K: Ord + Clone>(map: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
+    map.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 impl Counters {
-    pub fn accept(&self) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
+    pub fn accept_event(&self) {
+        self.events_accepted.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn reject(&self, reason: &'static str) {
-        if let Ok(mut map) = self.rejected.lock() {
-            *map.entry(reason).or_default() += 1;
-        }
+        bump(&self.rejected, reason);
+    }
+
+    pub fn drop_udp(&self, reason: &'static str) {
+        bump(&self.udp_dropped, reason);
     }
 
     pub fn drop_item(&self, ty: &str) {
-        if let Ok(mut map) = self.dropped_items.lock() {
-            let key = if map.contains_key(ty) || map.len() < MAX_ITEM_TYPES {
-                ty
-            } else {
-                "other"
-            };
-            *map.entry(key.to_string()).or_default() += 1;
-        }
+        let known = self.dropped_items.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if known.contains_key(ty) || known.len() < MAX_ITEM_TYPES { ty } else { "other" };
+        drop(known);
+        bump(&self.dropped_items, key.to_string());
     }
 
     pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
-        self.rejected.lock().map(|m| m.clone()).unwrap_or_default()
+        copy(&self.rejected)
+    }
+
+    pub fn udp_dropped(&self) -> BTreeMap<&'static str, u64> {
+        copy(&self.udp_dropped)
     }
 
     pub fn dropped_items(&self) -> BTreeMap<String, u64> {
-        self.dropped_items
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default()
+        copy(&self.dropped_items)
     }
 }
 

@@ -46,6 +46,9 @@ type AdminWork = Box<
 pub enum Job {
     Event(Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>),
     Admin(AdminWork),
+    /// Makes the writer panic, to test its supervision. Not in release builds.
+    #[cfg(debug_assertions)]
+    Crash,
 }
 
 /// Figures the writer keeps for `status` and for tests.
@@ -113,16 +116,26 @@ impl Queue {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+
+    /// The figures, shared with the writer.
+    pub fn shared_stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Makes the writer thread panic (test builds only).
+    #[cfg(debug_assertions)]
+    pub fn crash_writer(&self) -> Result<(), QueueError> {
+        self.tx.send(Job::Crash).map_err(|_| QueueError::Closed)
+    }
 }
 
+/// The receiving side of the queue, shared so that a restarted writer picks up where a
+/// panicked one stopped.
+pub type Jobs = Arc<std::sync::Mutex<mpsc::Receiver<Job>>>;
+
 /// Creates the queue with room for `capacity` jobs.
-pub fn queue(capacity: usize) -> (Queue, mpsc::Receiver<Job>) {
+pub fn queue(capacity: usize) -> (Queue, Jobs) {
     let (tx, rx) = mpsc::sync_channel(capacity);
-    (
-        Queue {
-            tx,
-            stats: Arc::new(Stats::default()),
-        },
-        rx,
-    )
+    let queue = Queue { tx, stats: Arc::new(Stats::default()) };
+    (queue, Arc::new(std::sync::Mutex::new(rx)))
 }

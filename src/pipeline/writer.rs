@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 
 use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::cache::IssueCache;
-use super::{Ack, Arrival, Job, Stats};
+use super::{Ack, Arrival, Job, Jobs, Stats};
 use crate::store::issues::{self, Issue, Status};
 use crate::store::projects::{self, Project};
 use crate::store::{self, PROJECTS, StoreError, events};
@@ -30,43 +29,39 @@ type Pending = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
 
 pub struct Writer {
     db: Arc<Database>,
-    jobs: Receiver<Job>,
+    jobs: Jobs,
     cache: IssueCache,
     stats: Arc<Stats>,
     config: WriterConfig,
 }
 
 impl Writer {
-    pub fn new(
-        db: Arc<Database>,
-        jobs: Receiver<Job>,
-        queue: &super::Queue,
-        config: WriterConfig,
-    ) -> Writer {
-        Writer {
-            db,
-            jobs,
-            cache: IssueCache::new(config.issue_cache),
-            stats: queue.stats.clone(),
-            config,
-        }
+    /// A writer for the queue's jobs. It holds no sender, so the queue closes (and the writer
+    /// returns) once every [`Queue`](super::Queue) is gone.
+    pub fn new(db: Arc<Database>, jobs: Jobs, stats: Arc<Stats>, config: WriterConfig) -> Writer {
+        Writer { db, jobs, cache: IssueCache::new(config.issue_cache), stats, config }
     }
 
     /// Runs until every sender of the queue is gone and the queue is drained.
     pub fn run(mut self) {
+        let jobs = self.jobs.clone();
+        // A panicked writer leaves the lock poisoned; the queue itself is intact.
+        let jobs = jobs.lock().unwrap_or_else(|e| e.into_inner());
         self.stats.running.store(true, Ordering::SeqCst);
-        while let Ok(job) = self.jobs.recv() {
+        let _stopped = RunningFlag(self.stats.clone());
+        while let Ok(job) = jobs.recv() {
             let mut batch = Vec::new();
             let mut admin = None;
-            match job {
-                Job::Event(arrival, ack) => batch.push((arrival, ack)),
-                Job::Admin(work) => admin = Some(work),
-            }
-            while admin.is_none() && batch.len() < self.config.batch_max {
-                match self.jobs.try_recv() {
-                    Ok(Job::Event(arrival, ack)) => batch.push((arrival, ack)),
-                    Ok(Job::Admin(work)) => admin = Some(work),
-                    Err(_) => break,
+            let mut next = Some(job);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Event(arrival, ack) => batch.push((arrival, ack)),
+                    Job::Admin(work) => admin = Some(work),
+                    #[cfg(debug_assertions)]
+                    Job::Crash => panic!("writer crash requested for testing"),
+                }
+                if admin.is_none() && batch.len() < self.config.batch_max {
+                    next = jobs.try_recv().ok();
                 }
             }
             if !batch.is_empty() {
@@ -76,7 +71,6 @@ impl Writer {
                 self.run_admin(work);
             }
         }
-        self.stats.running.store(false, Ordering::SeqCst);
     }
 
     fn run_admin(&mut self, work: super::AdminWork) {
@@ -223,6 +217,15 @@ impl Writer {
                 .map(|((_, hash), issue)| (hash, issue))
                 .collect(),
         ))
+    }
+}
+
+/// Clears the running flag when the writer stops, also by panic, so `/health` tells.
+struct RunningFlag(Arc<Stats>);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::SeqCst);
     }
 }
 

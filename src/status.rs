@@ -1,0 +1,134 @@
+//! What a running server reports about itself: the JSON of `picket status` and the same
+//! figures in the Prometheus text exposition format for `GET /metrics`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::intake::http::Intake;
+use crate::supervisor::Workers;
+
+/// The running server's moving parts, as status needs them.
+pub struct Live {
+    pub started: Instant,
+    pub pid: u32,
+    pub workers: Arc<Workers>,
+    pub intake: Arc<Intake>,
+}
+
+impl Live {
+    pub fn snapshot(&self) -> Value {
+        let stats = self.intake.queue.stats();
+        let counters = &self.intake.counters;
+        json!({
+            "pid": self.pid,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "workers": self.workers.snapshot().into_iter().map(|(name, w)| json!({
+                "name": name,
+                "state": w.state,
+                "restarts": w.restarts,
+                "last_error": w.last_error,
+            })).collect::<Vec<_>>(),
+            "queue_depth": stats.queued.load(Ordering::Relaxed),
+            "events": {
+                "accepted": counters.events_accepted.load(Ordering::Relaxed),
+                "stored": stats.stored.load(Ordering::Relaxed),
+                "duplicates": stats.duplicates.load(Ordering::Relaxed),
+                "batches": stats.batches.load(Ordering::Relaxed),
+            },
+            "rejected": counters.rejected(),
+            "dropped": counters.udp_dropped(),
+            "items_dropped": counters.dropped_items(),
+        })
+    }
+
+    pub fn prometheus(&self) -> String {
+        let stats = self.intake.queue.stats();
+        let counters = &self.intake.counters;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v)];
+        let labelled = |label: &str, map: Vec<(String, u64)>| {
+            map.into_iter()
+                .map(|(k, v)| (format!("{{{label}=\"{}\"}}", escape_label(&k)), v))
+                .collect::<Vec<_>>()
+        };
+        metric(
+            "picket_events_accepted_total",
+            "counter",
+            "Events acknowledged since start (HTTP once committed, UDP once queued).",
+            one(counters.events_accepted.load(Ordering::Relaxed)),
+        );
+        metric(
+            "picket_events_stored_total",
+            "counter",
+            "Events committed to the data file since start.",
+            one(stats.stored.load(Ordering::Relaxed)),
+        );
+        metric(
+            "picket_events_duplicate_total",
+            "counter",
+            "Events answered 200 but not stored again because their id was known.",
+            one(stats.duplicates.load(Ordering::Relaxed)),
+        );
+        metric(
+            "picket_write_batches_total",
+            "counter",
+            "Write transactions committed by the writer.",
+            one(stats.batches.load(Ordering::Relaxed)),
+        );
+        metric(
+            "picket_requests_rejected_total",
+            "counter",
+            "HTTP requests refused, by reason.",
+            labelled("reason", counters.rejected().into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+        );
+        metric(
+            "picket_udp_dropped_total",
+            "counter",
+            "UDP datagrams dropped, by reason.",
+            labelled("reason", counters.udp_dropped().into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+        );
+        metric(
+            "picket_envelope_items_dropped_total",
+            "counter",
+            "Envelope items accepted but not kept, by item type.",
+            labelled("type", counters.dropped_items().into_iter().collect()),
+        );
+        metric(
+            "picket_queue_depth",
+            "gauge",
+            "Events waiting for the writer.",
+            one(stats.queued.load(Ordering::Relaxed)),
+        );
+        metric(
+            "picket_worker_restarts_total",
+            "counter",
+            "Restarts of each supervised worker.",
+            labelled(
+                "worker",
+                self.workers.snapshot().into_iter().map(|(k, w)| (k.to_string(), w.restarts)).collect(),
+            ),
+        );
+        metric(
+            "picket_uptime_seconds",
+            "gauge",
+            "Seconds since the server process started.",
+            one(self.started.elapsed().as_secs()),
+        );
+        out
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
