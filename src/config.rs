@@ -70,7 +70,9 @@ pub struct Duration(pub std::time::Duration);
 impl Duration {
     pub fn parse(s: &str) -> Option<Duration> {
         let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
         let num: f64 = num.parse().ok()?;
         let secs = match unit.trim() {
@@ -82,7 +84,8 @@ impl Duration {
             "w" => num * 604_800.0,
             _ => return None,
         };
-        (secs.is_finite() && secs >= 0.0).then(|| Duration(std::time::Duration::from_secs_f64(secs)))
+        (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration(std::time::Duration::from_secs_f64(secs)))
     }
 }
 
@@ -107,8 +110,9 @@ impl<'de> Deserialize<'de> for Duration {
         }
         match Raw::deserialize(d)? {
             Raw::Int(n) => Ok(Duration(std::time::Duration::from_secs(n))),
-            Raw::Text(s) => Duration::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a duration (try 10s, 5m, 12h, 90d)"))),
+            Raw::Text(s) => Duration::parse(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("'{s}' is not a duration (try 10s, 5m, 12h, 90d)"))
+            }),
         }
     }
 }
@@ -307,7 +311,10 @@ impl Config {
         if self.metrics.enabled && !http_addr.ip().is_loopback() && self.metrics.token.is_empty() {
             return Err(invalid(
                 "metrics.token",
-                format!("/metrics on the non-loopback address {} needs a bearer token", self.http_addr),
+                format!(
+                    "/metrics on the non-loopback address {} needs a bearer token",
+                    self.http_addr
+                ),
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

@@ -57,7 +57,9 @@ pub enum Request {
     Status,
     /// Makes a worker panic, to test supervision. Not in release builds.
     #[cfg(debug_assertions)]
-    Crash { worker: String },
+    Crash {
+        worker: String,
+    },
 }
 
 impl Request {
@@ -266,7 +268,9 @@ impl Handle {
                     queue.crash_writer().map_err(|_| StoreError::WriterGone)?;
                     Ok(json!({ "crashed": worker }))
                 }
-                _ => Err(StoreError::Invalid(format!("cannot crash worker '{worker}' here"))),
+                _ => Err(StoreError::Invalid(format!(
+                    "cannot crash worker '{worker}' here"
+                ))),
             },
             Request::CreateSuperuser {
                 email,

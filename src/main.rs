@@ -59,7 +59,10 @@ fn init_logging(filter: &str) -> picket::server::SetLogFilter {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
-    tracing_subscriber::registry().with(layer).with(output).init();
+    tracing_subscriber::registry()
+        .with(layer)
+        .with(output)
+        .init();
     Box::new(move |filter: &str| {
         let new = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
         handle.reload(new).map_err(|e| e.to_string())
@@ -107,7 +110,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         #[cfg(debug_assertions)]
         Command::DebugCrash { worker } => {
-            manage(&cli, Request::Crash { worker: worker.clone() })?;
+            manage(
+                &cli,
+                Request::Crash {
+                    worker: worker.clone(),
+                },
+            )?;
             Ok(())
         }
         Command::Init { path, force } => {
@@ -352,7 +360,11 @@ fn status_text(v: &Value) -> String {
         "events: {} accepted, {} stored, {} duplicates\n",
         v["events"]["accepted"], v["events"]["stored"], v["events"]["duplicates"]
     );
-    for (title, key) in [("rejected", "rejected"), ("UDP dropped", "dropped"), ("items dropped", "items_dropped")] {
+    for (title, key) in [
+        ("rejected", "rejected"),
+        ("UDP dropped", "dropped"),
+        ("items dropped", "items_dropped"),
+    ] {
         if let Some(map) = v[key].as_object().filter(|m| !m.is_empty()) {
             let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
             out += &format!("{title}: {}\n", parts.join(", "));

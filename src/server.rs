@@ -79,17 +79,27 @@ fn sockets(config: &Config) -> anyhow::Result<Sockets> {
 }
 
 /// Binds the listening sockets for the watchdog, which hands them to each server it starts.
-pub fn bind_for_watchdog(config: &Config) -> anyhow::Result<(std::net::TcpListener, Option<std::net::UdpSocket>)> {
+pub fn bind_for_watchdog(
+    config: &Config,
+) -> anyhow::Result<(std::net::TcpListener, Option<std::net::UdpSocket>)> {
     let s = sockets(config)?;
     Ok((s.http, s.udp))
 }
 
 /// Runs the server in the foreground until SIGTERM or SIGINT.
-pub fn run(mut config: Config, overrides: Overrides, set_log_filter: SetLogFilter) -> Result<(), ServeError> {
+pub fn run(
+    mut config: Config,
+    overrides: Overrides,
+    set_log_filter: SetLogFilter,
+) -> Result<(), ServeError> {
     let fatal = |e: anyhow::Error| ServeError::Fatal(e);
     let db = Arc::new(store::open(&config.data_dir).map_err(|e| fatal(e.into()))?);
     let sockets = sockets(&config).map_err(fatal)?;
     let http_addr = sockets.http.local_addr().map_err(|e| fatal(e.into()))?;
+    let udp_addr = match &sockets.udp {
+        Some(u) => Some(u.local_addr().map_err(|e| fatal(e.into()))?.to_string()),
+        None => None,
+    };
     if config.base_url.is_empty() {
         // Port 0 asks for any free port; DSNs must name the one we got.
         config.http_addr = http_addr.to_string();
@@ -105,11 +115,20 @@ pub fn run(mut config: Config, overrides: Overrides, set_log_filter: SetLogFilte
 
     let workers = Arc::new(Workers::default());
     let (queue, jobs) = pipeline::queue(config.pipeline.queue_capacity);
-    let writer_config = WriterConfig { batch_max: config.pipeline.batch_max, issue_cache: config.pipeline.issue_cache };
+    let writer_config = WriterConfig {
+        batch_max: config.pipeline.batch_max,
+        issue_cache: config.pipeline.issue_cache,
+    };
     let writer_thread = {
         let (db, stats, jobs) = (db.clone(), queue.shared_stats(), jobs.clone());
         supervisor::supervise_thread(workers.clone(), "writer", move || {
-            Writer::new(db.clone(), jobs.clone(), stats.clone(), writer_config.clone()).run();
+            Writer::new(
+                db.clone(),
+                jobs.clone(),
+                stats.clone(),
+                writer_config.clone(),
+            )
+            .run();
         })
         .context("cannot start the writer")
         .map_err(ServeError::Failed)?
@@ -122,12 +141,25 @@ pub fn run(mut config: Config, overrides: Overrides, set_log_filter: SetLogFilte
         limits: config.limits.clone(),
         counters: Default::default(),
     });
-    let live = Arc::new(Live { started: Instant::now(), pid: std::process::id(), workers: workers.clone(), intake: intake.clone() });
-    let handle = Handle { db: db.clone(), writes: Writes::Writer(queue), config: config.clone(), live: Some(live.clone()) };
+    let live = Arc::new(Live {
+        started: Instant::now(),
+        pid: std::process::id(),
+        workers: workers.clone(),
+        intake: intake.clone(),
+        http_addr: http_addr.to_string(),
+        udp_addr,
+    });
+    let handle = Handle {
+        db: db.clone(),
+        writes: Writes::Writer(queue),
+        config: config.clone(),
+        live: Some(live.clone()),
+    };
     drop(jobs);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = watch_signals(stop_tx, config.clone(), overrides, set_log_filter).map_err(ServeError::Failed)?;
+    let signals = watch_signals(stop_tx, config.clone(), overrides, set_log_filter)
+        .map_err(ServeError::Failed)?;
     let socket = control::socket_path(&config.data_dir);
     let served = runtime.block_on(async {
         let listener = Arc::new(TcpListener::from_std(sockets.http)?);
@@ -140,7 +172,10 @@ pub fn run(mut config: Config, overrides: Overrides, set_log_filter: SetLogFilte
 
         if let Some(udp_socket) = sockets.udp {
             let udp_socket = Arc::new(UdpSocket::from_std(udp_socket)?);
-            tracing::info!("receiving raven UDP datagrams on {}", udp_socket.local_addr()?);
+            tracing::info!(
+                "receiving raven UDP datagrams on {}",
+                udp_socket.local_addr()?
+            );
             let intake = intake.clone();
             supervisor::supervise_task(workers.clone(), "udp", stop_rx.clone(), move || {
                 udp::serve(udp_socket.clone(), intake.clone())
@@ -151,21 +186,37 @@ pub fn run(mut config: Config, overrides: Overrides, set_log_filter: SetLogFilte
             let (graceful, config, live) = (graceful.clone(), config.clone(), live.clone());
             let stop = stop_rx.clone();
             supervisor::supervise_task(workers.clone(), "http", stop_rx.clone(), move || {
-                accept_loop(listener.clone(), intake.clone(), live.clone(), config.clone(), graceful.clone(), stop.clone())
+                accept_loop(
+                    listener.clone(),
+                    intake.clone(),
+                    live.clone(),
+                    config.clone(),
+                    graceful.clone(),
+                    stop.clone(),
+                )
             })
         };
         println!("picket: listening on http://{http_addr}");
-        tracing::info!("serving {} from {}", config.base_url(), store::file_in(&config.data_dir).display());
+        tracing::info!(
+            "serving {} from {}",
+            config.base_url(),
+            store::file_in(&config.data_dir).display()
+        );
         supervisor::stopped(&mut stop_rx.clone()).await;
         let _ = http_worker.await;
         let grace = config.shutdown_timeout.0;
         match Arc::try_unwrap(graceful) {
             Ok(graceful) => {
-                if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+                if tokio::time::timeout(grace, graceful.shutdown())
+                    .await
+                    .is_err()
+                {
                     tracing::warn!("requests still in flight after {grace:?}; stopping anyway");
                 }
             }
-            Err(_) => tracing::warn!("the HTTP worker still runs; not waiting for requests in flight"),
+            Err(_) => {
+                tracing::warn!("the HTTP worker still runs; not waiting for requests in flight")
+            }
         }
         anyhow::Ok(())
     });
@@ -176,7 +227,9 @@ pub fn run(mut config: Config, overrides: Overrides, set_log_filter: SetLogFilte
     drop(live);
     runtime.shutdown_timeout(Duration::from_secs(1));
     if writer_thread.join().is_err() {
-        return Err(ServeError::Failed(anyhow::anyhow!("the writer's supervisor panicked while stopping")));
+        return Err(ServeError::Failed(anyhow::anyhow!(
+            "the writer's supervisor panicked while stopping"
+        )));
     }
     tracing::info!("stopped");
     served.map_err(ServeError::Failed)
@@ -194,9 +247,17 @@ fn first_start(db: &Database, config: &Config) -> anyhow::Result<()> {
     let txn = db.begin_write()?;
     let (project, key) = projects::create(&txn, "default", crate::time::now())?;
     txn.commit().map_err(StoreError::from)?;
-    println!("picket: created project \"{}\" (id {})", project.slug, project.id);
-    println!("picket: its DSN is {}", config.dsn(&key.public_key, project.id));
-    println!("picket: create the first admin user with: picket createsuperuser --email you@example.com");
+    println!(
+        "picket: created project \"{}\" (id {})",
+        project.slug, project.id
+    );
+    println!(
+        "picket: its DSN is {}",
+        config.dsn(&key.public_key, project.id)
+    );
+    println!(
+        "picket: create the first admin user with: picket createsuperuser --email you@example.com"
+    );
     Ok(())
 }
 
@@ -208,20 +269,22 @@ fn watch_signals(
     set_log_filter: SetLogFilter,
 ) -> anyhow::Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .context("cannot install signal handlers")?;
     let handle = signals.handle();
-    std::thread::Builder::new().name("picket-signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            if sig == SIGHUP {
-                reload(&running, &overrides, &set_log_filter);
-                continue;
+    std::thread::Builder::new()
+        .name("picket-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    reload(&running, &overrides, &set_log_filter);
+                    continue;
+                }
+                tracing::info!("signal {sig}: stopping");
+                let _ = stop.send(true);
+                return;
             }
-            tracing::info!("signal {sig}: stopping");
-            let _ = stop.send(true);
-            return;
-        }
-    })?;
+        })?;
     Ok(handle)
 }
 
@@ -241,14 +304,19 @@ fn reload(running: &Config, overrides: &Overrides, set_log_filter: &SetLogFilter
     let needs_restart = [
         ("data_dir", fresh.data_dir != running.data_dir),
         ("udp_addr", fresh.udp_addr != running.udp_addr),
-        ("base_url", !fresh.base_url.is_empty() && fresh.base_url != running.base_url),
+        (
+            "base_url",
+            !fresh.base_url.is_empty() && fresh.base_url != running.base_url,
+        ),
         ("limits", fresh.limits != running.limits),
         ("pipeline", fresh.pipeline != running.pipeline),
         ("metrics", fresh.metrics != running.metrics),
     ];
     for (key, changed) in needs_restart {
         if changed {
-            tracing::warn!("SIGHUP: {key} changed, which takes effect at the next restart; keeping the old value");
+            tracing::warn!(
+                "SIGHUP: {key} changed, which takes effect at the next restart; keeping the old value"
+            );
         }
     }
 }
@@ -293,7 +361,13 @@ async fn accept_loop(
     }
 }
 
-async fn route(req: Request<hyper::body::Incoming>, intake: Arc<Intake>, live: &Live, config: &Config, peer: SocketAddr) -> Response<Body> {
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    intake: Arc<Intake>,
+    live: &Live,
+    config: &Config,
+    peer: SocketAddr,
+) -> Response<Body> {
     if req.uri().path() == "/metrics" {
         return metrics(&req, live, config);
     }
@@ -304,11 +378,17 @@ fn metrics(req: &Request<hyper::body::Incoming>, live: &Live, config: &Config) -
     let text = |status: StatusCode, body: String| {
         let mut resp = Response::new(Full::new(Bytes::from(body)));
         *resp.status_mut() = status;
-        resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"));
+        resp.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
         resp
     };
     if !config.metrics.enabled {
-        return text(StatusCode::NOT_FOUND, "metrics are disabled (set metrics.enabled = true)\n".into());
+        return text(
+            StatusCode::NOT_FOUND,
+            "metrics are disabled (set metrics.enabled = true)\n".into(),
+        );
     }
     if !config.metrics.token.is_empty() {
         let sent = req
@@ -317,7 +397,10 @@ fn metrics(req: &Request<hyper::body::Incoming>, live: &Live, config: &Config) -
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if sent != Some(config.metrics.token.as_str()) {
-            return text(StatusCode::UNAUTHORIZED, "metrics need Authorization: Bearer <metrics.token>\n".into());
+            return text(
+                StatusCode::UNAUTHORIZED,
+                "metrics need Authorization: Bearer <metrics.token>\n".into(),
+            );
         }
     }
     text(StatusCode::OK, live.prometheus())

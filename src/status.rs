@@ -17,6 +17,9 @@ pub struct Live {
     pub pid: u32,
     pub workers: Arc<Workers>,
     pub intake: Arc<Intake>,
+    /// Where the listeners are, as bound (useful when the config asked for port 0).
+    pub http_addr: String,
+    pub udp_addr: Option<String>,
 }
 
 impl Live {
@@ -27,6 +30,8 @@ impl Live {
             "pid": self.pid,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.started.elapsed().as_secs(),
+            "http_addr": self.http_addr,
+            "udp_addr": self.udp_addr,
             "workers": self.workers.snapshot().into_iter().map(|(name, w)| json!({
                 "name": name,
                 "state": w.state,
@@ -90,13 +95,27 @@ impl Live {
             "picket_requests_rejected_total",
             "counter",
             "HTTP requests refused, by reason.",
-            labelled("reason", counters.rejected().into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+            labelled(
+                "reason",
+                counters
+                    .rejected()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            ),
         );
         metric(
             "picket_udp_dropped_total",
             "counter",
             "UDP datagrams dropped, by reason.",
-            labelled("reason", counters.udp_dropped().into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+            labelled(
+                "reason",
+                counters
+                    .udp_dropped()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            ),
         );
         metric(
             "picket_envelope_items_dropped_total",
@@ -116,7 +135,11 @@ impl Live {
             "Restarts of each supervised worker.",
             labelled(
                 "worker",
-                self.workers.snapshot().into_iter().map(|(k, w)| (k.to_string(), w.restarts)).collect(),
+                self.workers
+                    .snapshot()
+                    .into_iter()
+                    .map(|(k, w)| (k.to_string(), w.restarts))
+                    .collect(),
             ),
         );
         metric(
@@ -130,5 +153,7 @@ impl Live {
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -28,7 +28,9 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: BACKOFF_FIRST }
+        Backoff {
+            next: BACKOFF_FIRST,
+        }
     }
 }
 
@@ -60,9 +62,11 @@ pub struct Workers {
 impl Workers {
     fn update(&self, name: &'static str, f: impl FnOnce(&mut WorkerState)) {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = states
-            .entry(name)
-            .or_insert(WorkerState { state: "starting", restarts: 0, last_error: None });
+        let entry = states.entry(name).or_insert(WorkerState {
+            state: "starting",
+            restarts: 0,
+            last_error: None,
+        });
         f(entry);
     }
 
@@ -84,7 +88,10 @@ impl Workers {
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, WorkerState> {
-        self.states.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -156,24 +163,28 @@ pub fn supervise_thread(
     work: impl Fn() + Send + Sync + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let work = Arc::new(work);
-    std::thread::Builder::new().name(format!("picket-{name}-supervisor")).spawn(move || {
-        let mut backoff = Backoff::default();
-        loop {
-            workers.running(name);
-            let started = Instant::now();
-            let work = work.clone();
-            let outcome = std::thread::Builder::new().name(format!("picket-{name}")).spawn(move || work());
-            match outcome.map(|handle| handle.join()) {
-                Ok(Ok(())) => {
-                    workers.stopped(name);
-                    return;
+    std::thread::Builder::new()
+        .name(format!("picket-{name}-supervisor"))
+        .spawn(move || {
+            let mut backoff = Backoff::default();
+            loop {
+                workers.running(name);
+                let started = Instant::now();
+                let work = work.clone();
+                let outcome = std::thread::Builder::new()
+                    .name(format!("picket-{name}"))
+                    .spawn(move || work());
+                match outcome.map(|handle| handle.join()) {
+                    Ok(Ok(())) => {
+                        workers.stopped(name);
+                        return;
+                    }
+                    Ok(Err(payload)) => workers.failed(name, panic_message(&*payload)),
+                    Err(e) => workers.failed(name, format!("cannot start a thread: {e}")),
                 }
-                Ok(Err(payload)) => workers.failed(name, panic_message(&*payload)),
-                Err(e) => workers.failed(name, format!("cannot start a thread: {e}")),
+                std::thread::sleep(backoff.after(started.elapsed()));
             }
-            std::thread::sleep(backoff.after(started.elapsed()));
-        }
-    })
+        })
 }
 
 /// Exit status of `picket serve` for a failure that restarting cannot fix (the data file is
@@ -204,18 +215,20 @@ pub fn watchdog(
     {
         let child_pid = child_pid.clone();
         let stopping = stopping.clone();
-        std::thread::Builder::new().name("picket-watchdog-signals".into()).spawn(move || {
-            for sig in signals.forever() {
-                if sig != SIGHUP {
-                    stopping.store(true, Ordering::SeqCst);
+        std::thread::Builder::new()
+            .name("picket-watchdog-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if sig != SIGHUP {
+                        stopping.store(true, Ordering::SeqCst);
+                    }
+                    let pid = child_pid.load(Ordering::SeqCst);
+                    if pid > 0 {
+                        // SAFETY: kill(2) with a pid we started; a stale pid at worst gets ESRCH.
+                        unsafe { libc::kill(pid, sig) };
+                    }
                 }
-                let pid = child_pid.load(Ordering::SeqCst);
-                if pid > 0 {
-                    // SAFETY: kill(2) with a pid we started; a stale pid at worst gets ESRCH.
-                    unsafe { libc::kill(pid, sig) };
-                }
-            }
-        })?;
+            })?;
     }
 
     let http_fd = http.as_raw_fd();
@@ -223,7 +236,8 @@ pub fn watchdog(
     let mut backoff = Backoff::default();
     loop {
         let mut cmd = Command::new(&exe);
-        cmd.args(&serve_args).env(INHERITED_HTTP_FD, CHILD_HTTP_FD.to_string());
+        cmd.args(&serve_args)
+            .env(INHERITED_HTTP_FD, CHILD_HTTP_FD.to_string());
         if udp_fd.is_some() {
             cmd.env(INHERITED_UDP_FD, CHILD_UDP_FD.to_string());
         }

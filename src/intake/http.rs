@@ -357,13 +357,23 @@ async fn accept_envelope(
 
 impl Intake {
     /// Groups, compresses and queues an event; the receiver resolves once it is durable.
-    pub fn enqueue(&self, project: u64, event: Event) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
+    pub fn enqueue(
+        &self,
+        project: u64,
+        event: Event,
+    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
         let event_id = events::id_bytes(&event.event_id)
             .ok_or_else(|| IntakeError::Unavailable("normalization produced no event id".into()))?;
         let grouping = grouping::group(&event);
         let encoded = events::encode(&event);
         self.queue
-            .submit(Arrival { project, event_id, grouping, event, encoded })
+            .submit(Arrival {
+                project,
+                event_id,
+                grouping,
+                event,
+                encoded,
+            })
             .map_err(|e| match e {
                 QueueError::Full => IntakeError::QueueFull,
                 QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),

@@ -137,7 +137,11 @@ impl Counters {
 
     pub fn drop_item(&self, ty: &str) {
         let known = self.dropped_items.lock().unwrap_or_else(|e| e.into_inner());
-        let key = if known.contains_key(ty) || known.len() < MAX_ITEM_TYPES { ty } else { "other" };
+        let key = if known.contains_key(ty) || known.len() < MAX_ITEM_TYPES {
+            ty
+        } else {
+            "other"
+        };
         drop(known);
         bump(&self.dropped_items, key.to_string());
     }

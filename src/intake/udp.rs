@@ -37,7 +37,10 @@ pub fn parse_datagram(datagram: &[u8]) -> Result<(Credentials, &[u8]), IntakeErr
 pub async fn serve(socket: Arc<tokio::net::UdpSocket>, intake: Arc<Intake>) -> Result<(), String> {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let (len, peer) = socket.recv_from(&mut buf).await.map_err(|e| format!("UDP receive failed: {e}"))?;
+        let (len, peer) = socket
+            .recv_from(&mut buf)
+            .await
+            .map_err(|e| format!("UDP receive failed: {e}"))?;
         match accept(&intake, &buf[..len], &peer.ip().to_string()) {
             Ok(()) => intake.counters.accept_event(),
             Err(e) => {
@@ -52,8 +55,13 @@ fn accept(intake: &Intake, datagram: &[u8], client_ip: &str) -> Result<(), Intak
     let (creds, body) = parse_datagram(datagram)?;
     let project = intake.keys.authorize(&creds, None)?;
     let limit = intake.limits.max_event_size.0;
-    let json = decode::decode_store_body(body.to_vec(), usize::try_from(limit).unwrap_or(usize::MAX))?;
-    let ctx = Context { received: crate::time::now(), event_id: None, client_ip: Some(client_ip) };
+    let json =
+        decode::decode_store_body(body.to_vec(), usize::try_from(limit).unwrap_or(usize::MAX))?;
+    let ctx = Context {
+        received: crate::time::now(),
+        event_id: None,
+        client_ip: Some(client_ip),
+    };
     let event = normalize::normalize(&json, &ctx)?;
     // Nobody waits for the acknowledgement: the receiver is dropped.
     intake.enqueue(project, event).map(drop)
@@ -65,13 +73,24 @@ mod tests {
 
     #[test]
     fn datagrams_split_at_the_first_blank_line() {
-        let (creds, body) = parse_datagram(b"Sentry sentry_key=k, sentry_secret=s\n\n{\"message\":\"a\\n\\nb\"}\n").unwrap();
+        let (creds, body) =
+            parse_datagram(b"Sentry sentry_key=k, sentry_secret=s\n\n{\"message\":\"a\\n\\nb\"}\n")
+                .unwrap();
         assert_eq!(creds.public_key, "k");
         assert_eq!(body, b"{\"message\":\"a\\n\\nb\"}");
         let (creds, _) = parse_datagram(b"sentry_key=k2\n\neJw=").unwrap();
         assert_eq!(creds.public_key, "k2");
-        assert!(matches!(parse_datagram(b"no separator"), Err(IntakeError::Auth(_))));
-        assert!(matches!(parse_datagram(b"sentry_key=k\n\n  \0"), Err(IntakeError::EmptyBody)));
-        assert!(matches!(parse_datagram(b"\xff\xfe\n\n{}"), Err(IntakeError::Auth(_))));
+        assert!(matches!(
+            parse_datagram(b"no separator"),
+            Err(IntakeError::Auth(_))
+        ));
+        assert!(matches!(
+            parse_datagram(b"sentry_key=k\n\n  \0"),
+            Err(IntakeError::EmptyBody)
+        ));
+        assert!(matches!(
+            parse_datagram(b"\xff\xfe\n\n{}"),
+            Err(IntakeError::Auth(_))
+        ));
     }
 }

@@ -136,6 +136,9 @@ pub type Jobs = Arc<std::sync::Mutex<mpsc::Receiver<Job>>>;
 /// Creates the queue with room for `capacity` jobs.
 pub fn queue(capacity: usize) -> (Queue, Jobs) {
     let (tx, rx) = mpsc::sync_channel(capacity);
-    let queue = Queue { tx, stats: Arc::new(Stats::default()) };
+    let queue = Queue {
+        tx,
+        stats: Arc::new(Stats::default()),
+    };
     (queue, Arc::new(std::sync::Mutex::new(rx)))
 }

@@ -39,7 +39,13 @@ impl Writer {
     /// A writer for the queue's jobs. It holds no sender, so the queue closes (and the writer
     /// returns) once every [`Queue`](super::Queue) is gone.
     pub fn new(db: Arc<Database>, jobs: Jobs, stats: Arc<Stats>, config: WriterConfig) -> Writer {
-        Writer { db, jobs, cache: IssueCache::new(config.issue_cache), stats, config }
+        Writer {
+            db,
+            jobs,
+            cache: IssueCache::new(config.issue_cache),
+            stats,
+            config,
+        }
     }
 
     /// Runs until every sender of the queue is gone and the queue is drained.

@@ -33,6 +33,24 @@ impl Server {
         server
     }
 
+    /// Starts picket on a fresh data directory with a config file holding `toml`.
+    pub fn start_with_config(toml: &str, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("picket.toml");
+        std::fs::write(&config, toml).expect("config");
+        let config = config.to_string_lossy().to_string();
+        let mut args = vec!["--config", config.as_str()];
+        args.extend_from_slice(extra);
+        let mut server = Server::start_in(&dir.path().join("data"), &args);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// The config file a server started with [`Server::start_with_config`] reads.
+    pub fn config_file(&self) -> PathBuf {
+        self.data_dir.with_file_name("picket.toml")
+    }
+
     /// Starts picket on `data_dir` with extra arguments after `start`.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
         let stderr_log = data_dir.with_extension(format!("stderr-{}.log", std::process::id()));
@@ -41,10 +59,14 @@ impl Server {
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
+            .args(["start", "--http-addr", "127.0.0.1:0"])
+            .args(if extra.contains(&"--udp-addr") {
+                &[][..]
+            } else {
+                &["--udp-addr", ""][..]
+            })
             .args(extra)
             .env_remove("PICKET_CONFIG")
-            .env("PICKET_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -75,8 +97,26 @@ impl Server {
         }
     }
 
+    /// The pid of the `picket start` watchdog.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// `picket status --json`, retried while the server (re)starts.
+    pub fn status(&self) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.cli(&["status", "--json"]);
+            if out.status.success() {
+                return serde_json::from_slice(&out.stdout).expect("status JSON");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no status within 30 s: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Runs `picket --data-dir DIR ARGS…`.

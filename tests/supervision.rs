@@ -1,0 +1,412 @@
+//! Supervision and the process as an operator sees it: the watchdog bringing the server back
+//! after SIGKILL with no acknowledged event lost, a graceful SIGTERM under load, a worker
+//! restarted after a panic, raven UDP datagrams, SIGHUP reloads and `/metrics`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Server, signal};
+use serde_json::{Value, json};
+
+/// A transport for the real `sentry` SDK that sends each envelope synchronously and remembers
+/// which event ids picket answered 200 for.
+struct AckingTransport {
+    agent: ureq::Agent,
+    url: String,
+    auth: String,
+    acked: Mutex<Vec<String>>,
+}
+
+impl AckingTransport {
+    fn new(server: &Server, project: &Value) -> Arc<AckingTransport> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(15)))
+            .build()
+            .new_agent();
+        Arc::new(AckingTransport {
+            agent,
+            url: format!("{}/api/{}/envelope/", server.url, project["id"]),
+            auth: format!(
+                "Sentry sentry_key={}, sentry_version=7",
+                project["public_key"].as_str().unwrap()
+            ),
+            acked: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn acked(&self) -> Vec<String> {
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+impl sentry::Transport for AckingTransport {
+    fn send_envelope(&self, envelope: sentry::Envelope) {
+        let Some(id) = envelope.uuid().map(|u| u.simple().to_string()) else {
+            return;
+        };
+        let mut body = Vec::new();
+        envelope.to_writer(&mut body).unwrap();
+        let sent = self
+            .agent
+            .post(&self.url)
+            .header("X-Sentry-Auth", &self.auth)
+            .send(&body[..]);
+        if let Ok(resp) = sent
+            && resp.status() == 200
+        {
+            self.acked.lock().unwrap().push(id);
+        }
+    }
+}
+
+/// Sends events with the real SDK from a thread until `stop`; returns the transport.
+fn steady_sender(
+    server: &Server,
+    project: &Value,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AckingTransport>, std::thread::JoinHandle<()>) {
+    let transport = AckingTransport::new(server, project);
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some(project["dsn"].as_str().unwrap().parse().unwrap());
+    options.transport = Some(Arc::new(transport.clone()));
+    let client = Arc::new(sentry::Client::from(options));
+    let sender = std::thread::spawn(move || {
+        let hub = sentry::Hub::new(Some(client), Arc::new(Default::default()));
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) && n < 100_000 {
+            hub.capture_message(&format!("steady event {n} arrived"), sentry::Level::Error);
+            n += 1;
+        }
+    });
+    (transport, sender)
+}
+
+/// Every event id stored for a project, over all its issues.
+fn stored_ids(server: &Server, project: &str) -> BTreeSet<String> {
+    let issues = server.json(&["issues", project, "--status", "all"]);
+    let mut ids = BTreeSet::new();
+    for issue in issues.as_array().unwrap() {
+        for e in server
+            .json(&["events", project, &issue["id"].to_string()])
+            .as_array()
+            .unwrap()
+        {
+            ids.insert(e["event_id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+fn assert_all_stored(acked: &[String], stored: &BTreeSet<String>) {
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events were lost: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
+}
+
+#[test]
+fn sigkill_loses_no_acknowledged_event() {
+    let server = Server::start();
+    let project = server.project("steady");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (transport, sender) = steady_sender(&server, &project, stop.clone());
+
+    let mut pids = vec![server.status()["pid"].as_u64().unwrap()];
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(800));
+        let before = transport.acked().len();
+        signal(*pids.last().unwrap() as u32, "KILL");
+        // The watchdog brings a new server process up on the same socket.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pid = server.status()["pid"].as_u64().unwrap();
+            if !pids.contains(&pid) {
+                pids.push(pid);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the watchdog did not restart the server"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // And it serves again: acknowledgements resume.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while transport.acked().len() <= before + 5 {
+            assert!(
+                Instant::now() < deadline,
+                "no events acknowledged after the restart"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    sender.join().unwrap();
+    let acked = transport.acked();
+    assert!(
+        acked.len() > 50,
+        "too few events acknowledged to mean anything: {}",
+        acked.len()
+    );
+    assert_all_stored(&acked, &stored_ids(&server, "steady"));
+    assert!(
+        server.stderr().contains("was killed by signal 9"),
+        "the watchdog logs each restart"
+    );
+}
+
+#[test]
+fn sigterm_under_load_exits_zero_and_keeps_every_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_in(&data, &[]);
+    let project = server.project("graceful");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (transport, sender) = steady_sender(&server, &project, stop.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while transport.acked().len() < 50 {
+        assert!(Instant::now() < deadline, "no load");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let status = server.stop();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    stop.store(true, Ordering::SeqCst);
+    sender.join().unwrap();
+
+    let server = Server::start_in(&data, &[]);
+    assert_all_stored(&transport.acked(), &stored_ids(&server, "graceful"));
+}
+
+#[test]
+fn a_panicking_worker_is_restarted_and_shown_in_status() {
+    let server = Server::start();
+    let out = server.cli(&["debug-crash", "writer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let writer = loop {
+        let status = server.status();
+        let writer = status["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == "writer")
+            .cloned()
+            .unwrap();
+        if writer["restarts"] == 1 && writer["state"] == "running" {
+            break writer;
+        }
+        assert!(Instant::now() < deadline, "writer not restarted: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(writer["last_error"].as_str().unwrap().contains("panicked"));
+    // The restarted writer stores events.
+    let project = server.json(&["project", "list"])[0].clone();
+    let (status, _) = post_store(&server, &project, br#"{"message":"after the crash"}"#);
+    assert_eq!(status, 200);
+    assert_eq!(server.json(&["issues", "default"])[0]["count"], 1);
+    let text = String::from_utf8(server.cli(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains("writer") && text.contains("panicked"),
+        "{text}"
+    );
+}
+
+fn post_store(server: &Server, project: &Value, body: &[u8]) -> (u16, String) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!(
+        "{}/api/{}/store/?sentry_key={}",
+        server.url,
+        project["id"],
+        project["public_key"].as_str().unwrap()
+    );
+    let mut resp = agent.post(&url).send(body).unwrap();
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn raven_udp_datagrams_in_all_three_forms() {
+    let server = Server::start_with_config("udp_addr = \"127.0.0.1:0\"\n", &[]);
+    let project = server.project("udp");
+    let keys = server.json(&["key", "list", "udp"]);
+    let (public, secret) = (
+        keys[0]["public_key"].as_str().unwrap(),
+        keys[0]["secret_key"].as_str().unwrap(),
+    );
+    let udp_addr = server.status()["udp_addr"].as_str().unwrap().to_string();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let auth = format!(
+        "Sentry sentry_timestamp=1328055286.51, sentry_client=raven-python/5.2.0, sentry_version=6, sentry_key={public}, sentry_secret={secret}"
+    );
+    let event = |n: u32| {
+        json!({"message": format!("udp user {n} failed"), "level": "error", "platform": "python"})
+            .to_string()
+    };
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let zlib = |d: &[u8]| {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(d).unwrap();
+        e.finish().unwrap()
+    };
+    let bodies = [
+        event(1),
+        b64(event(2).as_bytes()),
+        b64(&zlib(event(3).as_bytes())),
+    ];
+    for body in &bodies {
+        socket
+            .send_to(format!("{auth}\n\n{body}").as_bytes(), &udp_addr)
+            .unwrap();
+    }
+    // Refused datagrams, each counted by its reason.
+    let bad: [Vec<u8>; 4] = [
+        b"no separator here".to_vec(),
+        format!(
+            "Sentry sentry_key=0123456789abcdef0123456789abcdef\n\n{}",
+            event(4)
+        )
+        .into_bytes(),
+        format!("{auth}\n\n%%% not base64 %%%").into_bytes(),
+        format!("{auth}\n\n{{\"message\": ").into_bytes(),
+    ];
+    for datagram in &bad {
+        socket.send_to(datagram, &udp_addr).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let issues = server.json(&["issues", "udp"]);
+        let status = server.status();
+        let dropped = &status["dropped"];
+        let dropped_total: u64 = dropped
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        if issues.as_array().unwrap().len() == 1 && issues[0]["count"] == 3 && dropped_total == 4 {
+            assert_eq!(dropped["auth"], 1, "{dropped}");
+            assert_eq!(dropped["rejected_key"], 1, "{dropped}");
+            assert_eq!(dropped["bad_body"], 1, "{dropped}");
+            assert_eq!(dropped["bad_event"], 1, "{dropped}");
+            assert_eq!(issues[0]["title"], "udp user 3 failed");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "UDP events not grouped as expected: {issues} {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(project);
+}
+
+#[test]
+fn sighup_applies_a_new_log_level_without_a_restart() {
+    let server = Server::start_with_config("log = \"info\"\n", &[]);
+    let project = server.json(&["project", "list"])[0].clone();
+    let pid = server.status()["pid"].clone();
+    let mut bad_key = project.clone();
+    bad_key["public_key"] = json!("ffffffffffffffffffffffffffffffff");
+    assert_eq!(post_store(&server, &bad_key, b"{}").0, 403);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !server.stderr().contains("refused /api/"),
+        "debug lines before the reload"
+    );
+
+    std::fs::write(server.config_file(), "log = \"debug\"\n").unwrap();
+    signal(server.pid(), "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("log filter is now 'debug'") {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP not applied: {}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(post_store(&server, &bad_key, b"{}").0, 403);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("refused /api/") {
+        assert!(Instant::now() < deadline, "the debug level did not apply");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.status()["pid"],
+        pid,
+        "SIGHUP must not restart the server"
+    );
+}
+
+#[test]
+fn metrics_count_accepted_events() {
+    let server = Server::start_with_config("[metrics]\nenabled = true\ntoken = \"s3cret\"\n", &[]);
+    let project = server.json(&["project", "list"])[0].clone();
+    for n in 0..7 {
+        let (status, _) = post_store(
+            &server,
+            &project,
+            json!({"message": format!("metric {n}")})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(status, 200);
+    }
+    assert_eq!(post_store(&server, &project, b"{not json").0, 400);
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!("{}/metrics", server.url);
+    assert_eq!(
+        agent.get(&url).call().unwrap().status(),
+        401,
+        "metrics without the token"
+    );
+    let mut resp = agent
+        .get(&url)
+        .header("Authorization", "Bearer s3cret")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.body_mut().read_to_string().unwrap();
+    let value = |line_start: &str| {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("{line_start} missing from:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(value("picket_events_accepted_total "), "7");
+    assert_eq!(value("picket_events_stored_total "), "7");
+    assert_eq!(
+        value("picket_requests_rejected_total{reason=\"bad_event\"}"),
+        "1"
+    );
+    assert!(text.contains("# TYPE picket_events_accepted_total counter"));
+}
