@@ -105,7 +105,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Start(_) | Command::Serve(_) => unreachable!("dispatched in main"),
         Command::Status { json } => {
-            let answer = manage(&cli, Request::Status)?;
+            let config = load_config(&cli, None)?;
+            let answer = control::ask_server(&config.data_dir, &Request::Status)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no picket server is running on {}",
+                        config.data_dir.display()
+                    )
+                })?
+                .map_err(|e| anyhow!(e))?;
             print(*json, &answer, status_text)
         }
         #[cfg(debug_assertions)]
@@ -264,13 +272,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Answers a management request through a running server, or on the file when none runs.
+/// A server that is starting holds the file before its socket is up: wait for the socket.
 fn manage(cli: &Cli, req: Request) -> anyhow::Result<Value> {
     let config = Arc::new(load_config(cli, None)?);
-    if let Some(answer) = control::ask_server(&config.data_dir, &req) {
-        return answer.map_err(|e| anyhow!(e));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(answer) = control::ask_server(&config.data_dir, &req) {
+            return answer.map_err(|e| anyhow!(e));
+        }
+        match control::open_direct(config.clone()) {
+            Ok(handle) => return Ok(handle.answer(req)?),
+            Err(store::StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    let handle = control::open_direct(config)?;
-    Ok(handle.answer(req)?)
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

@@ -93,7 +93,7 @@ pub fn run(
     set_log_filter: SetLogFilter,
 ) -> Result<(), ServeError> {
     let fatal = |e: anyhow::Error| ServeError::Fatal(e);
-    let db = Arc::new(store::open(&config.data_dir).map_err(|e| fatal(e.into()))?);
+    let db = Arc::new(open_store(&config)?);
     let sockets = sockets(&config).map_err(fatal)?;
     let http_addr = sockets.http.local_addr().map_err(|e| fatal(e.into()))?;
     let udp_addr = match &sockets.udp {
@@ -233,6 +233,25 @@ pub fn run(
     }
     tracing::info!("stopped");
     served.map_err(ServeError::Failed)
+}
+
+/// How long startup waits for a management command that holds the data file to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the data file, waiting a little if a management command has it open right now.
+/// A file that is too new or needs `upgrade` is fatal: restarting cannot fix it.
+fn open_store(config: &Config) -> Result<Database, ServeError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match store::open(&config.data_dir) {
+            Ok(db) => return Ok(db),
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e @ StoreError::Locked { .. }) => return Err(ServeError::Failed(e.into())),
+            Err(e) => return Err(ServeError::Fatal(e.into())),
+        }
+    }
 }
 
 /// On a file with no project yet, creates `default` and says how to begin.

@@ -37,6 +37,12 @@ impl Server {
     pub fn start_with_config(toml: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("picket.toml");
+        // No UDP listener unless the test asks for one (the default port would clash).
+        let toml = if toml.contains("udp_addr") {
+            toml.to_string()
+        } else {
+            format!("udp_addr = \"\"\n{toml}")
+        };
         std::fs::write(&config, toml).expect("config");
         let config = config.to_string_lossy().to_string();
         let mut args = vec!["--config", config.as_str()];
@@ -60,11 +66,13 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["start", "--http-addr", "127.0.0.1:0"])
-            .args(if extra.contains(&"--udp-addr") {
-                &[][..]
-            } else {
-                &["--udp-addr", ""][..]
-            })
+            .args(
+                if extra.contains(&"--udp-addr") || extra.contains(&"--config") {
+                    &[][..]
+                } else {
+                    &["--udp-addr", ""][..]
+                },
+            )
             .args(extra)
             .env_remove("PICKET_CONFIG")
             .stdout(Stdio::piped())
