@@ -138,6 +138,21 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Give a key its own rate limit (events per minute), or return it to the default
+    RateLimit {
+        public_key: String,
+        /// Events per minute; 0 means no limit for this key
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        per_minute: Option<u32>,
+        /// Events allowed at once before the per-minute rate applies (default: the per-minute figure)
+        #[arg(long, requires = "per_minute")]
+        burst: Option<u32>,
+        /// Use the configured default (rate_limits.per_key_per_minute) again
+        #[arg(long)]
+        default: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a key: events sent with it are refused from then on
     Revoke {
         public_key: String,

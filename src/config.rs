@@ -129,7 +129,36 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub limits: Limits,
     pub pipeline: Pipeline,
+    pub rate_limits: RateLimits,
     pub metrics: Metrics,
+}
+
+/// Events per minute, with a burst (0 = the per-minute figure); 0 per minute is no limit.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// Default for every client key; `picket key rate-limit` sets one key's own.
+    pub per_key_per_minute: u32,
+    pub per_key_burst: u32,
+    /// For the whole server, all keys together.
+    pub server_per_minute: u32,
+    pub server_burst: u32,
+}
+
+impl RateLimits {
+    pub fn per_key(&self) -> crate::intake::ratelimit::RateLimit {
+        crate::intake::ratelimit::RateLimit {
+            per_minute: self.per_key_per_minute,
+            burst: self.per_key_burst,
+        }
+    }
+
+    pub fn server(&self) -> crate::intake::ratelimit::RateLimit {
+        crate::intake::ratelimit::RateLimit {
+            per_minute: self.server_per_minute,
+            burst: self.server_burst,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
@@ -144,12 +173,50 @@ pub struct Metrics {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// A request body as it arrives on the wire (compressed).
-    pub max_body_size: ByteSize,
+    /// All request headers together.
+    pub max_header_size: ByteSize,
+    /// A `/store/` request body as it arrives on the wire (compressed).
+    pub max_store_body_size: ByteSize,
+    /// An `/envelope/` request body as it arrives on the wire (compressed).
+    pub max_envelope_body_size: ByteSize,
     /// An envelope after decompression.
     pub max_envelope_size: ByteSize,
+    /// Items in one envelope.
+    pub max_envelope_items: usize,
     /// One event (a store body, or an envelope's event item) after decompression.
     pub max_event_size: ByteSize,
+    /// Deepest nesting of JSON arrays and objects in an event.
+    pub max_json_depth: usize,
+    /// Tags kept per event.
+    pub max_tags: usize,
+    /// Frames kept per stack trace (innermost and outermost).
+    pub max_frames: usize,
+    /// Breadcrumbs kept per event (the latest).
+    pub max_breadcrumbs: usize,
+    /// Longest string kept in an event.
+    pub max_string_length: usize,
+    /// Longest tag key or value.
+    pub max_tag_length: usize,
+    /// Connections served at once; more wait for a free slot.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (against slowloris).
+    pub header_read_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits one event is cut to.
+    pub fn event(&self) -> crate::event::EventLimits {
+        crate::event::EventLimits {
+            max_json_depth: self.max_json_depth,
+            max_tags: self.max_tags,
+            max_frames: self.max_frames,
+            max_breadcrumbs: self.max_breadcrumbs,
+            max_string_length: self.max_string_length,
+            max_tag_length: self.max_tag_length,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -161,6 +228,8 @@ pub struct Pipeline {
     pub batch_max: usize,
     /// Issues the writer keeps in memory by fingerprint.
     pub issue_cache: usize,
+    /// Save the allocator state with every commit, so that reopening after a crash is quick.
+    pub quick_repair: bool,
 }
 
 impl Default for Config {
@@ -174,6 +243,7 @@ impl Default for Config {
             shutdown_timeout: Duration(std::time::Duration::from_secs(10)),
             limits: Limits::default(),
             pipeline: Pipeline::default(),
+            rate_limits: RateLimits::default(),
             metrics: Metrics::default(),
         }
     }
@@ -181,10 +251,23 @@ impl Default for Config {
 
 impl Default for Limits {
     fn default() -> Self {
+        let event = crate::event::EventLimits::default();
         Limits {
-            max_body_size: ByteSize(20 << 20),
+            max_header_size: ByteSize(64 << 10),
+            max_store_body_size: ByteSize(1 << 20),
+            max_envelope_body_size: ByteSize(20 << 20),
             max_envelope_size: ByteSize(100 << 20),
+            max_envelope_items: 1000,
             max_event_size: ByteSize(1 << 20),
+            max_json_depth: event.max_json_depth,
+            max_tags: event.max_tags,
+            max_frames: event.max_frames,
+            max_breadcrumbs: event.max_breadcrumbs,
+            max_string_length: event.max_string_length,
+            max_tag_length: event.max_tag_length,
+            max_connections: 1024,
+            header_read_timeout: Duration(std::time::Duration::from_secs(10)),
+            idle_timeout: Duration(std::time::Duration::from_secs(75)),
         }
     }
 }
@@ -195,6 +278,7 @@ impl Default for Pipeline {
             queue_capacity: 10_000,
             batch_max: 512,
             issue_cache: 10_000,
+            quick_repair: true,
         }
     }
 }
@@ -376,14 +460,50 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # shutdown_timeout = "10s"
 
 [limits]
-# A request body as it arrives on the wire (compressed). Larger: 413.
-# max_body_size = "20MiB"
+# All request headers together. Larger: 431.
+# max_header_size = "64KiB"
+
+# A /store/ request body as it arrives on the wire (compressed). Larger: 413.
+# max_store_body_size = "1MiB"
+
+# An /envelope/ request body as it arrives on the wire (compressed). Larger: 413.
+# max_envelope_body_size = "20MiB"
 
 # An envelope after decompression. Larger: 413.
 # max_envelope_size = "100MiB"
 
+# Items in one envelope. More: 413.
+# max_envelope_items = 1000
+
 # One event after decompression (a store body, or an envelope's event item). Larger: 413.
 # max_event_size = "1MiB"
+
+# Deepest nesting of JSON arrays and objects in an event. Deeper: 413.
+# max_json_depth = 64
+
+# Tags kept per event; the rest are dropped and the event is marked truncated.
+# max_tags = 200
+
+# Frames kept per stack trace, half the outermost and half the innermost; marked truncated.
+# max_frames = 250
+
+# Breadcrumbs kept per event, the latest; marked truncated.
+# max_breadcrumbs = 100
+
+# Longest string kept anywhere in an event, in bytes; longer ones are cut and marked.
+# max_string_length = 16384
+
+# Longest tag key or value, in bytes.
+# max_tag_length = 200
+
+# Connections served at once; further ones wait until a slot frees up.
+# max_connections = 1024
+
+# Time a client has to send a request's headers (slowloris protection).
+# header_read_timeout = "10s"
+
+# An idle keep-alive connection is closed after this.
+# idle_timeout = "75s"
 
 [pipeline]
 # Events waiting for the writer; when it is full intake answers 503 with Retry-After.
@@ -394,6 +514,21 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 
 # Issues the writer keeps in memory by fingerprint, so known issues cost no reads.
 # issue_cache = 10000
+
+# Save the file's allocator state with every commit, so that reopening after a crash (kill -9,
+# power loss) takes moments instead of a walk over the whole file. Costs a little per commit.
+# quick_repair = true
+
+[rate_limits]
+# Events per minute each client key may send (0: no limit), with a burst (0: the same as the
+# per-minute figure). Over it: 429 with Retry-After and X-Sentry-Rate-Limits, which SDKs obey.
+# `picket key rate-limit KEY --per-minute N` gives one key its own limit.
+# per_key_per_minute = 0
+# per_key_burst = 0
+
+# Events per minute for the whole server, all keys together (0: no limit).
+# server_per_minute = 0
+# server_burst = 0
 
 [metrics]
 # Serve GET /metrics in the Prometheus text format.

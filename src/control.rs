@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::intake::ratelimit::RateLimit;
 use crate::pipeline::Queue;
 use crate::status::Live;
 use crate::store::issues::{self, Issue, Status};
@@ -36,6 +37,11 @@ pub enum Request {
     },
     KeyRevoke {
         public_key: String,
+    },
+    /// Gives a key its own rate limit, or (with `None`) returns it to the default.
+    KeyRateLimit {
+        public_key: String,
+        limit: Option<RateLimit>,
     },
     Issues {
         project: String,
@@ -67,7 +73,10 @@ impl Request {
     pub fn changes_keys(&self) -> bool {
         matches!(
             self,
-            Request::ProjectCreate { .. } | Request::KeyCreate { .. } | Request::KeyRevoke { .. }
+            Request::ProjectCreate { .. }
+                | Request::KeyCreate { .. }
+                | Request::KeyRevoke { .. }
+                | Request::KeyRateLimit { .. }
         )
     }
 }
@@ -125,6 +134,7 @@ impl Handle {
             "active": key.active,
             "created": crate::time::rfc3339(key.created),
             "dsn": self.config.dsn(&key.public_key, key.project),
+            "rate_limit": key.rate_limit,
         })
     }
 
@@ -182,6 +192,11 @@ impl Handle {
                 let project = self.project(&project)?;
                 let now = crate::time::now();
                 let key = self.write(move |txn| projects::create_key(txn, project.id, now))?;
+                Ok(self.key_json(&key))
+            }
+            Request::KeyRateLimit { public_key, limit } => {
+                let key =
+                    self.write(move |txn| projects::set_rate_limit(txn, &public_key, limit))?;
                 Ok(self.key_json(&key))
             }
             Request::KeyRevoke { public_key } => {

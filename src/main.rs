@@ -211,6 +211,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
+        Command::Key(KeyCommand::RateLimit {
+            public_key,
+            per_minute,
+            burst,
+            default: _,
+            json,
+        }) => {
+            let limit = per_minute.map(|per_minute| picket::intake::ratelimit::RateLimit {
+                per_minute,
+                burst: burst.unwrap_or(0),
+            });
+            let req = Request::KeyRateLimit {
+                public_key: public_key.clone(),
+                limit,
+            };
+            let answer = manage(&cli, req)?;
+            print(*json, &answer, |v| match v["rate_limit"].as_object() {
+                Some(l) => format!(
+                    "key {} is limited to {} events per minute (burst {})\n",
+                    text(&v["public_key"]),
+                    l["per_minute"],
+                    l["burst"]
+                ),
+                None => format!(
+                    "key {} uses the default rate limit\n",
+                    text(&v["public_key"])
+                ),
+            })
+        }
         Command::Key(KeyCommand::Revoke { public_key, json }) => {
             let answer = manage(
                 &cli,

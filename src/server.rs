@@ -14,17 +14,19 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use redb::{Database, ReadableDatabase};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::{Config, Overrides};
 use crate::control::{self, Handle, Writes};
+use crate::intake::conn::IdleTimeout;
 use crate::intake::http::{self, Intake};
 use crate::intake::keys::KeyCache;
+use crate::intake::ratelimit::RateLimiter;
 use crate::intake::udp;
 use crate::pipeline::{self, Writer, WriterConfig};
 use crate::status::Live;
@@ -118,6 +120,7 @@ pub fn run(
     let writer_config = WriterConfig {
         batch_max: config.pipeline.batch_max,
         issue_cache: config.pipeline.issue_cache,
+        quick_repair: config.pipeline.quick_repair,
     };
     let writer_thread = {
         let (db, stats, jobs) = (db.clone(), queue.shared_stats(), jobs.clone());
@@ -140,6 +143,8 @@ pub fn run(
         queue: queue.clone(),
         limits: config.limits.clone(),
         counters: Default::default(),
+        limiter: RateLimiter::new(config.rate_limits.server()),
+        default_key_limit: config.rate_limits.per_key(),
     });
     let live = Arc::new(Live {
         started: Instant::now(),
@@ -350,8 +355,29 @@ async fn accept_loop(
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let limits = config.limits.clone();
+    let idle_timeout = limits.idle_timeout.0;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout.0)
+        .max_buf_size(
+            usize::try_from(limits.max_header_size.0)
+                .unwrap_or(usize::MAX)
+                .max(8192),
+        );
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size.0).unwrap_or(u32::MAX));
+    // Past the limit, further connections wait in the listen backlog until a slot frees up.
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
+            _ = supervisor::stopped(&mut stop) => return Ok(()),
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -369,10 +395,12 @@ async fn accept_loop(
                     let (intake, live, config) = (intake.clone(), live.clone(), config.clone());
                     async move { Ok::<_, std::convert::Infallible>(route(req, intake, &live, &config, peer).await) }
                 });
+                let stream = IdleTimeout::new(stream, idle_timeout);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(permit);
                 });
             }
             _ = supervisor::stopped(&mut stop) => return Ok(()),

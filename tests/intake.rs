@@ -615,7 +615,15 @@ fn protocol_edge_cases() {
         "mismatch",
     );
     let huge = json!({"message": "x".repeat(1_100_000)}).to_string();
-    c.refuse(413, "/store/", &[], huge.as_bytes(), "max_event_size");
+    c.refuse(413, "/store/", &[], huge.as_bytes(), "max_store_body_size");
+    let gz = [("Content-Encoding", "gzip".to_string())];
+    c.refuse(
+        413,
+        "/store/",
+        &gz,
+        &compress("gzip", huge.as_bytes()),
+        "max_event_size",
+    );
 
     // A revoked key is refused from the next request on (the server reloads its keys).
     let key = server.json(&["key", "create", "edge"]);

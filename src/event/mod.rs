@@ -3,9 +3,11 @@
 //! which issue an event belongs to. Pure code: no I/O, no HTTP, no storage.
 
 pub mod grouping;
+pub mod limits;
 pub mod model;
 pub mod normalize;
 
 pub use grouping::{Grouping, Strategy};
+pub use limits::EventLimits;
 pub use model::{Event, Level};
 pub use normalize::{NormalizeError, normalize};

@@ -113,6 +113,9 @@ pub struct Event {
     pub sdk: Option<Value>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub modules: Map<String, Value>,
+    /// What picket cut to fit its limits (`tags`, `frames`, `strings`…); empty when nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
     /// Top-level keys picket has no field for, kept as sent.
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub other: Map<String, Value>,

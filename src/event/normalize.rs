@@ -19,6 +19,8 @@ pub enum NormalizeError {
     InvalidJson(String),
     #[error("invalid event: the payload is JSON but not an object")]
     NotAnObject,
+    #[error("the event nests JSON deeper than the limit max_json_depth ({max})")]
+    TooDeep { max: usize },
 }
 
 /// What the transport knows about an event that its payload may not say.
@@ -30,10 +32,13 @@ pub struct Context<'a> {
     pub event_id: Option<&'a str>,
     /// The client address, for `user.ip_address = "{{auto}}"`.
     pub client_ip: Option<&'a str>,
+    /// What one event may hold.
+    pub limits: super::EventLimits,
 }
 
 /// Parses an event payload and normalizes it.
 pub fn normalize(json: &[u8], ctx: &Context<'_>) -> Result<Event, NormalizeError> {
+    super::limits::check_depth(json, ctx.limits.max_json_depth)?;
     let value = match serde_json::from_slice::<Value>(json) {
         Ok(v) => v,
         Err(first) => {
@@ -141,6 +146,7 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     ev.modules = object(obj.remove("modules"));
     obj.retain(|_, v| !v.is_null());
     ev.other = obj;
+    super::limits::enforce(&mut ev, &ctx.limits);
     Ok(ev)
 }
 

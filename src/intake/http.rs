@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,6 +21,7 @@ use crate::config::Limits;
 use crate::event::normalize::{self, Context};
 use crate::event::{Event, grouping};
 use crate::pipeline::{Ack, Arrival, Queue, QueueError};
+use crate::store::projects::ProjectKey;
 use crate::store::{StoreError, events};
 use tokio::sync::oneshot;
 
@@ -30,6 +31,9 @@ pub struct Intake {
     pub queue: Queue,
     pub limits: Limits,
     pub counters: super::Counters,
+    pub limiter: super::ratelimit::RateLimiter,
+    /// The rate limit of keys that have none of their own.
+    pub default_key_limit: super::ratelimit::RateLimit,
 }
 
 type Body = Full<Bytes>;
@@ -140,6 +144,11 @@ pub fn error_response(e: &IntakeError) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&printable) {
         h.insert("x-sentry-error", v);
     }
+    for (name, value) in e.retry_headers() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
     cors(h);
     resp
 }
@@ -168,28 +177,37 @@ async fn ingest(
         Route::Store { project } => project,
         Route::Envelope { project } => Some(project),
     };
+    // Everything that can refuse without the body does so before reading it.
     let project = match &creds {
-        Some(c) => Some(state.keys.authorize(c, path_project)?),
+        Some(c) => Some(state.admit(&state.keys.authorize(c, path_project)?)?),
         None if matches!(route, Route::Envelope { .. }) => None,
         None => return Err(auth::AuthError::Missing.into()),
     };
-
-    let limit = state.limits.max_body_size.0;
+    let (name, limit) = match route {
+        Route::Store { .. } => ("max_store_body_size", state.limits.max_store_body_size.0),
+        Route::Envelope { .. } => (
+            "max_envelope_body_size",
+            state.limits.max_envelope_body_size.0,
+        ),
+    };
     let declared =
         header(&parts.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(IntakeError::TooLarge {
-            name: "max_body_size",
-            limit,
-        });
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        // Read and discard a modest excess so the client sees the 413 instead of a reset
+        // connection; a body far over the limit is refused without reading it.
+        if n <= limit.saturating_mul(DRAIN_FACTOR) {
+            discard(body, n).await;
+        }
+        return Err(IntakeError::TooLarge { name, limit });
     }
     let encodings =
         decode::parse_content_encoding(header(&parts.headers, "content-encoding").unwrap_or(""))?;
-    let body = read_body(body, limit).await?;
+    let body = read_body(body, name, limit).await?;
     let data = decode_body(state, body, &encodings, route)?;
     let origin = Origin {
         received: crate::time::now(),
         client_ip: client_ip(&parts.headers, remote),
+        limits: state.limits.event(),
     };
 
     let is_envelope = matches!(route, Route::Envelope { .. })
@@ -207,17 +225,39 @@ async fn ingest(
     }
 }
 
-async fn read_body(body: Incoming, limit: u64) -> Result<Vec<u8>, IntakeError> {
-    match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
-    {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(IntakeError::TooLarge {
-            name: "max_body_size",
-            limit,
-        }),
-        Err(e) => Err(IntakeError::Body(e.to_string())),
+/// Bodies up to this many times their limit are read and discarded before a 413.
+const DRAIN_FACTOR: u64 = 4;
+
+async fn read_body(body: Incoming, name: &'static str, limit: u64) -> Result<Vec<u8>, IntakeError> {
+    let mut body = body;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| IntakeError::Body(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if (out.len() + data.len()) as u64 > limit {
+                let read = (out.len() + data.len()) as u64;
+                drop(out);
+                discard(
+                    body,
+                    limit.saturating_mul(DRAIN_FACTOR).saturating_sub(read),
+                )
+                .await;
+                return Err(IntakeError::TooLarge { name, limit });
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads up to `budget` bytes of a body without keeping them.
+async fn discard(mut body: Incoming, budget: u64) {
+    let mut seen = 0u64;
+    while seen <= budget {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => return,
+        }
     }
 }
 
@@ -273,6 +313,7 @@ fn client_ip(headers: &HeaderMap, remote: IpAddr) -> String {
 struct Origin {
     received: f64,
     client_ip: String,
+    limits: crate::event::EventLimits,
 }
 
 impl Origin {
@@ -281,6 +322,7 @@ impl Origin {
             received: self.received,
             event_id,
             client_ip: Some(&self.client_ip),
+            limits: self.limits,
         }
     }
 }
@@ -320,7 +362,7 @@ async fn accept_envelope(
                 secret_key: dsn.secret_key.clone(),
                 ..Default::default()
             };
-            state.keys.authorize(&creds, path_project)?
+            state.admit(&state.keys.authorize(&creds, path_project)?)?
         }
         (None, None) => return Err(auth::AuthError::Missing.into()),
     };
@@ -330,6 +372,13 @@ async fn accept_envelope(
         .event_id
         .as_deref()
         .and_then(normalize::parse_event_id);
+    let max_items = state.limits.max_envelope_items;
+    if env.items.len() > max_items {
+        return Err(IntakeError::TooLarge {
+            name: "max_envelope_items",
+            limit: max_items as u64,
+        });
+    }
     let mut event = None;
     for item in &env.items {
         match item.header.ty.as_str() {
@@ -356,6 +405,15 @@ async fn accept_envelope(
 }
 
 impl Intake {
+    /// Applies the key's and the server's rate limits; the project the key sends to.
+    pub fn admit(&self, key: &ProjectKey) -> Result<u64, IntakeError> {
+        let limit = key.rate_limit.unwrap_or(self.default_key_limit);
+        self.limiter
+            .admit(&key.public_key, limit)
+            .map_err(|(scope, retry_after)| IntakeError::RateLimited { scope, retry_after })?;
+        Ok(key.project)
+    }
+
     /// Groups, compresses and queues an event; the receiver resolves once it is durable.
     pub fn enqueue(
         &self,
@@ -404,7 +462,7 @@ async fn store_get(
 ) -> Result<Response<Body>, IntakeError> {
     let (parts, _) = req.into_parts();
     let creds = credentials(&parts)?.ok_or(auth::AuthError::Missing)?;
-    let project = state.keys.authorize(&creds, path_project)?;
+    let project = state.admit(&state.keys.authorize(&creds, path_project)?)?;
     let data = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "sentry_data")
         .map(|(_, v)| v.into_owned().into_bytes())
@@ -414,6 +472,7 @@ async fn store_get(
     let origin = Origin {
         received: crate::time::now(),
         client_ip: client_ip(&parts.headers, remote),
+        limits: state.limits.event(),
     };
     let event = normalize::normalize(&json, &origin.context(None))?;
     let id = submit(state, project, event).await?;

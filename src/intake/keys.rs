@@ -33,12 +33,12 @@ impl KeyCache {
         Ok(())
     }
 
-    /// The project these credentials may send to. `path_project` is the id in the URL, if any.
+    /// The key these credentials name, if it may send to `path_project` (the id in the URL).
     pub fn authorize(
         &self,
         creds: &Credentials,
         path_project: Option<u64>,
-    ) -> Result<u64, IntakeError> {
+    ) -> Result<ProjectKey, IntakeError> {
         let keys = self
             .keys
             .read()
@@ -58,7 +58,7 @@ impl KeyCache {
             Some(p) if p != key.project => {
                 Err(IntakeError::Rejected("the key belongs to another project"))
             }
-            _ => Ok(key.project),
+            _ => Ok(key.clone()),
         }
     }
 }

@@ -4,10 +4,12 @@
 //! writer only ever sees events that are ready to store.
 
 pub mod auth;
+pub mod conn;
 pub mod decode;
 pub mod envelope;
 pub mod http;
 pub mod keys;
+pub mod ratelimit;
 pub mod udp;
 
 use std::collections::BTreeMap;
@@ -55,6 +57,11 @@ pub enum IntakeError {
     Body(String),
     #[error("could not schedule event processing: the queue is full")]
     QueueFull,
+    #[error("rate limit of the {} exceeded; retry after {retry_after} s", if *.scope == ratelimit::Scope::Key { "client key" } else { "server" })]
+    RateLimited {
+        scope: ratelimit::Scope,
+        retry_after: u64,
+    },
     #[error("could not store the event: {0}")]
     Unavailable(String),
     #[error("not found")]
@@ -72,9 +79,26 @@ impl IntakeError {
             IntakeError::TooLarge { .. } | IntakeError::Decode(DecodeError::TooLarge { .. }) => 413,
             IntakeError::Decode(DecodeError::UnknownEncoding(_)) => 415,
             IntakeError::QueueFull | IntakeError::Unavailable(_) => 503,
+            IntakeError::RateLimited { .. } => 429,
+            IntakeError::Event(NormalizeError::TooDeep { .. }) => 413,
             IntakeError::NotFound => 404,
             IntakeError::MethodNotAllowed => 405,
             _ => 400,
+        }
+    }
+
+    /// Headers that tell the client when to come back.
+    pub fn retry_headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            IntakeError::RateLimited { scope, retry_after } => vec![
+                ("retry-after", retry_after.to_string()),
+                (
+                    "x-sentry-rate-limits",
+                    format!("{retry_after}::{}", scope.as_str()),
+                ),
+            ],
+            IntakeError::QueueFull => vec![("retry-after", "1".to_string())],
+            _ => Vec::new(),
         }
     }
 
@@ -93,6 +117,7 @@ impl IntakeError {
             IntakeError::Envelope(_) | IntakeError::HeaderMismatch(_) => "bad_envelope",
             IntakeError::Event(_) => "bad_event",
             IntakeError::QueueFull => "queue_full",
+            IntakeError::RateLimited { .. } => "rate_limited",
             IntakeError::Unavailable(_) => "unavailable",
         }
     }

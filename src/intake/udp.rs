@@ -53,7 +53,7 @@ pub async fn serve(socket: Arc<tokio::net::UdpSocket>, intake: Arc<Intake>) -> R
 
 fn accept(intake: &Intake, datagram: &[u8], client_ip: &str) -> Result<(), IntakeError> {
     let (creds, body) = parse_datagram(datagram)?;
-    let project = intake.keys.authorize(&creds, None)?;
+    let project = intake.admit(&intake.keys.authorize(&creds, None)?)?;
     let limit = intake.limits.max_event_size.0;
     let json =
         decode::decode_store_body(body.to_vec(), usize::try_from(limit).unwrap_or(usize::MAX))?;
@@ -61,6 +61,7 @@ fn accept(intake: &Intake, datagram: &[u8], client_ip: &str) -> Result<(), Intak
         received: crate::time::now(),
         event_id: None,
         client_ip: Some(client_ip),
+        limits: intake.limits.event(),
     };
     let event = normalize::normalize(&json, &ctx)?;
     // Nobody waits for the acknowledgement: the receiver is dropped.

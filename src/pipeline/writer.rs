@@ -23,6 +23,9 @@ pub struct WriterConfig {
     pub batch_max: usize,
     /// Issues kept in the fingerprint cache.
     pub issue_cache: usize,
+    /// Save redb's allocator state with every commit, so that reopening after a crash is
+    /// quick instead of a walk over the whole file.
+    pub quick_repair: bool,
 }
 
 type Pending = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
@@ -102,6 +105,7 @@ impl Writer {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::Db(e.to_string()))?;
+        txn.set_quick_repair(self.config.quick_repair);
         Ok(txn)
     }
 

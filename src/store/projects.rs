@@ -24,6 +24,8 @@ pub struct ProjectKey {
     pub project: u64,
     pub active: bool,
     pub created: f64,
+    /// This key's own rate limit; `None` uses the configured default.
+    pub rate_limit: Option<crate::intake::ratelimit::RateLimit>,
 }
 
 /// 32 lowercase hex digits, the form official SDKs and Relay accept.
@@ -96,22 +98,40 @@ pub fn create_key(
         project,
         active: true,
         created: now,
+        rate_limit: None,
     };
     txn.open_table(KEYS)?
         .insert(key.public_key.as_str(), encode(&key).as_slice())?;
     Ok(key)
 }
 
-/// Marks a key inactive; events sent with it are refused from then on.
-pub fn revoke_key(txn: &WriteTransaction, public_key: &str) -> Result<ProjectKey, StoreError> {
+/// Sets (or with `None` clears) a key's own rate limit.
+pub fn set_rate_limit(
+    txn: &WriteTransaction,
+    public_key: &str,
+    limit: Option<crate::intake::ratelimit::RateLimit>,
+) -> Result<ProjectKey, StoreError> {
+    update_key(txn, public_key, |key| key.rate_limit = limit)
+}
+
+fn update_key(
+    txn: &WriteTransaction,
+    public_key: &str,
+    change: impl FnOnce(&mut ProjectKey),
+) -> Result<ProjectKey, StoreError> {
     let mut keys = txn.open_table(KEYS)?;
     let mut key: ProjectKey = match keys.get(public_key)? {
         Some(v) => decode("keys", v.value())?,
         None => return Err(StoreError::NotFound(format!("no key {public_key}"))),
     };
-    key.active = false;
+    change(&mut key);
     keys.insert(public_key, encode(&key).as_slice())?;
     Ok(key)
+}
+
+/// Marks a key inactive; events sent with it are refused from then on.
+pub fn revoke_key(txn: &WriteTransaction, public_key: &str) -> Result<ProjectKey, StoreError> {
+    update_key(txn, public_key, |key| key.active = false)
 }
 
 pub fn put(txn: &WriteTransaction, project: &Project) -> Result<(), StoreError> {

@@ -1,0 +1,243 @@
+//! Recovery after SIGKILL with a large data file. Fills a fresh data directory with stored
+//! events (1,000,000 by default), starts `picket serve` on it, kills it with SIGKILL while it is
+//! writing, starts it again and measures the time to the first 200 on `/health` and on an
+//! event. Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS, PICKET_BENCH_QUICK_REPAIR
+//! and PICKET_BENCH_RUNS change the defaults).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use picket::event::grouping;
+use picket::event::normalize::{Context, normalize};
+use picket::pipeline::{self, Arrival, Writer, WriterConfig};
+use picket::store::{self, events, projects};
+
+const SAMPLE: &str = include_str!("data/python_event.json");
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Writes `n` events into the data directory through the real writer.
+fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String) {
+    let db = Arc::new(store::open(data_dir).expect("open"));
+    let (project, key) = {
+        let txn = db.begin_write().unwrap();
+        let created = projects::create(&txn, "bench", picket::time::now()).unwrap();
+        txn.commit().unwrap();
+        created
+    };
+    let (queue, jobs) = pipeline::queue(8192);
+    let config = WriterConfig {
+        batch_max: 512,
+        issue_cache: 10_000,
+        quick_repair,
+    };
+    let writer = Writer::new(db.clone(), jobs, queue.shared_stats(), config);
+    let writer = std::thread::spawn(move || writer.run());
+    let template = normalize(
+        SAMPLE.as_bytes(),
+        &Context {
+            received: picket::time::now(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    for i in 0..n {
+        let mut event = template.clone();
+        event.event_id = format!("{:032x}", (u128::from(i) << 64) | 0xbe4c);
+        // A few hundred issues, as a real project would have.
+        if let Some(ex) = event.exception.last_mut() {
+            ex.ty = Some(format!("BenchError{}", i % 300));
+        }
+        let arrival = Arrival {
+            project: project.id,
+            event_id: events::id_bytes(&event.event_id).unwrap(),
+            grouping: grouping::group(&event),
+            encoded: events::encode(&event),
+            event,
+        };
+        loop {
+            match queue.submit(arrival_clone(&arrival)) {
+                Ok(done) => {
+                    pending.push_back(done);
+                    break;
+                }
+                Err(_) => {
+                    // The queue is full: wait for the oldest to be written.
+                    if let Some(done) = pending.pop_front() {
+                        done.blocking_recv().unwrap().unwrap();
+                    }
+                }
+            }
+        }
+        while pending.len() > 8000 {
+            pending
+                .pop_front()
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+        }
+        if i > 0 && i % 200_000 == 0 {
+            eprintln!(
+                "  {i} events written ({:.0}/s)",
+                i as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    for done in pending {
+        done.blocking_recv().unwrap().unwrap();
+    }
+    drop(queue);
+    writer.join().unwrap();
+    eprintln!(
+        "  {n} events written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    (project.id, key.public_key)
+}
+
+fn arrival_clone(a: &Arrival) -> Arrival {
+    Arrival {
+        project: a.project,
+        event_id: a.event_id,
+        grouping: a.grouping,
+        event: a.event.clone(),
+        encoded: events::EncodedEvent {
+            payload: a.encoded.payload.clone(),
+        },
+    }
+}
+
+fn start(data_dir: &std::path::Path, config: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "serve",
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--udp-addr",
+            "",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn picket")
+}
+
+fn http(port: u16, request: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+fn store_request(project: u64, key: &str) -> String {
+    let body = r#"{"message":"recovery probe"}"#;
+    format!(
+        "POST /api/{project}/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: u64 = env_or("PICKET_BENCH_EVENTS", 1_000_000);
+    let quick_repair: bool = env_or("PICKET_BENCH_QUICK_REPAIR", true);
+    let runs: usize = env_or("PICKET_BENCH_RUNS", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = dir.path().join("picket.toml");
+    std::fs::write(
+        &config,
+        format!("[pipeline]\nquick_repair = {quick_repair}\n"),
+    )
+    .unwrap();
+    eprintln!(
+        "filling {} with {n} events (quick_repair = {quick_repair})",
+        data_dir.display()
+    );
+    let (project, key) = fill(&data_dir, n, quick_repair);
+    let size = std::fs::metadata(store::file_in(&data_dir)).unwrap().len();
+    eprintln!(
+        "  file size {:.1} MB ({} bytes per event)",
+        size as f64 / 1e6,
+        size / n.max(1)
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut health_ms = Vec::new();
+    let mut event_ms = Vec::new();
+    for run in 0..runs {
+        let mut child = start(&data_dir, &config, port);
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        lines.find(|l| l.as_ref().is_ok_and(|l| l.contains("listening on")));
+        // Load while it is killed, so that the kill lands mid-commit.
+        let writer = std::thread::spawn({
+            let request = store_request(project, &key);
+            move || {
+                let until = Instant::now() + Duration::from_millis(700);
+                while Instant::now() < until {
+                    let _ = http(port, &request);
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        writer.join().unwrap();
+
+        let restarted = Instant::now();
+        let mut child = start(&data_dir, &config, port);
+        while http(
+            port,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ) != Some(200)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        health_ms.push(restarted.elapsed().as_secs_f64() * 1000.0);
+        while http(port, &store_request(project, &key)) != Some(200) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        event_ms.push(restarted.elapsed().as_secs_f64() * 1000.0);
+        eprintln!(
+            "  run {run}: /health 200 after {:.0} ms, first event 200 after {:.0} ms",
+            health_ms[run], event_ms[run]
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "recovery after SIGKILL with {n} events (quick_repair = {quick_repair}): median {:.0} ms to /health 200, {:.0} ms to the first stored event",
+        median(&mut health_ms),
+        median(&mut event_ms)
+    );
+}

@@ -1,0 +1,291 @@
+//! Limits on what one event may hold. Nesting beyond the depth limit refuses the event before
+//! it is parsed; everything else is cut to size (the innermost and outermost frames kept, the
+//! latest breadcrumbs kept, long strings shortened) and the event records what was cut in
+//! `truncated`, so nothing is silently different from what the SDK sent.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::model::{Event, Frame, truncate};
+use super::normalize::NormalizeError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventLimits {
+    /// Deepest nesting of JSON arrays and objects accepted.
+    pub max_json_depth: usize,
+    /// Tags kept per event (the first ones sent).
+    pub max_tags: usize,
+    /// Frames kept per stack trace (half innermost, half outermost).
+    pub max_frames: usize,
+    /// Breadcrumbs kept per event (the latest).
+    pub max_breadcrumbs: usize,
+    /// Longest string kept anywhere in an event, in bytes.
+    pub max_string_length: usize,
+    /// Longest tag key or value, in bytes.
+    pub max_tag_length: usize,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        EventLimits {
+            max_json_depth: 64,
+            max_tags: 200,
+            max_frames: 250,
+            max_breadcrumbs: 100,
+            max_string_length: 16_384,
+            max_tag_length: 200,
+        }
+    }
+}
+
+/// Refuses JSON nested deeper than `max`, by a scan that costs no allocation.
+pub fn check_depth(json: &[u8], max: usize) -> Result<(), NormalizeError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(NormalizeError::TooDeep { max });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Cuts an event to the limits and notes in `truncated` what was cut.
+pub fn enforce(ev: &mut Event, limits: &EventLimits) {
+    let mut cut: Vec<&'static str> = Vec::new();
+    if ev.tags.len() > limits.max_tags {
+        ev.tags.truncate(limits.max_tags);
+        cut.push("tags");
+    }
+    let mut long_tag = false;
+    for (k, v) in &mut ev.tags {
+        long_tag |= shorten(k, limits.max_tag_length) | shorten(v, limits.max_tag_length);
+    }
+    if long_tag {
+        cut.push("tag_length");
+    }
+    if ev.breadcrumbs.len() > limits.max_breadcrumbs {
+        let excess = ev.breadcrumbs.len() - limits.max_breadcrumbs;
+        ev.breadcrumbs.drain(..excess);
+        cut.push("breadcrumbs");
+    }
+    let stacks = ev
+        .exception
+        .iter_mut()
+        .filter_map(|e| e.stacktrace.as_mut())
+        .chain(ev.threads.iter_mut().filter_map(|t| t.stacktrace.as_mut()));
+    let mut frames_cut = false;
+    for st in stacks {
+        frames_cut |= trim_frames(&mut st.frames, limits.max_frames);
+    }
+    if frames_cut {
+        cut.push("frames");
+    }
+    if shorten_strings(ev, limits.max_string_length) {
+        cut.push("strings");
+    }
+    for what in cut {
+        if !ev.truncated.iter().any(|t| t == what) {
+            ev.truncated.push(what.to_string());
+        }
+    }
+}
+
+/// Keeps the outermost and innermost halves of a stack (where it started, where it failed).
+fn trim_frames(frames: &mut Vec<Frame>, max: usize) -> bool {
+    if frames.len() <= max {
+        return false;
+    }
+    let tail = max / 2;
+    let head = max - tail;
+    let len = frames.len();
+    frames.drain(head..len - tail);
+    true
+}
+
+fn shorten(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    *s = truncate(std::mem::take(s), max);
+    true
+}
+
+fn shorten_opt(s: &mut Option<String>, max: usize) -> bool {
+    s.as_mut().is_some_and(|s| shorten(s, max))
+}
+
+fn shorten_value(v: &mut Value, max: usize) -> bool {
+    match v {
+        Value::String(s) => shorten(s, max),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |cut, item| shorten_value(item, max) | cut),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |cut, item| shorten_value(item, max) | cut),
+        _ => false,
+    }
+}
+
+fn shorten_strings(ev: &mut Event, max: usize) -> bool {
+    let mut cut = false;
+    for s in [
+        &mut ev.logger,
+        &mut ev.transaction,
+        &mut ev.culprit,
+        &mut ev.server_name,
+        &mut ev.release,
+        &mut ev.dist,
+        &mut ev.environment,
+    ] {
+        cut |= shorten_opt(s, max);
+    }
+    if let Some(entry) = &mut ev.logentry {
+        cut |= shorten_opt(&mut entry.message, max) | shorten_opt(&mut entry.formatted, max);
+        if let Some(p) = &mut entry.params {
+            cut |= shorten_value(p, max);
+        }
+    }
+    for ex in &mut ev.exception {
+        cut |= shorten_opt(&mut ex.ty, max)
+            | shorten_opt(&mut ex.value, max)
+            | shorten_opt(&mut ex.module, max);
+        if let Some(m) = &mut ex.mechanism {
+            cut |= shorten_value(m, max);
+        }
+    }
+    let frames = ev
+        .exception
+        .iter_mut()
+        .filter_map(|e| e.stacktrace.as_mut())
+        .chain(ev.threads.iter_mut().filter_map(|t| t.stacktrace.as_mut()))
+        .flat_map(|st| st.frames.iter_mut());
+    for f in frames {
+        for s in [
+            &mut f.filename,
+            &mut f.abs_path,
+            &mut f.function,
+            &mut f.module,
+            &mut f.package,
+            &mut f.context_line,
+        ] {
+            cut |= shorten_opt(s, max);
+        }
+        for line in f.pre_context.iter_mut().chain(f.post_context.iter_mut()) {
+            cut |= shorten(line, max);
+        }
+        if let Some(vars) = &mut f.vars {
+            cut |= shorten_value(vars, max);
+        }
+    }
+    for b in &mut ev.breadcrumbs {
+        cut |= shorten_opt(&mut b.message, max) | shorten_opt(&mut b.category, max);
+        if let Some(d) = &mut b.data {
+            cut |= shorten_value(d, max);
+        }
+    }
+    for map in [
+        &mut ev.extra,
+        &mut ev.contexts,
+        &mut ev.modules,
+        &mut ev.other,
+    ] {
+        for v in map.values_mut() {
+            cut |= shorten_value(v, max);
+        }
+    }
+    for v in [&mut ev.request, &mut ev.sdk].into_iter().flatten() {
+        cut |= shorten_value(v, max);
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::model::{Breadcrumb, Exception, Stacktrace};
+
+    #[test]
+    fn depth_is_checked_outside_strings() {
+        assert!(check_depth(b"[[[]]]", 3).is_ok());
+        assert_eq!(
+            check_depth(b"[[[[]]]]", 3),
+            Err(NormalizeError::TooDeep { max: 3 })
+        );
+        assert!(check_depth(br#"{"a": "[[[[[[[[\"[[[["}"#, 1).is_ok());
+        let deep = "[".repeat(100_000);
+        assert!(check_depth(deep.as_bytes(), 64).is_err());
+    }
+
+    #[test]
+    fn oversized_parts_are_cut_and_marked() {
+        let limits = EventLimits {
+            max_tags: 2,
+            max_frames: 4,
+            max_breadcrumbs: 3,
+            max_string_length: 10,
+            ..Default::default()
+        };
+        let mut ev = Event {
+            tags: (0..5).map(|i| (format!("k{i}"), "v".into())).collect(),
+            breadcrumbs: (0..6)
+                .map(|i| Breadcrumb {
+                    message: Some(format!("b{i}")),
+                    ..Default::default()
+                })
+                .collect(),
+            exception: vec![Exception {
+                value: Some("x".repeat(50)),
+                stacktrace: Some(Stacktrace {
+                    frames: (0..10)
+                        .map(|i| Frame {
+                            lineno: Some(i),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        enforce(&mut ev, &limits);
+        assert_eq!(ev.tags.len(), 2);
+        assert_eq!(
+            ev.breadcrumbs.first().unwrap().message.as_deref(),
+            Some("b3"),
+            "the latest are kept"
+        );
+        let lines: Vec<u64> = ev.exception[0]
+            .frames()
+            .iter()
+            .map(|f| f.lineno.unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [0, 1, 8, 9],
+            "outermost and innermost frames are kept"
+        );
+        assert!(ev.exception[0].value.as_ref().unwrap().len() <= 13);
+        assert_eq!(ev.truncated, ["tags", "breadcrumbs", "frames", "strings"]);
+    }
+}
