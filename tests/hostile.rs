@@ -1,0 +1,370 @@
+//! Hostile input against a running server: compression bombs, absurd nesting, broken bodies,
+//! giant headers, lying lengths, slowloris. Each gets its documented status, the server keeps
+//! answering a normal event right after, and its memory stays bounded. Also: the real
+//! sentry-sdk obeys picket's rate limits.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Server, python};
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"
+[limits]
+max_envelope_size = "8MiB"
+max_event_size = "1MiB"
+max_header_size = "64KiB"
+header_read_timeout = "2s"
+"#;
+
+/// Resident memory of the server process (the watchdog's child), in MiB.
+fn rss_mib(server: &Server) -> u64 {
+    let pid = server.status()["pid"].as_u64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// One raw HTTP/1.1 exchange; returns the status (0 when the server closed without one).
+fn raw(server: &Server, request: &[u8], close_write: bool) -> u16 {
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    if close_write {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    std::str::from_utf8(response.get(9..12).unwrap_or(b"000"))
+        .unwrap_or("000")
+        .parse()
+        .unwrap_or(0)
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Client {
+    fn new(server: &Server, project: &Value) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        let key = project["public_key"].as_str().unwrap();
+        Client {
+            agent,
+            base: format!(
+                "{}/api/{}/{{route}}/?sentry_key={key}",
+                server.url, project["id"]
+            ),
+        }
+    }
+
+    fn post(&self, route: &str, encoding: Option<&str>, body: &[u8]) -> (u16, String) {
+        let url = self.base.replace("{route}", route);
+        let mut req = self.agent.post(&url);
+        if let Some(e) = encoding {
+            req = req.header("Content-Encoding", e);
+        }
+        let mut resp = req.send(body).expect("request");
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// A normal event still gets through.
+    fn healthy(&self) {
+        let (status, body) = self.post("store", None, br#"{"message":"still alive"}"#);
+        assert_eq!(status, 200, "a normal event after hostile input: {body}");
+    }
+}
+
+/// `len` zero bytes compressed with `encoding`, written in chunks so the input never exists whole.
+fn bomb(encoding: &str, len: usize) -> Vec<u8> {
+    let chunk = vec![0u8; 1 << 20];
+    let mut sink = Vec::new();
+    {
+        let mut w: Box<dyn Write + '_> = match encoding {
+            "gzip" => Box::new(flate2::write::GzEncoder::new(
+                &mut sink,
+                flate2::Compression::best(),
+            )),
+            "deflate" => Box::new(flate2::write::ZlibEncoder::new(
+                &mut sink,
+                flate2::Compression::best(),
+            )),
+            "br" => Box::new(brotli::CompressorWriter::new(&mut sink, 1 << 16, 5, 22)),
+            "zstd" => Box::new(
+                zstd::stream::write::Encoder::new(&mut sink, 19)
+                    .unwrap()
+                    .auto_finish(),
+            ),
+            other => panic!("unknown encoding {other}"),
+        };
+        for _ in 0..len / chunk.len() {
+            w.write_all(&chunk).unwrap();
+        }
+    }
+    sink
+}
+
+#[test]
+fn hostile_bodies_get_their_status_and_change_nothing() {
+    let server = Server::start_with_config(CONFIG, &[]);
+    let project = server.json(&["project", "list"])[0].clone();
+    let c = Client::new(&server, &project);
+    c.healthy();
+    let baseline = rss_mib(&server);
+
+    // Compression bombs: a few KB that expand to a gigabyte stop at the decompressed cap.
+    for encoding in ["gzip", "deflate", "br", "zstd"] {
+        let body = bomb(encoding, 1 << 30);
+        assert!(
+            body.len() < 2 << 20,
+            "{encoding} bomb is {} bytes",
+            body.len()
+        );
+        let (status, detail) = c.post("envelope", Some(encoding), &body);
+        assert_eq!(status, 413, "{encoding} bomb: {detail}");
+        assert!(detail.contains("max_envelope_size"), "{detail}");
+        c.healthy();
+    }
+
+    // 100,000-deep nesting.
+    let deep = format!(
+        "{{\"extra\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, detail) = c.post("store", None, deep.as_bytes());
+    assert_eq!(status, 413, "{detail}");
+    assert!(detail.contains("max_json_depth"), "{detail}");
+    c.healthy();
+
+    // Invalid UTF-8, huge numbers, NaN.
+    assert_eq!(c.post("store", None, b"{\"message\":\"\xff\xfe\"}").0, 400);
+    assert_eq!(
+        c.post(
+            "store",
+            None,
+            br#"{"message":"big","extra":{"n":1e999999}}"#
+        )
+        .0,
+        400
+    );
+    let (status, body) = c.post(
+        "store",
+        None,
+        br#"{"message":"nan","extra":{"n":NaN,"m":-Infinity,"k":123456789012345678901234567890}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // 10,000 tags and 100,000 frames are cut to the limits, and the event says so.
+    let tags: serde_json::Map<String, Value> =
+        (0..10_000).map(|i| (format!("t{i}"), json!("v"))).collect();
+    let (status, body) = c.post(
+        "store",
+        None,
+        json!({"message": "tags", "tags": tags})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let id: Value = serde_json::from_str(&body).unwrap();
+    let ev = server.json(&["event", "default", id["id"].as_str().unwrap()]);
+    assert_eq!(ev["tags"].as_array().unwrap().len(), 200);
+    assert!(ev["truncated"].as_array().unwrap().contains(&json!("tags")));
+    let frames = vec![json!({}); 100_000];
+    let body = json!({"exception": {"type": "Deep", "stacktrace": {"frames": frames}}}).to_string();
+    let (status, answer) = c.post("store", None, body.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let id: Value = serde_json::from_str(&answer).unwrap();
+    let ev = server.json(&["event", "default", id["id"].as_str().unwrap()]);
+    assert_eq!(
+        ev["exception"]["values"][0]["stacktrace"]["frames"]
+            .as_array()
+            .unwrap()
+            .len(),
+        250
+    );
+
+    // A 10 MB header, a lying Content-Length, a truncated chunked body.
+    let mut huge_header = b"POST /api/1/store/ HTTP/1.1\r\nHost: x\r\nX-Junk: ".to_vec();
+    huge_header.extend(std::iter::repeat_n(b'a', 10 << 20));
+    huge_header.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(raw(&server, &huge_header, false), 431);
+    let key = project["public_key"].as_str().unwrap();
+    let lying = format!(
+        "POST /api/1/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"message\":1}}"
+    );
+    assert_eq!(raw(&server, lying.as_bytes(), true), 400);
+    let chunked = format!(
+        "POST /api/1/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"mes\r\n"
+    );
+    assert_eq!(raw(&server, chunked.as_bytes(), true), 400);
+    let past_end = "{}\n{\"type\":\"event\",\"length\":99999}\n{}\n";
+    assert_eq!(c.post("envelope", None, past_end.as_bytes()).0, 400);
+    c.healthy();
+
+    let after = rss_mib(&server);
+    assert!(
+        after < baseline + 120,
+        "RSS grew from {baseline} MiB to {after} MiB"
+    );
+    // Nothing hostile was stored: only the healthy events, the NaN one, tags and frames.
+    let issues = server.json(&["issues", "default", "--status", "all"]);
+    let total: u64 = issues
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1 + 4 + 1 + 1 + 1 + 1 + 1);
+}
+
+#[test]
+fn slowloris_connections_are_cut_and_others_served() {
+    let server = Server::start_with_config(CONFIG, &[]);
+    let project = server.json(&["project", "list"])[0].clone();
+    let c = Client::new(&server, &project);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"POST /api/1/store/ HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    c.healthy();
+    // Trickle one header byte a second: the header read timeout (2 s) still closes them.
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for s in &mut slow {
+        let _ = s.write_all(b"X");
+    }
+    for s in &mut slow {
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "slow connections held for {took:?}"
+    );
+    c.healthy();
+}
+
+#[test]
+fn the_real_sdk_stops_sending_when_rate_limited() {
+    let server = Server::start_with_config(
+        "[rate_limits]\nper_key_per_minute = 6\nper_key_burst = 2\n",
+        &[],
+    );
+    let project = server.json(&["project", "list"])[0].clone();
+    let script = r#"
+import os, time, sentry_sdk
+sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], send_client_reports=False, default_integrations=False)
+for n in range(25):
+    sentry_sdk.capture_message("tick %d" % n)
+    time.sleep(0.2)
+sentry_sdk.flush(timeout=5)
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script])
+        .env("SENTRY_DSN", project["dsn"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Five seconds of sending at 5 events/s: two fit the burst, the third is refused with a
+    // 10 s limit, and the SDK sends nothing more during it.
+    let status = server.status();
+    assert_eq!(status["events"]["accepted"], 2, "{status}");
+    assert_eq!(
+        status["rejected"]["rate_limited"], 1,
+        "the SDK kept sending after the 429: {status}"
+    );
+}
+
+#[test]
+fn rate_limit_headers_follow_the_protocol_grammar() {
+    let server = Server::start_with_config(
+        "[rate_limits]\nserver_per_minute = 60\nserver_burst = 1\n",
+        &[],
+    );
+    let project = server.json(&["project", "list"])[0].clone();
+    let key = project["public_key"].as_str().unwrap();
+    let one = || {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let mut resp = agent
+            .post(&format!("{}/api/1/store/?sentry_key={key}", server.url))
+            .send(&br#"{"message":"x"}"#[..])
+            .unwrap();
+        let h = |n: &str| {
+            resp.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let out = (
+            resp.status().as_u16(),
+            h("retry-after"),
+            h("x-sentry-rate-limits"),
+        );
+        let _ = resp.body_mut().read_to_string();
+        out
+    };
+    assert_eq!(one().0, 200);
+    let (status, retry_after, limits) = one();
+    assert_eq!(status, 429);
+    let retry_after: u64 = retry_after.unwrap().parse().expect("integer Retry-After");
+    assert!((1..=2).contains(&retry_after));
+    assert_eq!(limits.unwrap(), format!("{retry_after}::organization"));
+
+    // A key's own limit, set from the CLI, applies at once.
+    let out = server.cli(&[
+        "key",
+        "rate-limit",
+        key,
+        "--per-minute",
+        "1",
+        "--burst",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(one().0, 200);
+    let (status, retry_after, limits) = one();
+    assert_eq!(status, 429);
+    assert!(limits.unwrap().ends_with("::key"), "per-key scope");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 50);
+}
