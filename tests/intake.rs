@@ -516,6 +516,14 @@ fn protocol_edge_cases() {
     let sessions = b"{}\n{\"type\":\"session\"}\n{\"started\":\"2020-02-07T14:16:00Z\"}\n{\"type\":\"brand_new_type\",\"length\":2}\nhi\n";
     assert_eq!(c.expect(200, "POST", "/envelope", &[], sessions), json!({}));
 
+    // A transaction posted to /store/ is accepted and not kept.
+    let tx = br#"{"event_id":"7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a","type":"transaction","transaction":"/x"}"#;
+    assert_eq!(
+        c.expect(200, "POST", "/store/", &[], tx)["id"],
+        "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a"
+    );
+    assert!(stored_event(&server.data_dir, "edge", "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a").is_none());
+
     // A duplicate event id is answered 200 and stored once.
     let dup = envelope(
         "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0",

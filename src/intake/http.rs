@@ -221,6 +221,12 @@ async fn ingest(
         };
         let json = decode_store_body(state, data)?;
         let event = normalize::normalize(&json, &origin.context(None))?;
+        // Old SDKs post transactions to /store/ too; like envelope transactions they are
+        // accepted and not kept.
+        if event.other.get("type").and_then(|t| t.as_str()) == Some("transaction") {
+            state.counters.drop_item("transaction");
+            return Ok(Some(event.event_id));
+        }
         submit(state, project, event).await.map(Some)
     }
 }

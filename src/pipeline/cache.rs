@@ -4,11 +4,8 @@
 
 use std::num::NonZeroUsize;
 
+use crate::store::issues::Issue;
 use lru::LruCache;
-use redb::WriteTransaction;
-
-use crate::store::StoreError;
-use crate::store::issues::{self, Issue};
 
 pub struct IssueCache {
     lru: LruCache<(u64, [u8; 16]), Issue>,
@@ -22,17 +19,9 @@ impl IssueCache {
         }
     }
 
-    /// The issue a fingerprint leads to: from the cache, else from the file.
-    pub fn load(
-        &mut self,
-        txn: &WriteTransaction,
-        project: u64,
-        hash: &[u8; 16],
-    ) -> Result<Option<Issue>, StoreError> {
-        if let Some(issue) = self.lru.get(&(project, *hash)) {
-            return Ok(Some(issue.clone()));
-        }
-        issues::by_hash(txn, project, hash)
+    /// The committed issue a fingerprint leads to, if cached.
+    pub fn get(&mut self, project: u64, hash: &[u8; 16]) -> Option<Issue> {
+        self.lru.get(&(project, *hash)).cloned()
     }
 
     /// Records an issue as committed.

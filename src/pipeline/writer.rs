@@ -13,9 +13,10 @@ use tokio::sync::oneshot;
 
 use super::cache::IssueCache;
 use super::{Ack, Arrival, Job, Jobs, Stats};
-use crate::store::issues::{self, Issue, Status};
-use crate::store::projects::{self, Project};
-use crate::store::{self, PROJECTS, StoreError, events};
+use crate::store::StoreError;
+use crate::store::batch::Batch;
+use crate::store::issues::{Issue, Status};
+use crate::store::projects::Project;
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -147,78 +148,80 @@ impl Writer {
         batch: &[&Arrival],
     ) -> Result<(Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
         let txn = self.begin()?;
-        let mut seq = store::meta_get(&txn, "event_seq")?;
         let mut touched: HashMap<(u64, [u8; 16]), Issue> = HashMap::new();
         let mut projects: HashMap<u64, Project> = HashMap::new();
         let mut hours: HashMap<(u64, u64, u64), u64> = HashMap::new();
         let mut tags: HashMap<(u64, u64, String, String), u64> = HashMap::new();
         let mut acks = Vec::with_capacity(batch.len());
-
-        for arrival in batch {
-            if events::exists(&txn, arrival.project, &arrival.event_id)? {
-                acks.push(Ack::Duplicate);
-                continue;
-            }
-            let hash = arrival.grouping.hash;
-            let key = (arrival.project, hash);
-            let issue = match touched.entry(key) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(slot) => {
-                    let issue = match self.cache.load(&txn, arrival.project, &hash)? {
-                        Some(issue) => issue,
-                        None => {
-                            let project = match projects.entry(arrival.project) {
-                                Entry::Occupied(e) => e.into_mut(),
-                                Entry::Vacant(e) => e.insert(
-                                    projects::get(&txn.open_table(PROJECTS)?, arrival.project)?
-                                        .ok_or_else(|| {
+        {
+            let mut rows = Batch::open(&txn)?;
+            let mut seq = rows.seq()?;
+            for arrival in batch {
+                if rows.event_exists(arrival.project, &arrival.event_id)? {
+                    acks.push(Ack::Duplicate);
+                    continue;
+                }
+                let hash = arrival.grouping.hash;
+                let issue = match touched.entry((arrival.project, hash)) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(slot) => {
+                        let known = match self.cache.get(arrival.project, &hash) {
+                            Some(issue) => Some(issue),
+                            None => rows.issue_by_hash(arrival.project, &hash)?,
+                        };
+                        let issue = match known {
+                            Some(issue) => issue,
+                            None => {
+                                let project = match projects.entry(arrival.project) {
+                                    Entry::Occupied(e) => e.into_mut(),
+                                    Entry::Vacant(e) => e.insert(
+                                        rows.project(arrival.project)?.ok_or_else(|| {
                                             StoreError::NotFound(format!(
                                                 "project {} is gone",
                                                 arrival.project
                                             ))
                                         })?,
-                                ),
-                            };
-                            let id = project.next_issue.max(1);
-                            project.next_issue = id + 1;
-                            issues::link_hash(&txn, arrival.project, &hash, id)?;
-                            new_issue(arrival, id)
-                        }
-                    };
-                    slot.insert(issue)
+                                    ),
+                                };
+                                let id = project.next_issue.max(1);
+                                project.next_issue = id + 1;
+                                rows.link_hash(arrival.project, &hash, id)?;
+                                new_issue(arrival, id)
+                            }
+                        };
+                        slot.insert(issue)
+                    }
+                };
+                seq += 1;
+                record(issue, arrival);
+                rows.insert_event(
+                    arrival.project,
+                    issue.id,
+                    seq,
+                    &arrival.event_id,
+                    &arrival.encoded,
+                )?;
+                let hour = (arrival.event.received / 3600.0) as u64;
+                *hours.entry((arrival.project, issue.id, hour)).or_default() += 1;
+                for (k, v) in event_tags(&arrival.event) {
+                    *tags.entry((arrival.project, issue.id, k, v)).or_default() += 1;
                 }
-            };
-            seq += 1;
-            record(issue, arrival);
-            events::insert(
-                &txn,
-                arrival.project,
-                issue.id,
-                seq,
-                &arrival.event_id,
-                &arrival.encoded,
-            )?;
-            let hour = (arrival.event.received / 3600.0) as u64;
-            *hours.entry((arrival.project, issue.id, hour)).or_default() += 1;
-            for (k, v) in event_tags(&arrival.event) {
-                *tags.entry((arrival.project, issue.id, k, v)).or_default() += 1;
+                acks.push(Ack::Stored);
             }
-            acks.push(Ack::Stored);
+            for project in projects.values() {
+                rows.put_project(project)?;
+            }
+            for issue in touched.values() {
+                rows.put_issue(issue)?;
+            }
+            for ((project, issue, hour), n) in hours {
+                rows.add_hourly(project, issue, hour, n)?;
+            }
+            for ((project, issue, k, v), n) in tags {
+                rows.add_tag(project, issue, &k, &v, n)?;
+            }
+            rows.set_seq(seq)?;
         }
-
-        for project in projects.values() {
-            projects::put(&txn, project)?;
-        }
-        for issue in touched.values() {
-            issues::put(&txn, issue)?;
-        }
-        for ((project, issue, hour), n) in hours {
-            issues::add_hourly(&txn, project, issue, hour, n)?;
-        }
-        for ((project, issue, k, v), n) in tags {
-            issues::add_tag(&txn, project, issue, &k, &v, n)?;
-        }
-        store::meta_set(&txn, "event_seq", seq)?;
         txn.commit()?;
         Ok((
             acks,

@@ -3,9 +3,9 @@
 //! a row be traced back to its issue without decompressing it. Encoding is a pure function so
 //! that intake can compress on the async workers before the writer sees the event.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
-use super::{EVENTS, ISSUE_EVENTS, StoreError};
+use super::StoreError;
 use crate::event::Event;
 
 const FORMAT_ZSTD_MSGPACK: u8 = 1;
@@ -32,7 +32,7 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
-fn row(issue: u64, seq: u64, encoded: &EncodedEvent) -> Vec<u8> {
+pub(crate) fn row(issue: u64, seq: u64, encoded: &EncodedEvent) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + encoded.payload.len());
     out.push(FORMAT_ZSTD_MSGPACK);
     out.extend_from_slice(&issue.to_le_bytes());
@@ -73,30 +73,6 @@ pub fn id_bytes(event_id: &str) -> Option<[u8; 16]> {
         *slot = u8::from_str_radix(event_id.get(i * 2..i * 2 + 2)?, 16).ok()?;
     }
     Some(out)
-}
-
-pub fn exists(txn: &WriteTransaction, project: u64, id: &[u8; 16]) -> Result<bool, StoreError> {
-    Ok(txn
-        .open_table(EVENTS)?
-        .get((project, id.as_slice()))?
-        .is_some())
-}
-
-pub fn insert(
-    txn: &WriteTransaction,
-    project: u64,
-    issue: u64,
-    seq: u64,
-    id: &[u8; 16],
-    encoded: &EncodedEvent,
-) -> Result<(), StoreError> {
-    txn.open_table(EVENTS)?.insert(
-        (project, id.as_slice()),
-        row(issue, seq, encoded).as_slice(),
-    )?;
-    txn.open_table(ISSUE_EVENTS)?
-        .insert((project, issue, seq), id.as_slice())?;
-    Ok(())
 }
 
 pub fn get(

@@ -1,10 +1,10 @@
 //! Issues: the groups events fall into, with the aggregates users count on (count, distinct
 //! users, first and last seen, releases and environments, hourly counts, tag values).
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, StoreError, decode, encode};
+use super::{StoreError, decode};
 use crate::event::{Level, Strategy};
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -126,12 +126,6 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
-pub fn put(txn: &WriteTransaction, issue: &Issue) -> Result<(), StoreError> {
-    txn.open_table(ISSUES)?
-        .insert((issue.project, issue.id), encode(issue).as_slice())?;
-    Ok(())
-}
-
 pub fn get(
     table: &impl ReadableTable<(u64, u64), &'static [u8]>,
     project: u64,
@@ -141,32 +135,6 @@ pub fn get(
         .get((project, id))?
         .map(|v| decode("issues", v.value()))
         .transpose()
-}
-
-/// The issue a fingerprint hash leads to, if any.
-pub fn by_hash(
-    txn: &WriteTransaction,
-    project: u64,
-    hash: &[u8],
-) -> Result<Option<Issue>, StoreError> {
-    let id = txn
-        .open_table(ISSUE_HASHES)?
-        .get((project, hash))?
-        .map(|v| v.value());
-    match id {
-        Some(id) => get(&txn.open_table(ISSUES)?, project, id),
-        None => Ok(None),
-    }
-}
-
-pub fn link_hash(
-    txn: &WriteTransaction,
-    project: u64,
-    hash: &[u8],
-    id: u64,
-) -> Result<(), StoreError> {
-    txn.open_table(ISSUE_HASHES)?.insert((project, hash), id)?;
-    Ok(())
 }
 
 /// A project's issues, optionally only those with one status, newest activity first.
@@ -184,41 +152,6 @@ pub fn list(
     }
     out.sort_by(|a, b| b.last_seen.total_cmp(&a.last_seen).then(b.id.cmp(&a.id)));
     Ok(out)
-}
-
-/// Adds to an issue's hourly event count.
-pub fn add_hourly(
-    txn: &WriteTransaction,
-    project: u64,
-    issue: u64,
-    hour: u64,
-    n: u64,
-) -> Result<(), StoreError> {
-    let mut table = txn.open_table(ISSUE_HOURS)?;
-    let current = table
-        .get((project, issue, hour))?
-        .map(|v| v.value())
-        .unwrap_or(0);
-    table.insert((project, issue, hour), current + n)?;
-    Ok(())
-}
-
-/// Adds to an issue's count of events carrying `key=value`.
-pub fn add_tag(
-    txn: &WriteTransaction,
-    project: u64,
-    issue: u64,
-    key: &str,
-    value: &str,
-    n: u64,
-) -> Result<(), StoreError> {
-    let mut table = txn.open_table(ISSUE_TAGS)?;
-    let current = table
-        .get((project, issue, key, value))?
-        .map(|v| v.value())
-        .unwrap_or(0);
-    table.insert((project, issue, key, value), current + n)?;
-    Ok(())
 }
 
 /// Hourly counts of an issue as (hour since epoch, events).
@@ -248,13 +181,6 @@ pub fn tags(
         out.push((key.to_string(), value.to_string(), v.value()));
     }
     Ok(out)
-}
-
-/// The tables the issue functions read, as one read transaction opens them.
-pub fn open_read(
-    txn: &redb::ReadTransaction,
-) -> Result<redb::ReadOnlyTable<(u64, u64), &'static [u8]>, StoreError> {
-    Ok(txn.open_table(ISSUES)?)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! fields stay readable by older and newer binaries), never redb tuple types. Keys may be
 //! tuples: they are an index, not a record. Counters are plain `u64`.
 
+pub mod batch;
 pub mod events;
 pub mod issues;
 pub mod projects;
@@ -13,7 +14,7 @@ pub mod users;
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The schema this binary writes. Bump it with a migration in [`upgrade`].
@@ -214,24 +215,6 @@ pub fn upgrade(db: &Database) -> Result<(Option<u64>, u64), StoreError> {
             Ok((before, SCHEMA_VERSION))
         }
     }
-}
-
-/// Reads a counter from META.
-pub(crate) fn meta_get(txn: &redb::WriteTransaction, key: &str) -> Result<u64, StoreError> {
-    Ok(txn
-        .open_table(META)?
-        .get(key)?
-        .map(|v| v.value())
-        .unwrap_or(0))
-}
-
-pub(crate) fn meta_set(
-    txn: &redb::WriteTransaction,
-    key: &str,
-    value: u64,
-) -> Result<(), StoreError> {
-    txn.open_table(META)?.insert(key, value)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -134,12 +134,6 @@ pub fn revoke_key(txn: &WriteTransaction, public_key: &str) -> Result<ProjectKey
     update_key(txn, public_key, |key| key.active = false)
 }
 
-pub fn put(txn: &WriteTransaction, project: &Project) -> Result<(), StoreError> {
-    txn.open_table(PROJECTS)?
-        .insert(project.id, encode(project).as_slice())?;
-    Ok(())
-}
-
 pub fn get(
     table: &impl ReadableTable<u64, &'static [u8]>,
     id: u64,

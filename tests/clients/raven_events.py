@@ -10,7 +10,8 @@ import sys
 from raven import Client
 from raven.transport.http import HTTPTransport
 
-client = Client(os.environ["SENTRY_DSN"], transport=HTTPTransport, raise_send_errors=True,
+# raven's default HTTP timeout is 1 s; a loaded test machine can take longer.
+client = Client(os.environ["SENTRY_DSN"] + "?timeout=10", transport=HTTPTransport, raise_send_errors=True,
                 install_sys_hook=False, install_logging_hook=False, enable_breadcrumbs=False)
 
 
