@@ -368,3 +368,49 @@ fn rate_limit_headers_follow_the_protocol_grammar() {
     assert!(limits.unwrap().ends_with("::key"), "per-key scope");
     assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 50);
 }
+
+#[test]
+fn excess_connections_wait_for_a_free_slot() {
+    let server = Server::start_with_config(
+        "[limits]\nmax_connections = 2\nidle_timeout = \"2s\"\n",
+        &[],
+    );
+    let project = server.json(&["project", "list"])[0].clone();
+    let key = project["public_key"].as_str().unwrap().to_string();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let body = r#"{"message":"hi"}"#;
+    let request = format!(
+        "POST /api/1/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Two keep-alive connections take both slots and stay open.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).unwrap();
+            assert_eq!(&head[9..12], b"200");
+            s
+        })
+        .collect();
+    // A third is not refused: it waits until an idle one is closed, then is served.
+    let started = Instant::now();
+    assert_eq!(
+        raw(
+            &server,
+            request
+                .replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n")
+                .as_bytes(),
+            false
+        ),
+        200
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the third connection was served at once ({waited:?})"
+    );
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    drop(held);
+}
