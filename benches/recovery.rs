@@ -162,7 +162,10 @@ fn main() {
     }
     // `cargo test --all-targets` runs this too (without --bench): then a small smoke run.
     let benching = std::env::args().any(|a| a == "--bench");
-    let n: u64 = env_or("PICKET_BENCH_EVENTS", if benching { 1_000_000 } else { 2_000 });
+    let n: u64 = env_or(
+        "PICKET_BENCH_EVENTS",
+        if benching { 1_000_000 } else { 2_000 },
+    );
     let quick_repair: bool = env_or("PICKET_BENCH_QUICK_REPAIR", true);
     let runs: usize = env_or("PICKET_BENCH_RUNS", if benching { 3 } else { 1 });
     let dir = tempfile::tempdir().unwrap();

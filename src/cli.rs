@@ -59,6 +59,9 @@ pub enum Command {
     /// Manage client keys (the public part of a DSN)
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Change an issue's status
+    #[command(subcommand)]
+    Issue(IssueCommand),
     /// List a project's issues, most recently seen first
     Issues {
         /// Project slug or numeric id
@@ -117,6 +120,43 @@ pub enum ProjectCommand {
     },
     /// List projects
     List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssueCommand {
+    /// Mark an issue resolved; its next event makes it a regression
+    Resolve {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ignore an issue, for good or until a time or a number of further events
+    Ignore {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
+        /// Come back after this long (30m, 12h, 7d)
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "until_count")]
+        for_: Option<String>,
+        /// Come back after this many more events
+        #[arg(long, value_name = "N")]
+        until_count: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark an issue unresolved again
+    Unresolve {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
         #[arg(long)]
         json: bool,
     },

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::intake::ratelimit::RateLimit;
 use crate::pipeline::Queue;
 use crate::status::Live;
-use crate::store::issues::{self, Issue, Status};
+use crate::store::issues::{self, Issue, Status, StatusChange};
 use crate::store::projects::{self, Project, ProjectKey};
 use crate::store::{
     self, EVENTS, ISSUE_EVENTS, ISSUES, KEYS, PROJECT_SLUGS, PROJECTS, StoreError, events, users,
@@ -58,6 +58,12 @@ pub enum Request {
     CreateSuperuser {
         email: String,
         password_hash: String,
+    },
+    /// Resolves, ignores or unresolves an issue.
+    IssueStatus {
+        project: String,
+        issue: u64,
+        change: StatusChange,
     },
     /// The running server's workers and counters.
     Status,
@@ -270,6 +276,16 @@ impl Handle {
                 v["culprit"] = json!(stored.event.culprit());
                 Ok(v)
             }
+            Request::IssueStatus {
+                project,
+                issue,
+                change,
+            } => {
+                let project = self.project(&project)?;
+                let updated =
+                    self.write(move |txn| issues::set_status(txn, project.id, issue, change))?;
+                Ok(issue_json(&updated))
+            }
             Request::Status => match &self.live {
                 Some(live) => Ok(live.snapshot()),
                 None => Err(StoreError::NotFound(format!(
@@ -317,6 +333,8 @@ pub fn issue_json(i: &Issue) -> Value {
         "releases": i.releases,
         "environments": i.environments,
         "regressions": i.regressions,
+        "ignore_until": i.ignore_until.map(crate::time::rfc3339),
+        "ignore_until_count": i.ignore_until_count,
         "first_event": i.first_event,
         "last_event": i.last_event,
     })

@@ -11,11 +11,12 @@ use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use serde_json::Value;
 
-use picket::cli::{Cli, Command, KeyCommand, ProjectCommand, ServeArgs};
+use picket::cli::{Cli, Command, IssueCommand, KeyCommand, ProjectCommand, ServeArgs};
 use picket::config::{Config, Overrides, TEMPLATE};
 use picket::control::{self, Request};
 use picket::server::ServeError;
 use picket::store;
+use picket::store::issues::StatusChange;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -209,6 +210,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     text(&v["public_key"]),
                     text(&v["dsn"])
                 )
+            })
+        }
+        Command::Issue(cmd) => {
+            let (project, issue, change, json) = match cmd {
+                IssueCommand::Resolve {
+                    project,
+                    issue,
+                    json,
+                } => (project, issue, StatusChange::Resolve, json),
+                IssueCommand::Unresolve {
+                    project,
+                    issue,
+                    json,
+                } => (project, issue, StatusChange::Unresolve, json),
+                IssueCommand::Ignore {
+                    project,
+                    issue,
+                    for_,
+                    until_count,
+                    json,
+                } => {
+                    let until = match for_ {
+                        Some(text) => {
+                            let d = picket::config::Duration::parse(text).ok_or_else(|| {
+                                anyhow!("--for '{text}' is not a duration (try 30m, 12h, 7d)")
+                            })?;
+                            Some(picket::time::now() + d.0.as_secs_f64())
+                        }
+                        None => None,
+                    };
+                    (
+                        project,
+                        issue,
+                        StatusChange::Ignore {
+                            until,
+                            more_events: *until_count,
+                        },
+                        json,
+                    )
+                }
+            };
+            let req = Request::IssueStatus {
+                project: project.clone(),
+                issue: *issue,
+                change,
+            };
+            let answer = manage(&cli, req)?;
+            print(*json, &answer, |v| {
+                format!("issue {} is {}\n", v["id"], text(&v["status"]))
             })
         }
         Command::Key(KeyCommand::RateLimit {

@@ -679,3 +679,69 @@ fn protocol_edge_cases() {
     let (status, text, _) = c.send("GET", "//health", &[], b"");
     assert_eq!((status, text.trim()), (200, "ok"));
 }
+
+#[test]
+fn issue_states_resolve_regress_ignore_and_come_back() {
+    let server = Server::start();
+    let project = server.project("states");
+    let c = Raw::new(&server, &project);
+    let send = || {
+        c.expect(
+            200,
+            "POST",
+            "/store/",
+            &[],
+            br#"{"message":"disk 93% full"}"#,
+        )
+    };
+    let issue =
+        |field: &str| server.json(&["issues", "states", "--status", "all"])[0][field].clone();
+    let change = |args: &[&str]| {
+        let mut full = vec!["issue"];
+        full.extend_from_slice(args);
+        server.json(&full)
+    };
+    send();
+    assert_eq!(issue("status"), "unresolved");
+
+    assert_eq!(change(&["resolve", "states", "1"])["status"], "resolved");
+    assert_eq!(
+        server.json(&["issues", "states"]),
+        json!([]),
+        "resolved issues leave the default list"
+    );
+    send();
+    assert_eq!(
+        issue("status"),
+        "unresolved",
+        "an event on a resolved issue is a regression"
+    );
+    assert_eq!(issue("regressions"), 1);
+
+    change(&["ignore", "states", "1"]);
+    send();
+    assert_eq!(issue("status"), "ignored", "ignored for good stays ignored");
+
+    change(&["ignore", "states", "1", "--until-count", "2"]);
+    send();
+    assert_eq!(issue("status"), "ignored");
+    send();
+    assert_eq!(issue("status"), "unresolved", "back after two more events");
+
+    change(&["ignore", "states", "1", "--for", "1s"]);
+    send();
+    assert_eq!(issue("status"), "ignored");
+    std::thread::sleep(Duration::from_millis(1100));
+    send();
+    assert_eq!(issue("status"), "unresolved", "back once the time ran out");
+
+    change(&["resolve", "states", "1"]);
+    assert_eq!(
+        change(&["unresolve", "states", "1"])["status"],
+        "unresolved"
+    );
+    let missing = server.cli(&["issue", "resolve", "states", "99"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no issue 99"));
+    assert_eq!(issue("count"), 7);
+}

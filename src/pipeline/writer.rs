@@ -270,9 +270,23 @@ fn record(issue: &mut Issue, arrival: &Arrival) {
     issue.culprit = ev.culprit();
     issue.level = ev.level;
     issue.last_event = ev.event_id.clone();
-    if issue.status == Status::Resolved {
-        issue.status = Status::Unresolved;
-        issue.regressions += 1;
+    match issue.status {
+        // An event on a resolved issue is a regression.
+        Status::Resolved => {
+            issue.status = Status::Unresolved;
+            issue.regressions += 1;
+        }
+        // An ignored issue comes back once its condition has run out.
+        Status::Ignored => {
+            let time_up = issue.ignore_until.is_some_and(|t| ev.received >= t);
+            let count_up = issue.ignore_until_count.is_some_and(|n| issue.count >= n);
+            if time_up || count_up {
+                issue.status = Status::Unresolved;
+                issue.ignore_until = None;
+                issue.ignore_until_count = None;
+            }
+        }
+        Status::Unresolved => {}
     }
     if let Some(identity) = ev.user.as_ref().and_then(|u| u.identity()) {
         issue.add_user(identity);

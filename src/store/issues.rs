@@ -4,7 +4,7 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, decode};
+use super::{ISSUES, StoreError, decode};
 use crate::event::{Level, Strategy};
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,6 +55,53 @@ pub struct Issue {
     pub last_event: String,
     /// Times the issue came back after being resolved.
     pub regressions: u64,
+    /// While ignored: the issue comes back after this time (Unix seconds)…
+    pub ignore_until: Option<f64>,
+    /// …or once its `count` reaches this.
+    pub ignore_until_count: Option<u64>,
+}
+
+/// A change of an issue's status, as the CLI and the UI's buttons ask for it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusChange {
+    Resolve,
+    Unresolve,
+    /// Ignore, optionally until a time (Unix seconds) or until this many more events.
+    Ignore {
+        until: Option<f64>,
+        more_events: Option<u64>,
+    },
+}
+
+/// Applies a status change to an issue.
+pub fn change_status(issue: &mut Issue, change: StatusChange) {
+    issue.ignore_until = None;
+    issue.ignore_until_count = None;
+    match change {
+        StatusChange::Resolve => issue.status = Status::Resolved,
+        StatusChange::Unresolve => issue.status = Status::Unresolved,
+        StatusChange::Ignore { until, more_events } => {
+            issue.status = Status::Ignored;
+            issue.ignore_until = until;
+            issue.ignore_until_count = more_events.map(|n| issue.count + n);
+        }
+    }
+}
+
+/// Sets an issue's status in the file.
+pub fn set_status(
+    txn: &redb::WriteTransaction,
+    project: u64,
+    id: u64,
+    change: StatusChange,
+) -> Result<Issue, StoreError> {
+    let mut table = txn.open_table(ISSUES)?;
+    let mut issue =
+        get(&table, project, id)?.ok_or_else(|| StoreError::NotFound(format!("no issue {id}")))?;
+    change_status(&mut issue, change);
+    table.insert((project, id), super::encode(&issue).as_slice())?;
+    Ok(issue)
 }
 
 impl Issue {
