@@ -130,7 +130,30 @@ pub struct Config {
     pub limits: Limits,
     pub pipeline: Pipeline,
     pub rate_limits: RateLimits,
+    pub retention: Retention,
     pub metrics: Metrics,
+}
+
+/// How much history is kept. Counts and aggregates of issues are never reduced by it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Events older than this (by receive time) are deleted.
+    pub max_age: Duration,
+    /// Stored events per project; past it the least relevant are evicted.
+    pub max_events_per_project: u64,
+    /// Stored events per issue, so one flood cannot push out every other issue's history.
+    pub max_events_per_issue: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration(std::time::Duration::from_secs(90 * 86_400)),
+            max_events_per_project: 100_000,
+            max_events_per_issue: 10_000,
+        }
+    }
 }
 
 /// Events per minute, with a burst (0 = the per-minute figure); 0 per minute is no limit.
@@ -244,6 +267,7 @@ impl Default for Config {
             limits: Limits::default(),
             pipeline: Pipeline::default(),
             rate_limits: RateLimits::default(),
+            retention: Retention::default(),
             metrics: Metrics::default(),
         }
     }
@@ -293,12 +317,21 @@ pub struct Overrides {
 }
 
 /// The environment variables picket reads, and the key each one sets.
-pub const ENV_VARS: [(&str, &str); 5] = [
+pub const ENV_VARS: [(&str, &str); 8] = [
     ("PICKET_DATA_DIR", "data_dir"),
     ("PICKET_HTTP_ADDR", "http_addr"),
     ("PICKET_UDP_ADDR", "udp_addr"),
     ("PICKET_BASE_URL", "base_url"),
     ("PICKET_LOG", "log"),
+    ("PICKET_RETENTION_MAX_AGE", "retention.max_age"),
+    (
+        "PICKET_RETENTION_MAX_EVENTS_PER_PROJECT",
+        "retention.max_events_per_project",
+    ),
+    (
+        "PICKET_RETENTION_MAX_EVENTS_PER_ISSUE",
+        "retention.max_events_per_issue",
+    ),
 ];
 
 impl Config {
@@ -325,7 +358,12 @@ impl Config {
         };
         for (var, key) in ENV_VARS {
             if let Some(value) = env(var) {
-                config.set(key, value);
+                config
+                    .set(key, value)
+                    .map_err(|cause| ConfigError::Invalid {
+                        key: format!("{key} (from {var})"),
+                        cause,
+                    })?;
             }
         }
         if let Some(d) = &overrides.data_dir {
@@ -352,15 +390,31 @@ impl Config {
         })
     }
 
-    fn set(&mut self, key: &str, value: String) {
+    fn set(&mut self, key: &str, value: String) -> Result<(), String> {
+        let count = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("'{v}' is not a whole number"))
+        };
         match key {
             "data_dir" => self.data_dir = PathBuf::from(value),
             "http_addr" => self.http_addr = value,
             "udp_addr" => self.udp_addr = value,
             "base_url" => self.base_url = value,
             "log" => self.log = value,
+            "retention.max_age" => {
+                self.retention.max_age = Duration::parse(&value)
+                    .ok_or_else(|| format!("'{value}' is not a duration (try 90d, 12h, 30s)"))?;
+            }
+            "retention.max_events_per_project" => {
+                self.retention.max_events_per_project = count(&value)?
+            }
+            "retention.max_events_per_issue" => {
+                self.retention.max_events_per_issue = count(&value)?
+            }
             _ => {}
         }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -529,6 +583,19 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # Events per minute for the whole server, all keys together (0: no limit).
 # server_per_minute = 0
 # server_burst = 0
+
+[retention]
+# Events older than this (by receive time) are deleted. Env: PICKET_RETENTION_MAX_AGE.
+# max_age = "90d"
+
+# Stored events per project; past it the least relevant events are evicted (the largest issues
+# are thinned first, an issue's first and latest events are always kept; counts never change).
+# Env: PICKET_RETENTION_MAX_EVENTS_PER_PROJECT.
+# max_events_per_project = 100000
+
+# Stored events per issue, so one flood cannot push out every other issue's history.
+# Env: PICKET_RETENTION_MAX_EVENTS_PER_ISSUE.
+# max_events_per_issue = 10000
 
 [metrics]
 # Serve GET /metrics in the Prometheus text format.

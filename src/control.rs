@@ -324,6 +324,7 @@ pub fn issue_json(i: &Issue) -> Value {
         "level": i.level.as_str(),
         "status": i.status.as_str(),
         "count": i.count,
+        "stored": i.stored,
         "users": i.user_count(),
         "first_seen": crate::time::rfc3339(i.first_seen),
         "last_seen": crate::time::rfc3339(i.last_seen),

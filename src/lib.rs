@@ -11,6 +11,7 @@ pub mod control;
 pub mod event;
 pub mod intake;
 pub mod pipeline;
+pub mod retention;
 pub mod server;
 pub mod status;
 pub mod store;

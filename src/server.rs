@@ -121,6 +121,10 @@ pub fn run(
         batch_max: config.pipeline.batch_max,
         issue_cache: config.pipeline.issue_cache,
         quick_repair: config.pipeline.quick_repair,
+        caps: crate::retention::Caps {
+            per_project: config.retention.max_events_per_project,
+            per_issue: config.retention.max_events_per_issue,
+        },
     };
     let writer_thread = {
         let (db, stats, jobs) = (db.clone(), queue.shared_stats(), jobs.clone());
@@ -184,6 +188,14 @@ pub fn run(
             let intake = intake.clone();
             supervisor::supervise_task(workers.clone(), "udp", stop_rx.clone(), move || {
                 udp::serve(udp_socket.clone(), intake.clone())
+            });
+        }
+        {
+            let queue = intake.queue.clone();
+            let max_age = config.retention.max_age.0;
+            let stop = stop_rx.clone();
+            supervisor::supervise_task(workers.clone(), "janitor", stop_rx.clone(), move || {
+                janitor(queue.clone(), max_age, stop.clone())
             });
         }
         let graceful = Arc::new(GracefulShutdown::new());
@@ -255,6 +267,29 @@ fn open_store(config: &Config) -> Result<Database, ServeError> {
             }
             Err(e @ StoreError::Locked { .. }) => return Err(ServeError::Failed(e.into())),
             Err(e) => return Err(ServeError::Fatal(e.into())),
+        }
+    }
+}
+
+/// Deletes events older than `max_age`, every few seconds, until stopped.
+async fn janitor(
+    queue: crate::pipeline::Queue,
+    max_age: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::retention::janitor_interval(max_age)) => {}
+            _ = supervisor::stopped(&mut stop) => return Ok(()),
+        }
+        let queue = queue.clone();
+        let swept = tokio::task::spawn_blocking(move || crate::retention::sweep(&queue, max_age))
+            .await
+            .map_err(|e| e.to_string())?;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("retention: deleted {n} events older than {max_age:?}"),
+            Err(e) => return Err(format!("retention sweep failed: {e}")),
         }
     }
 }

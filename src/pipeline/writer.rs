@@ -27,6 +27,8 @@ pub struct WriterConfig {
     /// Save redb's allocator state with every commit, so that reopening after a crash is
     /// quick instead of a walk over the whole file.
     pub quick_repair: bool,
+    /// Stored-event caps applied in the transaction that crosses them.
+    pub caps: crate::retention::Caps,
 }
 
 type Pending = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
@@ -162,6 +164,15 @@ impl Writer {
                     continue;
                 }
                 let hash = arrival.grouping.hash;
+                let project = match projects.entry(arrival.project) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        e.insert(rows.project(arrival.project)?.ok_or_else(|| {
+                            StoreError::NotFound(format!("project {} is gone", arrival.project))
+                        })?)
+                    }
+                };
+                project.stored += 1;
                 let issue = match touched.entry((arrival.project, hash)) {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(slot) => {
@@ -172,17 +183,6 @@ impl Writer {
                         let issue = match known {
                             Some(issue) => issue,
                             None => {
-                                let project = match projects.entry(arrival.project) {
-                                    Entry::Occupied(e) => e.into_mut(),
-                                    Entry::Vacant(e) => e.insert(
-                                        rows.project(arrival.project)?.ok_or_else(|| {
-                                            StoreError::NotFound(format!(
-                                                "project {} is gone",
-                                                arrival.project
-                                            ))
-                                        })?,
-                                    ),
-                                };
                                 let id = project.next_issue.max(1);
                                 project.next_issue = id + 1;
                                 rows.link_hash(arrival.project, &hash, id)?;
@@ -207,6 +207,15 @@ impl Writer {
                     *tags.entry((arrival.project, issue.id, k, v)).or_default() += 1;
                 }
                 acks.push(Ack::Stored);
+            }
+            let evicted = crate::retention::enforce_caps(
+                &mut rows,
+                &mut touched,
+                &mut projects,
+                self.config.caps,
+            )?;
+            if evicted > 0 {
+                tracing::debug!("retention: evicted {evicted} events over the caps");
             }
             for project in projects.values() {
                 rows.put_project(project)?;
@@ -265,6 +274,7 @@ fn new_issue(arrival: &Arrival, id: u64) -> Issue {
 fn record(issue: &mut Issue, arrival: &Arrival) {
     let ev = &arrival.event;
     issue.count += 1;
+    issue.stored += 1;
     issue.last_seen = issue.last_seen.max(ev.received);
     issue.title = ev.title();
     issue.culprit = ev.culprit();

@@ -7,11 +7,12 @@ use super::events::{self, EncodedEvent};
 use super::issues::Issue;
 use super::projects::Project;
 use super::{
-    EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, META, PROJECTS,
+    ARRIVALS, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, META, PROJECTS,
     StoreError, decode, encode,
 };
 
 pub struct Batch<'t> {
+    arrivals: Table<'t, u64, &'static [u8]>,
     meta: Table<'t, &'static str, u64>,
     projects: Table<'t, u64, &'static [u8]>,
     issues: Table<'t, (u64, u64), &'static [u8]>,
@@ -25,6 +26,7 @@ pub struct Batch<'t> {
 impl<'t> Batch<'t> {
     pub fn open(txn: &'t WriteTransaction) -> Result<Batch<'t>, StoreError> {
         Ok(Batch {
+            arrivals: txn.open_table(ARRIVALS)?,
             meta: txn.open_table(META)?,
             projects: txn.open_table(PROJECTS)?,
             issues: txn.open_table(ISSUES)?,
@@ -64,7 +66,94 @@ impl<'t> Batch<'t> {
         )?;
         self.issue_events
             .insert((project, issue, seq), id.as_slice())?;
+        let received = encoded.received.max(0.0) as u64;
+        self.arrivals.insert(
+            seq,
+            Arrival {
+                project,
+                issue,
+                received,
+                id: *id,
+            }
+            .encode()
+            .as_slice(),
+        )?;
         Ok(())
+    }
+
+    /// Removes a stored event from every table that indexes it.
+    pub fn delete_event(
+        &mut self,
+        project: u64,
+        issue: u64,
+        seq: u64,
+        id: &[u8; 16],
+    ) -> Result<(), StoreError> {
+        self.events.remove((project, id.as_slice()))?;
+        self.issue_events.remove((project, issue, seq))?;
+        self.arrivals.remove(seq)?;
+        Ok(())
+    }
+
+    /// An issue's oldest stored events as (sequence, id), at most `n`.
+    pub fn oldest_events(
+        &self,
+        project: u64,
+        issue: u64,
+        n: usize,
+    ) -> Result<Vec<(u64, [u8; 16])>, StoreError> {
+        let mut out = Vec::with_capacity(n);
+        for row in self
+            .issue_events
+            .range((project, issue, 0)..=(project, issue, u64::MAX))?
+        {
+            if out.len() >= n {
+                break;
+            }
+            let (k, v) = row?;
+            if let Ok(id) = <[u8; 16]>::try_from(v.value()) {
+                out.push((k.value().2, id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stored events from arrival sequence `from` on that arrived before `cutoff` (Unix
+    /// seconds), oldest first, at most `n`.
+    pub fn arrived_before(
+        &self,
+        cutoff: u64,
+        from: u64,
+        n: usize,
+    ) -> Result<Vec<(u64, Arrival)>, StoreError> {
+        let mut out = Vec::new();
+        for row in self.arrivals.range(from..)? {
+            let (k, v) = row?;
+            let Some(arrival) = Arrival::decode(v.value()) else {
+                continue;
+            };
+            if arrival.received >= cutoff || out.len() >= n {
+                break;
+            }
+            out.push((k.value(), arrival));
+        }
+        Ok(out)
+    }
+
+    /// Every issue of a project.
+    pub fn project_issues(&self, project: u64) -> Result<Vec<Issue>, StoreError> {
+        let mut out = Vec::new();
+        for row in self.issues.range((project, 0)..=(project, u64::MAX))? {
+            out.push(decode("issues", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn issue(&self, project: u64, id: u64) -> Result<Option<Issue>, StoreError> {
+        self.issues
+            .get((project, id))?
+            .map(|v| decode("issues", v.value()))
+            .transpose()
     }
 
     pub fn project(&self, id: u64) -> Result<Option<Project>, StoreError> {
@@ -134,5 +223,36 @@ impl<'t> Batch<'t> {
         self.tags
             .insert((project, issue, key, value), current + n)?;
         Ok(())
+    }
+}
+
+/// Where a stored event is, in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arrival {
+    pub project: u64,
+    pub issue: u64,
+    /// Receive time, whole Unix seconds.
+    pub received: u64,
+    pub id: [u8; 16],
+}
+
+impl Arrival {
+    fn encode(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        out[..8].copy_from_slice(&self.project.to_le_bytes());
+        out[8..16].copy_from_slice(&self.issue.to_le_bytes());
+        out[16..24].copy_from_slice(&self.received.to_le_bytes());
+        out[24..].copy_from_slice(&self.id);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Arrival> {
+        let word = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        Some(Arrival {
+            project: word(0)?,
+            issue: word(8)?,
+            received: word(16)?,
+            id: bytes.get(24..40)?.try_into().ok()?,
+        })
     }
 }

@@ -13,15 +13,21 @@ const HEADER_LEN: usize = 17;
 const ZSTD_LEVEL: i32 = 3;
 
 /// An event compressed for storage, before the writer knows its issue.
+#[derive(Clone)]
 pub struct EncodedEvent {
     pub payload: Vec<u8>,
+    /// The event's receive time (Unix seconds), for retention.
+    pub received: f64,
 }
 
 pub fn encode(event: &Event) -> EncodedEvent {
     let packed = super::encode(event);
     // zstd only fails on allocation failure or a bad level; keep the event uncompressed then.
     let payload = zstd::bulk::compress(&packed, ZSTD_LEVEL).unwrap_or(packed);
-    EncodedEvent { payload }
+    EncodedEvent {
+        payload,
+        received: event.received,
+    }
 }
 
 /// A stored event with the facts the row header carries.

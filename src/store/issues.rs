@@ -47,6 +47,8 @@ pub struct Issue {
     pub last_seen: f64,
     /// Events ever received.
     pub count: u64,
+    /// Events still stored (retention removes old ones; `count` stays).
+    pub stored: u64,
     /// HyperLogLog registers counting distinct users.
     pub users: Vec<u8>,
     pub releases: Vec<String>,

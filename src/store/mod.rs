@@ -44,6 +44,9 @@ pub(crate) const ISSUE_HOURS: TableDefinition<(u64, u64, u64), u64> =
 /// (project, issue, tag key, tag value) → events with that tag.
 pub(crate) const ISSUE_TAGS: TableDefinition<(u64, u64, &str, &str), u64> =
     TableDefinition::new("issue_tags");
+/// Arrival sequence → `[project][issue][received secs][event id]` (40 bytes): every stored
+/// event in arrival order, for expiry by age.
+pub(crate) const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("arrivals");
 /// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
@@ -196,6 +199,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ISSUE_EVENTS)?;
     txn.open_table(ISSUE_HOURS)?;
     txn.open_table(ISSUE_TAGS)?;
+    txn.open_table(ARRIVALS)?;
     txn.open_table(USERS)?;
     Ok(())
 }

@@ -14,6 +14,8 @@ pub struct Project {
     pub created: f64,
     /// The number the next new issue of this project gets.
     pub next_issue: u64,
+    /// Events of this project still stored.
+    pub stored: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -79,6 +81,7 @@ pub fn create(
         name: name.to_string(),
         created: now,
         next_issue: 1,
+        stored: 0,
     };
     projects.insert(id, encode(&project).as_slice())?;
     slugs.insert(slug.as_str(), id)?;

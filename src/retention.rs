@@ -1,0 +1,191 @@
+//! Retention: how much history the file keeps. The writer applies the count caps in the same
+//! transaction that crosses them (per issue, then per project); the janitor worker deletes
+//! events older than `max_age`. What goes first when a project is over its cap is not simply
+//! the oldest event: the issues with the most stored events are thinned first, oldest events
+//! first, so that a flood is thinned while rare issues keep their history. An issue's first
+//! and latest events are never evicted, and nothing users count on changes: `count`, first and
+//! last seen, tag values and hourly counts stay as they were; only `stored` goes down.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+use redb::WriteTransaction;
+
+use crate::event::normalize::hex;
+use crate::pipeline::Queue;
+use crate::store::StoreError;
+use crate::store::batch::Batch;
+use crate::store::issues::Issue;
+use crate::store::projects::Project;
+
+/// Count caps; 0 means none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caps {
+    pub per_project: u64,
+    pub per_issue: u64,
+}
+
+/// A project over its cap is brought this fraction below it, so eviction runs in batches.
+const PROJECT_SLACK: u64 = 20;
+
+/// Evicts up to `n` of an issue's oldest events, never its first or latest. Returns how many.
+fn evict(rows: &mut Batch<'_>, issue: &mut Issue, n: u64) -> Result<u64, StoreError> {
+    let wanted = usize::try_from(n).unwrap_or(usize::MAX);
+    let candidates = rows.oldest_events(issue.project, issue.id, wanted.saturating_add(2))?;
+    let mut removed = 0;
+    for (seq, id) in candidates {
+        if removed >= n {
+            break;
+        }
+        let hex_id = hex(&id);
+        if hex_id == issue.first_event || hex_id == issue.last_event {
+            continue;
+        }
+        rows.delete_event(issue.project, issue.id, seq, &id)?;
+        removed += 1;
+    }
+    issue.stored -= removed.min(issue.stored);
+    Ok(removed)
+}
+
+fn hash_key(issue: &Issue) -> (u64, [u8; 16]) {
+    let mut hash = [0u8; 16];
+    if issue.hash.len() == 16 {
+        hash.copy_from_slice(&issue.hash);
+    }
+    (issue.project, hash)
+}
+
+/// Applies the caps to the issues and projects a batch touched. Issues it changes beyond those
+/// are added to `touched`, so the caller writes them. Returns the events evicted.
+pub fn enforce_caps(
+    rows: &mut Batch<'_>,
+    touched: &mut HashMap<(u64, [u8; 16]), Issue>,
+    projects: &mut HashMap<u64, Project>,
+    caps: Caps,
+) -> Result<u64, StoreError> {
+    let mut evicted = 0;
+    if caps.per_issue > 0 {
+        for issue in touched.values_mut() {
+            if issue.stored > caps.per_issue {
+                let n = evict(rows, issue, issue.stored - caps.per_issue)?;
+                if let Some(p) = projects.get_mut(&issue.project) {
+                    p.stored -= n.min(p.stored);
+                }
+                evicted += n;
+            }
+        }
+    }
+    if caps.per_project == 0 {
+        return Ok(evicted);
+    }
+    for project in projects.values_mut() {
+        if project.stored <= caps.per_project {
+            continue;
+        }
+        let target = caps.per_project - caps.per_project / PROJECT_SLACK;
+        // The newest state of every issue: the batch's own where it has one.
+        let mut issues: HashMap<u64, Issue> = rows
+            .project_issues(project.id)?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        for issue in touched.values().filter(|i| i.project == project.id) {
+            issues.insert(issue.id, issue.clone());
+        }
+        let mut heap: BinaryHeap<(u64, u64)> = issues.values().map(|i| (i.stored, i.id)).collect();
+        while project.stored > target {
+            let Some((stored, id)) = heap.pop() else {
+                break;
+            };
+            if stored <= 2 {
+                break; // only first and latest events are left anywhere
+            }
+            let next = heap.peek().map_or(0, |(s, _)| *s);
+            let n = (stored - next + 1)
+                .min(project.stored - target)
+                .clamp(1, 1000);
+            let Some(issue) = issues.get_mut(&id) else {
+                continue;
+            };
+            let removed = evict(rows, issue, n)?;
+            project.stored -= removed.min(project.stored);
+            evicted += removed;
+            touched.insert(hash_key(issue), issue.clone());
+            if removed > 0 {
+                heap.push((issue.stored, id));
+            }
+        }
+    }
+    Ok(evicted)
+}
+
+/// Deletes up to `limit` events that arrived before `cutoff` (Unix seconds), starting at
+/// arrival sequence `from`. Returns the events deleted and where to go on, or `None` when the
+/// scan reached events newer than the cutoff.
+pub fn expire(
+    txn: &WriteTransaction,
+    cutoff: u64,
+    from: u64,
+    limit: usize,
+) -> Result<(u64, Option<u64>), StoreError> {
+    let mut rows = Batch::open(txn)?;
+    let old = rows.arrived_before(cutoff, from, limit)?;
+    let next = (old.len() == limit).then(|| old.last().map_or(from, |(seq, _)| seq + 1));
+    let mut issues: HashMap<(u64, u64), Issue> = HashMap::new();
+    let mut projects: HashMap<u64, u64> = HashMap::new();
+    let mut deleted = 0;
+    for (seq, arrival) in old {
+        let key = (arrival.project, arrival.issue);
+        if !issues.contains_key(&key) {
+            match rows.issue(arrival.project, arrival.issue)? {
+                Some(issue) => issues.insert(key, issue),
+                None => continue,
+            };
+        }
+        let Some(issue) = issues.get_mut(&key) else {
+            continue;
+        };
+        let hex_id = hex(&arrival.id);
+        if hex_id == issue.first_event || hex_id == issue.last_event {
+            continue;
+        }
+        rows.delete_event(arrival.project, arrival.issue, seq, &arrival.id)?;
+        issue.stored = issue.stored.saturating_sub(1);
+        *projects.entry(arrival.project).or_default() += 1;
+        deleted += 1;
+    }
+    for issue in issues.values() {
+        rows.put_issue(issue)?;
+    }
+    for (id, n) in projects {
+        if let Some(mut project) = rows.project(id)? {
+            project.stored = project.stored.saturating_sub(n);
+            rows.put_project(&project)?;
+        }
+    }
+    Ok((deleted, next))
+}
+
+/// Rows the janitor deletes per write transaction, so the writer is never held for long.
+const EXPIRE_CHUNK: usize = 5_000;
+
+/// How often the janitor looks: a quarter of `max_age`, between 1 s and 60 s.
+pub fn janitor_interval(max_age: Duration) -> Duration {
+    (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// One pass of the janitor: deletes everything older than `max_age`. Blocking.
+pub fn sweep(queue: &Queue, max_age: Duration) -> Result<u64, StoreError> {
+    let cutoff = (crate::time::now() - max_age.as_secs_f64()).max(0.0) as u64;
+    let mut from = 0;
+    let mut total = 0;
+    loop {
+        let (deleted, next) = queue.write(move |txn| expire(txn, cutoff, from, EXPIRE_CHUNK))?;
+        total += deleted;
+        match next {
+            Some(n) => from = n,
+            None => return Ok(total),
+        }
+    }
+}

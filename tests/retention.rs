@@ -1,0 +1,160 @@
+//! Retention: the count caps and the age limit keep the file bounded while every issue keeps
+//! its count, its first and its latest event, and rare issues keep their history.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, python, stored_event};
+use serde_json::{Value, json};
+
+fn issues(server: &Server, project: &str) -> Vec<Value> {
+    server
+        .json(&["issues", project, "--status", "all"])
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn by_title<'a>(issues: &'a [Value], needle: &str) -> &'a Value {
+    issues
+        .iter()
+        .find(|i| i["title"].as_str().unwrap().contains(needle))
+        .unwrap_or_else(|| panic!("no issue titled {needle}: {issues:?}"))
+}
+
+#[test]
+fn a_flood_is_thinned_to_the_project_cap_and_rare_issues_keep_their_history() {
+    let server = Server::start_with_config(
+        "[retention]\nmax_events_per_project = 60\nmax_events_per_issue = 0\n",
+        &[],
+    );
+    let project = server.json(&["project", "list"])[0].clone();
+    let script = r#"
+import os, sentry_sdk
+sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], send_client_reports=False, default_integrations=False)
+def flood(n):
+    raise ValueError("flood %d" % n)
+for n in range(300):
+    try:
+        flood(n)
+    except ValueError:
+        sentry_sdk.capture_exception()
+    if n % 40 == 39:
+        sentry_sdk.flush(timeout=10)
+    if n % 60 == 0:
+        for rare in ("alpha", "beta", "gamma"):
+            sentry_sdk.capture_message("rare %s event" % rare)
+sentry_sdk.flush(timeout=10)
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", script])
+        .env("SENTRY_DSN", project["dsn"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let list = issues(&server, "default");
+    let stored: u64 = list.iter().map(|i| i["stored"].as_u64().unwrap()).sum();
+    assert!(stored <= 60, "{stored} events stored over a cap of 60");
+    let flood = by_title(&list, "ValueError");
+    assert_eq!(flood["count"], 300, "eviction must not change the count");
+    assert!(flood["stored"].as_u64().unwrap() < 60);
+    for rare in ["alpha", "beta", "gamma"] {
+        let issue = by_title(&list, rare);
+        assert_eq!(issue["count"], 5);
+        assert_eq!(issue["stored"], 5, "a rare issue keeps its whole history");
+    }
+    for issue in &list {
+        for which in ["first_event", "last_event"] {
+            let id = issue[which].as_str().unwrap();
+            assert!(
+                stored_event(&server.data_dir, "default", id).is_some(),
+                "{which} of {} was evicted",
+                issue["title"]
+            );
+        }
+        let listed = server.json(&["events", "default", &issue["id"].to_string()]);
+        assert_eq!(json!(listed.as_array().unwrap().len()), issue["stored"]);
+    }
+}
+
+#[test]
+fn the_per_issue_cap_applies_in_the_same_commit() {
+    let server = Server::start_with_config("[retention]\nmax_events_per_issue = 5\n", &[]);
+    let project = server.json(&["project", "list"])[0].clone();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!(
+        "{}/api/1/store/?sentry_key={}",
+        server.url,
+        project["public_key"].as_str().unwrap()
+    );
+    for n in 0..20 {
+        let body = json!({"message": format!("noisy {n} again")}).to_string();
+        assert_eq!(
+            agent.post(&url).send(body.as_bytes()).unwrap().status(),
+            200
+        );
+    }
+    let list = issues(&server, "default");
+    assert_eq!(
+        (list[0]["count"].as_u64(), list[0]["stored"].as_u64()),
+        (Some(20), Some(5))
+    );
+}
+
+#[test]
+fn events_older_than_max_age_disappear_and_new_ones_stay() {
+    let server = Server::start_with_config("[retention]\nmax_age = \"3s\"\n", &[]);
+    let project = server.json(&["project", "list"])[0].clone();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!(
+        "{}/api/1/store/?sentry_key={}",
+        server.url,
+        project["public_key"].as_str().unwrap()
+    );
+    let send = |text: &str| {
+        for n in 0..5 {
+            let body = json!({"message": format!("{text} {n}")}).to_string();
+            assert_eq!(
+                agent.post(&url).send(body.as_bytes()).unwrap().status(),
+                200
+            );
+        }
+    };
+    send("old batch");
+    std::thread::sleep(Duration::from_millis(3500));
+    send("new batch");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = issues(&server, "default");
+        let old = by_title(&list, "old batch");
+        if old["stored"] == 2 {
+            assert_eq!(old["count"], 5);
+            assert_eq!(
+                by_title(&list, "new batch")["stored"],
+                5,
+                "new events must stay"
+            );
+            for which in ["first_event", "last_event"] {
+                assert!(
+                    stored_event(&server.data_dir, "default", old[which].as_str().unwrap())
+                        .is_some()
+                );
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "old events not expired: {old}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
