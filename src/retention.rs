@@ -6,6 +6,7 @@
 //! and latest events are never evicted, and nothing users count on changes: `count`, first and
 //! last seen, tag values and hourly counts stay as they were; only `stored` goes down.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
@@ -136,15 +137,12 @@ pub fn expire(
     let mut projects: HashMap<u64, u64> = HashMap::new();
     let mut deleted = 0;
     for (seq, arrival) in old {
-        let key = (arrival.project, arrival.issue);
-        if !issues.contains_key(&key) {
-            match rows.issue(arrival.project, arrival.issue)? {
-                Some(issue) => issues.insert(key, issue),
+        let issue = match issues.entry((arrival.project, arrival.issue)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => match rows.issue(arrival.project, arrival.issue)? {
+                Some(issue) => e.insert(issue),
                 None => continue,
-            };
-        }
-        let Some(issue) = issues.get_mut(&key) else {
-            continue;
+            },
         };
         let hex_id = hex(&arrival.id);
         if hex_id == issue.first_event || hex_id == issue.last_event {
