@@ -692,6 +692,31 @@ mod tests {
     }
 
     #[test]
+    fn retention_from_the_environment() {
+        let env = |name: &str| match name {
+            "PICKET_RETENTION_MAX_AGE" => Some("30s".to_string()),
+            "PICKET_RETENTION_MAX_EVENTS_PER_PROJECT" => Some("500".to_string()),
+            _ => None,
+        };
+        let c = Config::load_with(&Overrides::default(), &env).unwrap();
+        assert_eq!(
+            c.retention.max_age,
+            Duration(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(c.retention.max_events_per_project, 500);
+        let bad = |name: &str| {
+            (name == "PICKET_RETENTION_MAX_EVENTS_PER_ISSUE").then(|| "lots".to_string())
+        };
+        let err = Config::load_with(&Overrides::default(), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("retention.max_events_per_issue") && err.contains("lots"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn dsn_from_base_url() {
         let mut c = Config::default();
         assert_eq!(c.dsn("abc", 1), "http://abc@127.0.0.1:9000/1");
