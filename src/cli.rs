@@ -80,6 +80,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a consistent snapshot of the data file into DEST_DIR (works while the server runs)
+    Backup {
+        /// An empty or new directory; the copy is DEST_DIR/picket.redb
+        dest_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the data file's integrity (the server must be stopped; or check a backup)
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the running server's workers, queue and counters
     Status {
         #[arg(long)]

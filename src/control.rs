@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::intake::ratelimit::RateLimit;
 use crate::pipeline::Queue;
 use crate::status::Live;
+use crate::store::backup::{self, Progress};
 use crate::store::issues::{self, Issue, Status, StatusChange};
 use crate::store::projects::{self, Project, ProjectKey};
 use crate::store::{
@@ -64,6 +65,10 @@ pub enum Request {
         project: String,
         issue: u64,
         change: StatusChange,
+    },
+    /// Copies a consistent snapshot of the data file into a directory (an absolute path).
+    Backup {
+        dest: PathBuf,
     },
     /// The running server's workers and counters.
     Status,
@@ -161,7 +166,20 @@ impl Handle {
 
     /// Answers one management request.
     pub fn answer(&self, req: Request) -> Result<Value, StoreError> {
+        self.answer_with_progress(req, &|_, _| {})
+    }
+
+    /// Answers a request, reporting the progress of long ones (backups).
+    pub fn answer_with_progress(
+        &self,
+        req: Request,
+        progress: Progress<'_>,
+    ) -> Result<Value, StoreError> {
         match req {
+            Request::Backup { dest } => {
+                let summary = backup::backup(&self.db, &dest, progress)?;
+                serde_json::to_value(summary).map_err(|e| StoreError::Invalid(e.to_string()))
+            }
             Request::ProjectCreate { name } => {
                 let now = crate::time::now();
                 let (project, key) = self.write(move |txn| projects::create(txn, &name, now))?;
@@ -348,6 +366,9 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 
 #[derive(Serialize, Deserialize)]
 struct Answer {
+    /// Rows done and total, sent before the answer by long requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<(u64, u64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ok: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,6 +377,15 @@ struct Answer {
 
 /// Sends a request to a running server. `None` when no server listens on the socket.
 pub fn ask_server(data_dir: &Path, req: &Request) -> Option<Result<Value, String>> {
+    ask_server_with_progress(data_dir, req, &|_, _| {})
+}
+
+/// Like [`ask_server`], calling `progress` for the progress lines a long request sends.
+pub fn ask_server_with_progress(
+    data_dir: &Path,
+    req: &Request,
+    progress: Progress<'_>,
+) -> Option<Result<Value, String>> {
     let mut stream = UnixStream::connect(socket_path(data_dir)).ok()?;
     let line = serde_json::to_string(req).ok()?;
     let sent = stream
@@ -364,16 +394,25 @@ pub fn ask_server(data_dir: &Path, req: &Request) -> Option<Result<Value, String
     if let Err(e) = sent {
         return Some(Err(format!("control socket: {e}")));
     }
-    let mut answer = String::new();
-    if let Err(e) = BufReader::new(stream).read_line(&mut answer) {
-        return Some(Err(format!("control socket: {e}")));
-    }
-    match serde_json::from_str::<Answer>(&answer) {
-        Ok(Answer { ok: Some(v), .. }) => Some(Ok(v)),
-        Ok(Answer { error: Some(e), .. }) => Some(Err(e)),
-        _ => Some(Err(
-            "the server closed the control socket without an answer".into(),
-        )),
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if let Err(e) = reader.read_line(&mut line) {
+            return Some(Err(format!("control socket: {e}")));
+        }
+        match serde_json::from_str::<Answer>(&line) {
+            Ok(Answer {
+                progress: Some((done, total)),
+                ..
+            }) => progress(done, total),
+            Ok(Answer { ok: Some(v), .. }) => return Some(Ok(v)),
+            Ok(Answer { error: Some(e), .. }) => return Some(Err(e)),
+            _ => {
+                return Some(Err(
+                    "the server closed the control socket without an answer".into(),
+                ));
+            }
+        }
     }
 }
 
@@ -400,26 +439,47 @@ pub async fn serve(
             }
             let answer = match serde_json::from_str::<Request>(&line) {
                 Err(e) => Answer {
+                    progress: None,
                     ok: None,
                     error: Some(format!("bad control request: {e}")),
                 },
                 Ok(req) => {
                     let reload = req.changes_keys();
                     let db = handle.db.clone();
-                    let result = tokio::task::spawn_blocking(move || handle.answer(req)).await;
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                    let mut work = tokio::task::spawn_blocking(move || {
+                        handle.answer_with_progress(req, &move |done, total| {
+                            let _ = tx.send((done, total));
+                        })
+                    });
+                    let result = loop {
+                        tokio::select! {
+                            Some(p) = rx.recv() => {
+                                let line = serde_json::to_string(&Answer { progress: Some(p), ok: None, error: None })
+                                    .unwrap_or_default();
+                                if write.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+                                    break (&mut work).await;
+                                }
+                            }
+                            result = &mut work => break result,
+                        }
+                    };
                     if reload && let Err(e) = keys.reload(&db) {
                         tracing::error!("reloading keys failed: {e}");
                     }
                     match result {
                         Ok(Ok(v)) => Answer {
+                            progress: None,
                             ok: Some(v),
                             error: None,
                         },
                         Ok(Err(e)) => Answer {
+                            progress: None,
                             ok: None,
                             error: Some(e.to_string()),
                         },
                         Err(e) => Answer {
+                            progress: None,
                             ok: None,
                             error: Some(format!("internal error: {e}")),
                         },

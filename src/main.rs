@@ -105,6 +105,51 @@ fn start(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Start(_) | Command::Serve(_) => unreachable!("dispatched in main"),
+        Command::Backup { dest_dir, json } => {
+            let dest = std::path::absolute(dest_dir)
+                .with_context(|| format!("bad path {}", dest_dir.display()))?;
+            let bar = progress_bar();
+            let progress = |done: u64, total: u64| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            };
+            let answer = manage_with_progress(&cli, Request::Backup { dest }, &progress)?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            print(*json, &answer, |v| {
+                format!(
+                    "backed up {} events ({} rows, {:.1} MB) to {}\n",
+                    v["events"],
+                    v["rows"],
+                    v["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+                    text(&v["path"])
+                )
+            })
+        }
+        Command::Check { json } => {
+            let config = load_config(&cli, None)?;
+            let report = store::backup::check(&config.data_dir)?;
+            let v = serde_json::to_value(&report)?;
+            print(*json, &v, |v| {
+                format!(
+                    "{}: {} (schema {}, {} projects, {} issues, {} events, {:.1} MB)\n",
+                    text(&v["path"]),
+                    if report.ok { "ok" } else { "CORRUPT" },
+                    v["schema_version"],
+                    v["projects"],
+                    v["issues"],
+                    v["events"],
+                    v["bytes"].as_f64().unwrap_or(0.0) / 1e6
+                )
+            })?;
+            if !report.ok {
+                bail!("the data file failed its integrity check");
+            }
+            Ok(())
+        }
         Command::Status { json } => {
             let config = load_config(&cli, None)?;
             let answer = control::ask_server(&config.data_dir, &Request::Status)
@@ -350,17 +395,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A progress bar on stderr when it is a terminal.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {percent:>3}% {pos}/{len} rows, {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+fn manage(cli: &Cli, req: Request) -> anyhow::Result<Value> {
+    manage_with_progress(cli, req, &|_, _| {})
+}
+
 /// Answers a management request through a running server, or on the file when none runs.
 /// A server that is starting holds the file before its socket is up: wait for the socket.
-fn manage(cli: &Cli, req: Request) -> anyhow::Result<Value> {
+fn manage_with_progress(
+    cli: &Cli,
+    req: Request,
+    progress: picket::store::backup::Progress<'_>,
+) -> anyhow::Result<Value> {
     let config = Arc::new(load_config(cli, None)?);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        if let Some(answer) = control::ask_server(&config.data_dir, &req) {
+        if let Some(answer) = control::ask_server_with_progress(&config.data_dir, &req, progress) {
             return answer.map_err(|e| anyhow!(e));
         }
         match control::open_direct(config.clone()) {
-            Ok(handle) => return Ok(handle.answer(req)?),
+            Ok(handle) => return Ok(handle.answer_with_progress(req, progress)?),
             Err(store::StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }

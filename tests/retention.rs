@@ -158,3 +158,106 @@ fn events_older_than_max_age_disappear_and_new_ones_stay() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn an_online_backup_holds_every_event_acknowledged_before_it_began() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let server = Server::start();
+    let project = server.json(&["project", "list"])[0].clone();
+    let url = format!(
+        "{}/api/1/store/?sentry_key={}",
+        server.url,
+        project["public_key"].as_str().unwrap()
+    );
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .new_agent();
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let body = json!({"message": format!("steady {n}")}).to_string();
+                if let Ok(mut resp) = agent.post(&url).send(body.as_bytes())
+                    && resp.status() == 200
+                {
+                    let v: Value =
+                        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+                    acked
+                        .lock()
+                        .unwrap()
+                        .push(v["id"].as_str().unwrap().to_string());
+                }
+                n += 1;
+            }
+        })
+    };
+    while acked.lock().unwrap().len() < 100 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before: Vec<String> = acked.lock().unwrap().clone();
+    let dest = tempfile::tempdir().unwrap();
+    let backup_dir = dest.path().join("backup");
+    let out = server.cli(&["backup", backup_dir.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["events"].as_u64().unwrap() >= before.len() as u64);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    sender.join().unwrap();
+    assert!(
+        acked.lock().unwrap().len() > before.len(),
+        "the server kept serving during the backup"
+    );
+
+    // The copy is a data directory picket opens directly, and it checks out.
+    let check = common::cli(&backup_dir, &["check", "--json"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let report: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    let issues = common::cli_json(&backup_dir, &["issues", "default"]);
+    let events = common::cli_json(
+        &backup_dir,
+        &["events", "default", &issues[0]["id"].to_string()],
+    );
+    let in_backup: std::collections::BTreeSet<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    let missing: Vec<&String> = before
+        .iter()
+        .filter(|id| !in_backup.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events missing from the backup",
+        missing.len()
+    );
+
+    // A second backup into the same place is refused; an unwritable place leaves nothing.
+    let again = server.cli(&["backup", backup_dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let bad = server.cli(&["backup", "/proc/picket-backup"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/proc/picket-backup"));
+    // check refuses the live file rather than reading it under the server.
+    let live = server.cli(&["check"]);
+    assert_eq!(live.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&live.stderr).contains("in use"));
+}

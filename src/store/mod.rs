@@ -6,6 +6,7 @@
 //! fields stay readable by older and newer binaries), never redb tuple types. Keys may be
 //! tuples: they are an index, not a record. Counters are plain `u64`.
 
+pub mod backup;
 pub mod batch;
 pub mod events;
 pub mod issues;

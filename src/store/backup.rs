@@ -1,0 +1,184 @@
+//! Copies of the data file. A backup reads one consistent snapshot (a redb read transaction,
+//! which never blocks the writer) and writes it to `DEST/picket.redb` through a partial file
+//! that is renamed into place only when complete, so a failed backup leaves nothing behind.
+//! `check` verifies a file's integrity.
+
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+
+use super::{
+    ARRIVALS, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, KEYS, META,
+    PROJECT_SLUGS, PROJECTS, StoreError, USERS, file_in,
+};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupSummary {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub events: u64,
+    pub bytes: u64,
+}
+
+/// Reports rows copied so far out of the total.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(format!("{what} {}: {e}", path.display()))
+}
+
+fn len<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<u64, StoreError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(t.len()?),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
+    src: &ReadTransaction,
+    dst: &WriteTransaction,
+    def: TableDefinition<K, V>,
+    done: &mut u64,
+    total: u64,
+    progress: Progress<'_>,
+) -> Result<(), StoreError> {
+    let mut to = dst.open_table(def)?;
+    let from = match src.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for row in redb::ReadableTable::iter(&from)? {
+        let (k, v) = row?;
+        to.insert(k.value(), v.value())?;
+        *done += 1;
+        if *done % 4096 == 0 {
+            progress(*done, total);
+        }
+    }
+    Ok(())
+}
+
+/// Copies a consistent snapshot of `db` into `dest_dir/picket.redb`.
+pub fn backup(
+    db: &Database,
+    dest_dir: &Path,
+    progress: Progress<'_>,
+) -> Result<BackupSummary, StoreError> {
+    std::fs::create_dir_all(dest_dir).map_err(|e| io_error("cannot create", dest_dir, e))?;
+    let dest = file_in(dest_dir);
+    if dest.exists() {
+        return Err(StoreError::Conflict(format!(
+            "{} exists already; back up into an empty directory",
+            dest.display()
+        )));
+    }
+    let partial = dest.with_extension("redb.partial");
+    let _ = std::fs::remove_file(&partial);
+    let snapshot = db.begin_read()?;
+    let result = write_copy(&snapshot, &partial, progress);
+    match result {
+        Ok((rows, events)) => {
+            std::fs::rename(&partial, &dest)
+                .map_err(|e| io_error("cannot move the backup into", &dest, e))?;
+            if let Ok(dir) = std::fs::File::open(dest_dir) {
+                let _ = dir.sync_all();
+            }
+            let bytes = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+            Ok(BackupSummary {
+                path: dest,
+                rows,
+                events,
+                bytes,
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+fn write_copy(
+    snapshot: &ReadTransaction,
+    partial: &Path,
+    progress: Progress<'_>,
+) -> Result<(u64, u64), StoreError> {
+    let total = len(snapshot, META)?
+        + len(snapshot, PROJECTS)?
+        + len(snapshot, PROJECT_SLUGS)?
+        + len(snapshot, KEYS)?
+        + len(snapshot, ISSUES)?
+        + len(snapshot, ISSUE_HASHES)?
+        + len(snapshot, EVENTS)?
+        + len(snapshot, ISSUE_EVENTS)?
+        + len(snapshot, ISSUE_HOURS)?
+        + len(snapshot, ISSUE_TAGS)?
+        + len(snapshot, USERS)?
+        + len(snapshot, ARRIVALS)?;
+    let out = Database::create(partial).map_err(|e| io_error("cannot create", partial, e))?;
+    let txn = out.begin_write()?;
+    let mut done = 0;
+    copy(snapshot, &txn, META, &mut done, total, progress)?;
+    copy(snapshot, &txn, PROJECTS, &mut done, total, progress)?;
+    copy(snapshot, &txn, PROJECT_SLUGS, &mut done, total, progress)?;
+    copy(snapshot, &txn, KEYS, &mut done, total, progress)?;
+    copy(snapshot, &txn, ISSUES, &mut done, total, progress)?;
+    copy(snapshot, &txn, ISSUE_HASHES, &mut done, total, progress)?;
+    copy(snapshot, &txn, EVENTS, &mut done, total, progress)?;
+    copy(snapshot, &txn, ISSUE_EVENTS, &mut done, total, progress)?;
+    copy(snapshot, &txn, ISSUE_HOURS, &mut done, total, progress)?;
+    copy(snapshot, &txn, ISSUE_TAGS, &mut done, total, progress)?;
+    copy(snapshot, &txn, USERS, &mut done, total, progress)?;
+    copy(snapshot, &txn, ARRIVALS, &mut done, total, progress)?;
+    txn.commit()?;
+    progress(done, total);
+    Ok((done, len(snapshot, EVENTS)?))
+}
+
+/// What `check` found in a data file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckReport {
+    pub path: PathBuf,
+    pub ok: bool,
+    pub schema_version: Option<u64>,
+    pub projects: u64,
+    pub issues: u64,
+    pub events: u64,
+    pub bytes: u64,
+}
+
+/// Verifies a data file (checksums of every page), which must not be open elsewhere.
+pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
+    let path = file_in(data_dir);
+    if !path.exists() {
+        return Err(StoreError::NotFound(format!(
+            "no data file at {}",
+            path.display()
+        )));
+    }
+    let mut db = Database::open(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+        other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
+    })?;
+    let ok = db
+        .check_integrity()
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+    let txn = db.begin_read()?;
+    Ok(CheckReport {
+        ok,
+        schema_version: super::schema_version(&db)?,
+        projects: len(&txn, PROJECTS)?,
+        issues: len(&txn, ISSUES)?,
+        events: len(&txn, EVENTS)?,
+        bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+        path,
+    })
+}
