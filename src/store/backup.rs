@@ -59,7 +59,7 @@ fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
         let (k, v) = row?;
         to.insert(k.value(), v.value())?;
         *done += 1;
-        if *done % 4096 == 0 {
+        if (*done).is_multiple_of(4096) {
             progress(*done, total);
         }
     }
