@@ -144,6 +144,8 @@ pub struct Retention {
     pub max_events_per_project: u64,
     /// Stored events per issue, so one flood cannot push out every other issue's history.
     pub max_events_per_issue: u64,
+    /// Below this much free space on the data file's filesystem, intake refuses new events.
+    pub min_free_disk: ByteSize,
 }
 
 impl Default for Retention {
@@ -152,6 +154,7 @@ impl Default for Retention {
             max_age: Duration(std::time::Duration::from_secs(90 * 86_400)),
             max_events_per_project: 100_000,
             max_events_per_issue: 10_000,
+            min_free_disk: ByteSize(100_000_000),
         }
     }
 }
@@ -317,7 +320,7 @@ pub struct Overrides {
 }
 
 /// The environment variables picket reads, and the key each one sets.
-pub const ENV_VARS: [(&str, &str); 8] = [
+pub const ENV_VARS: [(&str, &str); 9] = [
     ("PICKET_DATA_DIR", "data_dir"),
     ("PICKET_HTTP_ADDR", "http_addr"),
     ("PICKET_UDP_ADDR", "udp_addr"),
@@ -332,6 +335,7 @@ pub const ENV_VARS: [(&str, &str); 8] = [
         "PICKET_RETENTION_MAX_EVENTS_PER_ISSUE",
         "retention.max_events_per_issue",
     ),
+    ("PICKET_RETENTION_MIN_FREE_DISK", "retention.min_free_disk"),
 ];
 
 impl Config {
@@ -411,6 +415,10 @@ impl Config {
             }
             "retention.max_events_per_issue" => {
                 self.retention.max_events_per_issue = count(&value)?
+            }
+            "retention.min_free_disk" => {
+                self.retention.min_free_disk = ByteSize::parse(&value)
+                    .ok_or_else(|| format!("'{value}' is not a size (try 500MB, 1GiB)"))?;
             }
             _ => {}
         }
@@ -596,6 +604,11 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # Stored events per issue, so one flood cannot push out every other issue's history.
 # Env: PICKET_RETENTION_MAX_EVENTS_PER_ISSUE.
 # max_events_per_issue = 10000
+
+# When the filesystem holding the data file has less free space than this, intake refuses new
+# events before reading them (429 with Retry-After) instead of failing half-way.
+# Env: PICKET_RETENTION_MIN_FREE_DISK.
+# min_free_disk = "100MB"
 
 [metrics]
 # Serve GET /metrics in the Prometheus text format.

@@ -149,6 +149,7 @@ pub fn run(
         counters: Default::default(),
         limiter: RateLimiter::new(config.rate_limits.server()),
         default_key_limit: config.rate_limits.per_key(),
+        disk: crate::retention::DiskGuard::new(&config.data_dir, config.retention.min_free_disk.0),
     });
     let live = Arc::new(Live {
         started: Instant::now(),

@@ -261,3 +261,131 @@ fn an_online_backup_holds_every_event_acknowledged_before_it_began() {
     assert_eq!(live.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&live.stderr).contains("in use"));
 }
+
+/// A size-limited tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small");
+        std::fs::create_dir(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a tmpfs (needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { path, _dir: dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[test]
+fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
+    let disk = SmallDisk::mount("64m");
+    let config = disk._dir.path().join("picket.toml");
+    std::fs::write(
+        &config,
+        "udp_addr = \"\"\n[retention]\nmin_free_disk = \"16MiB\"\n",
+    )
+    .unwrap();
+    let server = Server::start_in(
+        &disk.path.join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let filler = disk.path.join("filler");
+    std::fs::write(&filler, vec![7u8; 36 << 20]).unwrap();
+
+    let project = server.json(&["project", "list"])[0].clone();
+    let url = format!(
+        "{}/api/1/store/?sentry_key={}",
+        server.url,
+        project["public_key"].as_str().unwrap()
+    );
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut noise = || {
+        (0..15_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b"0123456789abcdefghijklmnopqrstuv"[(seed % 32) as usize])
+            })
+            .collect::<String>()
+    };
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for n in 0..200 {
+        // Strings are cut at max_string_length, so the bulk comes as many of them.
+        let extra: serde_json::Map<String, Value> = (0..20)
+            .map(|i| (format!("blob{i}"), json!(noise())))
+            .collect();
+        let body = json!({"message": format!("bulky {n}"), "extra": extra}).to_string();
+        let mut resp = agent.post(&url).send(body.as_bytes()).unwrap();
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = resp.body_mut().read_to_string().unwrap();
+        match status {
+            200 => acked.push(
+                serde_json::from_str::<Value>(&text).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            429 => {
+                refused = Some((text, retry));
+                break;
+            }
+            other => panic!("unexpected {other}: {text}"),
+        }
+    }
+    let (detail, retry) = refused.expect("intake never refused on a nearly full disk");
+    assert!(detail.contains("min_free_disk"), "{detail}");
+    assert!(retry.unwrap().parse::<u64>().is_ok());
+    assert!(!acked.is_empty());
+    assert!(server.status()["rejected"]["disk_full"].as_u64().unwrap() >= 1);
+    let issues = server.json(&["issues", "default"]);
+    let events = server.json(&["events", "default", &issues[0]["id"].to_string()]);
+    let stored: std::collections::BTreeSet<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        acked.iter().all(|id| stored.contains(id.as_str())),
+        "an acknowledged event was lost"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let resp = agent
+        .post(&url)
+        .send(&br#"{"message":"room again"}"#[..])
+        .unwrap();
+    assert_eq!(resp.status(), 200, "intake resumes once space is freed");
+    drop(server);
+}

@@ -34,6 +34,8 @@ pub struct Intake {
     pub limiter: super::ratelimit::RateLimiter,
     /// The rate limit of keys that have none of their own.
     pub default_key_limit: super::ratelimit::RateLimit,
+    /// Refuses events while the disk is nearly full.
+    pub disk: crate::retention::DiskGuard,
 }
 
 type Body = Full<Bytes>;
@@ -177,12 +179,6 @@ async fn ingest(
         Route::Store { project } => project,
         Route::Envelope { project } => Some(project),
     };
-    // Everything that can refuse without the body does so before reading it.
-    let project = match &creds {
-        Some(c) => Some(state.admit(&state.keys.authorize(c, path_project)?)?),
-        None if matches!(route, Route::Envelope { .. }) => None,
-        None => return Err(auth::AuthError::Missing.into()),
-    };
     let (name, limit) = match route {
         Route::Store { .. } => ("max_store_body_size", state.limits.max_store_body_size.0),
         Route::Envelope { .. } => (
@@ -192,14 +188,32 @@ async fn ingest(
     };
     let declared =
         header(&parts.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > limit) {
-        // Read and discard a modest excess so the client sees the 413 instead of a reset
-        // connection; a body far over the limit is refused without reading it.
-        if n <= limit.saturating_mul(DRAIN_FACTOR) {
-            discard(body, n).await;
-        }
-        return Err(IntakeError::TooLarge { name, limit });
+    // Everything that can refuse without the body decides before reading it. A body within
+    // reach is still read and discarded, so the client sees the answer instead of a reset
+    // connection; a body far over the limit is not read at all.
+    let admitted = match &creds {
+        Some(c) => state
+            .keys
+            .authorize(c, path_project)
+            .and_then(|key| state.admit(&key))
+            .map(Some),
+        None if matches!(route, Route::Envelope { .. }) => Ok(None),
+        None => Err(auth::AuthError::Missing.into()),
     }
+    .and_then(|project| match declared {
+        Some(n) if n > limit => Err(IntakeError::TooLarge { name, limit }),
+        _ => Ok(project),
+    });
+    let project = match admitted {
+        Ok(project) => project,
+        Err(e) => {
+            let budget = limit.saturating_mul(DRAIN_FACTOR);
+            if declared.is_none_or(|n| n <= budget) {
+                discard(body, budget).await;
+            }
+            return Err(e);
+        }
+    };
     let encodings =
         decode::parse_content_encoding(header(&parts.headers, "content-encoding").unwrap_or(""))?;
     let body = read_body(body, name, limit).await?;
@@ -411,8 +425,12 @@ async fn accept_envelope(
 }
 
 impl Intake {
-    /// Applies the key's and the server's rate limits; the project the key sends to.
+    /// Applies the disk guard and the key's and the server's rate limits; the project the key
+    /// sends to.
     pub fn admit(&self, key: &ProjectKey) -> Result<u64, IntakeError> {
+        if self.disk.low() {
+            return Err(IntakeError::DiskFull);
+        }
         let limit = key.rate_limit.unwrap_or(self.default_key_limit);
         self.limiter
             .admit(&key.public_key, limit)

@@ -21,6 +21,9 @@ use auth::AuthError;
 use decode::DecodeError;
 use envelope::EnvelopeError;
 
+/// Seconds a client is asked to wait while the disk is nearly full.
+const DISK_FULL_RETRY: u64 = 10;
+
 /// An ingest route, from the request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -57,6 +60,8 @@ pub enum IntakeError {
     Body(String),
     #[error("could not schedule event processing: the queue is full")]
     QueueFull,
+    #[error("not enough free disk space to store events (retention.min_free_disk); retry later")]
+    DiskFull,
     #[error("rate limit of the {} exceeded; retry after {retry_after} s", if *.scope == ratelimit::Scope::Key { "client key" } else { "server" })]
     RateLimited {
         scope: ratelimit::Scope,
@@ -79,7 +84,7 @@ impl IntakeError {
             IntakeError::TooLarge { .. } | IntakeError::Decode(DecodeError::TooLarge { .. }) => 413,
             IntakeError::Decode(DecodeError::UnknownEncoding(_)) => 415,
             IntakeError::QueueFull | IntakeError::Unavailable(_) => 503,
-            IntakeError::RateLimited { .. } => 429,
+            IntakeError::RateLimited { .. } | IntakeError::DiskFull => 429,
             IntakeError::Event(NormalizeError::TooDeep { .. }) => 413,
             IntakeError::NotFound => 404,
             IntakeError::MethodNotAllowed => 405,
@@ -98,6 +103,13 @@ impl IntakeError {
                 ),
             ],
             IntakeError::QueueFull => vec![("retry-after", "1".to_string())],
+            IntakeError::DiskFull => vec![
+                ("retry-after", DISK_FULL_RETRY.to_string()),
+                (
+                    "x-sentry-rate-limits",
+                    format!("{DISK_FULL_RETRY}::organization"),
+                ),
+            ],
             _ => Vec::new(),
         }
     }
@@ -117,6 +129,7 @@ impl IntakeError {
             IntakeError::Envelope(_) | IntakeError::HeaderMismatch(_) => "bad_envelope",
             IntakeError::Event(_) => "bad_event",
             IntakeError::QueueFull => "queue_full",
+            IntakeError::DiskFull => "disk_full",
             IntakeError::RateLimited { .. } => "rate_limited",
             IntakeError::Unavailable(_) => "unavailable",
         }
