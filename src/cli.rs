@@ -130,6 +130,16 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a project with its issues, events and keys
+    Delete {
+        /// Project slug or numeric id
+        project: String,
+        /// Really delete (without it, says what would be deleted)
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List projects
     List {
         #[arg(long)]
@@ -160,6 +170,15 @@ pub enum IssueCommand {
         /// Come back after this many more events
         #[arg(long, value_name = "N")]
         until_count: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an issue and its stored events (the space is reused by new events)
+    Delete {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
         #[arg(long)]
         json: bool,
     },

@@ -17,6 +17,7 @@ use crate::intake::ratelimit::RateLimit;
 use crate::pipeline::Queue;
 use crate::status::Live;
 use crate::store::backup::{self, Progress};
+use crate::store::batch::Batch;
 use crate::store::issues::{self, Issue, Status, StatusChange};
 use crate::store::projects::{self, Project, ProjectKey};
 use crate::store::{
@@ -66,6 +67,16 @@ pub enum Request {
         issue: u64,
         change: StatusChange,
     },
+    /// Deletes an issue and its events.
+    IssueDelete {
+        project: String,
+        issue: u64,
+    },
+    /// Deletes a project with everything in it; without `confirm`, only says what would go.
+    ProjectDelete {
+        project: String,
+        confirm: bool,
+    },
     /// Copies a consistent snapshot of the data file into a directory (an absolute path).
     Backup {
         dest: PathBuf,
@@ -88,6 +99,7 @@ impl Request {
                 | Request::KeyCreate { .. }
                 | Request::KeyRevoke { .. }
                 | Request::KeyRateLimit { .. }
+                | Request::ProjectDelete { .. }
         )
     }
 }
@@ -176,6 +188,29 @@ impl Handle {
         progress: Progress<'_>,
     ) -> Result<Value, StoreError> {
         match req {
+            Request::IssueDelete { project, issue } => {
+                let project = self.project(&project)?;
+                let events =
+                    self.write(move |txn| Batch::open(txn)?.delete_issue(project.id, issue))?;
+                Ok(json!({ "project": project.slug, "issue": issue, "events_deleted": events }))
+            }
+            Request::ProjectDelete { project, confirm } => {
+                let project = self.project(&project)?;
+                if !confirm {
+                    let txn = self.db.begin_read()?;
+                    let issues = issues::list(&txn.open_table(ISSUES)?, project.id, None)?.len();
+                    return Err(StoreError::Invalid(format!(
+                        "deleting project '{}' removes its {issues} issues, {} stored events and its keys; add --yes to do it",
+                        project.slug, project.stored
+                    )));
+                }
+                let slug = project.slug.clone();
+                let (issues, events) = self.write(move |txn| {
+                    let mut rows = Batch::open(txn)?;
+                    rows.delete_project(txn, &project)
+                })?;
+                Ok(json!({ "project": slug, "issues_deleted": issues, "events_deleted": events }))
+            }
             Request::Backup { dest } => {
                 let summary = backup::backup(&self.db, &dest, progress)?;
                 serde_json::to_value(summary).map_err(|e| StoreError::Invalid(e.to_string()))

@@ -257,6 +257,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
+        Command::Issue(IssueCommand::Delete {
+            project,
+            issue,
+            json,
+        }) => {
+            let answer = manage(
+                &cli,
+                Request::IssueDelete {
+                    project: project.clone(),
+                    issue: *issue,
+                },
+            )?;
+            print(*json, &answer, |v| {
+                format!(
+                    "deleted issue {} and its {} stored events\n",
+                    v["issue"], v["events_deleted"]
+                )
+            })
+        }
+        Command::Project(ProjectCommand::Delete { project, yes, json }) => {
+            let answer = manage(
+                &cli,
+                Request::ProjectDelete {
+                    project: project.clone(),
+                    confirm: *yes,
+                },
+            )?;
+            print(*json, &answer, |v| {
+                format!(
+                    "deleted project {}: {} issues, {} events\n",
+                    text(&v["project"]),
+                    v["issues_deleted"],
+                    v["events_deleted"]
+                )
+            })
+        }
         Command::Issue(cmd) => {
             let (project, issue, change, json) = match cmd {
                 IssueCommand::Resolve {
@@ -295,6 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         json,
                     )
                 }
+                IssueCommand::Delete { .. } => unreachable!("matched above"),
             };
             let req = Request::IssueStatus {
                 project: project.clone(),

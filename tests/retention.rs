@@ -389,3 +389,112 @@ fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
     assert_eq!(resp.status(), 200, "intake resumes once space is freed");
     drop(server);
 }
+
+fn sender(server: &Server) -> impl Fn(&str) -> String {
+    let project = server.json(&["project", "list"])[0].clone();
+    let url = format!(
+        "{}/api/1/store/?sentry_key={}",
+        server.url,
+        project["public_key"].as_str().unwrap()
+    );
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    move |body: &str| {
+        let mut resp = agent.post(&url).send(body.as_bytes()).unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+}
+
+#[test]
+fn deleting_issues_and_projects() {
+    let server = Server::start();
+    let send = sender(&server);
+    let doomed: Vec<String> = (0..3)
+        .map(|n| send(&json!({"message": format!("doomed {n}")}).to_string()))
+        .collect();
+    send(r#"{"message":"keeper"}"#);
+    let out = server.cli(&["issue", "delete", "default", "1", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = issues(&server, "default");
+    assert_eq!(list.len(), 1);
+    assert!(list[0]["title"].as_str().unwrap().contains("keeper"));
+    for id in &doomed {
+        assert!(
+            stored_event(&server.data_dir, "default", id).is_none(),
+            "event {id} of a deleted issue"
+        );
+    }
+    // The same fingerprint makes a new issue now.
+    send(r#"{"message":"doomed 9"}"#);
+    assert_eq!(issues(&server, "default").len(), 2);
+
+    let unconfirmed = server.cli(&["project", "delete", "default"]);
+    assert_eq!(unconfirmed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    let key = server.json(&["project", "list"])[0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = server.cli(&["project", "delete", "default", "--yes", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.json(&["project", "list"]), json!([]));
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let resp = agent
+        .post(&format!("{}/api/1/store/?sentry_key={key}", server.url))
+        .send(&b"{}"[..])
+        .unwrap();
+    assert_eq!(resp.status(), 403, "a deleted project's key is refused");
+}
+
+#[test]
+fn under_a_steady_flow_with_retention_the_file_reaches_a_plateau() {
+    let server = Server::start_with_config("[retention]\nmax_events_per_project = 300\n", &[]);
+    let send = sender(&server);
+    let file = server.data_dir.join("picket.redb");
+    let mut n = 0;
+    let mut round = |count: usize| {
+        for _ in 0..count {
+            let pad: String = (0..40)
+                .map(|i| format!("{:x}", (n * 7919 + i * 104_729) % 65_521))
+                .collect();
+            send(
+                &json!({"message": format!("flow {} {pad}", n % 5), "extra": {"pad": pad}})
+                    .to_string(),
+            );
+            n += 1;
+        }
+        std::fs::metadata(&file).unwrap().len()
+    };
+    let first = round(900);
+    let second = round(900);
+    let growth = second as f64 / first as f64 - 1.0;
+    eprintln!(
+        "plateau: {first} bytes after 900 events, {second} after 1800 ({:.1}% growth)",
+        growth * 100.0
+    );
+    assert!(
+        growth <= 0.10,
+        "the file grew {:.1}% from {first} to {second} bytes",
+        growth * 100.0
+    );
+    let stored: u64 = issues(&server, "default")
+        .iter()
+        .map(|i| i["stored"].as_u64().unwrap())
+        .sum();
+    assert!(stored <= 300);
+}

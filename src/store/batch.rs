@@ -102,7 +102,7 @@ impl<'t> Batch<'t> {
         issue: u64,
         n: usize,
     ) -> Result<Vec<(u64, [u8; 16])>, StoreError> {
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(1024));
         for row in self
             .issue_events
             .range((project, issue, 0)..=(project, issue, u64::MAX))?
@@ -147,6 +147,70 @@ impl<'t> Batch<'t> {
             out.push(decode("issues", row?.1.value())?);
         }
         Ok(out)
+    }
+
+    /// Deletes an issue with its events, counters and fingerprint links; the events deleted.
+    pub fn delete_issue(&mut self, project: u64, id: u64) -> Result<u64, StoreError> {
+        let Some(issue) = self.issue(project, id)? else {
+            return Err(StoreError::NotFound(format!("no issue {id}")));
+        };
+        let events = self.oldest_events(project, id, usize::MAX)?;
+        for (seq, event) in &events {
+            self.delete_event(project, id, *seq, event)?;
+        }
+        let hours: Vec<u64> = self
+            .hours
+            .range((project, id, 0)..=(project, id, u64::MAX))?
+            .map(|row| row.map(|(k, _)| k.value().2))
+            .collect::<Result<_, _>>()?;
+        for hour in hours {
+            self.hours.remove((project, id, hour))?;
+        }
+        let tags: Vec<(String, String)> = self
+            .tags
+            .range((project, id, "", "")..(project, id + 1, "", ""))?
+            .map(|row| row.map(|(k, _)| (k.value().2.to_string(), k.value().3.to_string())))
+            .collect::<Result<_, _>>()?;
+        for (k, v) in tags {
+            self.tags.remove((project, id, k.as_str(), v.as_str()))?;
+        }
+        self.hashes.remove((project, issue.hash.as_slice()))?;
+        self.issues.remove((project, id))?;
+        if let Some(mut p) = self.project(project)? {
+            p.stored = p.stored.saturating_sub(events.len() as u64);
+            self.put_project(&p)?;
+        }
+        Ok(events.len() as u64)
+    }
+
+    /// Deletes a project: its issues and events, its keys, its slug. Returns (issues, events).
+    pub fn delete_project(
+        &mut self,
+        txn: &WriteTransaction,
+        project: &Project,
+    ) -> Result<(u64, u64), StoreError> {
+        let ids: Vec<u64> = self
+            .project_issues(project.id)?
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        let mut events = 0;
+        for id in &ids {
+            events += self.delete_issue(project.id, *id)?;
+        }
+        let mut keys = txn.open_table(super::KEYS)?;
+        let doomed: Vec<String> = super::projects::keys(&keys)?
+            .into_iter()
+            .filter(|k| k.project == project.id)
+            .map(|k| k.public_key)
+            .collect();
+        for key in doomed {
+            keys.remove(key.as_str())?;
+        }
+        txn.open_table(super::PROJECT_SLUGS)?
+            .remove(project.slug.as_str())?;
+        self.projects.remove(project.id)?;
+        Ok((ids.len() as u64, events))
     }
 
     pub fn issue(&self, project: u64, id: u64) -> Result<Option<Issue>, StoreError> {
