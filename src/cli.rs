@@ -87,6 +87,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shrink the data file to what it holds (the server must be stopped)
+    Compact {
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the data file's integrity (the server must be stopped; or check a backup)
     Check {
         #[arg(long)]
@@ -127,6 +132,19 @@ pub enum ProjectCommand {
     /// Create a project with its first key and print its DSN
     Create {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a project its own cap on stored events, or return it to the configured one
+    Retention {
+        /// Project slug or numeric id
+        project: String,
+        /// Stored events kept for this project (0: no cap)
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        max_events: Option<u64>,
+        /// Use retention.max_events_per_project again
+        #[arg(long)]
+        default: bool,
         #[arg(long)]
         json: bool,
     },

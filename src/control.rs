@@ -67,6 +67,11 @@ pub enum Request {
         issue: u64,
         change: StatusChange,
     },
+    /// Sets (or with `None` clears) a project's own cap on stored events.
+    ProjectRetention {
+        project: String,
+        max_events: Option<u64>,
+    },
     /// Deletes an issue and its events.
     IssueDelete {
         project: String,
@@ -167,6 +172,8 @@ impl Handle {
             "slug": p.slug,
             "name": p.name,
             "created": crate::time::rfc3339(p.created),
+            "stored_events": p.stored,
+            "max_events": p.max_events,
         });
         if let Some(key) = key {
             v["dsn"] = json!(self.config.dsn(&key.public_key, p.id));
@@ -188,6 +195,23 @@ impl Handle {
         progress: Progress<'_>,
     ) -> Result<Value, StoreError> {
         match req {
+            Request::ProjectRetention {
+                project,
+                max_events,
+            } => {
+                let id = self.project(&project)?.id;
+                // Read inside the write: the writer may have changed the row since.
+                let project = self.write(move |txn| {
+                    let mut rows = Batch::open(txn)?;
+                    let mut project = rows
+                        .project(id)?
+                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                    project.max_events = max_events;
+                    rows.put_project(&project)?;
+                    Ok(project)
+                })?;
+                Ok(self.project_json(&project, None))
+            }
             Request::IssueDelete { project, issue } => {
                 let project = self.project(&project)?;
                 let events =

@@ -129,6 +129,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
+        Command::Compact { json } => {
+            let config = load_config(&cli, None)?;
+            let spinner = std::io::stderr().is_terminal().then(|| {
+                let s = indicatif::ProgressBar::new_spinner();
+                s.set_message("compacting");
+                s.enable_steady_tick(std::time::Duration::from_millis(120));
+                s
+            });
+            let (before, after) = store::backup::compact(&config.data_dir).map_err(|e| match e {
+                store::StoreError::Locked { .. } => anyhow!("{e}\n(compact needs the server stopped: picket compact rewrites the file in place)"),
+                other => other.into(),
+            })?;
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
+            let v = serde_json::json!({ "bytes_before": before, "bytes_after": after });
+            print(*json, &v, |_| {
+                format!(
+                    "compacted: {:.1} MB -> {:.1} MB\n",
+                    before as f64 / 1e6,
+                    after as f64 / 1e6
+                )
+            })
+        }
         Command::Check { json } => {
             let config = load_config(&cli, None)?;
             let report = store::backup::check(&config.data_dir)?;
@@ -274,6 +298,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "deleted issue {} and its {} stored events\n",
                     v["issue"], v["events_deleted"]
                 )
+            })
+        }
+        Command::Project(ProjectCommand::Retention {
+            project,
+            max_events,
+            default: _,
+            json,
+        }) => {
+            let req = Request::ProjectRetention {
+                project: project.clone(),
+                max_events: *max_events,
+            };
+            let answer = manage(&cli, req)?;
+            print(*json, &answer, |v| match v["max_events"].as_u64() {
+                Some(n) => format!("project {} keeps at most {n} events\n", text(&v["slug"])),
+                None => format!("project {} uses the configured cap\n", text(&v["slug"])),
             })
         }
         Command::Project(ProjectCommand::Delete { project, yes, json }) => {

@@ -77,14 +77,13 @@ pub fn enforce_caps(
             }
         }
     }
-    if caps.per_project == 0 {
-        return Ok(evicted);
-    }
     for project in projects.values_mut() {
-        if project.stored <= caps.per_project {
+        // A project's own cap, set from the CLI, wins over the configured one.
+        let cap = project.max_events.unwrap_or(caps.per_project);
+        if cap == 0 || project.stored <= cap {
             continue;
         }
-        let target = caps.per_project - caps.per_project / PROJECT_SLACK;
+        let target = cap - cap / PROJECT_SLACK;
         // The newest state of every issue: the batch's own where it has one.
         let mut issues: HashMap<u64, Issue> = rows
             .project_issues(project.id)?

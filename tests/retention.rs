@@ -84,6 +84,27 @@ sentry_sdk.flush(timeout=10)
 }
 
 #[test]
+fn a_project_can_have_its_own_cap() {
+    let server = Server::start();
+    let set = server.json(&["project", "retention", "default", "--max-events", "10"]);
+    assert_eq!(set["max_events"], 10);
+    let send = sender(&server);
+    for n in 0..40 {
+        send(&json!({"message": format!("capped {n}"), "tags": {"n": n}}).to_string());
+    }
+    let stored: u64 = issues(&server, "default")
+        .iter()
+        .map(|i| i["stored"].as_u64().unwrap())
+        .sum();
+    assert!(
+        stored <= 10,
+        "{stored} stored over the project's own cap of 10"
+    );
+    let back = server.json(&["project", "retention", "default", "--default"]);
+    assert_eq!(back["max_events"], Value::Null);
+}
+
+#[test]
 fn the_per_issue_cap_applies_in_the_same_commit() {
     let server = Server::start_with_config("[retention]\nmax_events_per_issue = 5\n", &[]);
     let project = server.json(&["project", "list"])[0].clone();
@@ -390,7 +411,7 @@ fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
     drop(server);
 }
 
-fn sender(server: &Server) -> impl Fn(&str) -> String {
+fn sender(server: &Server) -> impl Fn(&str) -> String + use<> {
     let project = server.json(&["project", "list"])[0].clone();
     let url = format!(
         "{}/api/1/store/?sentry_key={}",
@@ -463,7 +484,17 @@ fn deleting_issues_and_projects() {
 
 #[test]
 fn under_a_steady_flow_with_retention_the_file_reaches_a_plateau() {
-    let server = Server::start_with_config("[retention]\nmax_events_per_project = 300\n", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("picket.toml");
+    std::fs::write(
+        &config,
+        "udp_addr = \"\"\n[retention]\nmax_events_per_project = 300\n",
+    )
+    .unwrap();
+    let server = Server::start_in(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
     let send = sender(&server);
     let file = server.data_dir.join("picket.redb");
     let mut n = 0;
@@ -497,4 +528,23 @@ fn under_a_steady_flow_with_retention_the_file_reaches_a_plateau() {
         .map(|i| i["stored"].as_u64().unwrap())
         .sum();
     assert!(stored <= 300);
+
+    // Offline compaction shrinks the file to what it holds, and the data stays.
+    let data = server.data_dir.clone();
+    assert!(server.stop().success());
+    let out = common::cli(&data, &["compact", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sizes: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        sizes["bytes_after"].as_u64() <= sizes["bytes_before"].as_u64(),
+        "{sizes}"
+    );
+    let check: Value =
+        serde_json::from_slice(&common::cli(&data, &["check", "--json"]).stdout).unwrap();
+    assert_eq!(check["ok"], true);
+    assert_eq!(check["events"].as_u64(), Some(stored));
 }

@@ -182,3 +182,24 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
         path,
     })
 }
+
+/// Shrinks a data file by moving its pages down and truncating the free tail. The server must
+/// be stopped. Returns the file size before and after.
+pub fn compact(data_dir: &Path) -> Result<(u64, u64), StoreError> {
+    let path = file_in(data_dir);
+    if !path.exists() {
+        return Err(StoreError::NotFound(format!(
+            "no data file at {}",
+            path.display()
+        )));
+    }
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let mut db = Database::open(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+        other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
+    })?;
+    while db.compact().map_err(|e| StoreError::Db(e.to_string()))? {}
+    drop(db);
+    Ok((before, size()))
+}

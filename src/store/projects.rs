@@ -16,6 +16,8 @@ pub struct Project {
     pub next_issue: u64,
     /// Events of this project still stored.
     pub stored: u64,
+    /// This project's own cap on stored events; `None` uses `retention.max_events_per_project`.
+    pub max_events: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -82,6 +84,7 @@ pub fn create(
         created: now,
         next_issue: 1,
         stored: 0,
+        max_events: None,
     };
     projects.insert(id, encode(&project).as_slice())?;
     slugs.insert(slug.as_str(), id)?;
