@@ -17,6 +17,16 @@ pub enum ConfigError {
     Invalid { key: String, cause: String },
 }
 
+/// `"20MiB"` → (20.0, "MiB"): a decimal number and the unit after it.
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    Some((num.parse().ok()?, unit.trim()))
+}
+
 /// A byte count, written in the file as a number or as `"1MiB"`, `"20MB"`, `"512KiB"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -24,13 +34,8 @@ pub struct ByteSize(pub u64);
 
 impl ByteSize {
     pub fn parse(s: &str) -> Option<ByteSize> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let num: f64 = num.parse().ok()?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        let (num, unit) = number_and_unit(s)?;
+        let mult: u64 = match unit.to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
             "kib" => 1 << 10,
@@ -69,13 +74,8 @@ pub struct Duration(pub std::time::Duration);
 
 impl Duration {
     pub fn parse(s: &str) -> Option<Duration> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let num: f64 = num.parse().ok()?;
-        let secs = match unit.trim() {
+        let (num, unit) = number_and_unit(s)?;
+        let secs = match unit {
             "ms" => num / 1000.0,
             "" | "s" => num,
             "m" => num * 60.0,

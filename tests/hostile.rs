@@ -59,11 +59,7 @@ struct Client {
 
 impl Client {
     fn new(server: &Server, project: &Value) -> Client {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .new_agent();
+        let agent = common::agent();
         let key = project["public_key"].as_str().unwrap();
         Client {
             agent,
@@ -317,10 +313,7 @@ fn rate_limit_headers_follow_the_protocol_grammar() {
     let project = server.json(&["project", "list"])[0].clone();
     let key = project["public_key"].as_str().unwrap();
     let one = || {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
+        let agent = common::agent();
         let mut resp = agent
             .post(&format!("{}/api/1/store/?sentry_key={key}", server.url))
             .send(&br#"{"message":"x"}"#[..])

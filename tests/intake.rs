@@ -294,11 +294,7 @@ struct Raw {
 
 impl Raw {
     fn new(server: &Server, project: &Value) -> Raw {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .new_agent();
+        let agent = common::agent();
         Raw {
             agent,
             url: server.url.clone(),

@@ -108,15 +108,8 @@ fn a_project_can_have_its_own_cap() {
 fn the_per_issue_cap_applies_in_the_same_commit() {
     let server = Server::start_with_config("[retention]\nmax_events_per_issue = 5\n", &[]);
     let project = server.json(&["project", "list"])[0].clone();
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let url = format!(
-        "{}/api/1/store/?sentry_key={}",
-        server.url,
-        project["public_key"].as_str().unwrap()
-    );
+    let agent = common::agent();
+    let url = common::store_url(&server, &project);
     for n in 0..20 {
         let body = json!({"message": format!("noisy {n} again")}).to_string();
         assert_eq!(
@@ -135,15 +128,8 @@ fn the_per_issue_cap_applies_in_the_same_commit() {
 fn events_older_than_max_age_disappear_and_new_ones_stay() {
     let server = Server::start_with_config("[retention]\nmax_age = \"3s\"\n", &[]);
     let project = server.json(&["project", "list"])[0].clone();
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let url = format!(
-        "{}/api/1/store/?sentry_key={}",
-        server.url,
-        project["public_key"].as_str().unwrap()
-    );
+    let agent = common::agent();
+    let url = common::store_url(&server, &project);
     let send = |text: &str| {
         for n in 0..5 {
             let body = json!({"message": format!("{text} {n}")}).to_string();
@@ -187,20 +173,13 @@ fn an_online_backup_holds_every_event_acknowledged_before_it_began() {
 
     let server = Server::start();
     let project = server.json(&["project", "list"])[0].clone();
-    let url = format!(
-        "{}/api/1/store/?sentry_key={}",
-        server.url,
-        project["public_key"].as_str().unwrap()
-    );
+    let url = common::store_url(&server, &project);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let (acked, stop) = (acked.clone(), stop.clone());
         std::thread::spawn(move || {
-            let agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .new_agent();
+            let agent = common::agent();
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 let body = json!({"message": format!("steady {n}")}).to_string();
@@ -334,15 +313,8 @@ fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
     std::fs::write(&filler, vec![7u8; 36 << 20]).unwrap();
 
     let project = server.json(&["project", "list"])[0].clone();
-    let url = format!(
-        "{}/api/1/store/?sentry_key={}",
-        server.url,
-        project["public_key"].as_str().unwrap()
-    );
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let url = common::store_url(&server, &project);
+    let agent = common::agent();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut noise = || {
         (0..15_000)
@@ -413,15 +385,8 @@ fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
 
 fn sender(server: &Server) -> impl Fn(&str) -> String + use<> {
     let project = server.json(&["project", "list"])[0].clone();
-    let url = format!(
-        "{}/api/1/store/?sentry_key={}",
-        server.url,
-        project["public_key"].as_str().unwrap()
-    );
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let url = common::store_url(&server, &project);
+    let agent = common::agent();
     move |body: &str| {
         let mut resp = agent.post(&url).send(body.as_bytes()).unwrap();
         assert_eq!(resp.status(), 200);
@@ -471,10 +436,7 @@ fn deleting_issues_and_projects() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(server.json(&["project", "list"]), json!([]));
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let agent = common::agent();
     let resp = agent
         .post(&format!("{}/api/1/store/?sentry_key={key}", server.url))
         .send(&b"{}"[..])

@@ -25,11 +25,7 @@ struct AckingTransport {
 
 impl AckingTransport {
     fn new(server: &Server, project: &Value) -> Arc<AckingTransport> {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(15)))
-            .build()
-            .new_agent();
+        let agent = common::agent();
         Arc::new(AckingTransport {
             agent,
             url: format!("{}/api/{}/envelope/", server.url, project["id"]),
@@ -232,16 +228,8 @@ fn a_panicking_worker_is_restarted_and_shown_in_status() {
 }
 
 fn post_store(server: &Server, project: &Value, body: &[u8]) -> (u16, String) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let url = format!(
-        "{}/api/{}/store/?sentry_key={}",
-        server.url,
-        project["id"],
-        project["public_key"].as_str().unwrap()
-    );
+    let agent = common::agent();
+    let url = common::store_url(&server, &project);
     let mut resp = agent.post(&url).send(body).unwrap();
     (
         resp.status().as_u16(),
@@ -378,10 +366,7 @@ fn metrics_count_accepted_events() {
         assert_eq!(status, 200);
     }
     assert_eq!(post_store(&server, &project, b"{not json").0, 400);
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let agent = common::agent();
     let url = format!("{}/metrics", server.url);
     assert_eq!(
         agent.get(&url).call().unwrap().status(),

@@ -42,20 +42,12 @@ impl Default for EventLimits {
 /// Refuses JSON nested deeper than `max`, by a scan that costs no allocation.
 pub fn check_depth(json: &[u8], max: usize) -> Result<(), NormalizeError> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = super::normalize::StringTracker::default();
     for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
+        if strings.inside(b) {
             continue;
         }
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {

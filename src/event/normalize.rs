@@ -485,32 +485,48 @@ fn user(v: Value, client_ip: Option<&str>) -> Option<User> {
     (user != User::default()).then_some(user)
 }
 
+/// Follows JSON string boundaries through a byte stream, so that scanners can skip what is
+/// inside strings.
+#[derive(Default)]
+pub(crate) struct StringTracker {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl StringTracker {
+    /// Feeds the next byte; true when it belongs to a string (its quotes included).
+    pub(crate) fn inside(&mut self, b: u8) -> bool {
+        if self.in_string {
+            match (self.escaped, b) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.in_string = false,
+                _ => {}
+            }
+            return true;
+        }
+        if b == b'"' {
+            self.in_string = true;
+            return true;
+        }
+        false
+    }
+}
+
 /// Replaces bare `NaN`, `Infinity` and `-Infinity` tokens outside strings with `null`
 /// (padded so nothing else moves). `None` when there were none, so the caller's error stands.
 pub fn replace_non_finite_tokens(json: &[u8]) -> Option<Vec<u8>> {
     let mut out = json.to_vec();
-    let mut in_string = false;
-    let mut escaped = false;
     let mut changed = false;
+    let mut strings = StringTracker::default();
     let mut i = 0;
     while i < out.len() {
         let b = out[i];
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
+        if strings.inside(b) {
             i += 1;
             continue;
         }
         let token: &[u8] = match b {
-            b'"' => {
-                in_string = true;
-                i += 1;
-                continue;
-            }
             b'N' => b"NaN",
             b'I' => b"Infinity",
             b'-' if out.get(i + 1) == Some(&b'I') => b"-Infinity",

@@ -274,3 +274,22 @@ pub fn stored_event(data_dir: &Path, project: &str, event_id: &str) -> Option<Va
         .success()
         .then(|| serde_json::from_slice(&out.stdout).expect("JSON event"))
 }
+
+/// An HTTP client that reports error statuses instead of failing on them.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+/// The store endpoint of a project, with its key in the query string.
+pub fn store_url(server: &Server, project: &Value) -> String {
+    format!(
+        "{}/api/{}/store/?sentry_key={}",
+        server.url,
+        project["id"],
+        project["public_key"].as_str().unwrap()
+    )
+}
