@@ -17,6 +17,14 @@ pub enum ConfigError {
     Invalid { key: String, cause: String },
 }
 
+/// A config value written either as a bare number or as text with a unit.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Int(u64),
+    Text(String),
+}
+
 /// `"20MiB"` → (20.0, "MiB"): a decimal number and the unit after it.
 fn number_and_unit(s: &str) -> Option<(f64, &str)> {
     let s = s.trim();
@@ -53,15 +61,9 @@ impl ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(ByteSize(n)),
-            Raw::Text(s) => ByteSize::parse(&s).ok_or_else(|| {
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Int(n) => Ok(ByteSize(n)),
+            NumberOrText::Text(s) => ByteSize::parse(&s).ok_or_else(|| {
                 serde::de::Error::custom(format!("'{s}' is not a size (try 1MiB, 20MB, 512KiB)"))
             }),
         }
@@ -102,15 +104,9 @@ impl Serialize for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(Duration(std::time::Duration::from_secs(n))),
-            Raw::Text(s) => Duration::parse(&s).ok_or_else(|| {
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Int(n) => Ok(Duration(std::time::Duration::from_secs(n))),
+            NumberOrText::Text(s) => Duration::parse(&s).ok_or_else(|| {
                 serde::de::Error::custom(format!("'{s}' is not a duration (try 10s, 5m, 12h, 90d)"))
             }),
         }

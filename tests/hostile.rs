@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Server, python};
+use common::Server;
 use serde_json::{Value, json};
 
 const CONFIG: &str = r#"
@@ -284,16 +284,7 @@ for n in range(25):
     time.sleep(0.2)
 sentry_sdk.flush(timeout=5)
 "#;
-    let out = std::process::Command::new(python())
-        .args(["-c", script])
-        .env("SENTRY_DSN", project["dsn"].as_str().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python(script, project["dsn"].as_str().unwrap());
     // Five seconds of sending at 5 events/s: two fit the burst, the third is refused with a
     // 10 s limit, and the SDK sends nothing more during it.
     let status = server.status();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, python, stored_event};
+use common::{Server, stored_event};
 use serde_json::{Value, json};
 
 fn issues(server: &Server, project: &str) -> Vec<Value> {
@@ -47,16 +47,7 @@ for n in range(300):
             sentry_sdk.capture_message("rare %s event" % rare)
 sentry_sdk.flush(timeout=10)
 "#;
-    let out = std::process::Command::new(python())
-        .args(["-c", script])
-        .env("SENTRY_DSN", project["dsn"].as_str().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python(script, project["dsn"].as_str().unwrap());
 
     let list = issues(&server, "default");
     let stored: u64 = list.iter().map(|i| i["stored"].as_u64().unwrap()).sum();
@@ -385,7 +376,7 @@ fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
 
 fn sender(server: &Server) -> impl Fn(&str) -> String + use<> {
     let project = server.json(&["project", "list"])[0].clone();
-    let url = common::store_url(&server, &project);
+    let url = common::store_url(server, &project);
     let agent = common::agent();
     move |body: &str| {
         let mut resp = agent.post(&url).send(body.as_bytes()).unwrap();

@@ -229,7 +229,7 @@ fn a_panicking_worker_is_restarted_and_shown_in_status() {
 
 fn post_store(server: &Server, project: &Value, body: &[u8]) -> (u16, String) {
     let agent = common::agent();
-    let url = common::store_url(&server, &project);
+    let url = common::store_url(server, project);
     let mut resp = agent.post(&url).send(body).unwrap();
     (
         resp.status().as_u16(),

@@ -293,3 +293,17 @@ pub fn store_url(server: &Server, project: &Value) -> String {
         project["public_key"].as_str().unwrap()
     )
 }
+
+/// Runs a Python snippet with the test venv and `SENTRY_DSN` set; fails the test if it fails.
+pub fn run_python(script: &str, dsn: &str) {
+    let out = Command::new(python())
+        .args(["-c", script])
+        .env("SENTRY_DSN", dsn)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
