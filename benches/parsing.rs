@@ -1,0 +1,124 @@
+//! Micro-benchmarks of the intake path, one function each, on a captured sentry-sdk event:
+//! envelope parsing, body decoding, normalization, fingerprinting, storage encoding, and a
+//! writer batch committed to disk. Run: `cargo bench --bench parsing`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use picket::event::normalize::{Context, normalize};
+use picket::event::{Event, grouping};
+use picket::intake::{decode, envelope};
+use picket::pipeline::{self, Arrival, Writer, WriterConfig};
+use picket::store::{self, events, projects};
+
+const EVENT: &[u8] = include_bytes!("data/python_event.json");
+
+fn envelope_bytes() -> Vec<u8> {
+    let mut out = format!(
+        "{{\"event_id\":\"0123456789abcdef0123456789abcdef\",\"sent_at\":\"2026-11-25T12:00:00Z\"}}\n{{\"type\":\"event\",\"length\":{}}}\n",
+        EVENT.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(EVENT);
+    out.push(b'\n');
+    out
+}
+
+fn sample() -> Event {
+    normalize(
+        EVENT,
+        &Context {
+            received: 1.8e9,
+            ..Default::default()
+        },
+    )
+    .expect("sample event")
+}
+
+fn main() {
+    divan::main();
+}
+
+#[divan::bench]
+fn parse_envelope(bencher: divan::Bencher) {
+    let body = envelope_bytes();
+    bencher.bench(|| envelope::parse(divan::black_box(&body)).map(|e| e.items.len()));
+}
+
+#[divan::bench]
+fn decode_gzip(bencher: divan::Bencher) {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&envelope_bytes()).unwrap();
+    let body = gz.finish().unwrap();
+    let encodings = decode::parse_content_encoding("gzip").unwrap();
+    bencher.bench(|| decode::decode_content(divan::black_box(body.clone()), &encodings, 1 << 20));
+}
+
+#[divan::bench]
+fn normalize_event(bencher: divan::Bencher) {
+    let ctx = Context {
+        received: 1.8e9,
+        ..Default::default()
+    };
+    bencher.bench(|| normalize(divan::black_box(EVENT), &ctx).map(|e| e.exception.len()));
+}
+
+#[divan::bench]
+fn fingerprint(bencher: divan::Bencher) {
+    let event = sample();
+    bencher.bench(|| grouping::group(divan::black_box(&event)));
+}
+
+#[divan::bench]
+fn encode_for_storage(bencher: divan::Bencher) {
+    let event = sample();
+    bencher.bench(|| events::encode(divan::black_box(&event)).payload.len());
+}
+
+/// One writer batch of 256 events, committed with an fsync, per iteration.
+#[divan::bench(sample_count = 10)]
+fn writer_batch_of_256(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(store::open(dir.path()).unwrap());
+    let project = {
+        let txn = db.begin_write().unwrap();
+        let (p, _) = projects::create(&txn, "bench", 1.8e9).unwrap();
+        txn.commit().unwrap();
+        p.id
+    };
+    let (queue, jobs) = pipeline::queue(1024);
+    let config = WriterConfig {
+        batch_max: 256,
+        issue_cache: 1000,
+        quick_repair: true,
+        caps: Default::default(),
+    };
+    let writer = Writer::new(db, jobs, queue.shared_stats(), config);
+    let handle = std::thread::spawn(move || writer.run());
+    let template = sample();
+    let grouping = grouping::group(&template);
+    let encoded = events::encode(&template);
+    let mut next = 0u128;
+    bencher.bench_local(|| {
+        let done: Vec<_> = (0..256)
+            .map(|_| {
+                next += 1;
+                let mut event = template.clone();
+                event.event_id = format!("{next:032x}");
+                let arrival = Arrival {
+                    project,
+                    event_id: events::id_bytes(&event.event_id).unwrap(),
+                    grouping,
+                    encoded: encoded.clone(),
+                    event,
+                };
+                queue.submit(arrival).expect("room in the queue")
+            })
+            .collect();
+        for d in done {
+            d.blocking_recv().unwrap().unwrap();
+        }
+    });
+    drop(queue);
+    handle.join().unwrap();
+}
