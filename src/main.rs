@@ -281,25 +281,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Issue(IssueCommand::Delete {
-            project,
-            issue,
-            json,
-        }) => {
-            let answer = manage(
-                &cli,
-                Request::IssueDelete {
-                    project: project.clone(),
-                    issue: *issue,
-                },
-            )?;
-            print(*json, &answer, |v| {
-                format!(
-                    "deleted issue {} and its {} stored events\n",
-                    v["issue"], v["events_deleted"]
-                )
-            })
-        }
         Command::Project(ProjectCommand::Retention {
             project,
             max_events,
@@ -333,56 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Issue(cmd) => {
-            let (project, issue, change, json) = match cmd {
-                IssueCommand::Resolve {
-                    project,
-                    issue,
-                    json,
-                } => (project, issue, StatusChange::Resolve, json),
-                IssueCommand::Unresolve {
-                    project,
-                    issue,
-                    json,
-                } => (project, issue, StatusChange::Unresolve, json),
-                IssueCommand::Ignore {
-                    project,
-                    issue,
-                    for_,
-                    until_count,
-                    json,
-                } => {
-                    let until = match for_ {
-                        Some(text) => {
-                            let d = picket::config::Duration::parse(text).ok_or_else(|| {
-                                anyhow!("--for '{text}' is not a duration (try 30m, 12h, 7d)")
-                            })?;
-                            Some(picket::time::now() + d.0.as_secs_f64())
-                        }
-                        None => None,
-                    };
-                    (
-                        project,
-                        issue,
-                        StatusChange::Ignore {
-                            until,
-                            more_events: *until_count,
-                        },
-                        json,
-                    )
-                }
-                IssueCommand::Delete { .. } => unreachable!("matched above"),
-            };
-            let req = Request::IssueStatus {
-                project: project.clone(),
-                issue: *issue,
-                change,
-            };
-            let answer = manage(&cli, req)?;
-            print(*json, &answer, |v| {
-                format!("issue {} is {}\n", v["id"], text(&v["status"]))
-            })
-        }
+        Command::Issue(cmd) => issue_command(&cli, cmd),
         Command::Key(KeyCommand::RateLimit {
             public_key,
             per_minute,
@@ -611,4 +543,72 @@ fn status_text(v: &Value) -> String {
     }
     out += "\n";
     out + &table(&v["workers"], &["name", "state", "restarts", "last_error"])
+}
+
+/// `picket issue …`: status changes and deletion, all through the same management requests.
+fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
+    let (project, issue, change, json) = match cmd {
+        IssueCommand::Delete {
+            project,
+            issue,
+            json,
+        } => {
+            let req = Request::IssueDelete {
+                project: project.clone(),
+                issue: *issue,
+            };
+            let answer = manage(cli, req)?;
+            return print(*json, &answer, |v| {
+                format!(
+                    "deleted issue {} and its {} stored events\n",
+                    v["issue"], v["events_deleted"]
+                )
+            });
+        }
+        IssueCommand::Resolve {
+            project,
+            issue,
+            json,
+        } => (project, issue, StatusChange::Resolve, json),
+        IssueCommand::Unresolve {
+            project,
+            issue,
+            json,
+        } => (project, issue, StatusChange::Unresolve, json),
+        IssueCommand::Ignore {
+            project,
+            issue,
+            for_,
+            until_count,
+            json,
+        } => {
+            let until = match for_ {
+                Some(text) => {
+                    let d = picket::config::Duration::parse(text).ok_or_else(|| {
+                        anyhow!("--for '{text}' is not a duration (try 30m, 12h, 7d)")
+                    })?;
+                    Some(picket::time::now() + d.0.as_secs_f64())
+                }
+                None => None,
+            };
+            (
+                project,
+                issue,
+                StatusChange::Ignore {
+                    until,
+                    more_events: *until_count,
+                },
+                json,
+            )
+        }
+    };
+    let req = Request::IssueStatus {
+        project: project.clone(),
+        issue: *issue,
+        change,
+    };
+    let answer = manage(cli, req)?;
+    print(*json, &answer, |v| {
+        format!("issue {} is {}\n", v["id"], text(&v["status"]))
+    })
 }
