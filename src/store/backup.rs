@@ -10,6 +10,7 @@ use redb::{
     WriteTransaction,
 };
 
+use super::for_each_table;
 use super::{
     ARRIVALS, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, KEYS, META,
     PROJECT_SLUGS, PROJECTS, StoreError, USERS, file_in,
@@ -111,33 +112,22 @@ fn write_copy(
     partial: &Path,
     progress: Progress<'_>,
 ) -> Result<(u64, u64), StoreError> {
-    let total = len(snapshot, META)?
-        + len(snapshot, PROJECTS)?
-        + len(snapshot, PROJECT_SLUGS)?
-        + len(snapshot, KEYS)?
-        + len(snapshot, ISSUES)?
-        + len(snapshot, ISSUE_HASHES)?
-        + len(snapshot, EVENTS)?
-        + len(snapshot, ISSUE_EVENTS)?
-        + len(snapshot, ISSUE_HOURS)?
-        + len(snapshot, ISSUE_TAGS)?
-        + len(snapshot, USERS)?
-        + len(snapshot, ARRIVALS)?;
+    let mut total = 0;
+    macro_rules! count {
+        ($table:ident) => {
+            total += len(snapshot, $table)?;
+        };
+    }
+    for_each_table!(count);
     let out = Database::create(partial).map_err(|e| io_error("cannot create", partial, e))?;
     let txn = out.begin_write()?;
     let mut done = 0;
-    copy(snapshot, &txn, META, &mut done, total, progress)?;
-    copy(snapshot, &txn, PROJECTS, &mut done, total, progress)?;
-    copy(snapshot, &txn, PROJECT_SLUGS, &mut done, total, progress)?;
-    copy(snapshot, &txn, KEYS, &mut done, total, progress)?;
-    copy(snapshot, &txn, ISSUES, &mut done, total, progress)?;
-    copy(snapshot, &txn, ISSUE_HASHES, &mut done, total, progress)?;
-    copy(snapshot, &txn, EVENTS, &mut done, total, progress)?;
-    copy(snapshot, &txn, ISSUE_EVENTS, &mut done, total, progress)?;
-    copy(snapshot, &txn, ISSUE_HOURS, &mut done, total, progress)?;
-    copy(snapshot, &txn, ISSUE_TAGS, &mut done, total, progress)?;
-    copy(snapshot, &txn, USERS, &mut done, total, progress)?;
-    copy(snapshot, &txn, ARRIVALS, &mut done, total, progress)?;
+    macro_rules! copy_table {
+        ($table:ident) => {
+            copy(snapshot, &txn, $table, &mut done, total, progress)?;
+        };
+    }
+    for_each_table!(copy_table);
     txn.commit()?;
     progress(done, total);
     Ok((done, len(snapshot, EVENTS)?))

@@ -51,6 +51,26 @@ pub(crate) const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("a
 /// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
+/// Applies `$apply!(TABLE)` to every table of the file. The one list of tables: schema
+/// creation and backups both go through it, so a new table cannot be left out of a backup.
+macro_rules! for_each_table {
+    ($apply:ident) => {
+        $apply!(META);
+        $apply!(PROJECTS);
+        $apply!(PROJECT_SLUGS);
+        $apply!(KEYS);
+        $apply!(ISSUES);
+        $apply!(ISSUE_HASHES);
+        $apply!(EVENTS);
+        $apply!(ISSUE_EVENTS);
+        $apply!(ISSUE_HOURS);
+        $apply!(ISSUE_TAGS);
+        $apply!(ARRIVALS);
+        $apply!(USERS);
+    };
+}
+pub(crate) use for_each_table;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -190,18 +210,12 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
 }
 
 fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(META)?;
-    txn.open_table(PROJECTS)?;
-    txn.open_table(PROJECT_SLUGS)?;
-    txn.open_table(KEYS)?;
-    txn.open_table(ISSUES)?;
-    txn.open_table(ISSUE_HASHES)?;
-    txn.open_table(EVENTS)?;
-    txn.open_table(ISSUE_EVENTS)?;
-    txn.open_table(ISSUE_HOURS)?;
-    txn.open_table(ISSUE_TAGS)?;
-    txn.open_table(ARRIVALS)?;
-    txn.open_table(USERS)?;
+    macro_rules! create {
+        ($table:ident) => {
+            txn.open_table($table)?;
+        };
+    }
+    for_each_table!(create);
     Ok(())
 }
 
