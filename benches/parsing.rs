@@ -91,7 +91,7 @@ fn writer_batch_of_256(bencher: divan::Bencher) {
         batch_max: 256,
         issue_cache: 1000,
         quick_repair: true,
-        caps: Default::default(),
+        ..Default::default()
     };
     let writer = Writer::new(db, jobs, queue.shared_stats(), config);
     let handle = std::thread::spawn(move || writer.run());

@@ -38,8 +38,8 @@ fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String)
         batch_max: 512,
         issue_cache: 10_000,
         quick_repair,
-        // No caps: the benchmark wants every event it writes kept.
-        caps: Default::default(),
+        // No caps or disk budget: the benchmark wants every event it writes kept.
+        ..Default::default()
     };
     let writer = Writer::new(db.clone(), jobs, queue.shared_stats(), config);
     let writer = std::thread::spawn(move || writer.run());

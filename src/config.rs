@@ -142,6 +142,8 @@ pub struct Retention {
     pub max_events_per_issue: u64,
     /// Below this much free space on the data file's filesystem, intake refuses new events.
     pub min_free_disk: ByteSize,
+    /// The data file's size budget (0: none); past it the least relevant events are evicted.
+    pub max_disk: ByteSize,
 }
 
 impl Default for Retention {
@@ -151,6 +153,7 @@ impl Default for Retention {
             max_events_per_project: 100_000,
             max_events_per_issue: 10_000,
             min_free_disk: ByteSize(100_000_000),
+            max_disk: ByteSize(0),
         }
     }
 }
@@ -316,7 +319,7 @@ pub struct Overrides {
 }
 
 /// The environment variables picket reads, and the key each one sets.
-pub const ENV_VARS: [(&str, &str); 9] = [
+pub const ENV_VARS: [(&str, &str); 10] = [
     ("PICKET_DATA_DIR", "data_dir"),
     ("PICKET_HTTP_ADDR", "http_addr"),
     ("PICKET_UDP_ADDR", "udp_addr"),
@@ -332,6 +335,7 @@ pub const ENV_VARS: [(&str, &str); 9] = [
         "retention.max_events_per_issue",
     ),
     ("PICKET_RETENTION_MIN_FREE_DISK", "retention.min_free_disk"),
+    ("PICKET_RETENTION_MAX_DISK", "retention.max_disk"),
 ];
 
 impl Config {
@@ -415,6 +419,10 @@ impl Config {
             "retention.min_free_disk" => {
                 self.retention.min_free_disk = ByteSize::parse(&value)
                     .ok_or_else(|| format!("'{value}' is not a size (try 500MB, 1GiB)"))?;
+            }
+            "retention.max_disk" => {
+                self.retention.max_disk = ByteSize::parse(&value)
+                    .ok_or_else(|| format!("'{value}' is not a size (try 5GB, 500MB)"))?;
             }
             _ => {}
         }
@@ -605,6 +613,11 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # events before reading them (429 with Retry-After) instead of failing half-way.
 # Env: PICKET_RETENTION_MIN_FREE_DISK.
 # min_free_disk = "100MB"
+
+# A size budget for the whole data file ("5GB", "500MB"; 0: none). The file stops growing
+# before it would cross the budget: from then on the least relevant events are evicted to make
+# room, as for the count caps. Env: PICKET_RETENTION_MAX_DISK.
+# max_disk = 0
 
 [metrics]
 # Serve GET /metrics in the Prometheus text format.

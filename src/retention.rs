@@ -84,40 +84,179 @@ pub fn enforce_caps(
             continue;
         }
         let target = cap - cap / PROJECT_SLACK;
-        // The newest state of every issue: the batch's own where it has one.
-        let mut issues: HashMap<u64, Issue> = rows
-            .project_issues(project.id)?
-            .into_iter()
-            .map(|i| (i.id, i))
-            .collect();
-        for issue in touched.values().filter(|i| i.project == project.id) {
-            issues.insert(issue.id, issue.clone());
+        let issues = latest_issues(rows, touched, &[project.id])?;
+        let removed: u64 = thin(rows, touched, issues, project.stored - target)?
+            .values()
+            .sum();
+        project.stored -= removed.min(project.stored);
+        evicted += removed;
+    }
+    Ok(evicted)
+}
+
+/// Every issue of these projects in its newest state: the batch's own where it has one.
+fn latest_issues(
+    rows: &Batch<'_>,
+    touched: &HashMap<(u64, [u8; 16]), Issue>,
+    projects: &[u64],
+) -> Result<HashMap<(u64, u64), Issue>, StoreError> {
+    let mut issues = HashMap::new();
+    for &project in projects {
+        for issue in rows.project_issues(project)? {
+            issues.insert((project, issue.id), issue);
         }
-        let mut heap: BinaryHeap<(u64, u64)> = issues.values().map(|i| (i.stored, i.id)).collect();
-        while project.stored > target {
-            let Some((stored, id)) = heap.pop() else {
-                break;
-            };
-            if stored <= 2 {
-                break; // only first and latest events are left anywhere
-            }
-            let next = heap.peek().map_or(0, |(s, _)| *s);
-            let n = (stored - next + 1)
-                .min(project.stored - target)
-                .clamp(1, 1000);
-            let Some(issue) = issues.get_mut(&id) else {
-                continue;
-            };
-            let removed = evict(rows, issue, n)?;
-            project.stored -= removed.min(project.stored);
-            evicted += removed;
-            touched.insert(hash_key(issue), issue.clone());
-            if removed > 0 {
-                heap.push((issue.stored, id));
-            }
+    }
+    for issue in touched.values().filter(|i| projects.contains(&i.project)) {
+        issues.insert((issue.project, issue.id), issue.clone());
+    }
+    Ok(issues)
+}
+
+/// Evicts about `excess` events from `issues`, the issues with the most stored events first,
+/// until they are level with the next largest. Issues it changes are added to `touched`.
+/// Returns the events evicted per project.
+fn thin(
+    rows: &mut Batch<'_>,
+    touched: &mut HashMap<(u64, [u8; 16]), Issue>,
+    mut issues: HashMap<(u64, u64), Issue>,
+    excess: u64,
+) -> Result<HashMap<u64, u64>, StoreError> {
+    let mut heap: BinaryHeap<(u64, (u64, u64))> =
+        issues.iter().map(|(key, i)| (i.stored, *key)).collect();
+    let mut evicted: HashMap<u64, u64> = HashMap::new();
+    let mut total = 0;
+    while total < excess {
+        let Some((stored, key)) = heap.pop() else {
+            break;
+        };
+        if stored <= 2 {
+            break; // only first and latest events are left anywhere
+        }
+        let next = heap.peek().map_or(0, |(s, _)| *s);
+        let n = (stored - next + 1).min(excess - total).clamp(1, 1000);
+        let Some(issue) = issues.get_mut(&key) else {
+            continue;
+        };
+        let removed = evict(rows, issue, n)?;
+        *evicted.entry(key.0).or_default() += removed;
+        total += removed;
+        touched.insert(hash_key(issue), issue.clone());
+        if removed > 0 {
+            heap.push((issue.stored, key));
         }
     }
     Ok(evicted)
+}
+
+/// Keeps the data file within `retention.max_disk`. redb reuses freed pages but never gives
+/// space back to the filesystem by itself (only `compact` does), and it grows its file in steps
+/// (doubling, then a region at a time). So the budget is kept by never letting the file need a
+/// step that would cross it: once the next step would, the stored events are capped at what the
+/// file holds, less a margin for copy-on-write. What the file holds is learnt from its history:
+/// the number of events stored when the file last had to grow, scaled to its new length.
+#[derive(Debug)]
+pub struct DiskBudget {
+    max: u64,
+    file: std::path::PathBuf,
+    last_len: u64,
+    last_total: u64,
+    /// Events per byte of file, measured when the file had to grow (kept in the file).
+    density: Option<f64>,
+    loaded: bool,
+    cap: Option<u64>,
+}
+
+/// The share of what the file holds that events may use, leaving the rest for the pages a
+/// commit writes before the ones it freed can be reused.
+const DISK_FILL: f64 = 0.8;
+
+impl DiskBudget {
+    pub fn new(max: u64, file: std::path::PathBuf) -> DiskBudget {
+        DiskBudget {
+            max,
+            file,
+            last_len: 0,
+            last_total: 0,
+            density: None,
+            loaded: false,
+            cap: None,
+        }
+    }
+
+    /// The number of stored events the file has room for, given `total` stored now, or `None`
+    /// while the file may still grow within the budget.
+    pub fn cap(&mut self, rows: &mut Batch<'_>, total: u64) -> Result<Option<u64>, StoreError> {
+        if !self.loaded {
+            self.density = rows.disk_density()?;
+            self.loaded = true;
+        }
+        let Ok(len) = std::fs::metadata(&self.file).map(|m| m.len()) else {
+            return Ok(self.cap);
+        };
+        if len > self.last_len {
+            // It grew: the shorter file was full with the events stored before this batch.
+            if self.last_len > 0 && self.last_total > 0 {
+                let density = self.last_total as f64 / self.last_len as f64;
+                rows.set_disk_density(density)?;
+                self.density = Some(density);
+            }
+            self.last_len = len;
+        }
+        self.last_total = total;
+        let cap = if crate::store::next_growth(len) <= self.max {
+            None
+        } else {
+            // Without a measured growth, assume the file is full now: a smaller cap, the safe side.
+            let density = self.density.unwrap_or(total as f64 / len.max(1) as f64);
+            Some((density * len.min(self.max) as f64 * DISK_FILL) as u64)
+        };
+        if cap != self.cap {
+            match cap {
+                Some(n) if len > self.max => tracing::warn!(
+                    "the data file ({len} bytes) is larger than retention.max_disk ({} bytes): \
+                     keeping at most {n} events; `picket compact` returns the space",
+                    self.max
+                ),
+                Some(n) => tracing::info!(
+                    "the data file ({len} bytes) is as large as retention.max_disk ({} bytes) \
+                     lets it grow: keeping at most {n} events",
+                    self.max
+                ),
+                None => tracing::info!("the data file has room to grow within retention.max_disk"),
+            }
+            self.cap = cap;
+        }
+        Ok(cap)
+    }
+}
+
+/// Brings the events stored in the whole file down to `cap` (less the slack), thinning the
+/// largest issues of every project first. Returns the events evicted.
+pub fn enforce_total(
+    rows: &mut Batch<'_>,
+    touched: &mut HashMap<(u64, [u8; 16]), Issue>,
+    projects: &mut HashMap<u64, Project>,
+    all: &[Project],
+    cap: u64,
+) -> Result<u64, StoreError> {
+    let stored = |id: u64, fallback: u64| projects.get(&id).map_or(fallback, |p| p.stored);
+    let total: u64 = all.iter().map(|p| stored(p.id, p.stored)).sum();
+    if total <= cap {
+        return Ok(0);
+    }
+    let target = cap - cap / PROJECT_SLACK;
+    let ids: Vec<u64> = all.iter().map(|p| p.id).collect();
+    let issues = latest_issues(rows, touched, &ids)?;
+    let evicted = thin(rows, touched, issues, total - target)?;
+    for project in all {
+        if let Some(&n) = evicted.get(&project.id) {
+            let p = projects
+                .entry(project.id)
+                .or_insert_with(|| project.clone());
+            p.stored -= n.min(p.stored);
+        }
+    }
+    Ok(evicted.values().sum())
 }
 
 /// Deletes up to `limit` events that arrived before `cutoff` (Unix seconds), starting at

@@ -125,6 +125,8 @@ pub fn run(
             per_project: config.retention.max_events_per_project,
             per_issue: config.retention.max_events_per_issue,
         },
+        file: crate::store::file_in(&config.data_dir),
+        max_disk: config.retention.max_disk.0,
     };
     let writer_thread = {
         let (db, stats, jobs) = (db.clone(), queue.shared_stats(), jobs.clone());

@@ -44,6 +44,12 @@ impl Live {
                 "stored": stats.stored.load(Ordering::Relaxed),
                 "duplicates": stats.duplicates.load(Ordering::Relaxed),
                 "batches": stats.batches.load(Ordering::Relaxed),
+                // The stored events the file has room for within retention.max_disk, or null
+                // while it may still grow.
+                "disk_cap": match stats.disk_cap.load(Ordering::Relaxed) {
+                    0 => None,
+                    n => Some(n),
+                },
             },
             "rejected": counters.rejected(),
             "dropped": counters.udp_dropped(),

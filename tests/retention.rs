@@ -501,3 +501,79 @@ fn under_a_steady_flow_with_retention_the_file_reaches_a_plateau() {
     assert_eq!(check["ok"], true);
     assert_eq!(check["events"].as_u64(), Some(stored));
 }
+
+#[test]
+fn the_file_stays_within_max_disk_and_counts_stay_whole() {
+    const BUDGET: u64 = 4_000_000;
+    let server = Server::start_with_config(
+        "[retention]\nmax_disk = \"4MB\"\nmax_events_per_project = 0\nmax_events_per_issue = 0\n",
+        &[],
+    );
+    let send = sender(&server);
+    let file = server.data_dir.join("picket.redb");
+    let mut largest = 0;
+    let mut sent = 0u64;
+    for n in 0..3000u64 {
+        // About 2 KB stored each (random hex halves under zstd): 6 MB in all, over the budget.
+        let pad: String = (0..256)
+            .map(|i| {
+                format!(
+                    "{:016x}",
+                    (n * 1_000_003 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                )
+            })
+            .collect();
+        send(&json!({"message": format!("flood {}", n % 4), "extra": {"pad": pad}}).to_string());
+        sent += 1;
+        if n % 1000 == 0 {
+            send(r#"{"message":"rare event"}"#);
+        }
+        largest = largest.max(std::fs::metadata(&file).unwrap().len());
+    }
+    eprintln!("max_disk: the file peaked at {largest} bytes for a budget of {BUDGET}");
+    assert!(largest <= BUDGET, "the file reached {largest} bytes");
+    let status = server.json(&["status"]);
+    assert!(
+        status["events"]["disk_cap"].as_u64().is_some(),
+        "the budget should be capping the stored events: {status}"
+    );
+    let list = issues(&server, "default");
+    let stored: u64 = list.iter().map(|i| i["stored"].as_u64().unwrap()).sum();
+    let counted: u64 = list
+        .iter()
+        .filter(|i| i["title"].as_str().unwrap().contains("flood"))
+        .map(|i| i["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, sent, "eviction must not change the counts");
+    eprintln!(
+        "max_disk: {stored} of {sent} events stored, cap {}",
+        status["events"]["disk_cap"]
+    );
+    assert!(stored < sent, "{stored} of {sent} events still stored");
+    let rare = by_title(&list, "rare");
+    assert_eq!(rare["stored"], 3, "a rare issue keeps its whole history");
+
+    // The file's measured capacity is kept: a restart does not cost another round of eviction.
+    let server = server.restart();
+    let send = sender(&server);
+    send(r#"{"message":"after restart"}"#);
+    let again: u64 = issues(&server, "default")
+        .iter()
+        .map(|i| i["stored"].as_u64().unwrap())
+        .sum();
+    assert!(
+        again * 10 >= stored * 9,
+        "{again} events stored after a restart, {stored} before"
+    );
+    assert!(std::fs::metadata(&file).unwrap().len() <= BUDGET);
+    for issue in &list {
+        for which in ["first_event", "last_event"] {
+            let id = issue[which].as_str().unwrap();
+            assert!(
+                stored_event(&server.data_dir, "default", id).is_some(),
+                "{which} of {} was evicted",
+                issue["title"]
+            );
+        }
+    }
+}

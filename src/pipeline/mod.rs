@@ -59,6 +59,8 @@ pub struct Stats {
     pub batches: AtomicU64,
     pub queued: AtomicU64,
     pub running: AtomicBool,
+    /// The stored events the data file has room for within `retention.max_disk` (0: no cap).
+    pub disk_cap: AtomicU64,
 }
 
 /// The sending side of the queue; cheap to clone.

@@ -18,7 +18,8 @@ use crate::store::batch::Batch;
 use crate::store::issues::{Issue, Status};
 use crate::store::projects::Project;
 
-#[derive(Debug, Clone)]
+/// `Default` is no batching limits or caps at all; the server fills every field from its config.
+#[derive(Debug, Clone, Default)]
 pub struct WriterConfig {
     /// Most events in one transaction.
     pub batch_max: usize,
@@ -29,6 +30,9 @@ pub struct WriterConfig {
     pub quick_repair: bool,
     /// Stored-event caps applied in the transaction that crosses them.
     pub caps: crate::retention::Caps,
+    /// The data file and its size budget (`retention.max_disk`; 0: none).
+    pub file: std::path::PathBuf,
+    pub max_disk: u64,
 }
 
 type Pending = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
@@ -39,6 +43,7 @@ pub struct Writer {
     cache: IssueCache,
     stats: Arc<Stats>,
     config: WriterConfig,
+    disk: Option<crate::retention::DiskBudget>,
 }
 
 impl Writer {
@@ -50,6 +55,8 @@ impl Writer {
             jobs,
             cache: IssueCache::new(config.issue_cache),
             stats,
+            disk: (config.max_disk > 0)
+                .then(|| crate::retention::DiskBudget::new(config.max_disk, config.file.clone())),
             config,
         }
     }
@@ -213,7 +220,7 @@ impl Writer {
                 &mut touched,
                 &mut projects,
                 self.config.caps,
-            )?;
+            )? + self.keep_disk_budget(&mut rows, &mut touched, &mut projects)?;
             if evicted > 0 {
                 tracing::debug!("retention: evicted {evicted} events over the caps");
             }
@@ -239,6 +246,31 @@ impl Writer {
                 .map(|((_, hash), issue)| (hash, issue))
                 .collect(),
         ))
+    }
+
+    /// Evicts events when the file has no room left within `retention.max_disk`.
+    fn keep_disk_budget(
+        &mut self,
+        rows: &mut Batch<'_>,
+        touched: &mut HashMap<(u64, [u8; 16]), Issue>,
+        projects: &mut HashMap<u64, Project>,
+    ) -> Result<u64, StoreError> {
+        let Some(disk) = &mut self.disk else {
+            return Ok(0);
+        };
+        let all = rows.projects()?;
+        let total = all
+            .iter()
+            .map(|p| projects.get(&p.id).map_or(p.stored, |q| q.stored))
+            .sum();
+        let cap = disk.cap(rows, total)?;
+        self.stats
+            .disk_cap
+            .store(cap.unwrap_or(0), Ordering::Relaxed);
+        match cap {
+            Some(cap) => crate::retention::enforce_total(rows, touched, projects, &all, cap),
+            None => Ok(0),
+        }
     }
 }
 

@@ -48,6 +48,19 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
+    /// Events per byte of file last measured by the disk budget, kept across restarts.
+    pub fn disk_density(&self) -> Result<Option<f64>, StoreError> {
+        Ok(self
+            .meta
+            .get("disk_density")?
+            .map(|v| f64::from_bits(v.value())))
+    }
+
+    pub fn set_disk_density(&mut self, density: f64) -> Result<(), StoreError> {
+        self.meta.insert("disk_density", density.to_bits())?;
+        Ok(())
+    }
+
     pub fn event_exists(&self, project: u64, id: &[u8; 16]) -> Result<bool, StoreError> {
         Ok(self.events.get((project, id.as_slice()))?.is_some())
     }
@@ -138,6 +151,11 @@ impl<'t> Batch<'t> {
             out.push((k.value(), arrival));
         }
         Ok(out)
+    }
+
+    /// Every project.
+    pub fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        super::projects::list(&self.projects)
     }
 
     /// Every issue of a project.

@@ -142,6 +142,19 @@ pub(crate) fn decode<T: DeserializeOwned>(
 }
 
 /// The file inside a data directory.
+/// The size of one region of the file (redb's). redb doubles a file smaller than that and then
+/// grows it one region at a time.
+const REGION_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// About how long the file would be after its next growth step (never less).
+pub fn next_growth(len: u64) -> u64 {
+    if len < REGION_BYTES {
+        len.saturating_mul(2)
+    } else {
+        len.saturating_add(REGION_BYTES)
+    }
+}
+
 pub fn file_in(data_dir: &Path) -> PathBuf {
     data_dir.join("picket.redb")
 }

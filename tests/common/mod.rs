@@ -21,6 +21,8 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     pub stderr_log: PathBuf,
+    /// The arguments after `start`, for [`Server::restart`].
+    args: Vec<String>,
 }
 
 impl Server {
@@ -102,7 +104,22 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             url,
             stderr_log,
+            args: extra.iter().map(|a| a.to_string()).collect(),
         }
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same data directory with the
+    /// same arguments (on a new port).
+    pub fn restart(mut self) -> Server {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        let status = wait_timeout(&mut child, Duration::from_secs(20))
+            .expect("picket did not stop within 20 s after SIGTERM");
+        assert!(status.success(), "picket stopped with {status}");
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut next = Server::start_in(&self.data_dir, &args);
+        next._dir = self._dir.take();
+        next
     }
 
     /// The pid of the `picket start` watchdog.
