@@ -87,6 +87,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Store-and-forward: what upstream refused
+    #[command(subcommand)]
+    Forward(ForwardCommand),
     /// Shrink the data file to what it holds (the server must be stopped)
     Compact {
         #[arg(long)]
@@ -148,6 +151,20 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Forward every event the project accepts from now on to an upstream Sentry-compatible
+    /// server, from a durable outbox (store-and-forward); --off stops it
+    Forward {
+        /// Project slug or numeric id
+        project: String,
+        /// The upstream project's DSN (http or https), as its SDK setup shows it
+        #[arg(required_unless_present = "off", conflicts_with = "off")]
+        dsn: Option<String>,
+        /// Stop forwarding (entries still pending stay, and go out if forwarding resumes)
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a project with its issues, events and keys
     Delete {
         /// Project slug or numeric id
@@ -160,6 +177,18 @@ pub enum ProjectCommand {
     },
     /// List projects
     List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ForwardCommand {
+    /// List the events upstream refused for good (400, 401, 403, 413, repeated 500)
+    DeadLetter {
+        /// Put them back in the outbox to be sent again
+        #[arg(long)]
+        retry: bool,
         #[arg(long)]
         json: bool,
     },

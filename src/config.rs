@@ -128,6 +128,35 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub retention: Retention,
     pub metrics: Metrics,
+    pub forward: Forward,
+}
+
+/// Store-and-forward to upstream servers (which projects forward is set per project).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forward {
+    /// Entries not delivered after this long are dropped (and counted).
+    pub max_pending_age: Duration,
+    /// Keep forwarded events in this file too; `false` keeps each only until upstream has it.
+    pub keep_local: bool,
+    /// Extra PEM certificates trusted for https upstreams (a private CA), beside the system's.
+    pub ca_file: PathBuf,
+    /// How long one request upstream may take.
+    pub timeout: Duration,
+    /// Requests in flight to each upstream at once.
+    pub concurrency: usize,
+}
+
+impl Default for Forward {
+    fn default() -> Self {
+        Forward {
+            max_pending_age: Duration(std::time::Duration::from_secs(7 * 86_400)),
+            keep_local: true,
+            ca_file: PathBuf::new(),
+            timeout: Duration(std::time::Duration::from_secs(30)),
+            concurrency: 4,
+        }
+    }
 }
 
 /// How much history is kept. Counts and aggregates of issues are never reduced by it.
@@ -271,6 +300,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             retention: Retention::default(),
             metrics: Metrics::default(),
+            forward: Forward::default(),
         }
     }
 }
@@ -319,7 +349,7 @@ pub struct Overrides {
 }
 
 /// The environment variables picket reads, and the key each one sets.
-pub const ENV_VARS: [(&str, &str); 10] = [
+pub const ENV_VARS: [(&str, &str); 13] = [
     ("PICKET_DATA_DIR", "data_dir"),
     ("PICKET_HTTP_ADDR", "http_addr"),
     ("PICKET_UDP_ADDR", "udp_addr"),
@@ -336,6 +366,9 @@ pub const ENV_VARS: [(&str, &str); 10] = [
     ),
     ("PICKET_RETENTION_MIN_FREE_DISK", "retention.min_free_disk"),
     ("PICKET_RETENTION_MAX_DISK", "retention.max_disk"),
+    ("PICKET_FORWARD_MAX_PENDING_AGE", "forward.max_pending_age"),
+    ("PICKET_FORWARD_KEEP_LOCAL", "forward.keep_local"),
+    ("PICKET_FORWARD_CA_FILE", "forward.ca_file"),
 ];
 
 impl Config {
@@ -420,6 +453,18 @@ impl Config {
                 self.retention.min_free_disk = ByteSize::parse(&value)
                     .ok_or_else(|| format!("'{value}' is not a size (try 500MB, 1GiB)"))?;
             }
+            "forward.max_pending_age" => {
+                self.forward.max_pending_age = Duration::parse(&value)
+                    .ok_or_else(|| format!("'{value}' is not a duration (try 7d, 12h)"))?;
+            }
+            "forward.keep_local" => {
+                self.forward.keep_local = match value.trim() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => return Err(format!("'{other}' is not true or false")),
+                }
+            }
+            "forward.ca_file" => self.forward.ca_file = PathBuf::from(value),
             "retention.max_disk" => {
                 self.retention.max_disk = ByteSize::parse(&value)
                     .ok_or_else(|| format!("'{value}' is not a size (try 5GB, 500MB)"))?;
@@ -471,6 +516,7 @@ impl Config {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
         for (key, value) in [
+            ("forward.concurrency", self.forward.concurrency),
             ("pipeline.queue_capacity", self.pipeline.queue_capacity),
             ("pipeline.batch_max", self.pipeline.batch_max),
             ("pipeline.issue_cache", self.pipeline.issue_cache),
@@ -618,6 +664,22 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # before it would cross the budget: from then on the least relevant events are evicted to make
 # room, as for the count caps. Env: PICKET_RETENTION_MAX_DISK.
 # max_disk = 0
+
+[forward]
+# Store-and-forward: `picket project forward PROJECT DSN` makes a project send every accepted
+# event on to an upstream Sentry-compatible server, from a durable outbox in the data file.
+# Entries not delivered after this long are dropped and counted. Env: PICKET_FORWARD_MAX_PENDING_AGE.
+# max_pending_age = "7d"
+# Keep forwarded events here too; false keeps each only until upstream has it (a lean edge box).
+# Env: PICKET_FORWARD_KEEP_LOCAL.
+# keep_local = true
+# PEM file of extra certificates to trust for https upstreams (a private CA), beside the
+# system's roots. Env: PICKET_FORWARD_CA_FILE.
+# ca_file = ""
+# How long one request upstream may take.
+# timeout = "30s"
+# Requests in flight to each upstream at once.
+# concurrency = 4
 
 [metrics]
 # Serve GET /metrics in the Prometheus text format.

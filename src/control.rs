@@ -72,6 +72,15 @@ pub enum Request {
         project: String,
         max_events: Option<u64>,
     },
+    /// Makes a project forward to an upstream DSN, or (with `None`) stops it.
+    ProjectForward {
+        project: String,
+        dsn: Option<String>,
+    },
+    /// The forward dead letters; with `retry`, puts them back in the outbox.
+    DeadLetters {
+        retry: bool,
+    },
     /// Deletes an issue and its events.
     IssueDelete {
         project: String,
@@ -174,6 +183,9 @@ impl Handle {
             "created": crate::time::rfc3339(p.created),
             "stored_events": p.stored,
             "max_events": p.max_events,
+            "forward_to": p.forward_to.as_deref()
+                .and_then(|dsn| crate::intake::auth::Dsn::parse(dsn).ok())
+                .map(|dsn| dsn.public()),
         });
         if let Some(key) = key {
             v["dsn"] = json!(self.config.dsn(&key.public_key, p.id));
@@ -211,6 +223,58 @@ impl Handle {
                     Ok(project)
                 })?;
                 Ok(self.project_json(&project, None))
+            }
+            Request::ProjectForward { project, dsn } => {
+                if let Some(dsn) = &dsn {
+                    let parsed = crate::intake::auth::Dsn::parse(dsn)
+                        .map_err(|e| StoreError::Invalid(format!("bad upstream DSN: {e}")))?;
+                    if parsed.scheme == "udp" {
+                        return Err(StoreError::Invalid(
+                            "bad upstream DSN: forwarding needs an http or https DSN".into(),
+                        ));
+                    }
+                }
+                let id = self.project(&project)?.id;
+                let project = self.write(move |txn| {
+                    let mut rows = Batch::open(txn)?;
+                    let mut project = rows
+                        .project(id)?
+                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                    project.forward_to = dsn;
+                    rows.put_project(&project)?;
+                    Ok(project)
+                })?;
+                Ok(self.project_json(&project, None))
+            }
+            Request::DeadLetters { retry } => {
+                let txn = self.db.begin_read()?;
+                let all = projects::list(&txn.open_table(PROJECTS)?)?;
+                let letters = store::outbox::dead_letters(&txn.open_table(store::FORWARD_DEAD)?)?;
+                drop(txn);
+                let slug = |id: u64| {
+                    all.iter()
+                        .find(|p| p.id == id)
+                        .map_or_else(|| id.to_string(), |p| p.slug.clone())
+                };
+                let list: Vec<Value> = letters
+                    .iter()
+                    .map(|(project, d)| {
+                        json!({
+                            "project": slug(*project),
+                            "event_id": d.event_id,
+                            "status": d.status,
+                            "reason": d.reason,
+                            "refused_at": crate::time::rfc3339(d.at),
+                            "received": crate::time::rfc3339(d.queued),
+                        })
+                    })
+                    .collect();
+                if !retry {
+                    return Ok(Value::Array(list));
+                }
+                let retried =
+                    self.write(|txn| store::outbox::Outbox::open(txn)?.retry_dead(None))?;
+                Ok(json!({ "retried": retried, "dead_letters": list }))
             }
             Request::IssueDelete { project, issue } => {
                 let project = self.project(&project)?;

@@ -11,7 +11,9 @@ use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use serde_json::Value;
 
-use picket::cli::{Cli, Command, IssueCommand, KeyCommand, ProjectCommand, ServeArgs};
+use picket::cli::{
+    Cli, Command, ForwardCommand, IssueCommand, KeyCommand, ProjectCommand, ServeArgs,
+};
 use picket::config::{Config, Overrides, TEMPLATE};
 use picket::control::{self, Request};
 use picket::server::ServeError;
@@ -297,6 +299,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => format!("project {} uses the configured cap\n", text(&v["slug"])),
             })
         }
+        Command::Project(ProjectCommand::Forward {
+            project,
+            dsn,
+            off: _,
+            json,
+        }) => {
+            let req = Request::ProjectForward {
+                project: project.clone(),
+                dsn: dsn.clone(),
+            };
+            let answer = manage(&cli, req)?;
+            print(*json, &answer, |v| match v["forward_to"].as_str() {
+                Some(to) => format!(
+                    "project {} forwards every event it accepts from now on to {to}\n",
+                    text(&v["slug"])
+                ),
+                None => format!("project {} does not forward\n", text(&v["slug"])),
+            })
+        }
+        Command::Forward(ForwardCommand::DeadLetter { retry, json }) => {
+            let answer = manage(&cli, Request::DeadLetters { retry: *retry })?;
+            print(*json, &answer, |v| {
+                let list = v.get("dead_letters").unwrap_or(v);
+                let mut out = String::new();
+                for d in list.as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "{}  {}  HTTP {}  {}\n",
+                        text(&d["project"]),
+                        text(&d["event_id"]),
+                        d["status"],
+                        text(&d["reason"]).lines().next().unwrap_or("")
+                    ));
+                }
+                match v.get("retried") {
+                    Some(n) => out.push_str(&format!("{n} dead letters put back in the outbox\n")),
+                    None if out.is_empty() => out.push_str("no dead letters\n"),
+                    None => {}
+                }
+                out
+            })
+        }
         Command::Project(ProjectCommand::Delete { project, yes, json }) => {
             let answer = manage(
                 &cli,
@@ -540,6 +583,27 @@ fn status_text(v: &Value) -> String {
             let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
             out += &format!("{title}: {}\n", parts.join(", "));
         }
+    }
+    if let Some(cap) = v["events"]["disk_cap"].as_u64() {
+        out += &format!("disk budget: the file has room for {cap} events\n");
+    }
+    for (slug, f) in v["forward"].as_object().into_iter().flatten() {
+        out += &format!(
+            "forward {slug} → {}: {} pending, {} delivered, {} dead letters, {} dropped{}{}\n",
+            text(&f["upstream"]),
+            f["pending"],
+            f["delivered"],
+            f["dead_letter"],
+            f["dropped"],
+            f["paused_until"]
+                .as_str()
+                .map(|t| format!(", paused until {t}"))
+                .unwrap_or_default(),
+            f["last_error"]
+                .as_str()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default(),
+        );
     }
     out += "\n";
     out + &table(&v["workers"], &["name", "state", "restarts", "last_error"])

@@ -153,7 +153,14 @@ pub fn run(
         default_key_limit: config.rate_limits.per_key(),
         disk: crate::retention::DiskGuard::new(&config.data_dir, config.retention.min_free_disk.0),
     });
+    let forward_state = Arc::new(crate::forward::State::new(db.clone()));
+    let forward_client = {
+        let ca = &config.forward.ca_file;
+        let ca = (!ca.as_os_str().is_empty()).then_some(ca.as_path());
+        crate::outbound::Client::new(ca, config.forward.timeout.0).map_err(|e| fatal(e.into()))?
+    };
     let live = Arc::new(Live {
+        forward: forward_state.clone(),
         started: Instant::now(),
         pid: std::process::id(),
         workers: workers.clone(),
@@ -199,6 +206,19 @@ pub fn run(
             let stop = stop_rx.clone();
             supervisor::supervise_task(workers.clone(), "janitor", stop_rx.clone(), move || {
                 janitor(queue.clone(), max_age, stop.clone())
+            });
+        }
+        {
+            let forwarder = crate::forward::Forwarder::new(
+                db.clone(),
+                intake.queue.clone(),
+                forward_client,
+                config.forward.clone(),
+                forward_state,
+            );
+            let stop = stop_rx.clone();
+            supervisor::supervise_task(workers.clone(), "forwarder", stop_rx.clone(), move || {
+                forwarder.clone().run(stop.clone())
             });
         }
         let graceful = Arc::new(GracefulShutdown::new());

@@ -13,6 +13,8 @@ use crate::supervisor::Workers;
 
 /// The running server's moving parts, as status needs them.
 pub struct Live {
+    /// The forwarder's view of each upstream.
+    pub forward: Arc<crate::forward::State>,
     pub started: Instant,
     pub pid: u32,
     pub workers: Arc<Workers>,
@@ -54,6 +56,7 @@ impl Live {
             "rejected": counters.rejected(),
             "dropped": counters.udp_dropped(),
             "items_dropped": counters.dropped_items(),
+            "forward": self.forward.report(),
         })
     }
 
@@ -148,6 +151,45 @@ impl Live {
                     .collect(),
             ),
         );
+        let forward = self.forward.report();
+        let per_project = |field: &str| -> Vec<(String, u64)> {
+            forward
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(slug, v)| (slug.clone(), v[field].as_u64().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for (field, name, kind, help) in [
+            (
+                "pending",
+                "picket_forward_pending",
+                "gauge",
+                "Events waiting to be forwarded upstream.",
+            ),
+            (
+                "delivered",
+                "picket_forward_delivered_total",
+                "counter",
+                "Events the upstream accepted.",
+            ),
+            (
+                "dead_letter",
+                "picket_forward_dead_letter",
+                "gauge",
+                "Events the upstream refused for good.",
+            ),
+            (
+                "dropped",
+                "picket_forward_dropped_total",
+                "counter",
+                "Events given up undelivered (too old, or deleted first).",
+            ),
+        ] {
+            metric(name, kind, help, labelled("project", per_project(field)));
+        }
         metric(
             "picket_uptime_seconds",
             "gauge",

@@ -212,6 +212,27 @@ impl Dsn {
         })
     }
 
+    /// Where this DSN's project takes envelopes.
+    pub fn envelope_url(&self) -> String {
+        format!(
+            "{}://{}{}/api/{}/envelope/",
+            self.scheme, self.host, self.path, self.project_id
+        )
+    }
+
+    /// The `X-Sentry-Auth` header a client sends for this DSN.
+    pub fn auth_header(&self, client: &str) -> String {
+        let mut header = format!(
+            "Sentry sentry_version=7, sentry_key={}, sentry_client={client}",
+            self.public_key
+        );
+        if let Some(secret) = &self.secret_key {
+            header.push_str(", sentry_secret=");
+            header.push_str(secret);
+        }
+        header
+    }
+
     /// The DSN as SDKs are given it, without the secret.
     pub fn public(&self) -> String {
         format!(
@@ -316,6 +337,8 @@ mod tests {
         );
         assert_eq!(d.secret_key.as_deref(), Some("sec"));
         assert_eq!(d.public(), "http://pub@host:9000/sentry/7");
+        assert_eq!(d.envelope_url(), "http://host:9000/sentry/api/7/envelope/");
+        assert!(d.auth_header("picket/1").ends_with("sentry_secret=sec"));
         assert!(Dsn::parse("http://host/1").is_err());
         assert!(Dsn::parse("ftp://k@host/1").is_err());
         assert!(Dsn::parse("http://k@host").is_err());

@@ -162,6 +162,7 @@ impl Writer {
         let mut hours: HashMap<(u64, u64, u64), u64> = HashMap::new();
         let mut tags: HashMap<(u64, u64, String, String), u64> = HashMap::new();
         let mut acks = Vec::with_capacity(batch.len());
+        let mut forwards = Vec::new();
         {
             let mut rows = Batch::open(&txn)?;
             let mut seq = rows.seq()?;
@@ -208,6 +209,14 @@ impl Writer {
                     &arrival.event_id,
                     &arrival.encoded,
                 )?;
+                if project.forward_to.is_some() {
+                    forwards.push(crate::store::outbox::Pending {
+                        project: arrival.project,
+                        seq,
+                        event_id: arrival.event_id,
+                        queued: arrival.event.received,
+                    });
+                }
                 let hour = (arrival.event.received / 3600.0) as u64;
                 *hours.entry((arrival.project, issue.id, hour)).or_default() += 1;
                 for (k, v) in event_tags(&arrival.event) {
@@ -237,6 +246,9 @@ impl Writer {
                 rows.add_tag(project, issue, &k, &v, n)?;
             }
             rows.set_seq(seq)?;
+        }
+        if !forwards.is_empty() {
+            crate::store::outbox::Outbox::open(&txn)?.push(&forwards)?;
         }
         txn.commit()?;
         Ok((

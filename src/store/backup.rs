@@ -12,8 +12,9 @@ use redb::{
 
 use super::for_each_table;
 use super::{
-    ARRIVALS, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, KEYS, META,
-    PROJECT_SLUGS, PROJECTS, StoreError, USERS, file_in,
+    ARRIVALS, EVENTS, FORWARD_COUNTS, FORWARD_DEAD, FORWARD_OUTBOX, ISSUE_EVENTS, ISSUE_HASHES,
+    ISSUE_HOURS, ISSUE_TAGS, ISSUES, KEYS, META, PROJECT_SLUGS, PROJECTS, StoreError, USERS,
+    file_in,
 };
 
 #[derive(Debug, Clone, serde::Serialize)]

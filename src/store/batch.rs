@@ -108,6 +108,30 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
+    /// Deletes one event and lowers its issue's and project's `stored`. Returns whether it was
+    /// there (an event already gone is no error).
+    pub fn remove_event(
+        &mut self,
+        project: u64,
+        issue: u64,
+        seq: u64,
+        id: &[u8; 16],
+    ) -> Result<bool, StoreError> {
+        if self.events.get((project, id.as_slice()))?.is_none() {
+            return Ok(false);
+        }
+        self.delete_event(project, issue, seq, id)?;
+        if let Some(mut i) = self.issue(project, issue)? {
+            i.stored = i.stored.saturating_sub(1);
+            self.put_issue(&i)?;
+        }
+        if let Some(mut p) = self.project(project)? {
+            p.stored = p.stored.saturating_sub(1);
+            self.put_project(&p)?;
+        }
+        Ok(true)
+    }
+
     /// An issue's oldest stored events as (sequence, id), at most `n`.
     pub fn oldest_events(
         &self,
@@ -228,6 +252,7 @@ impl<'t> Batch<'t> {
         txn.open_table(super::PROJECT_SLUGS)?
             .remove(project.slug.as_str())?;
         self.projects.remove(project.id)?;
+        super::outbox::Outbox::open(txn)?.forget(project.id)?;
         Ok((ids.len() as u64, events))
     }
 

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod batch;
 pub mod events;
 pub mod issues;
+pub mod outbox;
 pub mod projects;
 pub mod users;
 
@@ -48,6 +49,16 @@ pub(crate) const ISSUE_TAGS: TableDefinition<(u64, u64, &str, &str), u64> =
 /// Arrival sequence → `[project][issue][received secs][event id]` (40 bytes): every stored
 /// event in arrival order, for expiry by age.
 pub(crate) const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("arrivals");
+/// (project, arrival sequence) → `[event id][queued at]`: events waiting to be forwarded
+/// upstream, written in the transaction that stores the event.
+pub(crate) const FORWARD_OUTBOX: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("forward_outbox");
+/// (project, arrival sequence) → DeadLetter: events upstream refused for good.
+pub(crate) const FORWARD_DEAD: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("forward_dead");
+/// Project id → ForwardCounts.
+pub(crate) const FORWARD_COUNTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("forward_counts");
 /// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
@@ -67,6 +78,9 @@ macro_rules! for_each_table {
         $apply!(ISSUE_TAGS);
         $apply!(ARRIVALS);
         $apply!(USERS);
+        $apply!(FORWARD_OUTBOX);
+        $apply!(FORWARD_DEAD);
+        $apply!(FORWARD_COUNTS);
     };
 }
 pub(crate) use for_each_table;

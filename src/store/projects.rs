@@ -18,6 +18,8 @@ pub struct Project {
     pub stored: u64,
     /// This project's own cap on stored events; `None` uses `retention.max_events_per_project`.
     pub max_events: Option<u64>,
+    /// The upstream DSN (with its secret, if any) every accepted event is forwarded to.
+    pub forward_to: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -85,6 +87,7 @@ pub fn create(
         next_issue: 1,
         stored: 0,
         max_events: None,
+        forward_to: None,
     };
     projects.insert(id, encode(&project).as_slice())?;
     slugs.insert(slug.as_str(), id)?;

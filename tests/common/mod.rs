@@ -67,7 +67,12 @@ impl Server {
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["start", "--http-addr", "127.0.0.1:0"])
+            .arg("start")
+            .args(if extra.contains(&"--http-addr") {
+                &[][..]
+            } else {
+                &["--http-addr", "127.0.0.1:0"][..]
+            })
             .args(
                 if extra.contains(&"--udp-addr") || extra.contains(&"--config") {
                     &[][..]
@@ -312,7 +317,8 @@ pub fn store_url(server: &Server, project: &Value) -> String {
 }
 
 /// Runs a Python snippet with the test venv and `SENTRY_DSN` set; fails the test if it fails.
-pub fn run_python(script: &str, dsn: &str) {
+/// Returns what it printed.
+pub fn run_python(script: &str, dsn: &str) -> String {
     let out = Command::new(python())
         .args(["-c", script])
         .env("SENTRY_DSN", dsn)
@@ -323,4 +329,5 @@ pub fn run_python(script: &str, dsn: &str) {
         "python failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

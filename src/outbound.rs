@@ -1,0 +1,219 @@
+//! What picket sends out over HTTP(S): one client (keep-alive connections, rustls with the
+//! system's root certificates plus an optional private CA, a timeout on every request) and the
+//! reading of an upstream's rate-limit answers. Used to forward events upstream.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::HeaderMap;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("cannot read the CA file {path}: {cause}")]
+    CaFile { path: String, cause: String },
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("'{0}' is not an http(s) URL")]
+    Url(String),
+    #[error("{0}")]
+    Network(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// An answer: status, headers and (the start of) the body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Bytes of an answer's body read at most; an upstream's answers are small.
+const MAX_REPLY: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct Client {
+    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client trusting the system's roots and the PEM certificates in `ca_file`, if given.
+    pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Client, OutboundError> {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = ca_file {
+            use rustls_pki_types::pem::PemObject;
+            let ca_error = |cause: String| OutboundError::CaFile {
+                path: path.display().to_string(),
+                cause,
+            };
+            let mut found = 0;
+            for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| ca_error(e.to_string()))?
+            {
+                let cert = cert.map_err(|e| ca_error(e.to_string()))?;
+                roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+                found += 1;
+            }
+            if found == 0 {
+                return Err(ca_error("no PEM certificate in it".into()));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| OutboundError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let inner = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Client { inner, timeout })
+    }
+
+    /// POSTs `body` to `url` with these headers.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<Reply, OutboundError> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(OutboundError::Url(url.to_string()));
+        }
+        let mut request = hyper::Request::post(url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| OutboundError::Url(format!("{url} ({e})")))?;
+        let exchange = async {
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|e| OutboundError::Network(network_cause(&e)))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_REPLY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok(Reply {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| OutboundError::Timeout(self.timeout))?
+    }
+}
+
+/// The innermost cause of a client error, which is the one that says what happened
+/// ("Connection refused", "invalid peer certificate: UnknownIssuer").
+fn network_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    if cause.to_string() == e.to_string() {
+        e.to_string()
+    } else {
+        format!("{e}: {cause}")
+    }
+}
+
+/// How long an upstream asked us not to send events of `category` (`error` for events), from
+/// its `X-Sentry-Rate-Limits` headers, else (on 429) `Retry-After`, else 60 s on a 429. `None`
+/// when the answer sets no limit on the category.
+pub fn rate_limit(status: u16, headers: &HeaderMap, category: &str) -> Option<Duration> {
+    let mut longest: Option<u64> = None;
+    let mut any = false;
+    for value in headers.get_all("x-sentry-rate-limits") {
+        let Ok(value) = value.to_str() else { continue };
+        for limit in value.split(',') {
+            any = true;
+            let mut fields = limit.trim().split(':');
+            let Some(Ok(seconds)) = fields.next().map(|s| s.trim().parse::<f64>()) else {
+                continue;
+            };
+            let categories = fields.next().unwrap_or("");
+            let applies = categories.trim().is_empty()
+                || categories
+                    .split(';')
+                    .any(|c| c.trim() == category || c.trim() == "default");
+            if applies {
+                let seconds = seconds.max(0.0).ceil() as u64;
+                longest = Some(longest.map_or(seconds, |l| l.max(seconds)));
+            }
+        }
+    }
+    if let Some(seconds) = longest {
+        return Some(Duration::from_secs(seconds));
+    }
+    if status != 429 || any {
+        return None;
+    }
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(60, |s| s.max(0.0).ceil() as u64);
+    Some(Duration::from_secs(retry_after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn rate_limit_headers() {
+        let h = headers(&[("x-sentry-rate-limits", "5::project")]);
+        assert_eq!(rate_limit(429, &h, "error"), Some(Duration::from_secs(5)));
+        let h = headers(&[(
+            "x-sentry-rate-limits",
+            "60:transaction:key, 2700:default;error:organization",
+        )]);
+        assert_eq!(
+            rate_limit(200, &h, "error"),
+            Some(Duration::from_secs(2700))
+        );
+        let h = headers(&[("x-sentry-rate-limits", "60:transaction:key")]);
+        assert_eq!(rate_limit(429, &h, "error"), None, "another category only");
+        let h = headers(&[("retry-after", "7")]);
+        assert_eq!(rate_limit(429, &h, "error"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            rate_limit(429, &HeaderMap::new(), "error"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(rate_limit(200, &HeaderMap::new(), "error"), None);
+        let h = headers(&[("x-sentry-rate-limits", "garbage, :::, 1.5::")]);
+        assert_eq!(rate_limit(429, &h, "error"), Some(Duration::from_secs(2)));
+    }
+}
