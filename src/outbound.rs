@@ -145,23 +145,40 @@ fn network_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// its `X-Sentry-Rate-Limits` headers, else (on 429) `Retry-After`, else 60 s on a 429. `None`
 /// when the answer sets no limit on the category.
 pub fn rate_limit(status: u16, headers: &HeaderMap, category: &str) -> Option<Duration> {
+    let limits = headers
+        .get_all("x-sentry-rate-limits")
+        .into_iter()
+        .filter_map(|v| v.to_str().ok());
+    let retry_after = headers.get("retry-after").and_then(|v| v.to_str().ok());
+    rate_limit_of(status, limits, retry_after, category)
+}
+
+/// [`rate_limit`] on the header values as text.
+pub fn rate_limit_of<'a>(
+    status: u16,
+    limits: impl Iterator<Item = &'a str>,
+    retry_after: Option<&str>,
+    category: &str,
+) -> Option<Duration> {
     let mut longest: Option<u64> = None;
     let mut any = false;
-    for value in headers.get_all("x-sentry-rate-limits") {
-        let Ok(value) = value.to_str() else { continue };
+    for value in limits {
         for limit in value.split(',') {
             any = true;
             let mut fields = limit.trim().split(':');
             let Some(Ok(seconds)) = fields.next().map(|s| s.trim().parse::<f64>()) else {
                 continue;
             };
+            if !seconds.is_finite() {
+                continue;
+            }
             let categories = fields.next().unwrap_or("");
             let applies = categories.trim().is_empty()
                 || categories
                     .split(';')
                     .any(|c| c.trim() == category || c.trim() == "default");
             if applies {
-                let seconds = seconds.max(0.0).ceil() as u64;
+                let seconds = seconds.clamp(0.0, 1e9).ceil() as u64;
                 longest = Some(longest.map_or(seconds, |l| l.max(seconds)));
             }
         }
@@ -172,11 +189,10 @@ pub fn rate_limit(status: u16, headers: &HeaderMap, category: &str) -> Option<Du
     if status != 429 || any {
         return None;
     }
-    let retry_after = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
+    let retry_after = retry_after
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(60, |s| s.max(0.0).ceil() as u64);
+        .filter(|s| s.is_finite())
+        .map_or(60, |s| s.clamp(0.0, 1e9).ceil() as u64);
     Some(Duration::from_secs(retry_after))
 }
 

@@ -21,5 +21,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(dsn) = Dsn::parse(text) {
         assert!(!dsn.public_key.is_empty() && !dsn.project_id.is_empty());
         let _ = dsn.public();
+        let _ = dsn.envelope_url();
+        let _ = dsn.auth_header("picket/fuzz");
     }
 });
