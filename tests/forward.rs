@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,22 +148,36 @@ type Answer = dyn Fn(usize, &str, &str) -> (u16, Vec<(String, String)>) + Send +
 
 impl Upstream {
     fn start(answer: Box<Answer>) -> Upstream {
+        Upstream::start_with_tls(answer, None)
+    }
+
+    /// With `tls`, an https upstream named `localhost` with that server configuration.
+    fn start_with_tls(answer: Box<Answer>, tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let answer: Arc<Answer> = Arc::from(answer);
         let log = seen.clone();
+        let dsn = match &tls {
+            Some(_) => format!("https://0123456789abcdef0123456789abcdef@localhost:{port}/42"),
+            None => format!("http://0123456789abcdef0123456789abcdef@127.0.0.1:{port}/42"),
+        };
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (log, answer) = (log.clone(), answer.clone());
-                std::thread::spawn(move || serve(stream, &log, &*answer));
+                let (log, answer, tls) = (log.clone(), answer.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(conn, stream), &log, &*answer)
+                    }
+                    None => serve(stream, &log, &*answer),
+                });
             }
         });
-        Upstream {
-            dsn: format!("http://0123456789abcdef0123456789abcdef@{addr}/42"),
-            seen,
-        }
+        Upstream { dsn, seen }
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -179,9 +193,8 @@ impl Upstream {
     }
 }
 
-fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: &Answer) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
+fn serve(stream: impl Read + Write, log: &Mutex<Vec<Seen>>, answer: &Answer) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut head = String::new();
         let mut length = 0usize;
@@ -204,7 +217,9 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: &Answer) {
             head.push_str(&line);
         }
         let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
         let body = String::from_utf8_lossy(&body).to_string();
         assert!(head.starts_with("POST /api/42/envelope/ "), "{head}");
         assert!(
@@ -212,7 +227,12 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: &Answer) {
             "{auth}"
         );
         let header: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
-        assert!(header["dsn"].as_str().unwrap().contains("@127.0.0.1"));
+        assert!(
+            header["dsn"]
+                .as_str()
+                .unwrap()
+                .contains("0123456789abcdef@")
+        );
         assert!(
             header["sent_at"].is_string(),
             "sent_at is refreshed: {header}"
@@ -230,7 +250,8 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: &Answer) {
             response.push_str(&format!("{k}: {v}\r\n"));
         }
         response.push_str("\r\n{}");
-        if out.write_all(response.as_bytes()).is_err() {
+        let out = reader.get_mut();
+        if out.write_all(response.as_bytes()).is_err() || out.flush().is_err() {
             return;
         }
     }
@@ -382,4 +403,61 @@ fn a_bad_upstream_dsn_is_refused_and_forwarding_can_be_turned_off() {
     let off = server.json(&["project", "forward", "default", "--off"]);
     assert_eq!(off["forward_to"], Value::Null);
     assert_eq!(server.status()["forward"], serde_json::json!({}));
+}
+
+/// A private CA and a certificate it signed for `localhost`: (CA PEM, server config).
+fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+#[test]
+fn an_https_upstream_with_a_private_ca_is_trusted_only_through_forward_ca_file() {
+    let (ca_pem, tls) = private_ca();
+    let upstream = Upstream::start_with_tls(Box::new(|_, _, _| (200, vec![])), Some(tls));
+
+    let (untrusting, dsn) = edge_for(&upstream, "");
+    send_with_sdk(&dsn, 1, "untrusted");
+    wait_until(Duration::from_secs(20), "a certificate error", || {
+        forward_status(&untrusting)["last_error"].is_string()
+    });
+    let f = forward_status(&untrusting);
+    assert!(
+        f["last_error"].as_str().unwrap().contains("certificate"),
+        "the error names the certificate problem: {f}"
+    );
+    assert_eq!(f["pending"], 1, "nothing is lost meanwhile");
+    assert!(upstream.seen().is_empty());
+    drop(untrusting);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let toml = format!("[forward]\nca_file = \"{}\"\n", ca_file.display());
+    let (trusting, dsn) = edge_for(&upstream, &toml);
+    let ids = send_with_sdk(&dsn, 3, "trusted");
+    wait_until(Duration::from_secs(20), "delivery over TLS", || {
+        forward_status(&trusting)["delivered"] == 3
+    });
+    for id in &ids {
+        assert_eq!(upstream.accepted().get(id), Some(&1));
+    }
 }
