@@ -100,6 +100,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a test email through the configured SMTP server (smtp_url, mail_from) and say
+    /// exactly what failed, if anything
+    Sendtestemail {
+        /// Where to send it
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alert rules and targets of a project (mail to members and admins, webhooks)
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Show the running server's workers, queue and counters
     Status {
         #[arg(long)]
@@ -165,6 +176,17 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make a user a member of a project (members get its alert mail; admins see every
+    /// project anyway), or --remove them
+    Member {
+        /// Project slug or numeric id
+        project: String,
+        email: String,
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a project with its issues, events and keys
     Delete {
         /// Project slug or numeric id
@@ -177,6 +199,91 @@ pub enum ProjectCommand {
     },
     /// List projects
     List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `on` or `off`.
+fn switch(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Show a project's rules, recipients and webhooks, and whether mail is on
+    Show {
+        /// Project slug or numeric id
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn rules on or off; set or clear the frequency threshold
+    Set {
+        /// Project slug or numeric id
+        project: String,
+        /// Alert on a new issue (on by default)
+        #[arg(long, value_parser = switch, value_name = "on|off")]
+        new_issue: Option<bool>,
+        /// Alert on a regression: an event on a resolved issue (on by default)
+        #[arg(long, value_parser = switch, value_name = "on|off")]
+        regression: Option<bool>,
+        /// Alert when an ignored issue comes back (on by default)
+        #[arg(long, value_parser = switch, value_name = "on|off")]
+        reappeared: Option<bool>,
+        /// Alert when an issue gets more than N events within --minutes, once per window
+        #[arg(
+            long,
+            value_name = "N",
+            requires = "minutes",
+            conflicts_with = "no_frequency"
+        )]
+        frequency: Option<u64>,
+        /// The frequency rule's window
+        #[arg(long, value_name = "M", requires = "frequency")]
+        minutes: Option<u64>,
+        /// Turn the frequency rule off
+        #[arg(long)]
+        no_frequency: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mail alerts of a project also to this address (beside its members and the admins)
+    Email {
+        /// Project slug or numeric id
+        project: String,
+        address: String,
+        /// Stop mailing it
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Post a project's alerts to a webhook URL
+    Webhook {
+        /// Project slug or numeric id
+        project: String,
+        url: String,
+        /// json: issue, event summary, link; slack: text + blocks (Slack, Mattermost, Discord)
+        #[arg(long, default_value = "json", value_parser = ["json", "slack"])]
+        format: String,
+        /// Remove the webhook
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop mailing a member or admin about a project (--undo: mail them again)
+    OptOut {
+        /// Project slug or numeric id
+        project: String,
+        email: String,
+        #[arg(long)]
+        undo: bool,
         #[arg(long)]
         json: bool,
     },

@@ -129,6 +129,43 @@ pub struct Config {
     pub retention: Retention,
     pub metrics: Metrics,
     pub forward: Forward,
+    /// Where alert mail goes: `smtp://host:port`, `smtp+starttls://user:pass@host:587`,
+    /// `smtps://user:pass@host:465`; empty: no mail.
+    pub smtp_url: String,
+    /// The sender of alert mail.
+    pub mail_from: String,
+    pub alerts: Alerts,
+}
+
+/// Alert delivery (the rules are per project).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// How long one SMTP conversation may take.
+    pub smtp_timeout: Duration,
+    /// How long an alert is retried (SMTP or a webhook down) before it is given up.
+    pub retry_for: Duration,
+    /// At most one alert per issue per rule within this.
+    pub throttle: Duration,
+    /// Mails per hour for the whole server; past it, alerts wait for one digest mail.
+    pub max_mails_per_hour: u64,
+    /// How long one webhook call may take.
+    pub webhook_timeout: Duration,
+    /// Let webhooks call loopback, private and link-local addresses (off: refused).
+    pub allow_private_webhooks: bool,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            smtp_timeout: Duration(std::time::Duration::from_secs(30)),
+            retry_for: Duration(std::time::Duration::from_secs(24 * 3600)),
+            throttle: Duration(std::time::Duration::from_secs(3600)),
+            max_mails_per_hour: 100,
+            webhook_timeout: Duration(std::time::Duration::from_secs(10)),
+            allow_private_webhooks: false,
+        }
+    }
 }
 
 /// Store-and-forward to upstream servers (which projects forward is set per project).
@@ -301,6 +338,9 @@ impl Default for Config {
             retention: Retention::default(),
             metrics: Metrics::default(),
             forward: Forward::default(),
+            smtp_url: String::new(),
+            mail_from: "picket@localhost".into(),
+            alerts: Alerts::default(),
         }
     }
 }
@@ -349,12 +389,14 @@ pub struct Overrides {
 }
 
 /// The environment variables picket reads, and the key each one sets.
-pub const ENV_VARS: [(&str, &str); 13] = [
+pub const ENV_VARS: [(&str, &str); 15] = [
     ("PICKET_DATA_DIR", "data_dir"),
     ("PICKET_HTTP_ADDR", "http_addr"),
     ("PICKET_UDP_ADDR", "udp_addr"),
     ("PICKET_BASE_URL", "base_url"),
     ("PICKET_LOG", "log"),
+    ("PICKET_SMTP_URL", "smtp_url"),
+    ("PICKET_MAIL_FROM", "mail_from"),
     ("PICKET_RETENTION_MAX_AGE", "retention.max_age"),
     (
         "PICKET_RETENTION_MAX_EVENTS_PER_PROJECT",
@@ -439,6 +481,8 @@ impl Config {
             "udp_addr" => self.udp_addr = value,
             "base_url" => self.base_url = value,
             "log" => self.log = value,
+            "smtp_url" => self.smtp_url = value,
+            "mail_from" => self.mail_from = value,
             "retention.max_age" => {
                 self.retention.max_age = Duration::parse(&value)
                     .ok_or_else(|| format!("'{value}' is not a duration (try 90d, 12h, 30s)"))?;
@@ -512,6 +556,16 @@ impl Config {
                 ),
             ));
         }
+        if !self.smtp_url.is_empty() {
+            crate::alert::mail::SmtpUrl::parse(&self.smtp_url)
+                .map_err(|e| invalid("smtp_url", e.to_string()))?;
+        }
+        if !self.mail_from.contains('@') {
+            return Err(invalid(
+                "mail_from",
+                format!("'{}' is not an email address", self.mail_from),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
@@ -570,6 +624,13 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 
 # How long a stop (SIGTERM/SIGINT) waits for requests in flight and the queue to drain.
 # shutdown_timeout = "10s"
+
+# Alert mail. One URL: smtp://host:port (plain), smtp+starttls://user:pass@host:587,
+# smtps://user:pass@host:465. Empty: no mail (alerts still go to webhooks).
+# Env: PICKET_SMTP_URL.
+# smtp_url = ""
+# The sender of alert mail. Env: PICKET_MAIL_FROM.
+# mail_from = "picket@localhost"
 
 [limits]
 # All request headers together. Larger: 431.
@@ -680,6 +741,20 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # timeout = "30s"
 # Requests in flight to each upstream at once.
 # concurrency = 4
+
+[alerts]
+# How long one SMTP conversation may take.
+# smtp_timeout = "30s"
+# How long an alert is retried while SMTP or a webhook is down, then given up (and logged).
+# retry_for = "24h"
+# At most one alert per issue per rule within this.
+# throttle = "1h"
+# Mails per hour for the whole server; past it, alerts wait for one digest mail.
+# max_mails_per_hour = 100
+# How long one webhook call may take.
+# webhook_timeout = "10s"
+# Let webhooks call loopback, private and link-local addresses (refused by default).
+# allow_private_webhooks = false
 
 [metrics]
 # Serve GET /metrics in the Prometheus text format.

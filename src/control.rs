@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::intake::ratelimit::RateLimit;
 use crate::pipeline::Queue;
 use crate::status::Live;
+use crate::store::alerts;
 use crate::store::backup::{self, Progress};
 use crate::store::batch::Batch;
 use crate::store::issues::{self, Issue, Status, StatusChange};
@@ -81,6 +82,17 @@ pub enum Request {
     DeadLetters {
         retry: bool,
     },
+    /// Shows or changes a project's alert rules and targets.
+    Alerts {
+        project: String,
+        change: AlertChange,
+    },
+    /// Adds a user to a project's members, or removes one.
+    ProjectMember {
+        project: String,
+        email: String,
+        remove: bool,
+    },
     /// Deletes an issue and its events.
     IssueDelete {
         project: String,
@@ -116,6 +128,33 @@ impl Request {
                 | Request::ProjectDelete { .. }
         )
     }
+}
+
+/// A change to a project's alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum AlertChange {
+    Show,
+    Rules {
+        new_issue: Option<bool>,
+        regression: Option<bool>,
+        reappeared: Option<bool>,
+        /// `Some(None)` turns the frequency rule off.
+        frequency: Option<Option<alerts::Frequency>>,
+    },
+    Email {
+        address: String,
+        remove: bool,
+    },
+    Webhook {
+        url: String,
+        format: alerts::WebhookFormat,
+        remove: bool,
+    },
+    OptOut {
+        email: String,
+        undo: bool,
+    },
 }
 
 /// How management writes reach the file.
@@ -193,6 +232,65 @@ impl Handle {
             v["secret_key"] = json!(key.secret_key);
         }
         v
+    }
+
+    /// A webhook URL must be http(s), and under the default policy must not lead to a loopback,
+    /// private or link-local address (checked again on every call).
+    fn check_webhook(&self, url: &str) -> Result<(), StoreError> {
+        let policy = if self.config.alerts.allow_private_webhooks {
+            crate::outbound::Policy::AnyAddress
+        } else {
+            crate::outbound::Policy::PublicOnly
+        };
+        let refuse = |why: String| {
+            StoreError::Invalid(format!(
+                "webhook {url} refused: {why}{}",
+                if policy == crate::outbound::Policy::PublicOnly {
+                    " (alerts.allow_private_webhooks = true allows it)"
+                } else {
+                    ""
+                }
+            ))
+        };
+        let client = crate::outbound::Client::new(None, std::time::Duration::from_secs(1), policy)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        client.check_url(url).map_err(|e| refuse(e.to_string()))?;
+        if policy == crate::outbound::Policy::PublicOnly {
+            let uri: hyper::Uri = url.parse().map_err(|_| refuse("not a URL".into()))?;
+            let host = uri.host().unwrap_or_default().to_string();
+            let port = uri.port_u16().unwrap_or(443);
+            use std::net::ToSocketAddrs;
+            if let Ok(addrs) = (host.as_str(), port).to_socket_addrs() {
+                let addrs: Vec<_> = addrs.collect();
+                if !addrs.is_empty() && addrs.iter().all(|a| !crate::outbound::is_public(a.ip())) {
+                    return Err(refuse(format!(
+                        "{host} resolves only to loopback, private or link-local addresses"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn alerts_json(&self, project: &Project) -> Result<Value, StoreError> {
+        let txn = self.db.begin_read()?;
+        let all = users::list(&txn.open_table(store::USERS)?)?;
+        let mut recipients: Vec<String> = all
+            .iter()
+            .filter(|u| u.active && (u.is_admin || project.members.contains(&u.email)))
+            .map(|u| u.email.clone())
+            .filter(|e| !project.alerts.opt_out.contains(e))
+            .chain(project.alerts.emails.iter().cloned())
+            .collect();
+        recipients.sort();
+        recipients.dedup();
+        Ok(json!({
+            "project": project.slug,
+            "mail": crate::alert::mail_state(&self.config),
+            "rules": project.alerts,
+            "members": project.members,
+            "recipients": recipients,
+        }))
     }
 
     /// Answers one management request.
@@ -275,6 +373,63 @@ impl Handle {
                 let retried =
                     self.write(|txn| store::outbox::Outbox::open(txn)?.retry_dead(None))?;
                 Ok(json!({ "retried": retried, "dead_letters": list }))
+            }
+            Request::Alerts { project, change } => {
+                let id = self.project(&project)?.id;
+                if let AlertChange::Webhook {
+                    url, remove: false, ..
+                } = &change
+                {
+                    self.check_webhook(url)?;
+                }
+                if let AlertChange::Email { address, .. }
+                | AlertChange::OptOut { email: address, .. } = &change
+                    && !users::valid_email(address.trim())
+                {
+                    return Err(StoreError::Invalid(format!(
+                        "'{address}' is not an email address"
+                    )));
+                }
+                let project = match change {
+                    AlertChange::Show => self.project(&project)?,
+                    change => self.write(move |txn| {
+                        let mut rows = Batch::open(txn)?;
+                        let mut project = rows
+                            .project(id)?
+                            .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                        apply_alert_change(&mut project.alerts, change)?;
+                        rows.put_project(&project)?;
+                        Ok(project)
+                    })?,
+                };
+                Ok(self.alerts_json(&project)?)
+            }
+            Request::ProjectMember {
+                project,
+                email,
+                remove,
+            } => {
+                let id = self.project(&project)?.id;
+                let email = email.trim().to_ascii_lowercase();
+                let project = self.write(move |txn| {
+                    let known = users::get(&txn.open_table(store::USERS)?, &email)?.is_some();
+                    if !known && !remove {
+                        return Err(StoreError::NotFound(format!(
+                            "no user {email} (create one first)"
+                        )));
+                    }
+                    let mut rows = Batch::open(txn)?;
+                    let mut project = rows
+                        .project(id)?
+                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                    project.members.retain(|m| m != &email);
+                    if !remove {
+                        project.members.push(email);
+                    }
+                    rows.put_project(&project)?;
+                    Ok(project)
+                })?;
+                Ok(json!({ "project": project.slug, "members": project.members }))
             }
             Request::IssueDelete { project, issue } => {
                 let project = self.project(&project)?;
@@ -625,4 +780,59 @@ pub fn open_direct(config: Arc<Config>) -> Result<Handle, StoreError> {
         config,
         live: None,
     })
+}
+
+/// Applies a change to a project's alert rules.
+fn apply_alert_change(
+    rules: &mut alerts::AlertRules,
+    change: AlertChange,
+) -> Result<(), StoreError> {
+    match change {
+        AlertChange::Show => {}
+        AlertChange::Rules {
+            new_issue,
+            regression,
+            reappeared,
+            frequency,
+        } => {
+            rules.new_issue = new_issue.unwrap_or(rules.new_issue);
+            rules.regression = regression.unwrap_or(rules.regression);
+            rules.reappeared = reappeared.unwrap_or(rules.reappeared);
+            if let Some(f) = frequency {
+                if let Some(f) = f
+                    && (f.events == 0 || f.minutes == 0)
+                {
+                    return Err(StoreError::Invalid(
+                        "a frequency rule needs at least 1 event and 1 minute".into(),
+                    ));
+                }
+                rules.frequency = f;
+            }
+        }
+        AlertChange::Email { address, remove } => {
+            let address = address.trim().to_string();
+            rules.emails.retain(|e| e != &address);
+            if !remove {
+                rules.emails.push(address);
+            }
+        }
+        AlertChange::Webhook {
+            url,
+            format,
+            remove,
+        } => {
+            rules.webhooks.retain(|h| h.url != url);
+            if !remove {
+                rules.webhooks.push(alerts::Webhook { url, format });
+            }
+        }
+        AlertChange::OptOut { email, undo } => {
+            let email = email.trim().to_ascii_lowercase();
+            rules.opt_out.retain(|e| e != &email);
+            if !undo {
+                rules.opt_out.push(email);
+            }
+        }
+    }
+    Ok(())
 }

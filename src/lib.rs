@@ -5,6 +5,7 @@
 //! grouping) knows nothing of HTTP or storage; [`store`] knows nothing of HTTP; [`intake`],
 //! [`pipeline`], [`control`] and [`server`] sit on top.
 
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -12,10 +12,11 @@ use clap::Parser;
 use serde_json::Value;
 
 use picket::cli::{
-    Cli, Command, ForwardCommand, IssueCommand, KeyCommand, ProjectCommand, ServeArgs,
+    AlertsCommand, Cli, Command, ForwardCommand, IssueCommand, KeyCommand, ProjectCommand,
+    ServeArgs,
 };
 use picket::config::{Config, Overrides, TEMPLATE};
-use picket::control::{self, Request};
+use picket::control::{self, AlertChange, Request};
 use picket::server::ServeError;
 use picket::store;
 use picket::store::issues::StatusChange;
@@ -318,6 +319,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => format!("project {} does not forward\n", text(&v["slug"])),
             })
         }
+        Command::Sendtestemail { address, json } => {
+            let config = load_config(&cli, None)?;
+            if config.smtp_url.is_empty() {
+                bail!("alert mail is off: set smtp_url (or PICKET_SMTP_URL) first");
+            }
+            let mailer = picket::alert::mail::Mailer::new(
+                &config.smtp_url,
+                &config.mail_from,
+                config.alerts.smtp_timeout.0,
+            )?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(mailer.send_test(address))
+                .map_err(|e| anyhow!("the test email to {address} was not sent: {e}"))?;
+            let answer = serde_json::json!({ "sent_to": address, "server": mailer.server() });
+            print(*json, &answer, |v| {
+                format!(
+                    "sent a test email to {} through {}\n",
+                    text(&v["sent_to"]),
+                    text(&v["server"])
+                )
+            })
+        }
+        Command::Alerts(cmd) => alerts_command(&cli, cmd),
+        Command::Project(ProjectCommand::Member {
+            project,
+            email,
+            remove,
+            json,
+        }) => {
+            let req = Request::ProjectMember {
+                project: project.clone(),
+                email: email.clone(),
+                remove: *remove,
+            };
+            let answer = manage(&cli, req)?;
+            print(*json, &answer, |v| {
+                format!(
+                    "members of {}: {}\n",
+                    text(&v["project"]),
+                    v["members"]
+                        .as_array()
+                        .map(|m| m.iter().map(text).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default()
+                )
+            })
+        }
         Command::Forward(ForwardCommand::DeadLetter { retry, json }) => {
             let answer = manage(&cli, Request::DeadLetters { retry: *retry })?;
             print(*json, &answer, |v| {
@@ -584,6 +634,19 @@ fn status_text(v: &Value) -> String {
             out += &format!("{title}: {}\n", parts.join(", "));
         }
     }
+    let a = &v["alerts"];
+    out += &format!(
+        "alerts: mail {}, {} pending, {} mails and {} webhook calls sent, {} given up{}\n",
+        text(&a["mail"]),
+        a["pending"],
+        a["mails_sent"],
+        a["webhooks_sent"],
+        a["failed"],
+        a["last_error"]
+            .as_str()
+            .map(|e| format!(", last error: {e}"))
+            .unwrap_or_default()
+    );
     if let Some(cap) = v["events"]["disk_cap"].as_u64() {
         out += &format!("disk budget: the file has room for {cap} events\n");
     }
@@ -607,6 +670,130 @@ fn status_text(v: &Value) -> String {
     }
     out += "\n";
     out + &table(&v["workers"], &["name", "state", "restarts", "last_error"])
+}
+
+/// `picket alerts …`: every subcommand is one `Alerts` request.
+fn alerts_command(cli: &Cli, cmd: &AlertsCommand) -> anyhow::Result<()> {
+    let (project, change, json) = match cmd {
+        AlertsCommand::Show { project, json } => (project, AlertChange::Show, json),
+        AlertsCommand::Set {
+            project,
+            new_issue,
+            regression,
+            reappeared,
+            frequency,
+            minutes,
+            no_frequency,
+            json,
+        } => {
+            let frequency = match (frequency, minutes, no_frequency) {
+                (_, _, true) => Some(None),
+                (Some(events), Some(minutes), _) => Some(Some(picket::store::alerts::Frequency {
+                    events: *events,
+                    minutes: *minutes,
+                })),
+                _ => None,
+            };
+            let change = AlertChange::Rules {
+                new_issue: *new_issue,
+                regression: *regression,
+                reappeared: *reappeared,
+                frequency,
+            };
+            (project, change, json)
+        }
+        AlertsCommand::Email {
+            project,
+            address,
+            remove,
+            json,
+        } => {
+            let change = AlertChange::Email {
+                address: address.clone(),
+                remove: *remove,
+            };
+            (project, change, json)
+        }
+        AlertsCommand::Webhook {
+            project,
+            url,
+            format,
+            remove,
+            json,
+        } => {
+            let format = if format == "slack" {
+                picket::store::alerts::WebhookFormat::Slack
+            } else {
+                picket::store::alerts::WebhookFormat::Json
+            };
+            let change = AlertChange::Webhook {
+                url: url.clone(),
+                format,
+                remove: *remove,
+            };
+            (project, change, json)
+        }
+        AlertsCommand::OptOut {
+            project,
+            email,
+            undo,
+            json,
+        } => {
+            let change = AlertChange::OptOut {
+                email: email.clone(),
+                undo: *undo,
+            };
+            (project, change, json)
+        }
+    };
+    let answer = manage(
+        cli,
+        Request::Alerts {
+            project: project.clone(),
+            change,
+        },
+    )?;
+    print(*json, &answer, alerts_text)
+}
+
+fn alerts_text(v: &Value) -> String {
+    let rules = &v["rules"];
+    let on = |b: &Value| {
+        if b.as_bool() == Some(true) {
+            "on"
+        } else {
+            "off"
+        }
+    };
+    let mut out = format!(
+        "alerts of {} (mail {})\nnew issue: {}, regression: {}, reappeared: {}, frequency: {}\n",
+        text(&v["project"]),
+        text(&v["mail"]),
+        on(&rules["new_issue"]),
+        on(&rules["regression"]),
+        on(&rules["reappeared"]),
+        match rules["frequency"].as_object() {
+            Some(f) => format!(
+                "more than {} events in {} minutes",
+                f["events"], f["minutes"]
+            ),
+            None => "off".into(),
+        }
+    );
+    let list = |key: &Value| {
+        key.as_array()
+            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    out += &format!("recipients: {}\n", list(&v["recipients"]));
+    for hook in rules["webhooks"].as_array().into_iter().flatten() {
+        out += &format!(
+            "webhook: {} ({})\n",
+            text(&hook["url"]),
+            text(&hook["format"])
+        );
+    }
+    out
 }
 
 /// `picket issue …`: status changes and deletion, all through the same management requests.

@@ -1,9 +1,15 @@
-//! What picket sends out over HTTP(S): one client (keep-alive connections, rustls with the
-//! system's root certificates plus an optional private CA, a timeout on every request) and the
-//! reading of an upstream's rate-limit answers. Used to forward events upstream.
+//! What picket sends out over the network: one HTTP(S) client (keep-alive connections, rustls
+//! with the system's root certificates plus an optional private CA, a timeout on every request,
+//! redirects never followed, and optionally only public addresses), the TLS setup mail shares,
+//! and the reading of an upstream's rate-limit answers. Used to forward events upstream and to
+//! call webhooks.
 
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +32,118 @@ pub enum OutboundError {
     Network(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+/// Which addresses a client may connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Any (upstream servers on a LAN are normal).
+    AnyAddress,
+    /// No loopback, private, link-local, multicast or unspecified addresses: what URLs that
+    /// users type in (webhooks) may reach by default.
+    PublicOnly,
+}
+
+/// Whether an address is one a `PublicOnly` client may connect to.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Name resolution for the client: the system's, through tokio, with the addresses the policy
+/// forbids removed, so that a name cannot lead a webhook to a private address.
+#[derive(Clone)]
+struct Resolver(Policy);
+
+type Resolving =
+    Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, std::io::Error>> + Send>>;
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let policy = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| policy == Policy::AnyAddress || is_public(a.ip()))
+                .collect();
+            if allowed.is_empty() && !found.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves only to loopback, private or link-local addresses"),
+                ));
+            }
+            Ok(allowed.into_iter())
+        })
+    }
+}
+
+/// The TLS client configuration picket uses everywhere: rustls with ring, the system's roots
+/// and the PEM certificates in `ca_file`, if given.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, OutboundError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let ca_error = |cause: String| OutboundError::CaFile {
+            path: path.display().to_string(),
+            cause,
+        };
+        let mut found = 0;
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| ca_error(e.to_string()))?
+        {
+            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
+            roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(ca_error("no PEM certificate in it".into()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| OutboundError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// An answer: status, headers and (the start of) the body.
@@ -41,49 +159,35 @@ const MAX_REPLY: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: HyperClient<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
     timeout: Duration,
+    policy: Policy,
 }
 
 impl Client {
-    /// A client trusting the system's roots and the PEM certificates in `ca_file`, if given.
-    pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Client, OutboundError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
-        if let Some(path) = ca_file {
-            use rustls_pki_types::pem::PemObject;
-            let ca_error = |cause: String| OutboundError::CaFile {
-                path: path.display().to_string(),
-                cause,
-            };
-            let mut found = 0;
-            for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_error(e.to_string()))?
-            {
-                let cert = cert.map_err(|e| ca_error(e.to_string()))?;
-                roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
-                found += 1;
-            }
-            if found == 0 {
-                return Err(ca_error("no PEM certificate in it".into()));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| OutboundError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    /// A client trusting the system's roots and the PEM certificates in `ca_file`, if given,
+    /// connecting only where `policy` allows.
+    pub fn new(
+        ca_file: Option<&Path>,
+        timeout: Duration,
+        policy: Policy,
+    ) -> Result<Client, OutboundError> {
+        let mut http = HttpConnector::new_with_resolver(Resolver(policy));
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(tls_config(ca_file)?)
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let inner = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        Ok(Client { inner, timeout })
+        Ok(Client {
+            inner,
+            timeout,
+            policy,
+        })
     }
 
     /// POSTs `body` to `url` with these headers.
@@ -93,9 +197,7 @@ impl Client {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<Reply, OutboundError> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(OutboundError::Url(url.to_string()));
-        }
+        self.check_url(url)?;
         let mut request = hyper::Request::post(url);
         for (name, value) in headers {
             request = request.header(*name, value);
@@ -124,6 +226,33 @@ impl Client {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| OutboundError::Timeout(self.timeout))?
+    }
+}
+
+impl Client {
+    /// Refuses URLs the client may not call: not http(s), or (for `PublicOnly`) a literal
+    /// address that is not public. Names are checked when they are resolved.
+    pub fn check_url(&self, url: &str) -> Result<(), OutboundError> {
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|_| OutboundError::Url(url.to_string()))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(OutboundError::Url(url.to_string()));
+        }
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if self.policy == Policy::PublicOnly {
+            let literal = host.parse::<IpAddr>().ok();
+            if literal.is_some_and(|ip| !is_public(ip)) || host.eq_ignore_ascii_case("localhost") {
+                return Err(OutboundError::Forbidden(format!(
+                    "{host} is a loopback, private or link-local address"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

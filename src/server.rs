@@ -125,6 +125,8 @@ pub fn run(
             per_project: config.retention.max_events_per_project,
             per_issue: config.retention.max_events_per_issue,
         },
+        alert_mail: !config.smtp_url.is_empty(),
+        alert_throttle: config.alerts.throttle.0.as_secs_f64(),
         file: crate::store::file_in(&config.data_dir),
         max_disk: config.retention.max_disk.0,
     };
@@ -157,9 +159,35 @@ pub fn run(
     let forward_client = {
         let ca = &config.forward.ca_file;
         let ca = (!ca.as_os_str().is_empty()).then_some(ca.as_path());
-        crate::outbound::Client::new(ca, config.forward.timeout.0).map_err(|e| fatal(e.into()))?
+        crate::outbound::Client::new(
+            ca,
+            config.forward.timeout.0,
+            crate::outbound::Policy::AnyAddress,
+        )
+        .map_err(|e| fatal(e.into()))?
+    };
+    let alert_state = Arc::new(crate::alert::State::default());
+    let alerter = {
+        let policy = if config.alerts.allow_private_webhooks {
+            crate::outbound::Policy::AnyAddress
+        } else {
+            crate::outbound::Policy::PublicOnly
+        };
+        let webhooks = crate::outbound::Client::new(None, config.alerts.webhook_timeout.0, policy)
+            .map_err(|e| fatal(e.into()))?;
+        crate::alert::Alerter::new(
+            db.clone(),
+            intake.queue.clone(),
+            &config,
+            webhooks,
+            alert_state.clone(),
+        )
+        .map_err(|e| fatal(e.into()))?
     };
     let live = Arc::new(Live {
+        alerts: alert_state,
+        mail: crate::alert::mail_state(&config),
+        db: db.clone(),
         forward: forward_state.clone(),
         started: Instant::now(),
         pid: std::process::id(),
@@ -219,6 +247,12 @@ pub fn run(
             let stop = stop_rx.clone();
             supervisor::supervise_task(workers.clone(), "forwarder", stop_rx.clone(), move || {
                 forwarder.clone().run(stop.clone())
+            });
+        }
+        {
+            let stop = stop_rx.clone();
+            supervisor::supervise_task(workers.clone(), "alerter", stop_rx.clone(), move || {
+                alerter.clone().run(stop.clone())
             });
         }
         let graceful = Arc::new(GracefulShutdown::new());

@@ -13,6 +13,10 @@ use crate::supervisor::Workers;
 
 /// The running server's moving parts, as status needs them.
 pub struct Live {
+    pub db: Arc<redb::Database>,
+    /// The alerter's counters, and whether mail is on.
+    pub alerts: Arc<crate::alert::State>,
+    pub mail: String,
     /// The forwarder's view of each upstream.
     pub forward: Arc<crate::forward::State>,
     pub started: Instant,
@@ -57,6 +61,7 @@ impl Live {
             "dropped": counters.udp_dropped(),
             "items_dropped": counters.dropped_items(),
             "forward": self.forward.report(),
+            "alerts": self.alerts.report(&self.db, &self.mail),
         })
     }
 
@@ -189,6 +194,41 @@ impl Live {
             ),
         ] {
             metric(name, kind, help, labelled("project", per_project(field)));
+        }
+        let alerts = self.alerts.report(&self.db, &self.mail);
+        for (field, name, kind, help) in [
+            (
+                "pending",
+                "picket_alerts_pending",
+                "gauge",
+                "Alerts waiting in the outbox.",
+            ),
+            (
+                "mails_sent",
+                "picket_alert_mails_sent_total",
+                "counter",
+                "Alert mails sent since start.",
+            ),
+            (
+                "digests_sent",
+                "picket_alert_digests_sent_total",
+                "counter",
+                "Digest mails of held-back alerts sent since start.",
+            ),
+            (
+                "webhooks_sent",
+                "picket_alert_webhooks_sent_total",
+                "counter",
+                "Webhook calls answered 2xx since start.",
+            ),
+            (
+                "failed",
+                "picket_alerts_failed_total",
+                "counter",
+                "Alerts given up since start.",
+            ),
+        ] {
+            metric(name, kind, help, one(alerts[field].as_u64().unwrap_or(0)));
         }
         metric(
             "picket_uptime_seconds",

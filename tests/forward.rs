@@ -5,11 +5,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::sink::Sink;
 use common::{Server, stored_event};
 use serde_json::Value;
 
@@ -129,7 +129,7 @@ fn an_edge_delivers_every_acknowledged_event_once_across_an_outage_and_a_sigkill
     }
 }
 
-/// What the test upstream saw: when each request came, its event id, and the answer.
+/// What the test upstream saw: when each envelope came, its event id, and the answer.
 #[derive(Debug, Clone)]
 struct Seen {
     at: Instant,
@@ -137,11 +137,11 @@ struct Seen {
     status: u16,
 }
 
-/// A small HTTP/1.1 upstream on loopback (keep-alive, Content-Length bodies) that answers each
-/// envelope with what `answer` says for it (status and extra headers).
+/// An upstream on loopback that answers each envelope with what `answer` says for it
+/// (index, event id, body → status and extra headers).
 struct Upstream {
     dsn: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    sink: Sink,
 }
 
 type Answer = dyn Fn(usize, &str, &str) -> (u16, Vec<(String, String)>) + Send + Sync;
@@ -153,35 +153,55 @@ impl Upstream {
 
     /// With `tls`, an https upstream named `localhost` with that server configuration.
     fn start_with_tls(answer: Box<Answer>, tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let answer: Arc<Answer> = Arc::from(answer);
-        let log = seen.clone();
-        let dsn = match &tls {
-            Some(_) => format!("https://0123456789abcdef0123456789abcdef@localhost:{port}/42"),
-            None => format!("http://0123456789abcdef0123456789abcdef@127.0.0.1:{port}/42"),
+        let https = tls.is_some();
+        let sink = Sink::start_with_tls(
+            Box::new(move |n, _head, body| answer(n, &envelope_id(body), body)),
+            tls,
+        );
+        let dsn = if https {
+            format!(
+                "https://0123456789abcdef0123456789abcdef@localhost:{}/42",
+                sink.port
+            )
+        } else {
+            format!(
+                "http://0123456789abcdef0123456789abcdef@127.0.0.1:{}/42",
+                sink.port
+            )
         };
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (log, answer, tls) = (log.clone(), answer.clone(), tls.clone());
-                std::thread::spawn(move || match tls {
-                    Some(config) => {
-                        let Ok(conn) = rustls::ServerConnection::new(config) else {
-                            return;
-                        };
-                        serve(rustls::StreamOwned::new(conn, stream), &log, &*answer)
-                    }
-                    None => serve(stream, &log, &*answer),
-                });
-            }
-        });
-        Upstream { dsn, seen }
+        Upstream { dsn, sink }
     }
 
+    /// Every envelope received, checked for what a Sentry server requires of it.
     fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.sink
+            .requests()
+            .into_iter()
+            .map(|r| {
+                assert!(r.head.starts_with("POST /api/42/envelope/ "), "{}", r.head);
+                let auth = r.header("x-sentry-auth").unwrap_or_default();
+                assert!(
+                    auth.contains("sentry_key=0123456789abcdef0123456789abcdef"),
+                    "{auth}"
+                );
+                let header: Value = serde_json::from_str(r.body.lines().next().unwrap()).unwrap();
+                assert!(
+                    header["dsn"]
+                        .as_str()
+                        .unwrap()
+                        .contains("0123456789abcdef@")
+                );
+                assert!(
+                    header["sent_at"].is_string(),
+                    "sent_at is refreshed: {header}"
+                );
+                Seen {
+                    at: r.at,
+                    event_id: envelope_id(&r.body),
+                    status: r.status,
+                }
+            })
+            .collect()
     }
 
     fn accepted(&self) -> HashMap<String, usize> {
@@ -193,68 +213,13 @@ impl Upstream {
     }
 }
 
-fn serve(stream: impl Read + Write, log: &Mutex<Vec<Seen>>, answer: &Answer) {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut head = String::new();
-        let mut length = 0usize;
-        let mut auth = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            if lower.starts_with("x-sentry-auth:") {
-                auth = line.clone();
-            }
-            head.push_str(&line);
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let body = String::from_utf8_lossy(&body).to_string();
-        assert!(head.starts_with("POST /api/42/envelope/ "), "{head}");
-        assert!(
-            auth.contains("sentry_key=0123456789abcdef0123456789abcdef"),
-            "{auth}"
-        );
-        let header: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
-        assert!(
-            header["dsn"]
-                .as_str()
-                .unwrap()
-                .contains("0123456789abcdef@")
-        );
-        assert!(
-            header["sent_at"].is_string(),
-            "sent_at is refreshed: {header}"
-        );
-        let event_id = header["event_id"].as_str().unwrap().to_string();
-        let n = log.lock().unwrap().len();
-        let (status, headers) = answer(n, &event_id, &body);
-        log.lock().unwrap().push(Seen {
-            at: Instant::now(),
-            event_id,
-            status,
-        });
-        let mut response = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n");
-        for (k, v) in headers {
-            response.push_str(&format!("{k}: {v}\r\n"));
-        }
-        response.push_str("\r\n{}");
-        let out = reader.get_mut();
-        if out.write_all(response.as_bytes()).is_err() || out.flush().is_err() {
-            return;
-        }
-    }
+/// The `event_id` in an envelope's header line.
+fn envelope_id(body: &str) -> String {
+    body.lines()
+        .next()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .and_then(|h| h["event_id"].as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// An edge picket forwarding `default` to `upstream`, with `toml` in its config.

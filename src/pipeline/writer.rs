@@ -30,6 +30,10 @@ pub struct WriterConfig {
     pub quick_repair: bool,
     /// Stored-event caps applied in the transaction that crosses them.
     pub caps: crate::retention::Caps,
+    /// Whether alert mail is configured (alerts are queued for mail only then).
+    pub alert_mail: bool,
+    /// Seconds within which a rule does not fire twice for one issue (`alerts.throttle`).
+    pub alert_throttle: f64,
     /// The data file and its size budget (`retention.max_disk`; 0: none).
     pub file: std::path::PathBuf,
     pub max_disk: u64,
@@ -44,6 +48,7 @@ pub struct Writer {
     stats: Arc<Stats>,
     config: WriterConfig,
     disk: Option<crate::retention::DiskBudget>,
+    windows: crate::alert::rules::Windows,
 }
 
 impl Writer {
@@ -57,6 +62,7 @@ impl Writer {
             stats,
             disk: (config.max_disk > 0)
                 .then(|| crate::retention::DiskBudget::new(config.max_disk, config.file.clone())),
+            windows: Default::default(),
             config,
         }
     }
@@ -163,6 +169,7 @@ impl Writer {
         let mut tags: HashMap<(u64, u64, String, String), u64> = HashMap::new();
         let mut acks = Vec::with_capacity(batch.len());
         let mut forwards = Vec::new();
+        let mut alerts = Vec::new();
         {
             let mut rows = Batch::open(&txn)?;
             let mut seq = rows.seq()?;
@@ -201,7 +208,36 @@ impl Writer {
                     }
                 };
                 seq += 1;
+                let (before, first) = (issue.status, issue.count == 0);
                 record(issue, arrival);
+                let fired = crate::alert::rules::evaluate(
+                    &project.alerts,
+                    before,
+                    first,
+                    issue,
+                    arrival.event.received,
+                    &mut self.windows,
+                    self.config.alert_throttle,
+                );
+                let targets = self.config.alert_mail || !project.alerts.webhooks.is_empty();
+                for t in fired.into_iter().filter(|_| targets) {
+                    alerts.push(crate::store::alerts::Alert {
+                        project: arrival.project,
+                        issue: issue.id,
+                        rule: t.rule,
+                        event_id: arrival.event.event_id.clone(),
+                        created: arrival.event.received,
+                        detail: t.detail,
+                        mail: self.config.alert_mail,
+                        webhooks: project
+                            .alerts
+                            .webhooks
+                            .iter()
+                            .map(|h| h.url.clone())
+                            .collect(),
+                        held: false,
+                    });
+                }
                 rows.insert_event(
                     arrival.project,
                     issue.id,
@@ -249,6 +285,12 @@ impl Writer {
         }
         if !forwards.is_empty() {
             crate::store::outbox::Outbox::open(&txn)?.push(&forwards)?;
+        }
+        if !alerts.is_empty() {
+            let mut outbox = crate::store::alerts::AlertOutbox::open(&txn)?;
+            for alert in &alerts {
+                outbox.push(alert)?;
+            }
         }
         txn.commit()?;
         Ok((

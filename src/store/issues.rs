@@ -61,6 +61,8 @@ pub struct Issue {
     pub ignore_until: Option<f64>,
     /// …or once its `count` reaches this.
     pub ignore_until_count: Option<u64>,
+    /// When each alert rule last fired for this issue (for throttling and frequency windows).
+    pub alerted: Vec<(super::alerts::Rule, f64)>,
 }
 
 /// A change of an issue's status, as the CLI and the UI's buttons ask for it.

@@ -6,6 +6,7 @@
 //! fields stay readable by older and newer binaries), never redb tuple types. Keys may be
 //! tuples: they are an index, not a record. Counters are plain `u64`.
 
+pub mod alerts;
 pub mod backup;
 pub mod batch;
 pub mod events;
@@ -59,6 +60,8 @@ pub(crate) const FORWARD_DEAD: TableDefinition<(u64, u64), &[u8]> =
 /// Project id → ForwardCounts.
 pub(crate) const FORWARD_COUNTS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("forward_counts");
+/// Alert sequence → Alert: alerts waiting to be mailed or posted.
+pub(crate) const ALERT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("alert_outbox");
 /// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
@@ -81,6 +84,7 @@ macro_rules! for_each_table {
         $apply!(FORWARD_OUTBOX);
         $apply!(FORWARD_DEAD);
         $apply!(FORWARD_COUNTS);
+        $apply!(ALERT_OUTBOX);
     };
 }
 pub(crate) use for_each_table;

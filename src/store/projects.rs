@@ -20,6 +20,9 @@ pub struct Project {
     pub max_events: Option<u64>,
     /// The upstream DSN (with its secret, if any) every accepted event is forwarded to.
     pub forward_to: Option<String>,
+    /// Emails of the users who are members (admins see every project without it).
+    pub members: Vec<String>,
+    pub alerts: super::alerts::AlertRules,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -88,6 +91,7 @@ pub fn create(
         stored: 0,
         max_events: None,
         forward_to: None,
+        ..Default::default()
     };
     projects.insert(id, encode(&project).as_slice())?;
     slugs.insert(slug.as_str(), id)?;

@@ -39,7 +39,8 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
-fn valid_email(email: &str) -> bool {
+/// Whether text looks like an email address (local part, @, domain, no spaces).
+pub fn valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
@@ -73,6 +74,16 @@ pub fn create_superuser(
     user.active = true;
     table.insert(email.as_str(), encode(&user).as_slice())?;
     Ok(user)
+}
+
+pub fn get(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    email: &str,
+) -> Result<Option<User>, StoreError> {
+    table
+        .get(email)?
+        .map(|v| decode("users", v.value()))
+        .transpose()
 }
 
 pub fn list(
