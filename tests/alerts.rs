@@ -1,0 +1,414 @@
+//! Alerts against a real SMTP server (aiosmtpd, started on loopback) and a local webhook
+//! sink, with events from a real SDK: one mail per new issue, regressions, the frequency
+//! threshold, delivery after an SMTP outage across a restart, webhooks with retries and the
+//! private-address policy, and `picket sendtestemail`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use common::sink::Sink;
+use serde_json::Value;
+
+/// aiosmtpd writing every message it accepts into a Maildir.
+struct Smtp {
+    child: Child,
+    maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Smtp {
+    fn start(port: u16) -> Smtp {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("Maildir");
+        let child = Command::new(common::python())
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Smtp {
+            child,
+            maildir,
+            _dir: dir,
+        }
+    }
+
+    /// Every message received so far, as text.
+    fn mails(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                out.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A server mailing through `smtp_port`, with an admin (who gets every project's alerts).
+fn server_mailing_to(smtp_port: u16, extra_toml: &str) -> Server {
+    let server = Server::start_with_config(
+        &format!(
+            "smtp_url = \"smtp://127.0.0.1:{smtp_port}\"\nmail_from = \"picket@example.com\"\n{extra_toml}"
+        ),
+        &[],
+    );
+    create_admin(&server.data_dir, "admin@example.com");
+    server
+}
+
+fn create_admin(data_dir: &Path, email: &str) {
+    let mut child = Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["createsuperuser", "--email", email, "--password-stdin"])
+        .env_remove("PICKET_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Sends events through sentry-sdk: each `(message, times)` that many times.
+fn send(server: &Server, events: &[(&str, usize)]) {
+    let dsn = server.json(&["project", "list"])[0]["dsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let calls: Vec<String> = events
+        .iter()
+        .map(|(m, n)| {
+            format!("for _ in range({n}): sentry_sdk.capture_message({m:?}, level='error')")
+        })
+        .collect();
+    let script = format!(
+        "import os, sentry_sdk\nsentry_sdk.init(dsn=os.environ['SENTRY_DSN'], send_client_reports=False, default_integrations=False, environment='production', release='shop@1.2')\n{}\nsentry_sdk.flush(timeout=10)\n",
+        calls.join("\n")
+    );
+    common::run_python(&script, &dsn);
+}
+
+fn issue_id(server: &Server, title: &str) -> String {
+    let issues = server.json(&["issues", "default", "--status", "all"]);
+    issues
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["title"].as_str().unwrap().contains(title))
+        .unwrap_or_else(|| panic!("no issue {title}: {issues}"))["id"]
+        .to_string()
+}
+
+fn subjects(smtp: &Smtp) -> Vec<String> {
+    let mut out: Vec<String> = smtp
+        .mails()
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(String::from))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Waits a little and checks that no further mail arrived.
+fn assert_no_more_mail(smtp: &Smtp, expected: usize, why: &str) {
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(smtp.mails().len(), expected, "{why}: {:?}", subjects(smtp));
+}
+
+#[test]
+fn one_mail_per_new_issue_one_per_regression_and_the_threshold_once_per_window() {
+    let port = free_port();
+    let smtp = Smtp::start(port);
+    let server = server_mailing_to(port, "");
+
+    send(&server, &[("checkout failed", 1)]);
+    wait_until(Duration::from_secs(20), "the new-issue mail", || {
+        smtp.mails().len() == 1
+    });
+    let mail = &smtp.mails()[0];
+    assert!(
+        mail.contains("Subject: [default] ERROR: checkout failed"),
+        "{mail}"
+    );
+    assert!(mail.contains("X-RcptTo: admin@example.com"), "{mail}");
+    assert!(mail.contains("a new issue"), "{mail}");
+    assert!(
+        mail.contains("production") && mail.contains("shop@1.2"),
+        "{mail}"
+    );
+    assert!(mail.contains("text/html"), "an HTML part: {mail}");
+    assert!(
+        mail.contains("/projects/default/issues/1/"),
+        "a link: {mail}"
+    );
+
+    send(&server, &[("checkout failed", 3)]);
+    assert_no_more_mail(&smtp, 1, "further events of a known issue mail nobody");
+
+    let id = issue_id(&server, "checkout failed");
+    server.json(&["issue", "resolve", "default", &id]);
+    send(&server, &[("checkout failed", 1)]);
+    wait_until(Duration::from_secs(20), "the regression mail", || {
+        smtp.mails().len() == 2
+    });
+    assert!(
+        smtp.mails().iter().any(|m| m.contains("regression")),
+        "{:?}",
+        subjects(&smtp)
+    );
+
+    // More than 5 events in 2 minutes: the threshold fires once in its window.
+    let set = server.json(&[
+        "alerts",
+        "set",
+        "default",
+        "--frequency",
+        "5",
+        "--minutes",
+        "2",
+    ]);
+    assert_eq!(set["rules"]["frequency"]["events"], 5);
+    send(&server, &[("checkout failed", 8)]);
+    wait_until(Duration::from_secs(20), "the threshold mail", || {
+        smtp.mails().len() == 3
+    });
+    assert!(
+        smtp.mails()
+            .iter()
+            .any(|m| m.contains("more than 5 events in 2 minutes")),
+        "{:?}",
+        subjects(&smtp)
+    );
+    send(&server, &[("checkout failed", 8)]);
+    assert_no_more_mail(&smtp, 3, "the threshold fires once per window");
+
+    // Opting out leaves nobody to mail for a new issue.
+    server.json(&["alerts", "opt-out", "default", "admin@example.com"]);
+    send(&server, &[("quiet issue", 1)]);
+    assert_no_more_mail(&smtp, 3, "an opted-out admin is not mailed");
+}
+
+#[test]
+fn alerts_raised_while_smtp_is_down_are_delivered_once_after_a_restart() {
+    let port = free_port();
+    let server = server_mailing_to(port, "");
+    send(
+        &server,
+        &[
+            ("first outage issue", 1),
+            ("second outage issue", 2),
+            ("third outage issue", 1),
+        ],
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "a connection error in status",
+        || {
+            let alerts = &server.status()["alerts"];
+            alerts["pending"] == 3 && alerts["last_error"].is_string()
+        },
+    );
+    let status = server.status();
+    assert!(
+        status["alerts"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{}",
+        status["alerts"]
+    );
+
+    let server = server.restart();
+    assert_eq!(
+        server.status()["alerts"]["pending"],
+        3,
+        "the outbox survived"
+    );
+    let smtp = Smtp::start(port);
+    wait_until(Duration::from_secs(60), "three mails", || {
+        smtp.mails().len() >= 3
+    });
+    assert_no_more_mail(&smtp, 3, "each pending alert is mailed exactly once");
+    let subjects = subjects(&smtp);
+    for which in ["first", "second", "third"] {
+        assert_eq!(
+            subjects.iter().filter(|s| s.contains(which)).count(),
+            1,
+            "{subjects:?}"
+        );
+    }
+    wait_until(Duration::from_secs(10), "an empty outbox", || {
+        server.status()["alerts"]["pending"] == 0
+    });
+}
+
+#[test]
+fn webhooks_get_one_post_per_new_issue_retried_after_a_500() {
+    let sink = Sink::start(Box::new(|n, _, _| (if n == 0 { 500 } else { 200 }, vec![])));
+    let server = Server::start_with_config("[alerts]\nallow_private_webhooks = true\n", &[]);
+    let url = format!("http://127.0.0.1:{}/hooks/picket", sink.port);
+    server.json(&["alerts", "webhook", "default", &url]);
+    let slack_url = format!("http://127.0.0.1:{}/hooks/slack", sink.port);
+    server.json(&[
+        "alerts", "webhook", "default", &slack_url, "--format", "slack",
+    ]);
+
+    send(&server, &[("payment declined", 2)]);
+    wait_until(
+        Duration::from_secs(30),
+        "both webhooks answered 2xx",
+        || {
+            let ok: Vec<_> = sink
+                .requests()
+                .into_iter()
+                .filter(|r| r.status == 200)
+                .collect();
+            ok.len() == 2
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let requests = sink.requests();
+    let json: Vec<_> = requests
+        .iter()
+        .filter(|r| r.head.starts_with("POST /hooks/picket "))
+        .collect();
+    let slack: Vec<_> = requests
+        .iter()
+        .filter(|r| r.head.starts_with("POST /hooks/slack "))
+        .collect();
+    assert_eq!(
+        json.len() + slack.len(),
+        3,
+        "one 500, its retry, and the other webhook: {requests:?}"
+    );
+    assert_eq!(requests[0].status, 500);
+    let body: Value = serde_json::from_str(&json.last().unwrap().body).unwrap();
+    assert_eq!(body["issue"]["title"], "payment declined");
+    assert_eq!(body["rule"], "new_issue");
+    assert!(body["url"].as_str().unwrap().contains("/issues/"));
+    let body: Value = serde_json::from_str(&slack[0].body).unwrap();
+    assert!(body["text"].as_str().unwrap().contains("payment declined"));
+    assert!(body["blocks"].is_array());
+
+    // Another new issue: one more call to each webhook, no more.
+    send(&server, &[("stock sync failed", 1)]);
+    wait_until(Duration::from_secs(20), "the second issue's calls", || {
+        sink.requests().len() == 5
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(sink.requests().len(), 5);
+}
+
+#[test]
+fn webhooks_to_private_addresses_are_refused_by_default() {
+    let server = Server::start();
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "ftp://example.com/hook",
+    ] {
+        let out = server.cli(&["alerts", "webhook", "default", url]);
+        assert!(!out.status.success(), "{url} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("refused"), "{url}: {stderr}");
+    }
+    let rules = server.json(&["alerts", "show", "default"]);
+    assert_eq!(rules["rules"]["webhooks"], serde_json::json!([]));
+    assert_eq!(rules["mail"], "off (no smtp_url)", "alerts say mail is off");
+}
+
+#[test]
+fn sendtestemail_reports_success_and_a_refused_connection() {
+    let port = free_port();
+    let smtp = Smtp::start(port);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |smtp_url: String| {
+        Command::new(common::BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["sendtestemail", "ops@example.com"])
+            .env_remove("PICKET_CONFIG")
+            .env("PICKET_SMTP_URL", smtp_url)
+            .env("PICKET_MAIL_FROM", "picket@example.com")
+            .output()
+            .unwrap()
+    };
+    let out = run(format!("smtp://127.0.0.1:{port}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(Duration::from_secs(10), "the test mail", || {
+        smtp.mails().len() == 1
+    });
+    assert!(smtp.mails()[0].contains("Subject: picket test email"));
+    assert!(smtp.mails()[0].contains("X-RcptTo: ops@example.com"));
+
+    let closed = free_port();
+    let out = run(format!("smtp://127.0.0.1:{closed}"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connection refused"), "{stderr}");
+
+    let out = run("smtp://no-such-host.invalid:25".to_string());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DNS"), "{stderr}");
+}
