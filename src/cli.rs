@@ -108,6 +108,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ship PHP / php-fpm error logs as grouped events to picket or any Sentry-compatible
+    /// server: follows the files (or with --once sends what is new and exits), survives
+    /// rotation, and saves each file's position only after the server accepted the entries
+    Tail(TailArgs),
     /// Alert rules and targets of a project (mail to members and admins, webhooks)
     #[command(subcommand)]
     Alerts(AlertsCommand),
@@ -202,6 +206,35 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Where to send: the project's DSN
+    #[arg(long, env = "SENTRY_DSN", hide_env_values = true)]
+    pub dsn: String,
+    /// Send everything new since the last run and exit (the cron-job form); an overlapping run
+    /// exits at once with status 0
+    #[arg(long)]
+    pub once: bool,
+    /// Where read positions are kept [default: $XDG_STATE_HOME/picket/tail.json]
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// What the files hold
+    #[arg(long, default_value = "auto", value_parser = ["auto", "php", "php-fpm"])]
+    pub format: String,
+    /// The events' environment
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// The events' release
+    #[arg(long)]
+    pub release: Option<String>,
+    /// The events' server_name [default: this host's name]
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// The log files
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 /// `on` or `off`.

@@ -135,6 +135,28 @@ pub struct Config {
     /// The sender of alert mail.
     pub mail_from: String,
     pub alerts: Alerts,
+    /// Log files the server itself ships into its projects (`[[tail]]` entries).
+    pub tail: Vec<TailSource>,
+}
+
+/// A log file the server tails into a project.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailSource {
+    pub path: PathBuf,
+    /// Project slug or id.
+    #[serde(default = "default_project")]
+    pub project: String,
+    #[serde(default)]
+    pub format: crate::tail::parse::Format,
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub release: Option<String>,
+}
+
+fn default_project() -> String {
+    "default".into()
 }
 
 /// Alert delivery (the rules are per project).
@@ -341,6 +363,7 @@ impl Default for Config {
             smtp_url: String::new(),
             mail_from: "picket@localhost".into(),
             alerts: Alerts::default(),
+            tail: Vec::new(),
         }
     }
 }
@@ -631,6 +654,15 @@ pub const TEMPLATE: &str = r#"# picket configuration.
 # smtp_url = ""
 # The sender of alert mail. Env: PICKET_MAIL_FROM.
 # mail_from = "picket@localhost"
+
+# Log files the server itself ships into a project, as `picket tail` would (positions kept in
+# the data file). One [[tail]] section per file:
+##   [[tail]]
+##   path = "/var/log/php/error.log"
+##   project = "default"          # slug or id
+##   format = "auto"              # auto, php or php-fpm
+##   environment = "production"   # optional; release too
+# tail = []
 
 [limits]
 # All request headers together. Larger: 431.

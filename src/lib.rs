@@ -19,4 +19,5 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod supervisor;
+pub mod tail;
 pub mod time;

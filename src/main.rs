@@ -319,6 +319,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => format!("project {} does not forward\n", text(&v["slug"])),
             })
         }
+        Command::Tail(args) => {
+            let cmd = picket::tail::Command {
+                dsn: args.dsn.clone(),
+                once: args.once,
+                state: args.state.clone(),
+                options: picket::tail::Options {
+                    format: args.format.parse().map_err(|e: String| anyhow!(e))?,
+                    environment: args.environment.clone(),
+                    release: args.release.clone(),
+                    server_name: args.server_name.clone(),
+                },
+                files: args.files.clone(),
+            };
+            match picket::tail::command(cmd) {
+                Ok(0) => Ok(()),
+                Ok(code) => std::process::exit(i32::from(code)),
+                Err(e) => bail!("{e}"),
+            }
+        }
         Command::Sendtestemail { address, json } => {
             let config = load_config(&cli, None)?;
             if config.smtp_url.is_empty() {

@@ -255,6 +255,17 @@ pub fn run(
                 alerter.clone().run(stop.clone())
             });
         }
+        if !config.tail.is_empty() {
+            let (db, intake, sources, stop) = (
+                db.clone(),
+                intake.clone(),
+                config.tail.clone(),
+                stop_rx.clone(),
+            );
+            supervisor::supervise_task(workers.clone(), "tail", stop_rx.clone(), move || {
+                crate::tail::local::run(db.clone(), intake.clone(), sources.clone(), stop.clone())
+            });
+        }
         let graceful = Arc::new(GracefulShutdown::new());
         let http_worker = {
             let (graceful, config, live) = (graceful.clone(), config.clone(), live.clone());

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,14 +68,6 @@ impl Drop for Smtp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
@@ -170,7 +161,7 @@ fn assert_no_more_mail(smtp: &Smtp, expected: usize, why: &str) {
 
 #[test]
 fn one_mail_per_new_issue_one_per_regression_and_the_threshold_once_per_window() {
-    let port = free_port();
+    let port = common::free_port();
     let smtp = Smtp::start(port);
     let server = server_mailing_to(port, "");
 
@@ -243,7 +234,7 @@ fn one_mail_per_new_issue_one_per_regression_and_the_threshold_once_per_window()
 
 #[test]
 fn alerts_raised_while_smtp_is_down_are_delivered_once_after_a_restart() {
-    let port = free_port();
+    let port = common::free_port();
     let server = server_mailing_to(port, "");
     send(
         &server,
@@ -375,7 +366,7 @@ fn webhooks_to_private_addresses_are_refused_by_default() {
 
 #[test]
 fn sendtestemail_reports_success_and_a_refused_connection() {
-    let port = free_port();
+    let port = common::free_port();
     let smtp = Smtp::start(port);
     let dir = tempfile::tempdir().unwrap();
     let run = |smtp_url: String| {
@@ -401,7 +392,7 @@ fn sendtestemail_reports_success_and_a_refused_connection() {
     assert!(smtp.mails()[0].contains("Subject: picket test email"));
     assert!(smtp.mails()[0].contains("X-RcptTo: ops@example.com"));
 
-    let closed = free_port();
+    let closed = common::free_port();
     let out = run(format!("smtp://127.0.0.1:{closed}"));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,20 +39,12 @@ fn forward_status(server: &Server) -> Value {
     server.status()["forward"]["default"].clone()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn an_edge_delivers_every_acknowledged_event_once_across_an_outage_and_a_sigkill() {
     // The central picket, on a port kept across its restart.
     let central_dir = tempfile::tempdir().unwrap();
     let central_data = central_dir.path().join("data");
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let central = Server::start_in(&central_data, &["--http-addr", &addr]);
     let central_dsn = central.json(&["project", "list"])[0]["dsn"]
         .as_str()

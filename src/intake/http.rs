@@ -241,7 +241,7 @@ async fn ingest(
             state.counters.drop_item("transaction");
             return Ok(Some(event.event_id));
         }
-        submit(state, project, event).await.map(Some)
+        state.submit(project, event).await.map(Some)
     }
 }
 
@@ -419,7 +419,7 @@ async fn accept_envelope(
         }
     }
     match event {
-        Some(event) => submit(state, project, event).await.map(Some),
+        Some(event) => state.submit(project, event).await.map(Some),
         None => Ok(header_id),
     }
 }
@@ -463,17 +463,19 @@ impl Intake {
     }
 }
 
-/// Queues an event and waits until it is durable.
-async fn submit(state: &Intake, project: u64, event: Event) -> Result<String, IntakeError> {
-    let id = event.event_id.clone();
-    let done = state.enqueue(project, event)?;
-    match done.await {
-        Ok(Ok(Ack::Stored | Ack::Duplicate)) => {
-            state.counters.accept_event();
-            Ok(id)
+impl Intake {
+    /// Queues an event and waits until it is durable; its id.
+    pub async fn submit(&self, project: u64, event: Event) -> Result<String, IntakeError> {
+        let id = event.event_id.clone();
+        let done = self.enqueue(project, event)?;
+        match done.await {
+            Ok(Ok(Ack::Stored | Ack::Duplicate)) => {
+                self.counters.accept_event();
+                Ok(id)
+            }
+            Ok(Err(e)) => Err(IntakeError::Unavailable(e.to_string())),
+            Err(_) => Err(IntakeError::Unavailable("the writer has stopped".into())),
         }
-        Ok(Err(e)) => Err(IntakeError::Unavailable(e.to_string())),
-        Err(_) => Err(IntakeError::Unavailable("the writer has stopped".into())),
     }
 }
 
@@ -499,7 +501,7 @@ async fn store_get(
         limits: state.limits.event(),
     };
     let event = normalize::normalize(&json, &origin.context(None))?;
-    let id = submit(state, project, event).await?;
+    let id = state.submit(project, event).await?;
     let mut resp = Response::new(Full::new(Bytes::from_static(PIXEL_GIF)));
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static("image/gif"));

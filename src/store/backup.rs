@@ -14,7 +14,7 @@ use super::for_each_table;
 use super::{
     ALERT_OUTBOX, ARRIVALS, EVENTS, FORWARD_COUNTS, FORWARD_DEAD, FORWARD_OUTBOX, ISSUE_EVENTS,
     ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, KEYS, META, PROJECT_SLUGS, PROJECTS, StoreError,
-    USERS, file_in,
+    TAIL_POSITIONS, USERS, file_in,
 };
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -62,6 +62,9 @@ pub(crate) const FORWARD_COUNTS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("forward_counts");
 /// Alert sequence → Alert: alerts waiting to be mailed or posted.
 pub(crate) const ALERT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("alert_outbox");
+/// Log file path → tail position record: where the server's own `[[tail]]` workers are.
+pub(crate) const TAIL_POSITIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("tail_positions");
 /// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
@@ -85,6 +88,7 @@ macro_rules! for_each_table {
         $apply!(FORWARD_DEAD);
         $apply!(FORWARD_COUNTS);
         $apply!(ALERT_OUTBOX);
+        $apply!(TAIL_POSITIONS);
     };
 }
 pub(crate) use for_each_table;
