@@ -275,8 +275,13 @@ impl Writer {
             for issue in touched.values() {
                 rows.put_issue(issue)?;
             }
+            let mut project_hours: HashMap<(u64, u64), u64> = HashMap::new();
             for ((project, issue, hour), n) in hours {
                 rows.add_hourly(project, issue, hour, n)?;
+                *project_hours.entry((project, hour)).or_default() += n;
+            }
+            for ((project, hour), n) in project_hours {
+                rows.add_project_hourly(&txn, project, hour, n)?;
             }
             for ((project, issue, k, v), n) in tags {
                 rows.add_tag(project, issue, &k, &v, n)?;

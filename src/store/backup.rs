@@ -11,11 +11,7 @@ use redb::{
 };
 
 use super::for_each_table;
-use super::{
-    ALERT_OUTBOX, ARRIVALS, EVENTS, FORWARD_COUNTS, FORWARD_DEAD, FORWARD_OUTBOX, ISSUE_EVENTS,
-    ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, KEYS, META, PROJECT_SLUGS, PROJECTS, StoreError,
-    TAIL_POSITIONS, USERS, file_in,
-};
+use super::{EVENTS, ISSUES, PROJECTS, StoreError, file_in};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackupSummary {
@@ -115,7 +111,7 @@ fn write_copy(
 ) -> Result<(u64, u64), StoreError> {
     let mut total = 0;
     macro_rules! count {
-        ($table:ident) => {
+        ($table:path) => {
             total += len(snapshot, $table)?;
         };
     }
@@ -124,7 +120,7 @@ fn write_copy(
     let txn = out.begin_write()?;
     let mut done = 0;
     macro_rules! copy_table {
-        ($table:ident) => {
+        ($table:path) => {
             copy(snapshot, &txn, $table, &mut done, total, progress)?;
         };
     }

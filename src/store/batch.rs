@@ -298,6 +298,20 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
+    /// Adds to a project's events of an hour (the projects page's sparkline).
+    pub fn add_project_hourly(
+        &mut self,
+        txn: &WriteTransaction,
+        project: u64,
+        hour: u64,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        let mut table = txn.open_table(super::PROJECT_HOURS)?;
+        let current = table.get((project, hour))?.map(|v| v.value()).unwrap_or(0);
+        table.insert((project, hour), current + n)?;
+        Ok(())
+    }
+
     pub fn add_hourly(
         &mut self,
         project: u64,

@@ -13,6 +13,7 @@ pub mod events;
 pub mod issues;
 pub mod outbox;
 pub mod projects;
+pub mod sessions;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +66,11 @@ pub(crate) const ALERT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::ne
 /// Log file path → tail position record: where the server's own `[[tail]]` workers are.
 pub(crate) const TAIL_POSITIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("tail_positions");
+/// Hash of a session token → Session (signed-in browsers).
+pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// (project, hour since epoch) → events in that hour, for the projects page.
+pub(crate) const PROJECT_HOURS: TableDefinition<(u64, u64), u64> =
+    TableDefinition::new("project_hours");
 /// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
@@ -72,23 +78,25 @@ pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("use
 /// creation and backups both go through it, so a new table cannot be left out of a backup.
 macro_rules! for_each_table {
     ($apply:ident) => {
-        $apply!(META);
-        $apply!(PROJECTS);
-        $apply!(PROJECT_SLUGS);
-        $apply!(KEYS);
-        $apply!(ISSUES);
-        $apply!(ISSUE_HASHES);
-        $apply!(EVENTS);
-        $apply!(ISSUE_EVENTS);
-        $apply!(ISSUE_HOURS);
-        $apply!(ISSUE_TAGS);
-        $apply!(ARRIVALS);
-        $apply!(USERS);
-        $apply!(FORWARD_OUTBOX);
-        $apply!(FORWARD_DEAD);
-        $apply!(FORWARD_COUNTS);
-        $apply!(ALERT_OUTBOX);
-        $apply!(TAIL_POSITIONS);
+        $apply!($crate::store::META);
+        $apply!($crate::store::PROJECTS);
+        $apply!($crate::store::PROJECT_SLUGS);
+        $apply!($crate::store::KEYS);
+        $apply!($crate::store::ISSUES);
+        $apply!($crate::store::ISSUE_HASHES);
+        $apply!($crate::store::EVENTS);
+        $apply!($crate::store::ISSUE_EVENTS);
+        $apply!($crate::store::ISSUE_HOURS);
+        $apply!($crate::store::ISSUE_TAGS);
+        $apply!($crate::store::ARRIVALS);
+        $apply!($crate::store::USERS);
+        $apply!($crate::store::FORWARD_OUTBOX);
+        $apply!($crate::store::FORWARD_DEAD);
+        $apply!($crate::store::FORWARD_COUNTS);
+        $apply!($crate::store::ALERT_OUTBOX);
+        $apply!($crate::store::TAIL_POSITIONS);
+        $apply!($crate::store::SESSIONS);
+        $apply!($crate::store::PROJECT_HOURS);
     };
 }
 pub(crate) use for_each_table;
@@ -246,7 +254,7 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
 
 fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     macro_rules! create {
-        ($table:ident) => {
+        ($table:path) => {
             txn.open_table($table)?;
         };
     }

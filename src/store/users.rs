@@ -1,4 +1,5 @@
-//! Accounts of the web UI: email, argon2id password hash, admin flag.
+//! Accounts of the web UI: email, argon2id password hash, admin flag, and one-time
+//! set-password links (kept as hashes, valid for a few days).
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use redb::{ReadableTable, WriteTransaction};
@@ -15,6 +16,131 @@ pub struct User {
     pub is_admin: bool,
     pub active: bool,
     pub created: f64,
+    /// MD5 of the one-time set-password token, while one is outstanding.
+    pub password_token: Option<String>,
+    pub password_token_expires: f64,
+}
+
+/// How long a set-password link works.
+const TOKEN_LIFETIME: f64 = 7.0 * 86_400.0;
+
+/// A new random token (32 hex digits) and the hash that is stored.
+pub fn new_token() -> (String, String) {
+    let token = format!(
+        "{}{}",
+        crate::event::normalize::new_event_id(),
+        crate::event::normalize::new_event_id()
+    );
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// What the file keeps of a token.
+pub fn token_hash(token: &str) -> String {
+    use md5::{Digest, Md5};
+    crate::event::normalize::hex(&Md5::digest(token.as_bytes()))
+}
+
+fn put(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    txn.open_table(USERS)?
+        .insert(user.email.as_str(), encode(user).as_slice())?;
+    Ok(())
+}
+
+fn existing(txn: &WriteTransaction, email: &str) -> Result<User, StoreError> {
+    get(&txn.open_table(USERS)?, email)?
+        .ok_or_else(|| StoreError::NotFound(format!("no user {email}")))
+}
+
+/// Creates a user without a password and returns the one-time token that sets it.
+pub fn create_user(
+    txn: &WriteTransaction,
+    email: &str,
+    is_admin: bool,
+    now: f64,
+) -> Result<(User, String), StoreError> {
+    let email = email.trim().to_ascii_lowercase();
+    if !valid_email(&email) {
+        return Err(StoreError::Invalid(format!(
+            "'{email}' is not an email address"
+        )));
+    }
+    if get(&txn.open_table(USERS)?, &email)?.is_some() {
+        return Err(StoreError::Conflict(format!("user {email} exists already")));
+    }
+    let (token, hash) = new_token();
+    let user = User {
+        email,
+        is_admin,
+        active: true,
+        created: now,
+        password_token: Some(hash),
+        password_token_expires: now + TOKEN_LIFETIME,
+        ..Default::default()
+    };
+    put(txn, &user)?;
+    Ok((user, token))
+}
+
+/// A new one-time set-password token for a user (the old password keeps working until used).
+pub fn reset_token(txn: &WriteTransaction, email: &str, now: f64) -> Result<String, StoreError> {
+    let mut user = existing(txn, email)?;
+    let (token, hash) = new_token();
+    user.password_token = Some(hash);
+    user.password_token_expires = now + TOKEN_LIFETIME;
+    put(txn, &user)?;
+    Ok(token)
+}
+
+/// The user a set-password token belongs to, if it is valid now.
+pub fn by_token(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    token: &str,
+    now: f64,
+) -> Result<Option<User>, StoreError> {
+    let hash = token_hash(token);
+    Ok(list(table)?.into_iter().find(|u| {
+        u.active
+            && u.password_token.as_deref() == Some(hash.as_str())
+            && u.password_token_expires > now
+    }))
+}
+
+/// Sets a password with a one-time token, which is then used up.
+pub fn set_password_with_token(
+    txn: &WriteTransaction,
+    token: &str,
+    password_hash: &str,
+    now: f64,
+) -> Result<User, StoreError> {
+    let mut user = by_token(&txn.open_table(USERS)?, token, now)?
+        .ok_or_else(|| StoreError::NotFound("this link is invalid or has expired".into()))?;
+    user.password_hash = password_hash.to_string();
+    user.password_token = None;
+    put(txn, &user)?;
+    Ok(user)
+}
+
+pub fn set_password(
+    txn: &WriteTransaction,
+    email: &str,
+    password_hash: &str,
+) -> Result<User, StoreError> {
+    let mut user = existing(txn, email)?;
+    user.password_hash = password_hash.to_string();
+    put(txn, &user)?;
+    Ok(user)
+}
+
+/// Activates or deactivates a user (a deactivated one cannot sign in; their sessions end).
+pub fn set_active(txn: &WriteTransaction, email: &str, active: bool) -> Result<User, StoreError> {
+    let mut user = existing(txn, email)?;
+    user.active = active;
+    put(txn, &user)?;
+    if !active {
+        super::sessions::end_all(txn, email)?;
+    }
+    Ok(user)
 }
 
 /// Hashes a password with argon2id and a random salt.
