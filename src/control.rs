@@ -73,6 +73,11 @@ pub enum Request {
         project: String,
         max_events: Option<u64>,
     },
+    /// Renames a project (its slug stays, so URLs and DSNs keep working).
+    ProjectRename {
+        project: String,
+        name: String,
+    },
     /// Makes a project forward to an upstream DSN, or (with `None`) stops it.
     ProjectForward {
         project: String,
@@ -178,7 +183,8 @@ pub struct Handle {
 }
 
 impl Handle {
-    fn write<T: Send + 'static>(
+    /// Runs a write transaction: through the server's writer, or on the file directly.
+    pub fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -317,6 +323,25 @@ impl Handle {
                         .project(id)?
                         .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
                     project.max_events = max_events;
+                    rows.put_project(&project)?;
+                    Ok(project)
+                })?;
+                Ok(self.project_json(&project, None))
+            }
+            Request::ProjectRename { project, name } => {
+                let name = name.trim().to_string();
+                if name.is_empty() || name.chars().count() > 100 {
+                    return Err(StoreError::Invalid(
+                        "a project name has 1 to 100 characters".into(),
+                    ));
+                }
+                let id = self.project(&project)?.id;
+                let project = self.write(move |txn| {
+                    let mut rows = Batch::open(txn)?;
+                    let mut project = rows
+                        .project(id)?
+                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                    project.name = name;
                     rows.put_project(&project)?;
                     Ok(project)
                 })?;
@@ -691,6 +716,26 @@ pub fn ask_server_with_progress(
                 ));
             }
         }
+    }
+}
+
+impl Handle {
+    /// Answers a request on a blocking thread (writes wait for the writer's commit) and
+    /// reloads the server's keys when it changed them: what the web UI's buttons call.
+    pub async fn ask(
+        &self,
+        req: Request,
+        keys: &crate::intake::keys::KeyCache,
+    ) -> Result<Value, StoreError> {
+        let reload = req.changes_keys();
+        let handle = self.clone();
+        let result = tokio::task::spawn_blocking(move || handle.answer(req))
+            .await
+            .map_err(|e| StoreError::Db(format!("internal error: {e}")))?;
+        if reload && let Err(e) = keys.reload(&self.db) {
+            tracing::error!("reloading keys failed: {e}");
+        }
+        result
     }
 }
 

@@ -21,3 +21,4 @@ pub mod store;
 pub mod supervisor;
 pub mod tail;
 pub mod time;
+pub mod web;

@@ -202,6 +202,11 @@ pub fn run(
         config: config.clone(),
         live: Some(live.clone()),
     };
+    let web = Arc::new(crate::web::Web::new(
+        handle.clone(),
+        keys.clone(),
+        intake.queue.shared_stats(),
+    ));
     drop(jobs);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -275,6 +280,7 @@ pub fn run(
                     listener.clone(),
                     intake.clone(),
                     live.clone(),
+                    web.clone(),
                     config.clone(),
                     graceful.clone(),
                     stop.clone(),
@@ -454,6 +460,7 @@ async fn accept_loop(
     listener: Arc<TcpListener>,
     intake: Arc<Intake>,
     live: Arc<Live>,
+    web: Arc<crate::web::Web>,
     config: Arc<Config>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
@@ -493,10 +500,16 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (intake, live, config) = (intake.clone(), live.clone(), config.clone());
+                let (intake, live, config, web) =
+                    (intake.clone(), live.clone(), config.clone(), web.clone());
                 let service = service_fn(move |req| {
-                    let (intake, live, config) = (intake.clone(), live.clone(), config.clone());
-                    async move { Ok::<_, std::convert::Infallible>(route(req, intake, &live, &config, peer).await) }
+                    let (intake, live, config, web) =
+                        (intake.clone(), live.clone(), config.clone(), web.clone());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            route(req, intake, &live, web, &config, peer).await,
+                        )
+                    }
                 });
                 let stream = IdleTimeout::new(stream, idle_timeout);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -515,11 +528,16 @@ async fn route(
     req: Request<hyper::body::Incoming>,
     intake: Arc<Intake>,
     live: &Live,
+    web: Arc<crate::web::Web>,
     config: &Config,
     peer: SocketAddr,
 ) -> Response<Body> {
-    if req.uri().path() == "/metrics" {
+    let path = req.uri().path();
+    if path == "/metrics" {
         return metrics(&req, live, config);
+    }
+    if crate::web::is_ui_path(path) {
+        return crate::web::handle(web, req, peer.ip()).await;
     }
     http::handle(intake, req, peer.ip()).await
 }

@@ -61,6 +61,8 @@ pub struct Stats {
     pub running: AtomicBool,
     /// The stored events the data file has room for within `retention.max_disk` (0: no cap).
     pub disk_cap: AtomicU64,
+    /// Goes up with every commit, so readers can tell whether what they cached is stale.
+    pub version: AtomicU64,
 }
 
 /// The sending side of the queue; cheap to clone.

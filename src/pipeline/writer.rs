@@ -110,7 +110,9 @@ impl Writer {
         };
         let (commit, reply) = work(&txn);
         if commit {
-            reply(txn.commit().map_err(StoreError::from));
+            let done = txn.commit().map_err(StoreError::from);
+            self.stats.version.fetch_add(1, Ordering::Release);
+            reply(done);
         } else {
             let _ = txn.abort();
             reply(Ok(()));
@@ -141,6 +143,7 @@ impl Writer {
                     .duplicates
                     .fetch_add(acks.len() as u64 - stored, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats.version.fetch_add(1, Ordering::Release);
                 for ((_, reply), ack) in batch.into_iter().zip(acks) {
                     let _ = reply.send(Ok(ack));
                 }

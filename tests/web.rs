@@ -1,0 +1,300 @@
+//! The web UI: the whole flow in a real browser (Debian's chromium driven by playwright-core)
+//! against a server fed by @sentry/node, and over plain HTTP the guards a user never sees in a
+//! browser: CSRF, project membership, sign-in throttling, one-time set-password links.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+
+use common::Server;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn create_admin(server: &Server, email: &str) {
+    use std::io::Write;
+    let mut child = Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .args(["createsuperuser", "--email", email, "--password-stdin"])
+        .env_remove("PICKET_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_user_signs_in_reads_an_issue_resolves_it_and_sees_it_regress_in_chromium() {
+    let server = Server::start();
+    create_admin(&server, "admin@example.com");
+    let dsn = server.json(&["project", "list"])[0]["dsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shots = tempfile::tempdir().unwrap();
+    let dir = common::node_clients();
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "chromium is missing: run ./scripts/test, which installs it"
+    );
+    let out = Command::new("node")
+        .arg(dir.join("ui_flow.js"))
+        .current_dir(&dir)
+        .env("PICKET_URL", &server.url)
+        .env("SENTRY_DSN", &dsn)
+        .env("PICKET_EMAIL", "admin@example.com")
+        .env("PICKET_PASSWORD", PASSWORD)
+        .env("SCREENSHOTS", shots.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the browser flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shot in ["issue-page.png", "issue-list.png"] {
+        let len = std::fs::metadata(shots.path().join(shot)).unwrap().len();
+        assert!(len > 10_000, "{shot} is {len} bytes");
+    }
+}
+
+/// A browser without one: cookies by hand, no redirects followed.
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+struct Answer {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+impl Client {
+    fn new(server: &Server) -> Client {
+        Client {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build()
+                .new_agent(),
+            base: server.url.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, resp: &ureq::http::Response<ureq::Body>) {
+        for value in resp.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+
+    fn answer(&mut self, mut resp: ureq::http::Response<ureq::Body>) -> Answer {
+        self.keep(&resp);
+        Answer {
+            status: resp.status().as_u16(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default(),
+            body: resp.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        let resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("cookie", &self.cookie_header())
+            .call()
+            .unwrap();
+        self.answer(resp)
+    }
+
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("cookie", &self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(body.as_bytes())
+            .unwrap();
+        self.answer(resp)
+    }
+
+    /// The value of the first hidden `csrf` field on a page.
+    fn csrf_of(page: &str) -> String {
+        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        page[at..].split('"').next().unwrap().to_string()
+    }
+
+    fn sign_in(&mut self, email: &str, password: &str) -> Answer {
+        let form = self.get("/login");
+        let csrf = Client::csrf_of(&form.body);
+        self.post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("next", "/"),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+    }
+}
+
+#[test]
+fn csrf_membership_throttling_and_set_password_links() {
+    let server = Server::start();
+    create_admin(&server, "admin@example.com");
+    let project = server.json(&["project", "list"])[0].clone();
+    common::agent()
+        .post(&common::store_url(&server, &project))
+        .send(&br#"{"message":"visible only to members"}"#[..])
+        .unwrap();
+
+    // Signing in needs the form's token.
+    let mut admin = Client::new(&server);
+    admin.get("/login");
+    let refused = admin.post(
+        "/login",
+        &[("email", "admin@example.com"), ("password", PASSWORD)],
+    );
+    assert_eq!(refused.status, 403, "a sign-in without its CSRF token");
+    let signed_in = admin.sign_in("admin@example.com", PASSWORD);
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let session = admin.cookies.get("picket_session").cloned().unwrap();
+    assert_eq!(admin.get("/projects/default/").status, 200);
+
+    // Every other form needs the session's token.
+    for csrf in [None, Some("wrong")] {
+        let mut fields = vec![("action", "resolve")];
+        if let Some(c) = csrf {
+            fields.push(("csrf", c));
+        }
+        let out = admin.post("/projects/default/issues/1/status", &fields);
+        assert_eq!(out.status, 403, "a form post with CSRF token {csrf:?}");
+        assert!(out.body.contains("CSRF"));
+    }
+    let issues = server.json(&["issues", "default"]);
+    assert_eq!(
+        issues[0]["status"], "unresolved",
+        "the refused posts changed nothing"
+    );
+    let page = admin.get("/projects/default/");
+    let csrf = Client::csrf_of(&page.body);
+    let out = admin.post(
+        "/projects/default/issues/1/status",
+        &[("action", "resolve"), ("csrf", &csrf)],
+    );
+    assert_eq!(out.status, 303);
+    assert_eq!(
+        server.json(&["issues", "default", "--status", "resolved"])[0]["id"],
+        1
+    );
+
+    // An admin adds a user; the one-time link sets the password.
+    let users = admin.post(
+        "/admin/users/create",
+        &[("csrf", &csrf), ("email", "dev@example.com")],
+    );
+    assert_eq!(users.status, 200);
+    let at = users
+        .body
+        .find("/set-password/")
+        .expect("a set-password link");
+    let token: String = users.body[at + 14..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    let mut dev = Client::new(&server);
+    assert_eq!(dev.get(&format!("/set-password/{token}")).status, 200);
+    let set = dev.post(
+        &format!("/set-password/{token}"),
+        &[("password", "a new password")],
+    );
+    assert_eq!(set.status, 303);
+    assert_eq!(
+        dev.get(&format!("/set-password/{token}")).status,
+        404,
+        "the link works once"
+    );
+    assert_eq!(dev.sign_in("dev@example.com", "a new password").status, 303);
+
+    // Not a member: the project's pages are 404, as if it did not exist.
+    for path in [
+        "/projects/default/",
+        "/projects/default/issues/1/",
+        "/projects/default/settings",
+    ] {
+        assert_eq!(dev.get(path).status, 404, "{path} for a non-member");
+    }
+    assert!(!dev.get("/").body.contains("/projects/default/"));
+    assert_eq!(
+        dev.get("/admin/users").status,
+        404,
+        "users page for a non-admin"
+    );
+    let settings = admin.get("/projects/default/settings");
+    assert!(
+        settings
+            .body
+            .contains(&project["dsn"].as_str().unwrap().to_string())
+    );
+    let added = admin.post(
+        "/projects/default/settings/member-add",
+        &[("csrf", &csrf), ("email", "dev@example.com")],
+    );
+    assert_eq!(added.status, 303);
+    assert_eq!(
+        dev.get("/projects/default/").status,
+        200,
+        "a member sees it"
+    );
+
+    // Sign-in attempts are throttled per account.
+    let mut attacker = Client::new(&server);
+    let mut last = 0;
+    for _ in 0..12 {
+        last = attacker.sign_in("dev@example.com", "guess").status;
+    }
+    assert_eq!(last, 429, "too many failed sign-ins");
+
+    // Signing out ends the session on the server: the old cookie is refused.
+    let page = admin.get("/");
+    let csrf = Client::csrf_of(&page.body);
+    assert_eq!(admin.post("/logout", &[("csrf", &csrf)]).status, 303);
+    admin.cookies.insert("picket_session".into(), session);
+    let after = admin.get("/projects/default/");
+    assert_eq!(after.status, 303);
+    assert!(after.location.starts_with("/login"));
+}
