@@ -63,6 +63,61 @@ pub struct Stats {
     pub disk_cap: AtomicU64,
     /// Goes up with every commit, so readers can tell whether what they cached is stale.
     pub version: AtomicU64,
+    /// Which issues each recent commit changed, so a reader can refresh a cached list by
+    /// re-reading only those.
+    pub changes: std::sync::Mutex<ChangeLog>,
+}
+
+/// The issues recent commits changed, as (version, project, issue); a management write is
+/// recorded as a change of everything.
+#[derive(Debug, Default)]
+pub struct ChangeLog {
+    entries: std::collections::VecDeque<(u64, u64, u64)>,
+    /// Changes of versions up to this one are no longer all here.
+    floor: u64,
+}
+
+/// Entries the change log keeps.
+const CHANGE_LOG_LEN: usize = 200_000;
+
+impl ChangeLog {
+    /// Records what the commit that made `version` changed (`None`: anything).
+    pub fn record(&mut self, version: u64, issues: Option<&[(u64, u64)]>) {
+        match issues {
+            Some(list) => self
+                .entries
+                .extend(list.iter().map(|&(p, i)| (version, p, i))),
+            None => self.entries.push_back((version, u64::MAX, u64::MAX)),
+        }
+        while self.entries.len() > CHANGE_LOG_LEN {
+            if let Some((v, _, _)) = self.entries.pop_front() {
+                self.floor = self.floor.max(v);
+            }
+        }
+    }
+
+    /// The issues of `project` changed after `since`, or `None` when that cannot be told
+    /// (too long ago, or a management write changed anything).
+    pub fn since(&self, since: u64, project: u64) -> Option<Vec<u64>> {
+        if since < self.floor {
+            return None;
+        }
+        let mut out = Vec::new();
+        for &(v, p, i) in self.entries.iter().rev() {
+            if v <= since {
+                break;
+            }
+            if p == u64::MAX {
+                return None;
+            }
+            if p == project {
+                out.push(i);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
+    }
 }
 
 /// The sending side of the queue; cheap to clone.

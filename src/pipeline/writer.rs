@@ -111,12 +111,20 @@ impl Writer {
         let (commit, reply) = work(&txn);
         if commit {
             let done = txn.commit().map_err(StoreError::from);
-            self.stats.version.fetch_add(1, Ordering::Release);
+            self.changed(None);
             reply(done);
         } else {
             let _ = txn.abort();
             reply(Ok(()));
         }
+    }
+
+    /// Records a commit for readers' caches: which issues it changed (`None`: anything).
+    fn changed(&self, issues: Option<&[(u64, u64)]>) {
+        let mut log = self.stats.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let version = self.stats.version.load(Ordering::Acquire) + 1;
+        log.record(version, issues);
+        self.stats.version.store(version, Ordering::Release);
     }
 
     fn begin(&self) -> Result<WriteTransaction, StoreError> {
@@ -134,6 +142,9 @@ impl Writer {
         let arrivals: Vec<&Arrival> = batch.iter().map(|(a, _)| a.as_ref()).collect();
         match self.commit_batch(&arrivals) {
             Ok((acks, committed)) => {
+                let touched: Vec<(u64, u64)> =
+                    committed.iter().map(|(_, i)| (i.project, i.id)).collect();
+                self.changed(Some(&touched));
                 for (hash, issue) in committed {
                     self.cache.put(hash, issue);
                 }
@@ -143,7 +154,6 @@ impl Writer {
                     .duplicates
                     .fetch_add(acks.len() as u64 - stored, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                self.stats.version.fetch_add(1, Ordering::Release);
                 for ((_, reply), ack) in batch.into_iter().zip(acks) {
                     let _ = reply.send(Ok(ack));
                 }

@@ -202,6 +202,12 @@ pub fn create_superuser(
     Ok(user)
 }
 
+/// A user, from a fresh read transaction.
+pub fn find(db: &redb::Database, email: &str) -> Result<Option<User>, StoreError> {
+    use redb::ReadableDatabase;
+    get(&db.begin_read()?.open_table(USERS)?, email)
+}
+
 pub fn get(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     email: &str,

@@ -6,7 +6,7 @@
 //! address and per account. Buttons go through the same management requests as the CLI.
 
 mod charts;
-mod pages;
+pub mod pages;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -47,14 +47,13 @@ pub struct Web {
     /// Costly aggregates: a project's issues (by data version), an issue's tags and charts
     /// (by its event count), so pages stay fast while events stream in.
     cache: Mutex<lru::LruCache<CacheKey, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Each project's issues as of some commit, refreshed by re-reading only the issues that
+    /// later commits changed.
+    snapshots: Mutex<HashMap<u64, Arc<pages::IssueSnapshot>>>,
 }
 
 #[derive(Hash, PartialEq, Eq, Clone, Debug)]
 enum CacheKey {
-    Issues {
-        project: u64,
-        version: u64,
-    },
     IssueAggregates {
         project: u64,
         issue: u64,
@@ -73,6 +72,7 @@ impl Web {
             cache: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
             )),
+            snapshots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,6 +132,20 @@ pub struct Visitor {
     pub user: User,
     pub session: Session,
     token: String,
+}
+
+impl Visitor {
+    /// A visitor signed in as this user, for rendering pages outside a request (benchmarks).
+    pub fn signed_in(user: User) -> Visitor {
+        Visitor {
+            session: Session {
+                email: user.email.clone(),
+                ..Default::default()
+            },
+            user,
+            token: String::new(),
+        }
+    }
 }
 
 /// What every page's layout shows.

@@ -67,13 +67,115 @@ fn visible_project(web: &Web, visitor: &Visitor, slug: &str) -> Option<Project> 
     (visitor.user.is_admin || project.members.contains(&visitor.user.email)).then_some(project)
 }
 
-/// A project's issues as of the last commit (cached until the next one).
-fn project_issues(web: &Web, project: u64) -> Result<Arc<Vec<Issue>>, StoreError> {
-    let version = web.stats.version.load(std::sync::atomic::Ordering::Acquire);
-    web.cached(CacheKey::Issues { project, version }, || {
-        let txn = web.handle.db.begin_read()?;
-        issues::list(&txn.open_table(ISSUES)?, project, None)
-    })
+/// A project's issues as of some commit, with what the list's text search looks at.
+pub struct IssueSnapshot {
+    version: u64,
+    issues: Vec<Arc<Issue>>,
+    index: HashMap<u64, usize>,
+    /// Lowercased title and culprit of each issue.
+    haystacks: Vec<Arc<str>>,
+    /// Every environment and release the issues name (for the list's filters).
+    environments: std::collections::BTreeSet<String>,
+    releases: std::collections::BTreeSet<String>,
+}
+
+fn haystack(issue: &Issue) -> Arc<str> {
+    format!("{}\n{}", issue.title, issue.culprit)
+        .to_lowercase()
+        .into()
+}
+
+impl IssueSnapshot {
+    fn put(&mut self, issue: Issue) {
+        let text = haystack(&issue);
+        for e in &issue.environments {
+            if !self.environments.contains(e) {
+                self.environments.insert(e.clone());
+            }
+        }
+        for r in &issue.releases {
+            if !self.releases.contains(r) {
+                self.releases.insert(r.clone());
+            }
+        }
+        match self.index.get(&issue.id) {
+            Some(&at) => {
+                self.issues[at] = Arc::new(issue);
+                self.haystacks[at] = text;
+            }
+            None => {
+                self.index.insert(issue.id, self.issues.len());
+                self.issues.push(Arc::new(issue));
+                self.haystacks.push(text);
+            }
+        }
+    }
+}
+
+/// A project's issues as of the last commit: the cached snapshot, refreshed with the issues
+/// changed since (or read whole when that cannot be told).
+fn project_issues(web: &Web, project: u64) -> Result<Arc<IssueSnapshot>, StoreError> {
+    use std::sync::atomic::Ordering;
+    // The version first: what is read after it is at least that new.
+    let version = web.stats.version.load(Ordering::Acquire);
+    let cached = web
+        .snapshots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&project)
+        .cloned();
+    if let Some(snapshot) = &cached
+        && snapshot.version == version
+    {
+        return Ok(snapshot.clone());
+    }
+    let changed = cached.as_ref().and_then(|s| {
+        web.stats
+            .changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .since(s.version, project)
+    });
+    let txn = web.handle.db.begin_read()?;
+    let table = txn.open_table(ISSUES)?;
+    let fresh = match (cached, changed) {
+        (Some(old), Some(ids)) => {
+            let mut next = IssueSnapshot {
+                version,
+                issues: old.issues.clone(),
+                index: old.index.clone(),
+                haystacks: old.haystacks.clone(),
+                environments: old.environments.clone(),
+                releases: old.releases.clone(),
+            };
+            for id in ids {
+                if let Some(issue) = issues::get(&table, project, id)? {
+                    next.put(issue);
+                }
+            }
+            next
+        }
+        _ => {
+            let mut next = IssueSnapshot {
+                version,
+                issues: Vec::new(),
+                index: HashMap::new(),
+                haystacks: Vec::new(),
+                environments: Default::default(),
+                releases: Default::default(),
+            };
+            for issue in issues::list(&table, project, None)? {
+                next.put(issue);
+            }
+            next
+        }
+    };
+    let fresh = Arc::new(fresh);
+    web.snapshots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(project, fresh.clone());
+    Ok(fresh)
 }
 
 // ---- projects page ----
@@ -115,6 +217,7 @@ pub fn projects(web: &Web, visitor: &Visitor) -> Page {
                 slug: p.slug.clone(),
                 name: p.name.clone(),
                 unresolved: issues
+                    .issues
                     .iter()
                     .filter(|i| i.status == Status::Unresolved)
                     .count(),
@@ -289,7 +392,7 @@ pub fn issue_list(
             }
         }
         let mut matched: Vec<&Issue> = Vec::new();
-        for issue in all.iter() {
+        for (issue, text) in all.issues.iter().zip(&all.haystacks) {
             let status_ok = q.status == "all" || issue.status.as_str() == q.status;
             let level_ok = q.level.is_empty() || issue.level.as_str() == q.level;
             let env_ok = q.environment.is_empty() || issue.environments.contains(&q.environment);
@@ -297,15 +400,8 @@ pub fn issue_list(
             if !(status_ok && level_ok && env_ok && release_ok) {
                 continue;
             }
-            if !words.is_empty() {
-                let title = issue.title.to_lowercase();
-                let culprit = issue.culprit.to_lowercase();
-                if !words
-                    .iter()
-                    .all(|w| title.contains(w) || culprit.contains(w))
-                {
-                    continue;
-                }
+            if !words.iter().all(|w| text.contains(w.as_str())) {
+                continue;
             }
             let mut tags_ok = true;
             for (k, v) in &tags {
@@ -318,11 +414,20 @@ pub fn issue_list(
                 matched.push(issue);
             }
         }
-        match q.sort.as_str() {
-            "first_seen" => matched.sort_by(|a, b| b.first_seen.total_cmp(&a.first_seen)),
-            "frequency" => matched.sort_by_key(|i| std::cmp::Reverse(i.count)),
-            _ => matched.sort_by(|a, b| b.last_seen.total_cmp(&a.last_seen)),
+        let order = |a: &&Issue, b: &&Issue| {
+            match q.sort.as_str() {
+                "first_seen" => b.first_seen.total_cmp(&a.first_seen),
+                "frequency" => b.count.cmp(&a.count),
+                _ => b.last_seen.total_cmp(&a.last_seen),
+            }
+            .then(b.id.cmp(&a.id))
+        };
+        // Only the issues up to the end of this page need to be in order.
+        let wanted = ((q.page + 1) * PAGE_SIZE).min(matched.len());
+        if wanted > 0 && wanted < matched.len() {
+            matched.select_nth_unstable_by(wanted - 1, order);
         }
+        matched[..wanted].sort_unstable_by(order);
         let total = matched.len();
         let start = (q.page * PAGE_SIZE).min(total);
         let shown = &matched[start..(start + PAGE_SIZE).min(total)];
@@ -352,20 +457,8 @@ pub fn issue_list(
                 spark: charts::bars(&charts::hourly(&points, now, 24), 72, 18, "spark"),
             });
         }
-        let mut environments: Vec<String> = all
-            .iter()
-            .flat_map(|i| i.environments.iter().cloned())
-            .collect();
-        environments.sort();
-        environments.dedup();
-        environments.truncate(100);
-        let mut releases: Vec<String> = all
-            .iter()
-            .flat_map(|i| i.releases.iter().cloned())
-            .collect();
-        releases.sort();
-        releases.dedup();
-        releases.truncate(100);
+        let environments: Vec<String> = all.environments.iter().take(100).cloned().collect();
+        let releases: Vec<String> = all.releases.iter().rev().take(100).cloned().collect();
         let pairs = |v: &[&str]| {
             v.iter()
                 .map(|s| (s.to_string(), s.to_string()))

@@ -1,0 +1,224 @@
+//! Server-side render time of the heaviest pages: the issue list of a project with 100,000
+//! issues and the page of an issue with 10,000 stored events. Fills a fresh data directory
+//! through the real writer, then renders each page many times and prints the median and p99,
+//! with the cache cold (a commit just happened) and warm. Run: `cargo bench --bench web`
+//! (PICKET_BENCH_ISSUES, PICKET_BENCH_EVENTS and PICKET_BENCH_RUNS change the defaults).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use picket::config::Config;
+use picket::control::{Handle, Writes};
+use picket::event::grouping;
+use picket::event::normalize::{Context, normalize};
+use picket::intake::keys::KeyCache;
+use picket::pipeline::{self, Arrival, Writer, WriterConfig};
+use picket::store::{self, events, projects, users};
+use picket::web::{Visitor, Web, pages};
+
+const SAMPLE: &str = include_str!("data/python_event.json");
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(times: &mut [Duration], p: f64) -> Duration {
+    times.sort();
+    times[((times.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(name: &str, mut times: Vec<Duration>) {
+    println!(
+        "{name:<44} median {:>8.2} ms   p99 {:>8.2} ms   ({} runs)",
+        percentile(&mut times, 0.5).as_secs_f64() * 1e3,
+        percentile(&mut times, 0.99).as_secs_f64() * 1e3,
+        times.len()
+    );
+}
+
+fn main() {
+    let issues: u64 = env_or("PICKET_BENCH_ISSUES", 100_000);
+    let events_of_one: u64 = env_or("PICKET_BENCH_EVENTS", 10_000);
+    let runs: usize = env_or("PICKET_BENCH_RUNS", 30);
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(store::open(dir.path()).unwrap());
+    let project = {
+        let txn = db.begin_write().unwrap();
+        let (p, _) = projects::create(&txn, "bench", picket::time::now()).unwrap();
+        users::create_superuser(&txn, "admin@example.com", "x", 0.0).unwrap();
+        txn.commit().unwrap();
+        p
+    };
+    let (queue, jobs) = pipeline::queue(8192);
+    let writer = Writer::new(
+        db.clone(),
+        jobs,
+        queue.shared_stats(),
+        WriterConfig {
+            batch_max: 512,
+            issue_cache: 10_000,
+            quick_repair: true,
+            ..Default::default()
+        },
+    );
+    let writer = std::thread::spawn(move || writer.run());
+    let template = normalize(
+        SAMPLE.as_bytes(),
+        &Context {
+            received: picket::time::now(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    for i in 0..issues + events_of_one {
+        let mut event = template.clone();
+        event.event_id = format!("{:032x}", (u128::from(i) << 64) | 0x3eb);
+        event.received = picket::time::now();
+        if let Some(ex) = event.exception.last_mut() {
+            // One issue per event for the first part, then one busy issue.
+            ex.ty = Some(if i < issues {
+                format!("BenchError{i}")
+            } else {
+                "BusyError".to_string()
+            });
+        }
+        let arrival = Arrival {
+            project: project.id,
+            event_id: events::id_bytes(&event.event_id).unwrap(),
+            grouping: grouping::group(&event),
+            encoded: events::encode(&event),
+            event,
+        };
+        pending.push_back(queue.submit(arrival).unwrap());
+        while pending.len() > 4096 {
+            pending
+                .pop_front()
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+        }
+    }
+    for done in pending {
+        done.blocking_recv().unwrap().unwrap();
+    }
+    println!(
+        "filled {} issues and one with {events_of_one} events in {:.1} s",
+        issues + 1,
+        started.elapsed().as_secs_f64()
+    );
+
+    let config = Arc::new(Config::default());
+    let handle = Handle {
+        db: db.clone(),
+        writes: Writes::Writer(queue.clone()),
+        config,
+        live: None,
+    };
+    let keys = Arc::new(KeyCache::load(&db).unwrap());
+    let web = Web::new(handle, keys, queue.shared_stats());
+    let admin = users::find(&db, "admin@example.com").unwrap().unwrap();
+    let visitor = Visitor::signed_in(admin);
+    let busy = issues + 1;
+    let list: HashMap<String, String> = HashMap::new();
+    let search: HashMap<String, String> = [("q".to_string(), "BenchError9999".to_string())].into();
+
+    let time = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
+    };
+    let list_page = || {
+        time(&|| {
+            assert_eq!(
+                pages::issue_list(&web, &visitor, "bench", &list).status(),
+                200
+            )
+        })
+    };
+    let mut n = issues + events_of_one;
+    let mut event_arrives = || {
+        // An event on an existing issue: the cached list is one issue stale.
+        let mut event = template.clone();
+        n += 1;
+        event.event_id = format!("{:032x}", (u128::from(n) << 64) | 0x3eb);
+        if let Some(ex) = event.exception.last_mut() {
+            ex.ty = Some(format!("BenchError{}", n % issues.max(1)));
+        }
+        let arrival = Arrival {
+            project: project.id,
+            event_id: events::id_bytes(&event.event_id).unwrap(),
+            grouping: grouping::group(&event),
+            encoded: events::encode(&event),
+            event,
+        };
+        queue
+            .submit(arrival)
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+    };
+    let after_event: Vec<Duration> = (0..runs)
+        .map(|_| {
+            event_arrives();
+            list_page()
+        })
+        .collect();
+    report(
+        &format!("issue list, {issues} issues, after an event"),
+        after_event,
+    );
+    let after_admin: Vec<Duration> = (0..runs.min(10))
+        .map(|_| {
+            // A management write: the list is read whole again.
+            queue.write(|_| Ok(())).unwrap();
+            list_page()
+        })
+        .collect();
+    report(
+        &format!("issue list, {issues} issues, after a management write"),
+        after_admin,
+    );
+    let warm: Vec<Duration> = (0..runs)
+        .map(|_| {
+            time(&|| {
+                assert_eq!(
+                    pages::issue_list(&web, &visitor, "bench", &list).status(),
+                    200
+                )
+            })
+        })
+        .collect();
+    report(&format!("issue list, {issues} issues, cached"), warm);
+    let searched: Vec<Duration> = (0..runs)
+        .map(|_| {
+            time(&|| {
+                assert_eq!(
+                    pages::issue_list(&web, &visitor, "bench", &search).status(),
+                    200
+                )
+            })
+        })
+        .collect();
+    report("issue list, text search, cached", searched);
+    let page: Vec<Duration> = (0..runs)
+        .map(|_| {
+            time(&|| {
+                let resp =
+                    pages::issue_page(&web, &visitor, "bench", &busy.to_string(), &HashMap::new());
+                assert_eq!(resp.status(), 200);
+            })
+        })
+        .collect();
+    report(&format!("issue page, {events_of_one} events"), page);
+    drop(web);
+    drop(queue);
+    writer.join().unwrap();
+}
