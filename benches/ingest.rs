@@ -134,8 +134,7 @@ fn capture(program: &str, args: &[&str], cwd: &std::path::Path) -> Vec<Vec<u8>> 
         .expect("run an SDK client (installed by ./scripts/test)");
     assert!(status.success(), "{program} {args:?} failed");
     std::thread::sleep(Duration::from_millis(200));
-    let out = bodies.lock().unwrap().clone();
-    out
+    bodies.lock().unwrap().clone()
 }
 
 /// The captured envelopes that carry an event, split around their event id.
