@@ -244,15 +244,32 @@ fn load(
         for c in 0..connections {
             let (templates, path, auth) = (templates.to_vec(), path.to_string(), auth.to_string());
             tasks.push(tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
+                // Servers that close connections (gunicorn's sync workers) get new ones.
+                async fn connect(
+                    addr: SocketAddr,
+                ) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+                    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+                    stream.set_nodelay(true).ok()?;
+                    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .ok()?;
+                    tokio::spawn(conn);
+                    Some(send)
+                }
                 let (mut ok, mut other, mut latencies) = (0u64, 0u64, Vec::new());
                 let mut n: u64 = 0;
+                let mut conn = None;
                 while Instant::now() < deadline {
+                    let send = match &mut conn {
+                        Some(send) => send,
+                        None => match connect(addr).await {
+                            Some(send) => conn.insert(send),
+                            None => {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
+                            }
+                        },
+                    };
                     n += 1;
                     let id = format!("{:016x}{:016x}", c as u64 + 1, n);
                     let template = &templates[(n as usize) % templates.len()];
@@ -264,12 +281,31 @@ fn load(
                         .unwrap();
                     let t = Instant::now();
                     let Ok(resp) = send.send_request(req).await else {
-                        break;
+                        conn = None;
+                        continue;
                     };
                     let status = resp.status();
-                    let _ = resp.into_body().collect().await;
+                    let closing = resp
+                        .headers()
+                        .get("connection")
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                    let body = resp.into_body().collect().await;
                     latencies.push(t.elapsed().as_micros() as u32);
-                    if status == 200 { ok += 1 } else { other += 1 }
+                    if status == 200 {
+                        ok += 1
+                    } else {
+                        if other == 0 && c == 0 {
+                            let text = body.map(|b| b.to_bytes()).unwrap_or_default();
+                            eprintln!(
+                                "first refusal: {status} {}",
+                                String::from_utf8_lossy(&text[..text.len().min(300)])
+                            );
+                        }
+                        other += 1
+                    }
+                    if closing {
+                        conn = None;
+                    }
                 }
                 (ok, other, latencies)
             }));

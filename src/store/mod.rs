@@ -185,6 +185,10 @@ pub fn next_growth(len: u64) -> u64 {
     }
 }
 
+/// redb's page cache. Its default (1 GiB) lets the resident size grow with the file under a
+/// flood; recent pages are what the writer and the UI read, and the OS page cache holds more.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 pub fn file_in(data_dir: &Path) -> PathBuf {
     data_dir.join("picket.redb")
 }
@@ -221,15 +225,18 @@ pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
         ))
     })?;
     let path = file_in(data_dir);
-    Database::create(&path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path },
-        redb::DatabaseError::Storage(redb::StorageError::Io(io))
-            if io.kind() == std::io::ErrorKind::WouldBlock =>
-        {
-            StoreError::Locked { path }
-        }
-        other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
-    })
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(&path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path },
+            redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                StoreError::Locked { path }
+            }
+            other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
+        })
 }
 
 pub fn schema_version(db: &Database) -> Result<Option<u64>, StoreError> {
