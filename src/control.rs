@@ -240,6 +240,25 @@ impl Handle {
         v
     }
 
+    /// Changes a project's row inside a write (the writer may have changed it since it was
+    /// read), and returns it as written.
+    fn update_project(
+        &self,
+        slug_or_id: &str,
+        change: impl FnOnce(&mut Project) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<Project, StoreError> {
+        let id = self.project(slug_or_id)?.id;
+        self.write(move |txn| {
+            let mut rows = Batch::open(txn)?;
+            let mut project = rows
+                .project(id)?
+                .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+            change(&mut project)?;
+            rows.put_project(&project)?;
+            Ok(project)
+        })
+    }
+
     /// A webhook URL must be http(s), and under the default policy must not lead to a loopback,
     /// private or link-local address (checked again on every call).
     fn check_webhook(&self, url: &str) -> Result<(), StoreError> {
@@ -315,16 +334,9 @@ impl Handle {
                 project,
                 max_events,
             } => {
-                let id = self.project(&project)?.id;
-                // Read inside the write: the writer may have changed the row since.
-                let project = self.write(move |txn| {
-                    let mut rows = Batch::open(txn)?;
-                    let mut project = rows
-                        .project(id)?
-                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                let project = self.update_project(&project, move |project| {
                     project.max_events = max_events;
-                    rows.put_project(&project)?;
-                    Ok(project)
+                    Ok(())
                 })?;
                 Ok(self.project_json(&project, None))
             }
@@ -335,15 +347,9 @@ impl Handle {
                         "a project name has 1 to 100 characters".into(),
                     ));
                 }
-                let id = self.project(&project)?.id;
-                let project = self.write(move |txn| {
-                    let mut rows = Batch::open(txn)?;
-                    let mut project = rows
-                        .project(id)?
-                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                let project = self.update_project(&project, move |project| {
                     project.name = name;
-                    rows.put_project(&project)?;
-                    Ok(project)
+                    Ok(())
                 })?;
                 Ok(self.project_json(&project, None))
             }
@@ -357,15 +363,9 @@ impl Handle {
                         ));
                     }
                 }
-                let id = self.project(&project)?.id;
-                let project = self.write(move |txn| {
-                    let mut rows = Batch::open(txn)?;
-                    let mut project = rows
-                        .project(id)?
-                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                let project = self.update_project(&project, move |project| {
                     project.forward_to = dsn;
-                    rows.put_project(&project)?;
-                    Ok(project)
+                    Ok(())
                 })?;
                 Ok(self.project_json(&project, None))
             }
@@ -400,7 +400,6 @@ impl Handle {
                 Ok(json!({ "retried": retried, "dead_letters": list }))
             }
             Request::Alerts { project, change } => {
-                let id = self.project(&project)?.id;
                 if let AlertChange::Webhook {
                     url, remove: false, ..
                 } = &change
@@ -417,14 +416,8 @@ impl Handle {
                 }
                 let project = match change {
                     AlertChange::Show => self.project(&project)?,
-                    change => self.write(move |txn| {
-                        let mut rows = Batch::open(txn)?;
-                        let mut project = rows
-                            .project(id)?
-                            .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
-                        apply_alert_change(&mut project.alerts, change)?;
-                        rows.put_project(&project)?;
-                        Ok(project)
+                    change => self.update_project(&project, move |project| {
+                        apply_alert_change(&mut project.alerts, change)
                     })?,
                 };
                 Ok(self.alerts_json(&project)?)
@@ -434,25 +427,18 @@ impl Handle {
                 email,
                 remove,
             } => {
-                let id = self.project(&project)?.id;
                 let email = email.trim().to_ascii_lowercase();
-                let project = self.write(move |txn| {
-                    let known = users::get(&txn.open_table(store::USERS)?, &email)?.is_some();
-                    if !known && !remove {
-                        return Err(StoreError::NotFound(format!(
-                            "no user {email} (create one first)"
-                        )));
-                    }
-                    let mut rows = Batch::open(txn)?;
-                    let mut project = rows
-                        .project(id)?
-                        .ok_or_else(|| StoreError::NotFound(format!("no project {id}")))?;
+                if !remove && users::find(&self.db, &email)?.is_none() {
+                    return Err(StoreError::NotFound(format!(
+                        "no user {email} (create one first)"
+                    )));
+                }
+                let project = self.update_project(&project, move |project| {
                     project.members.retain(|m| m != &email);
                     if !remove {
                         project.members.push(email);
                     }
-                    rows.put_project(&project)?;
-                    Ok(project)
+                    Ok(())
                 })?;
                 Ok(json!({ "project": project.slug, "members": project.members }))
             }

@@ -105,6 +105,35 @@ pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// The loop of a worker that polls for work until `stop`: `round` again at once when it did
+/// something, after `idle` when it did not, after a second when it failed (logged as `what`).
+pub async fn poll_until_stopped<F, Fut, E>(
+    what: &str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    idle: std::time::Duration,
+    mut round: F,
+) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        let pause = match round().await {
+            Ok(true) => std::time::Duration::ZERO,
+            Ok(false) => idle,
+            Err(e) => {
+                tracing::warn!("{what}: {e}");
+                std::time::Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped(&mut stop) => return Ok(()),
+        }
+    }
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         format!("panicked: {s}")

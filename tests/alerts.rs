@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -86,28 +86,12 @@ fn server_mailing_to(smtp_port: u16, extra_toml: &str) -> Server {
         ),
         &[],
     );
-    create_admin(&server.data_dir, "admin@example.com");
+    common::create_admin(
+        &server.data_dir,
+        "admin@example.com",
+        "a long enough password",
+    );
     server
-}
-
-fn create_admin(data_dir: &Path, email: &str) {
-    let mut child = Command::new(common::BIN)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["createsuperuser", "--email", email, "--password-stdin"])
-        .env_remove("PICKET_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough password\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 /// Sends events through sentry-sdk: each `(message, times)` that many times.

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{BIN, Server, cli, cli_json};
@@ -150,32 +149,7 @@ fn management_without_a_server_works_on_the_file() {
     assert_eq!(bad_project.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_project.stderr).contains("no project 'nope'"));
 
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "createsuperuser",
-            "--email",
-            "admin@example.com",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough password\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::create_admin(&data, "admin@example.com", "a long enough password");
     assert!(String::from_utf8_lossy(&out.stdout).contains("admin@example.com"));
 }
 

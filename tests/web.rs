@@ -5,36 +5,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::Server;
 
 const PASSWORD: &str = "correct horse battery";
 
-fn create_admin(server: &Server, email: &str) {
-    use std::io::Write;
-    let mut child = Command::new(common::BIN)
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .args(["createsuperuser", "--email", email, "--password-stdin"])
-        .env_remove("PICKET_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
 #[test]
 fn a_user_signs_in_reads_an_issue_resolves_it_and_sees_it_regress_in_chromium() {
     let server = Server::start();
-    create_admin(&server, "admin@example.com");
+    common::create_admin(&server.data_dir, "admin@example.com", PASSWORD);
     let dsn = server.json(&["project", "list"])[0]["dsn"]
         .as_str()
         .unwrap()
@@ -175,7 +155,7 @@ impl Client {
 #[test]
 fn csrf_membership_throttling_and_set_password_links() {
     let server = Server::start();
-    create_admin(&server, "admin@example.com");
+    common::create_admin(&server.data_dir, "admin@example.com", PASSWORD);
     let project = server.json(&["project", "list"])[0].clone();
     common::agent()
         .post(&common::store_url(&server, &project))

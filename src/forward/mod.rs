@@ -160,21 +160,8 @@ impl Forwarder {
     }
 
     /// Runs until `stop`; a failed round is logged and retried after a pause.
-    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
-        loop {
-            let pause = match self.round().await {
-                Ok(true) => Duration::ZERO,
-                Ok(false) => IDLE_POLL,
-                Err(e) => {
-                    tracing::warn!("forwarding: {e}");
-                    Duration::from_secs(1)
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = crate::supervisor::stopped(&mut stop) => return Ok(()),
-            }
-        }
+    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
+        crate::supervisor::poll_until_stopped("forwarding", stop, IDLE_POLL, || self.round()).await
     }
 
     /// One pass over every forwarding project. Returns whether anything left the outbox.

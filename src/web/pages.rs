@@ -548,27 +548,43 @@ fn change_from(action: &str) -> Option<StatusChange> {
     }
 }
 
-pub async fn bulk(web: &Web, visitor: &Visitor, slug: &str, form: &Form) -> Page {
-    let Some(project) = visible_project(web, visitor, slug) else {
-        return not_found(Nav::of(visitor));
-    };
+/// Applies the form's status action (the buttons' `action`) to issues of a project: the same
+/// request `picket issue resolve|ignore|unresolve` sends.
+async fn change_issues(
+    web: &Web,
+    visitor: &Visitor,
+    project: &Project,
+    ids: impl Iterator<Item = u64>,
+    form: &Form,
+) -> Result<(), Page> {
     let Some(change) = form.get("action").and_then(change_from) else {
-        return message(
+        return Err(message(
             StatusCode::BAD_REQUEST,
             Nav::of(visitor),
             "Unknown action",
             "Choose resolve, ignore or unresolve.",
-        );
+        ));
     };
-    for id in form.all("issue").filter_map(|i| i.parse::<u64>().ok()) {
+    for id in ids {
         let req = Request::IssueStatus {
             project: project.id.to_string(),
             issue: id,
             change,
         };
         if let Err(e) = web.handle.ask(req, &web.keys).await {
-            return store_error(Nav::of(visitor), &e);
+            return Err(store_error(Nav::of(visitor), &e));
         }
+    }
+    Ok(())
+}
+
+pub async fn bulk(web: &Web, visitor: &Visitor, slug: &str, form: &Form) -> Page {
+    let Some(project) = visible_project(web, visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    let ids = form.all("issue").filter_map(|i| i.parse::<u64>().ok());
+    if let Err(page) = change_issues(web, visitor, &project, ids, form).await {
+        return page;
     }
     let prefix = format!("/projects/{}/", project.slug);
     let back = form
@@ -582,22 +598,9 @@ pub async fn issue_status(web: &Web, visitor: &Visitor, slug: &str, id: &str, fo
     let (Some(project), Ok(id)) = (visible_project(web, visitor, slug), id.parse::<u64>()) else {
         return not_found(Nav::of(visitor));
     };
-    let Some(change) = form.get("action").and_then(change_from) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            Nav::of(visitor),
-            "Unknown action",
-            "Choose resolve, ignore or unresolve.",
-        );
-    };
-    let req = Request::IssueStatus {
-        project: project.id.to_string(),
-        issue: id,
-        change,
-    };
-    match web.handle.ask(req, &web.keys).await {
-        Ok(_) => redirect(&format!("/projects/{}/issues/{id}/", project.slug), &[]),
-        Err(e) => store_error(Nav::of(visitor), &e),
+    match change_issues(web, visitor, &project, std::iter::once(id), form).await {
+        Ok(()) => redirect(&format!("/projects/{}/issues/{id}/", project.slug), &[]),
+        Err(page) => page,
     }
 }
 

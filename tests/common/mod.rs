@@ -342,3 +342,32 @@ pub fn free_port() -> u16 {
         .expect("address")
         .port()
 }
+
+/// `picket createsuperuser --email EMAIL --password-stdin` on a data directory (through the
+/// server's control socket when one runs); returns its output.
+pub fn create_admin(data_dir: &Path, email: &str, password: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["createsuperuser", "--email", email, "--password-stdin"])
+        .env_remove("PICKET_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run picket");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("createsuperuser");
+    assert!(
+        out.status.success(),
+        "createsuperuser failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
