@@ -21,6 +21,11 @@ use picket::server::ServeError;
 use picket::store;
 use picket::store::issues::StatusChange;
 
+/// mimalloc: parsing events allocates a lot from several threads at once, where glibc's malloc
+/// spends its time consolidating and contending.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {

@@ -20,10 +20,23 @@ pub struct EncodedEvent {
     pub received: f64,
 }
 
+thread_local! {
+    /// One compression context per thread: making one costs more than compressing an event.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 pub fn encode(event: &Event) -> EncodedEvent {
     let packed = super::encode(event);
+    let compressed = COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        cell.as_mut()?.compress(&packed).ok()
+    });
     // zstd only fails on allocation failure or a bad level; keep the event uncompressed then.
-    let payload = zstd::bulk::compress(&packed, ZSTD_LEVEL).unwrap_or(packed);
+    let payload = compressed.unwrap_or(packed);
     EncodedEvent {
         payload,
         received: event.received,
