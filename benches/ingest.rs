@@ -419,9 +419,15 @@ fn start_picket() -> Picket {
 }
 
 fn main() {
-    let seconds: f64 = env_or("PICKET_LOAD_SECONDS", 10.0);
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `cargo test --all-targets` runs this too (without --bench): then a short smoke run.
+    let benching = std::env::args().any(|a| a == "--bench")
+        || std::env::var_os("PICKET_LOAD_TARGET").is_some();
+    let seconds: f64 = env_or("PICKET_LOAD_SECONDS", if benching { 10.0 } else { 2.0 });
     let connections: usize = env_or("PICKET_LOAD_CONNECTIONS", 32);
-    let runs: usize = env_or("PICKET_LOAD_RUNS", 3);
+    let runs: usize = env_or("PICKET_LOAD_RUNS", if benching { 3 } else { 1 });
     let templates = templates();
     let sizes: Vec<String> = templates
         .iter()

@@ -41,9 +41,17 @@ fn report(name: &str, mut times: Vec<Duration>) {
 }
 
 fn main() {
-    let issues: u64 = env_or("PICKET_BENCH_ISSUES", 100_000);
-    let events_of_one: u64 = env_or("PICKET_BENCH_EVENTS", 10_000);
-    let runs: usize = env_or("PICKET_BENCH_RUNS", 30);
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `cargo test --all-targets` runs this too (without --bench): then a small smoke run.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let issues: u64 = env_or(
+        "PICKET_BENCH_ISSUES",
+        if benching { 100_000 } else { 2_000 },
+    );
+    let events_of_one: u64 = env_or("PICKET_BENCH_EVENTS", if benching { 10_000 } else { 200 });
+    let runs: usize = env_or("PICKET_BENCH_RUNS", if benching { 30 } else { 3 });
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(store::open(dir.path()).unwrap());
     let project = {
