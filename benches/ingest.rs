@@ -28,12 +28,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::env_or;
 
 /// A captured envelope, split around its event id: pieces[0] + id + pieces[1] + id + ….
 #[derive(Clone)]
@@ -419,12 +415,11 @@ fn start_picket() -> Picket {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
     // `cargo test --all-targets` runs this too (without --bench): then a short smoke run.
-    let benching = std::env::args().any(|a| a == "--bench")
-        || std::env::var_os("PICKET_LOAD_TARGET").is_some();
+    let Some(benching) = support::benching() else {
+        return;
+    };
+    let benching = benching || std::env::var_os("PICKET_LOAD_TARGET").is_some();
     let seconds: f64 = env_or("PICKET_LOAD_SECONDS", if benching { 10.0 } else { 2.0 });
     let connections: usize = env_or("PICKET_LOAD_CONNECTIONS", 32);
     let runs: usize = env_or("PICKET_LOAD_RUNS", if benching { 3 } else { 1 });

@@ -10,19 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use picket::event::grouping;
-use picket::event::normalize::{Context, normalize};
-use picket::pipeline::{self, Arrival, Writer, WriterConfig};
-use picket::store::{self, events, projects};
+use picket::pipeline::WriterConfig;
+use picket::store::{self, projects};
+use support::env_or;
 
-const SAMPLE: &str = include_str!("data/python_event.json");
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
 
 /// Writes `n` events into the data directory through the real writer.
 fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String) {
@@ -33,7 +25,6 @@ fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String)
         txn.commit().unwrap();
         created
     };
-    let (queue, jobs) = pipeline::queue(8192);
     let config = WriterConfig {
         batch_max: 512,
         issue_cache: 10_000,
@@ -41,64 +32,18 @@ fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String)
         // No caps or disk budget: the benchmark wants every event it writes kept.
         ..Default::default()
     };
-    let writer = Writer::new(db.clone(), jobs, queue.shared_stats(), config);
-    let writer = std::thread::spawn(move || writer.run());
-    let template = normalize(
-        SAMPLE.as_bytes(),
-        &Context {
-            received: picket::time::now(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (queue, writer) = support::writer(db.clone(), config);
+    let template = support::sample_event();
     let started = Instant::now();
-    let mut pending = std::collections::VecDeque::new();
-    for i in 0..n {
+    support::fill(&queue, n, 8000, 200_000, |i| {
         let mut event = template.clone();
         event.event_id = format!("{:032x}", (u128::from(i) << 64) | 0xbe4c);
         // A few hundred issues, as a real project would have.
         if let Some(ex) = event.exception.last_mut() {
             ex.ty = Some(format!("BenchError{}", i % 300));
         }
-        let arrival = Arrival {
-            project: project.id,
-            event_id: events::id_bytes(&event.event_id).unwrap(),
-            grouping: grouping::group(&event),
-            encoded: events::encode(&event),
-            event,
-        };
-        loop {
-            match queue.submit(arrival_clone(&arrival)) {
-                Ok(done) => {
-                    pending.push_back(done);
-                    break;
-                }
-                Err(_) => {
-                    // The queue is full: wait for the oldest to be written.
-                    if let Some(done) = pending.pop_front() {
-                        done.blocking_recv().unwrap().unwrap();
-                    }
-                }
-            }
-        }
-        while pending.len() > 8000 {
-            pending
-                .pop_front()
-                .unwrap()
-                .blocking_recv()
-                .unwrap()
-                .unwrap();
-        }
-        if i > 0 && i % 200_000 == 0 {
-            eprintln!(
-                "  {i} events written ({:.0}/s)",
-                i as f64 / started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    for done in pending {
-        done.blocking_recv().unwrap().unwrap();
-    }
+        support::arrival(project.id, event)
+    });
     drop(queue);
     writer.join().unwrap();
     eprintln!(
@@ -106,16 +51,6 @@ fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String)
         started.elapsed().as_secs_f64()
     );
     (project.id, key.public_key)
-}
-
-fn arrival_clone(a: &Arrival) -> Arrival {
-    Arrival {
-        project: a.project,
-        event_id: a.event_id,
-        grouping: a.grouping,
-        event: a.event.clone(),
-        encoded: a.encoded.clone(),
-    }
 }
 
 fn start(data_dir: &std::path::Path, config: &std::path::Path, port: u16) -> Child {
@@ -157,11 +92,10 @@ fn store_request(project: u64, key: &str) -> String {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
     // `cargo test --all-targets` runs this too (without --bench): then a small smoke run.
-    let benching = std::env::args().any(|a| a == "--bench");
+    let Some(benching) = support::benching() else {
+        return;
+    };
     let n: u64 = env_or(
         "PICKET_BENCH_EVENTS",
         if benching { 1_000_000 } else { 2_000 },

@@ -10,21 +10,13 @@ use std::time::{Duration, Instant};
 
 use picket::config::Config;
 use picket::control::{Handle, Writes};
-use picket::event::grouping;
-use picket::event::normalize::{Context, normalize};
 use picket::intake::keys::KeyCache;
-use picket::pipeline::{self, Arrival, Writer, WriterConfig};
-use picket::store::{self, events, projects, users};
+use picket::pipeline::WriterConfig;
+use picket::store::{self, projects, users};
 use picket::web::{Visitor, Web, pages};
+use support::env_or;
 
-const SAMPLE: &str = include_str!("data/python_event.json");
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
 
 fn percentile(times: &mut [Duration], p: f64) -> Duration {
     times.sort();
@@ -41,11 +33,10 @@ fn report(name: &str, mut times: Vec<Duration>) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
     // `cargo test --all-targets` runs this too (without --bench): then a small smoke run.
-    let benching = std::env::args().any(|a| a == "--bench");
+    let Some(benching) = support::benching() else {
+        return;
+    };
     let issues: u64 = env_or(
         "PICKET_BENCH_ISSUES",
         if benching { 100_000 } else { 2_000 },
@@ -61,61 +52,34 @@ fn main() {
         txn.commit().unwrap();
         p
     };
-    let (queue, jobs) = pipeline::queue(8192);
-    let writer = Writer::new(
-        db.clone(),
-        jobs,
-        queue.shared_stats(),
-        WriterConfig {
-            batch_max: 512,
-            issue_cache: 10_000,
-            quick_repair: true,
-            ..Default::default()
-        },
-    );
-    let writer = std::thread::spawn(move || writer.run());
-    let template = normalize(
-        SAMPLE.as_bytes(),
-        &Context {
-            received: picket::time::now(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let started = Instant::now();
-    let mut pending = std::collections::VecDeque::new();
-    for i in 0..issues + events_of_one {
+    let config = WriterConfig {
+        batch_max: 512,
+        issue_cache: 10_000,
+        quick_repair: true,
+        ..Default::default()
+    };
+    let (queue, writer) = support::writer(db.clone(), config);
+    let template = support::sample_event();
+    // `kind(i)` names the issue of the i-th event.
+    let event = |i: u64, kind: String| {
         let mut event = template.clone();
         event.event_id = format!("{:032x}", (u128::from(i) << 64) | 0x3eb);
         event.received = picket::time::now();
         if let Some(ex) = event.exception.last_mut() {
-            // One issue per event for the first part, then one busy issue.
-            ex.ty = Some(if i < issues {
-                format!("BenchError{i}")
-            } else {
-                "BusyError".to_string()
-            });
+            ex.ty = Some(kind);
         }
-        let arrival = Arrival {
-            project: project.id,
-            event_id: events::id_bytes(&event.event_id).unwrap(),
-            grouping: grouping::group(&event),
-            encoded: events::encode(&event),
-            event,
+        support::arrival(project.id, event)
+    };
+    let started = Instant::now();
+    support::fill(&queue, issues + events_of_one, 4096, 0, |i| {
+        // One issue per event for the first part, then one busy issue.
+        let kind = if i < issues {
+            format!("BenchError{i}")
+        } else {
+            "BusyError".to_string()
         };
-        pending.push_back(queue.submit(arrival).unwrap());
-        while pending.len() > 4096 {
-            pending
-                .pop_front()
-                .unwrap()
-                .blocking_recv()
-                .unwrap()
-                .unwrap();
-        }
-    }
-    for done in pending {
-        done.blocking_recv().unwrap().unwrap();
-    }
+        event(i, kind)
+    });
     println!(
         "filled {} issues and one with {events_of_one} events in {:.1} s",
         issues + 1,
@@ -153,19 +117,8 @@ fn main() {
     let mut n = issues + events_of_one;
     let mut event_arrives = || {
         // An event on an existing issue: the cached list is one issue stale.
-        let mut event = template.clone();
         n += 1;
-        event.event_id = format!("{:032x}", (u128::from(n) << 64) | 0x3eb);
-        if let Some(ex) = event.exception.last_mut() {
-            ex.ty = Some(format!("BenchError{}", n % issues.max(1)));
-        }
-        let arrival = Arrival {
-            project: project.id,
-            event_id: events::id_bytes(&event.event_id).unwrap(),
-            grouping: grouping::group(&event),
-            encoded: events::encode(&event),
-            event,
-        };
+        let arrival = event(n, format!("BenchError{}", n % issues.max(1)));
         queue
             .submit(arrival)
             .unwrap()

@@ -1,0 +1,100 @@
+//! Shared by the benchmarks: settings from the environment, whether this is a real run or
+//! `cargo test`'s smoke run, the captured sample event, and filling a store through the real
+//! writer with the queue kept full but never overflowing.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use picket::event::normalize::{Context, normalize};
+use picket::event::{Event, grouping};
+use picket::pipeline::{self, Ack, Arrival, Queue, Writer, WriterConfig};
+use picket::store::{StoreError, events};
+use tokio::sync::oneshot;
+
+const SAMPLE: &str = include_str!("../data/python_event.json");
+
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `Some(true)` under `cargo bench`, `Some(false)` under `cargo test --all-targets` (a small
+/// smoke run), `None` when only asked for the list of benchmarks.
+pub fn benching() -> Option<bool> {
+    let mut args = std::env::args();
+    if args.any(|a| a == "--list") {
+        return None;
+    }
+    Some(std::env::args().any(|a| a == "--bench"))
+}
+
+/// The captured sentry-sdk event, normalized as intake would.
+pub fn sample_event() -> Event {
+    normalize(
+        SAMPLE.as_bytes(),
+        &Context {
+            received: picket::time::now(),
+            ..Default::default()
+        },
+    )
+    .expect("the sample event normalizes")
+}
+
+/// An event ready for the queue, as intake makes it.
+pub fn arrival(project: u64, event: Event) -> Arrival {
+    Arrival {
+        project,
+        event_id: events::id_bytes(&event.event_id).expect("a 32-hex event id"),
+        grouping: grouping::group(&event),
+        encoded: events::encode(&event),
+        event,
+    }
+}
+
+/// A writer thread on a fresh queue.
+pub fn writer(
+    db: Arc<redb::Database>,
+    config: WriterConfig,
+) -> (Queue, std::thread::JoinHandle<()>) {
+    let (queue, jobs) = pipeline::queue(8192);
+    let writer = Writer::new(db, jobs, queue.shared_stats(), config);
+    (queue, std::thread::spawn(move || writer.run()))
+}
+
+/// Queues `n` events made by `make(i)` and waits until all are durable, never holding more
+/// than `in_flight` unanswered. Reports progress every `report_every` events (0: never).
+pub fn fill(
+    queue: &Queue,
+    n: u64,
+    in_flight: usize,
+    report_every: u64,
+    make: impl Fn(u64) -> Arrival,
+) {
+    let started = Instant::now();
+    let mut pending: VecDeque<oneshot::Receiver<Result<Ack, StoreError>>> = VecDeque::new();
+    let wait = |done: oneshot::Receiver<Result<Ack, StoreError>>| {
+        done.blocking_recv()
+            .expect("the writer answers")
+            .expect("stored");
+    };
+    for i in 0..n {
+        pending.push_back(queue.submit(make(i)).expect("room in the queue"));
+        while pending.len() > in_flight {
+            wait(pending.pop_front().expect("pending"));
+        }
+        if report_every > 0 && i > 0 && i % report_every == 0 {
+            eprintln!(
+                "  {i} events written ({:.0}/s)",
+                i as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    for done in pending {
+        wait(done);
+    }
+}
