@@ -262,39 +262,16 @@ impl Handle {
     /// A webhook URL must be http(s), and under the default policy must not lead to a loopback,
     /// private or link-local address (checked again on every call).
     fn check_webhook(&self, url: &str) -> Result<(), StoreError> {
-        let policy = if self.config.alerts.allow_private_webhooks {
-            crate::outbound::Policy::AnyAddress
-        } else {
-            crate::outbound::Policy::PublicOnly
-        };
-        let refuse = |why: String| {
-            StoreError::Invalid(format!(
-                "webhook {url} refused: {why}{}",
-                if policy == crate::outbound::Policy::PublicOnly {
-                    " (alerts.allow_private_webhooks = true allows it)"
-                } else {
-                    ""
-                }
-            ))
-        };
-        let client = crate::outbound::Client::new(None, std::time::Duration::from_secs(1), policy)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        client.check_url(url).map_err(|e| refuse(e.to_string()))?;
-        if policy == crate::outbound::Policy::PublicOnly {
-            let uri: hyper::Uri = url.parse().map_err(|_| refuse("not a URL".into()))?;
-            let host = uri.host().unwrap_or_default().to_string();
-            let port = uri.port_u16().unwrap_or(443);
-            use std::net::ToSocketAddrs;
-            if let Ok(addrs) = (host.as_str(), port).to_socket_addrs() {
-                let addrs: Vec<_> = addrs.collect();
-                if !addrs.is_empty() && addrs.iter().all(|a| !crate::outbound::is_public(a.ip())) {
-                    return Err(refuse(format!(
-                        "{host} resolves only to loopback, private or link-local addresses"
-                    )));
-                }
-            }
-        }
-        Ok(())
+        use crate::outbound::Policy;
+        let policy = Policy::for_webhooks(self.config.alerts.allow_private_webhooks);
+        crate::outbound::check_url_now(url, policy).map_err(|e| {
+            let hint = if policy == Policy::PublicOnly {
+                " (alerts.allow_private_webhooks = true allows it)"
+            } else {
+                ""
+            };
+            StoreError::Invalid(format!("webhook {url} refused: {e}{hint}"))
+        })
     }
 
     fn alerts_json(&self, project: &Project) -> Result<Value, StoreError> {

@@ -75,6 +75,37 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+impl Policy {
+    /// The policy for webhooks: public addresses only, unless the config allows private ones.
+    pub fn for_webhooks(allow_private: bool) -> Policy {
+        if allow_private {
+            Policy::AnyAddress
+        } else {
+            Policy::PublicOnly
+        }
+    }
+}
+
+/// The addresses a name resolved to that the policy lets a client connect to; an error when
+/// it resolved only to forbidden ones.
+fn permitted(
+    host: &str,
+    found: Vec<SocketAddr>,
+    policy: Policy,
+) -> Result<Vec<SocketAddr>, String> {
+    let total = found.len();
+    let allowed: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|a| policy == Policy::AnyAddress || is_public(a.ip()))
+        .collect();
+    if allowed.is_empty() && total > 0 {
+        return Err(format!(
+            "{host} resolves only to loopback, private or link-local addresses"
+        ));
+    }
+    Ok(allowed)
+}
+
 /// Name resolution for the client: the system's, through tokio, with the addresses the policy
 /// forbids removed, so that a name cannot lead a webhook to a private address.
 #[derive(Clone)]
@@ -96,20 +127,10 @@ impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for 
         let policy = self.0;
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|a| policy == Policy::AnyAddress || is_public(a.ip()))
-                .collect();
-            if allowed.is_empty() && !found.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    format!("{host} resolves only to loopback, private or link-local addresses"),
-                ));
-            }
-            Ok(allowed.into_iter())
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            permitted(&host, found, policy)
+                .map(Vec::into_iter)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))
         })
     }
 }
@@ -230,30 +251,52 @@ impl Client {
 }
 
 impl Client {
-    /// Refuses URLs the client may not call: not http(s), or (for `PublicOnly`) a literal
-    /// address that is not public. Names are checked when they are resolved.
-    pub fn check_url(&self, url: &str) -> Result<(), OutboundError> {
+    fn check_url(&self, url: &str) -> Result<(), OutboundError> {
+        check_url(url, self.policy)
+    }
+}
+
+/// Refuses URLs a client with this policy may not call: not http(s), or (for `PublicOnly`) a
+/// literal address that is not public. Names are checked when they are resolved.
+pub fn check_url(url: &str, policy: Policy) -> Result<(), OutboundError> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|_| OutboundError::Url(url.to_string()))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(OutboundError::Url(url.to_string()));
+    }
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if policy == Policy::PublicOnly {
+        let literal = host.parse::<IpAddr>().ok();
+        if literal.is_some_and(|ip| !is_public(ip)) || host.eq_ignore_ascii_case("localhost") {
+            return Err(OutboundError::Forbidden(format!(
+                "{host} is a loopback, private or link-local address"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_url`], and (for `PublicOnly`) the name resolved now, as a client would on every
+/// call: for refusing a URL up front, when it is configured. Blocking.
+pub fn check_url_now(url: &str, policy: Policy) -> Result<(), OutboundError> {
+    check_url(url, policy)?;
+    if policy == Policy::PublicOnly {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| OutboundError::Url(url.to_string()))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(OutboundError::Url(url.to_string()));
+        let host = uri.host().unwrap_or_default();
+        use std::net::ToSocketAddrs;
+        // A name that does not resolve now may later; the call checks again.
+        if let Ok(found) = (host, uri.port_u16().unwrap_or(443)).to_socket_addrs() {
+            permitted(host, found.collect(), policy).map_err(OutboundError::Forbidden)?;
         }
-        let host = uri
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if self.policy == Policy::PublicOnly {
-            let literal = host.parse::<IpAddr>().ok();
-            if literal.is_some_and(|ip| !is_public(ip)) || host.eq_ignore_ascii_case("localhost") {
-                return Err(OutboundError::Forbidden(format!(
-                    "{host} is a loopback, private or link-local address"
-                )));
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The innermost cause of a client error, which is the one that says what happened

@@ -168,11 +168,7 @@ pub fn run(
     };
     let alert_state = Arc::new(crate::alert::State::default());
     let alerter = {
-        let policy = if config.alerts.allow_private_webhooks {
-            crate::outbound::Policy::AnyAddress
-        } else {
-            crate::outbound::Policy::PublicOnly
-        };
+        let policy = crate::outbound::Policy::for_webhooks(config.alerts.allow_private_webhooks);
         let webhooks = crate::outbound::Client::new(None, config.alerts.webhook_timeout.0, policy)
             .map_err(|e| fatal(e.into()))?;
         crate::alert::Alerter::new(
