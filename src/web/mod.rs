@@ -44,22 +44,20 @@ pub struct Web {
     pub stats: Arc<Stats>,
     /// Failed sign-ins by "ip:…" and "account:…": (failures, first failure).
     failures: Mutex<HashMap<String, (u32, f64)>>,
-    /// Costly aggregates: a project's issues (by data version), an issue's tags and charts
-    /// (by its event count), so pages stay fast while events stream in.
-    cache: Mutex<lru::LruCache<CacheKey, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Each issue's charts and tag distributions, by its event count (and the hour, for the
+    /// charts' window), so issue pages stay fast while events stream in.
+    aggregates: Mutex<lru::LruCache<AggregatesKey, Arc<pages::Aggregates>>>,
     /// Each project's issues as of some commit, refreshed by re-reading only the issues that
     /// later commits changed.
     snapshots: Mutex<HashMap<u64, Arc<pages::IssueSnapshot>>>,
 }
 
 #[derive(Hash, PartialEq, Eq, Clone, Debug)]
-enum CacheKey {
-    IssueAggregates {
-        project: u64,
-        issue: u64,
-        count: u64,
-        hour: u64,
-    },
+struct AggregatesKey {
+    project: u64,
+    issue: u64,
+    count: u64,
+    hour: u64,
 }
 
 impl Web {
@@ -69,30 +67,29 @@ impl Web {
             keys,
             stats,
             failures: Mutex::new(HashMap::new()),
-            cache: Mutex::new(lru::LruCache::new(
+            aggregates: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
             )),
             snapshots: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cached<T: Send + Sync + 'static>(
+    fn aggregates(
         &self,
-        key: CacheKey,
-        make: impl FnOnce() -> Result<T, StoreError>,
-    ) -> Result<Arc<T>, StoreError> {
-        if let Some(hit) = self
-            .cache
+        key: AggregatesKey,
+        make: impl FnOnce() -> Result<pages::Aggregates, StoreError>,
+    ) -> Result<Arc<pages::Aggregates>, StoreError> {
+        let hit = self
+            .aggregates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-            .cloned()
-            .and_then(|v| v.downcast::<T>().ok())
-        {
+            .cloned();
+        if let Some(hit) = hit {
             return Ok(hit);
         }
         let value = Arc::new(make()?);
-        self.cache
+        self.aggregates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .put(key, value.clone());

@@ -10,7 +10,7 @@ use redb::ReadableDatabase;
 use serde_json::Value;
 
 use super::{
-    CacheKey, Form, Nav, Page, Visitor, Web, charts, html, message, not_found, redirect,
+    AggregatesKey, Form, Nav, Page, Visitor, Web, charts, html, message, not_found, redirect,
     store_error,
 };
 use crate::control::Request;
@@ -631,9 +631,8 @@ struct IssueView {
     last_seen: String,
     last_seen_exact: String,
     strategy: &'static str,
-    chart_24h: String,
-    chart_30d: String,
-    tags: Vec<TagView>,
+    /// The charts and tag distributions, shared with the cache.
+    agg: Arc<Aggregates>,
 }
 
 struct FrameView {
@@ -684,7 +683,7 @@ struct IssuePage {
 }
 
 /// An issue's charts and tag distributions, cached by its event count and the hour.
-struct Aggregates {
+pub struct Aggregates {
     chart_24h: String,
     chart_30d: String,
     tags: Vec<TagView>,
@@ -692,13 +691,13 @@ struct Aggregates {
 
 fn aggregates(web: &Web, issue: &Issue) -> Result<Arc<Aggregates>, StoreError> {
     let now = now_hour();
-    let key = CacheKey::IssueAggregates {
+    let key = AggregatesKey {
         project: issue.project,
         issue: issue.id,
         count: issue.count,
         hour: now,
     };
-    web.cached(key, || {
+    web.aggregates(key, || {
         let txn = web.handle.db.begin_read()?;
         let hours = txn.open_table(ISSUE_HOURS)?;
         let mut points = Vec::new();
@@ -805,23 +804,7 @@ pub fn issue_page(
                 last_seen: ago(issue.last_seen),
                 last_seen_exact: crate::time::rfc3339(issue.last_seen),
                 strategy: issue.strategy.as_str(),
-                chart_24h: agg.chart_24h.clone(),
-                chart_30d: agg.chart_30d.clone(),
-                tags: agg
-                    .tags
-                    .iter()
-                    .map(|t| TagView {
-                        key: t.key.clone(),
-                        values: t
-                            .values
-                            .iter()
-                            .map(|v| TagValue {
-                                value: v.value.clone(),
-                                percent: v.percent,
-                            })
-                            .collect(),
-                    })
-                    .collect(),
+                agg,
             },
         }))
     };
