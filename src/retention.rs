@@ -230,17 +230,17 @@ impl DiskBudget {
     }
 }
 
-/// Brings the events stored in the whole file down to `cap` (less the slack), thinning the
-/// largest issues of every project first. Returns the events evicted.
+/// Brings the events stored in the whole file (`total`, over the projects `all`) down to
+/// `cap` (less the slack), thinning the largest issues of every project first. Returns the
+/// events evicted.
 pub fn enforce_total(
     rows: &mut Batch<'_>,
     touched: &mut HashMap<(u64, [u8; 16]), Issue>,
     projects: &mut HashMap<u64, Project>,
     all: &[Project],
+    total: u64,
     cap: u64,
 ) -> Result<u64, StoreError> {
-    let stored = |id: u64, fallback: u64| projects.get(&id).map_or(fallback, |p| p.stored);
-    let total: u64 = all.iter().map(|p| stored(p.id, p.stored)).sum();
     if total <= cap {
         return Ok(0);
     }

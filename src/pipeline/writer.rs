@@ -340,7 +340,7 @@ impl Writer {
             .disk_cap
             .store(cap.unwrap_or(0), Ordering::Relaxed);
         match cap {
-            Some(cap) => crate::retention::enforce_total(rows, touched, projects, &all, cap),
+            Some(cap) => crate::retention::enforce_total(rows, touched, projects, &all, total, cap),
             None => Ok(0),
         }
     }
