@@ -73,19 +73,20 @@ impl State {
     /// `paused_until` and `last_error`, plus the upstream (without its secret).
     pub fn report(&self) -> Value {
         let mut out = serde_json::Map::new();
-        let Ok(projects) = forwarding(&self.db) else {
+        // One snapshot for the projects and their counters.
+        let read = || -> Result<_, StoreError> {
+            let txn = self.db.begin_read()?;
+            let counts = txn.open_table(FORWARD_COUNTS)?;
+            forwarding_in(&txn)?
+                .into_iter()
+                .map(|(p, dsn)| Ok((outbox::counts(&counts, p.id)?, p, dsn)))
+                .collect::<Result<Vec<_>, StoreError>>()
+        };
+        let Ok(projects) = read() else {
             return Value::Object(out);
         };
-        let counts = |id: u64| -> outbox::ForwardCounts {
-            let read = || -> Result<_, StoreError> {
-                let txn = self.db.begin_read()?;
-                outbox::counts(&txn.open_table(FORWARD_COUNTS)?, id)
-            };
-            read().unwrap_or_default()
-        };
         let upstreams = self.upstreams();
-        for (project, dsn) in projects {
-            let c = counts(project.id);
+        for (c, project, dsn) in projects {
             let up = upstreams.get(&project.id).cloned().unwrap_or_default();
             out.insert(
                 project.slug.clone(),
@@ -108,7 +109,10 @@ impl State {
 
 /// The projects that forward, with their parsed upstream DSN.
 fn forwarding(db: &Database) -> Result<Vec<(Project, Dsn)>, StoreError> {
-    let txn = db.begin_read()?;
+    forwarding_in(&db.begin_read()?)
+}
+
+fn forwarding_in(txn: &redb::ReadTransaction) -> Result<Vec<(Project, Dsn)>, StoreError> {
     let all = projects::list(&txn.open_table(PROJECTS)?)?;
     Ok(all
         .into_iter()
