@@ -100,12 +100,7 @@ fn an_edge_delivers_every_acknowledged_event_once_across_an_outage_and_a_sigkill
     assert_eq!(f["dead_letter"], 0, "{f}");
 
     let issues = central.json(&["issues", "default", "--status", "all"]);
-    let total: u64 = issues
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["count"].as_u64().unwrap())
-        .sum();
+    let total = common::sum(issues.as_array().unwrap(), "count");
     assert_eq!(total, 30, "each event arrived exactly once: {issues}");
     for id in &ids {
         let upstream = stored_event(&central.data_dir, "default", id)
@@ -331,12 +326,7 @@ fn without_keep_local_the_edge_keeps_no_event_once_upstream_has_it() {
     for issue in issues.as_array().unwrap() {
         assert_eq!(issue["stored"], 0, "{issue}");
     }
-    let total: u64 = issues
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["count"].as_u64().unwrap())
-        .sum();
+    let total = common::sum(issues.as_array().unwrap(), "count");
     assert_eq!(total, 12, "the edge still counts what it forwarded");
 }
 

@@ -224,12 +224,7 @@ fn hostile_bodies_get_their_status_and_change_nothing() {
     );
     // Nothing hostile was stored: only the healthy events, the NaN one, tags and frames.
     let issues = server.json(&["issues", "default", "--status", "all"]);
-    let total: u64 = issues
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["count"].as_u64().unwrap())
-        .sum();
+    let total = common::sum(issues.as_array().unwrap(), "count");
     assert_eq!(total, 1 + 4 + 1 + 1 + 1 + 1 + 1);
 }
 

@@ -16,6 +16,20 @@ fn issues(server: &Server, project: &str) -> Vec<Value> {
         .clone()
 }
 
+/// Every issue's first and latest events can still be fetched.
+fn assert_first_and_latest_kept(server: &Server, issues: &[Value]) {
+    for issue in issues {
+        for which in ["first_event", "last_event"] {
+            let id = issue[which].as_str().unwrap();
+            assert!(
+                stored_event(&server.data_dir, "default", id).is_some(),
+                "{which} of {} was evicted",
+                issue["title"]
+            );
+        }
+    }
+}
+
 fn by_title<'a>(issues: &'a [Value], needle: &str) -> &'a Value {
     issues
         .iter()
@@ -50,7 +64,7 @@ sentry_sdk.flush(timeout=10)
     common::run_python(script, project["dsn"].as_str().unwrap());
 
     let list = issues(&server, "default");
-    let stored: u64 = list.iter().map(|i| i["stored"].as_u64().unwrap()).sum();
+    let stored = common::sum(&list, "stored");
     assert!(stored <= 60, "{stored} events stored over a cap of 60");
     let flood = by_title(&list, "ValueError");
     assert_eq!(flood["count"], 300, "eviction must not change the count");
@@ -60,15 +74,8 @@ sentry_sdk.flush(timeout=10)
         assert_eq!(issue["count"], 5);
         assert_eq!(issue["stored"], 5, "a rare issue keeps its whole history");
     }
+    assert_first_and_latest_kept(&server, &list);
     for issue in &list {
-        for which in ["first_event", "last_event"] {
-            let id = issue[which].as_str().unwrap();
-            assert!(
-                stored_event(&server.data_dir, "default", id).is_some(),
-                "{which} of {} was evicted",
-                issue["title"]
-            );
-        }
         let listed = server.json(&["events", "default", &issue["id"].to_string()]);
         assert_eq!(json!(listed.as_array().unwrap().len()), issue["stored"]);
     }
@@ -83,10 +90,7 @@ fn a_project_can_have_its_own_cap() {
     for n in 0..40 {
         send(&json!({"message": format!("capped {n}"), "tags": {"n": n}}).to_string());
     }
-    let stored: u64 = issues(&server, "default")
-        .iter()
-        .map(|i| i["stored"].as_u64().unwrap())
-        .sum();
+    let stored = common::sum(&issues(&server, "default"), "stored");
     assert!(
         stored <= 10,
         "{stored} stored over the project's own cap of 10"
@@ -476,10 +480,7 @@ fn under_a_steady_flow_with_retention_the_file_reaches_a_plateau() {
         "the file grew {:.1}% from {first} to {second} bytes",
         growth * 100.0
     );
-    let stored: u64 = issues(&server, "default")
-        .iter()
-        .map(|i| i["stored"].as_u64().unwrap())
-        .sum();
+    let stored = common::sum(&issues(&server, "default"), "stored");
     assert!(stored <= 300);
 
     // Offline compaction shrinks the file to what it holds, and the data stays.
@@ -538,12 +539,11 @@ fn the_file_stays_within_max_disk_and_counts_stay_whole() {
         "the budget should be capping the stored events: {status}"
     );
     let list = issues(&server, "default");
-    let stored: u64 = list.iter().map(|i| i["stored"].as_u64().unwrap()).sum();
-    let counted: u64 = list
+    let stored = common::sum(&list, "stored");
+    let flood = list
         .iter()
-        .filter(|i| i["title"].as_str().unwrap().contains("flood"))
-        .map(|i| i["count"].as_u64().unwrap())
-        .sum();
+        .filter(|i| i["title"].as_str().unwrap().contains("flood"));
+    let counted = common::sum(flood, "count");
     assert_eq!(counted, sent, "eviction must not change the counts");
     eprintln!(
         "max_disk: {stored} of {sent} events stored, cap {}",
@@ -557,23 +557,11 @@ fn the_file_stays_within_max_disk_and_counts_stay_whole() {
     let server = server.restart();
     let send = sender(&server);
     send(r#"{"message":"after restart"}"#);
-    let again: u64 = issues(&server, "default")
-        .iter()
-        .map(|i| i["stored"].as_u64().unwrap())
-        .sum();
+    let again = common::sum(&issues(&server, "default"), "stored");
     assert!(
         again * 10 >= stored * 9,
         "{again} events stored after a restart, {stored} before"
     );
     assert!(std::fs::metadata(&file).unwrap().len() <= BUDGET);
-    for issue in &list {
-        for which in ["first_event", "last_event"] {
-            let id = issue[which].as_str().unwrap();
-            assert!(
-                stored_event(&server.data_dir, "default", id).is_some(),
-                "{which} of {} was evicted",
-                issue["title"]
-            );
-        }
-    }
+    assert_first_and_latest_kept(&server, &list);
 }

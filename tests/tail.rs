@@ -133,10 +133,7 @@ fn issue<'a>(issues: &'a [Value], needle: &str) -> &'a Value {
 }
 
 fn total(server: &Server) -> u64 {
-    issues(server)
-        .iter()
-        .map(|i| i["count"].as_u64().unwrap())
-        .sum()
+    common::sum(&issues(server), "count")
 }
 
 fn latest_event(server: &Server, issue: &Value) -> Value {
@@ -526,7 +523,7 @@ fn php_fpm_lines_become_the_same_events_and_the_server_tails_on_its_own() {
     );
 
     // Positions live in the data file: a restart ships nothing twice.
-    let before: u64 = list.iter().map(|i| i["count"].as_u64().unwrap()).sum();
+    let before = common::sum(&list, "count");
     let server = server.restart();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(total(&server), before);

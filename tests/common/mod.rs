@@ -371,3 +371,15 @@ pub fn create_admin(data_dir: &Path, email: &str, password: &str) -> Output {
     );
     out
 }
+
+/// The sum of a number field (`count`, `stored`) over issues as `issues --json` lists them.
+pub fn sum<'a>(issues: impl IntoIterator<Item = &'a Value>, field: &str) -> u64 {
+    issues
+        .into_iter()
+        .map(|i| {
+            i[field]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {field} in {i}"))
+        })
+        .sum()
+}
