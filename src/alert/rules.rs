@@ -230,34 +230,27 @@ mod tests {
         };
         let mut w = Windows::default();
         let mut i = issue();
-        let mut fired = 0;
-        for n in 0..10 {
-            let at = 6000.0 + n as f64;
-            fired += evaluate(
-                &rules,
-                Status::Unresolved,
-                false,
-                &mut i,
-                at,
-                &mut w,
-                3600.0,
-            )
-            .len();
-        }
+        // Ten events a second apart from `start`; how many alerts they set off.
+        let mut burst = |start: f64| -> usize {
+            (0..10)
+                .map(|n| {
+                    let at = start + f64::from(n);
+                    evaluate(
+                        &rules,
+                        Status::Unresolved,
+                        false,
+                        &mut i,
+                        at,
+                        &mut w,
+                        3600.0,
+                    )
+                    .len()
+                })
+                .sum()
+        };
+        let mut fired = burst(6000.0);
         assert_eq!(fired, 1, "once in the first minute");
-        for n in 0..10 {
-            let at = 6070.0 + n as f64;
-            fired += evaluate(
-                &rules,
-                Status::Unresolved,
-                false,
-                &mut i,
-                at,
-                &mut w,
-                3600.0,
-            )
-            .len();
-        }
+        fired += burst(6070.0);
         assert_eq!(fired, 2, "once more in the next window");
     }
 }
