@@ -397,7 +397,7 @@ impl<S: Sink, P: Positions> Shipper<S, P> {
             };
             let before = record.offset;
             if !self
-                .ship_chunk(&key, chunk, &record.clone(), pass, retries, patient)
+                .ship_chunk(&key, chunk, &record, pass, retries, patient)
                 .await?
             {
                 return Ok(());
