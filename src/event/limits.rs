@@ -104,13 +104,19 @@ pub fn enforce(ev: &mut Event, limits: &EventLimits) {
 
 /// Keeps the outermost and innermost halves of a stack (where it started, where it failed).
 fn trim_frames(frames: &mut Vec<Frame>, max: usize) -> bool {
-    if frames.len() <= max {
+    let tail = max / 2;
+    keep_ends(frames, max - tail, tail)
+}
+
+/// Keeps the first `head` and the last `tail` items of a list; true when it dropped any.
+/// Normalization also uses it to drop what [`enforce`] would cut before it is ever turned
+/// into typed values, so a payload of a million empty frames costs no more than its bytes.
+pub fn keep_ends<T>(items: &mut Vec<T>, head: usize, tail: usize) -> bool {
+    let len = items.len();
+    if len <= head + tail {
         return false;
     }
-    let tail = max / 2;
-    let head = max - tail;
-    let len = frames.len();
-    frames.drain(head..len - tail);
+    items.drain(head..len - tail);
     true
 }
 

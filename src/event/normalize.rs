@@ -6,6 +6,7 @@
 
 use serde_json::{Map, Value};
 
+use super::limits::keep_ends;
 use super::model::{
     Breadcrumb, Event, Exception, Frame, Level, LogEntry, Stacktrace, Thread, User,
 };
@@ -99,16 +100,17 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
 
     ev.logentry = log_entry(&mut obj);
 
+    let max_frames = ctx.limits.max_frames;
     ev.exception = values(take(&mut obj, "exception", "sentry.interfaces.Exception"))
         .into_iter()
-        .filter_map(exception)
+        .filter_map(|v| exception(v, max_frames))
         .collect();
     ev.threads = values(obj.remove("threads"))
         .into_iter()
-        .filter_map(thread)
+        .filter_map(|v| thread(v, max_frames))
         .collect();
-    if let Some(st) =
-        take(&mut obj, "stacktrace", "sentry.interfaces.Stacktrace").and_then(stacktrace)
+    if let Some(st) = take(&mut obj, "stacktrace", "sentry.interfaces.Stacktrace")
+        .and_then(|v| stacktrace(v, max_frames))
     {
         match ev.exception.as_mut_slice() {
             [only] if only.stacktrace.is_none() => only.stacktrace = Some(st),
@@ -119,14 +121,14 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
             }),
         }
     }
-    ev.breadcrumbs = values(take(
+    let mut crumbs = values(take(
         &mut obj,
         "breadcrumbs",
         "sentry.interfaces.Breadcrumbs",
-    ))
-    .into_iter()
-    .filter_map(breadcrumb)
-    .collect();
+    ));
+    // Only the latest are kept; the slack leaves room for entries that are not breadcrumbs.
+    keep_ends(&mut crumbs, 0, 2 * ctx.limits.max_breadcrumbs);
+    ev.breadcrumbs = crumbs.into_iter().filter_map(breadcrumb).collect();
     ev.tags = tags(obj.remove("tags"));
     ev.extra = object(obj.remove("extra"));
     ev.user = take(&mut obj, "user", "sentry.interfaces.User").and_then(|v| user(v, ctx.client_ip));
@@ -344,7 +346,7 @@ fn format_params(template: &str, params: &Value) -> Option<String> {
     }
 }
 
-fn exception(v: Value) -> Option<Exception> {
+fn exception(v: Value, max_frames: usize) -> Option<Exception> {
     let Value::Object(mut m) = v else {
         return None;
     };
@@ -355,18 +357,27 @@ fn exception(v: Value) -> Option<Exception> {
         mechanism: m.remove("mechanism").filter(Value::is_object),
         stacktrace: m
             .remove("stacktrace")
-            .and_then(stacktrace)
-            .or_else(|| m.remove("raw_stacktrace").and_then(stacktrace)),
+            .and_then(|v| stacktrace(v, max_frames))
+            .or_else(|| {
+                m.remove("raw_stacktrace")
+                    .and_then(|v| stacktrace(v, max_frames))
+            }),
     };
     (ex.ty.is_some() || ex.value.is_some() || ex.stacktrace.is_some()).then_some(ex)
 }
 
-fn stacktrace(v: Value) -> Option<Stacktrace> {
+/// A stack trace; frames beyond what the limits keep are dropped before they are typed (the
+/// slack of `max_frames` at each end leaves room for entries that are not frames, and the
+/// exact cut, recorded in `truncated`, is made by the limits).
+fn stacktrace(v: Value, max_frames: usize) -> Option<Stacktrace> {
     let Value::Object(mut m) = v else {
         return None;
     };
     let frames: Vec<Frame> = match m.remove("frames") {
-        Some(Value::Array(items)) => items.into_iter().filter_map(frame).collect(),
+        Some(Value::Array(mut items)) => {
+            keep_ends(&mut items, max_frames, max_frames);
+            items.into_iter().filter_map(frame).collect()
+        }
         _ => Vec::new(),
     };
     (!frames.is_empty()).then_some(Stacktrace { frames })
@@ -410,7 +421,7 @@ fn frame(v: Value) -> Option<Frame> {
     })
 }
 
-fn thread(v: Value) -> Option<Thread> {
+fn thread(v: Value, max_frames: usize) -> Option<Thread> {
     let Value::Object(mut m) = v else {
         return None;
     };
@@ -419,7 +430,9 @@ fn thread(v: Value) -> Option<Thread> {
         name: opt_string(&mut m, "name"),
         crashed: m.remove("crashed").and_then(|v| v.as_bool()),
         current: m.remove("current").and_then(|v| v.as_bool()),
-        stacktrace: m.remove("stacktrace").and_then(stacktrace),
+        stacktrace: m
+            .remove("stacktrace")
+            .and_then(|v| stacktrace(v, max_frames)),
     })
 }
 
