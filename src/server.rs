@@ -30,6 +30,7 @@ use crate::intake::ratelimit::RateLimiter;
 use crate::intake::udp;
 use crate::pipeline::{self, Writer, WriterConfig};
 use crate::status::Live;
+use crate::store::dictionary::{self, Codec};
 use crate::store::{self, PROJECTS, StoreError, projects};
 use crate::supervisor::{self, Workers};
 
@@ -146,6 +147,7 @@ pub fn run(
     };
 
     let keys = Arc::new(KeyCache::load(&db).map_err(|e| ServeError::Failed(e.into()))?);
+    let codec = Arc::new(Codec::load(&db).map_err(|e| ServeError::Failed(e.into()))?);
     let intake = Arc::new(Intake {
         keys: keys.clone(),
         queue: queue.clone(),
@@ -154,6 +156,7 @@ pub fn run(
         limiter: RateLimiter::new(config.rate_limits.server()),
         default_key_limit: config.rate_limits.per_key(),
         disk: crate::retention::DiskGuard::new(&config.data_dir, config.retention.min_free_disk.0),
+        codec: codec.clone(),
     });
     let forward_state = Arc::new(crate::forward::State::new(db.clone()));
     let forward_client = {
@@ -235,6 +238,13 @@ pub fn run(
             let stop = stop_rx.clone();
             supervisor::supervise_task(workers.clone(), "janitor", stop_rx.clone(), move || {
                 janitor(queue.clone(), max_age, stop.clone())
+            });
+        }
+        {
+            let (db, queue, codec) = (db.clone(), intake.queue.clone(), codec.clone());
+            let stop = stop_rx.clone();
+            supervisor::supervise_task(workers.clone(), "trainer", stop_rx.clone(), move || {
+                trainer(db.clone(), queue.clone(), codec.clone(), stop.clone())
             });
         }
         {
@@ -360,6 +370,49 @@ async fn janitor(
             Ok(0) => {}
             Ok(n) => tracing::info!("retention: deleted {n} events older than {max_age:?}"),
             Err(e) => return Err(format!("retention sweep failed: {e}")),
+        }
+    }
+}
+
+/// How often the trainer looks whether a new compression dictionary is due.
+const TRAINER_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Trains the store's compression dictionaries when they are due (see `store::dictionary`),
+/// commits each through the writer and only then compresses new events with it.
+async fn trainer(
+    db: Arc<Database>,
+    queue: crate::pipeline::Queue,
+    codec: Arc<Codec>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TRAINER_INTERVAL) => {}
+            _ = supervisor::stopped(&mut stop) => return Ok(()),
+        }
+        let (db, queue) = (db.clone(), queue.clone());
+        let trained = tokio::task::spawn_blocking(move || {
+            let arrived = dictionary::arrived(&db)?;
+            if arrived < dictionary::due_at(&db)? {
+                return Ok(None);
+            }
+            let dict = dictionary::train(&db)?;
+            let saved = dict.clone();
+            queue.write(move |txn| dictionary::save(txn, saved.as_ref(), arrived))?;
+            Ok::<_, StoreError>(dict.map(|d| (d, arrived)))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match trained {
+            Ok(Some((dict, arrived))) => {
+                tracing::info!(
+                    "compressing new events with dictionary {:016x}, trained at {arrived} events",
+                    dict.id
+                );
+                codec.adopt(dict);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("training a compression dictionary failed: {e}")),
         }
     }
 }

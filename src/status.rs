@@ -56,6 +56,9 @@ impl Live {
                     0 => None,
                     n => Some(n),
                 },
+                // The dictionary new events are compressed with (hex id), null until the store
+                // has enough events to train one.
+                "dictionary": self.intake.codec.current().map(|d| format!("{:016x}", d.id)),
             },
             "rejected": counters.rejected(),
             "dropped": counters.udp_dropped(),

@@ -360,8 +360,17 @@ mod tests {
                 Ok(())
             }
         });
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let state = workers.snapshot()["flaky"].clone();
+        // The restart comes after a one-second backoff; a loaded machine may take longer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let state = loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let state = workers.snapshot()["flaky"].clone();
+            if state.state == "running" && state.restarts > 0
+                || std::time::Instant::now() > deadline
+            {
+                break state;
+            }
+        };
         assert_eq!((state.state, state.restarts), ("running", 1));
         assert!(state.last_error.unwrap().contains("first run fails"));
         stop_tx.send(true).unwrap();

@@ -284,6 +284,60 @@ fn data_survives_a_restart() {
     drop(dsn);
 }
 
+#[test]
+fn a_trained_dictionary_compresses_new_events_and_every_event_stays_readable() {
+    let server = Server::start();
+    let project = server.project("dict");
+    let client = Raw::new(&server, &project);
+    let template: Value =
+        serde_json::from_str(include_str!("../benches/data/python_event.json")).unwrap();
+    let send = |n: u64| {
+        let id = format!("{:032x}", 0xd1c7_0000 + n);
+        let mut event = template.clone();
+        event["event_id"] = json!(id);
+        event["exception"]["values"][0]["value"] = json!(format!("order {n} not found"));
+        client.expect(200, "POST", "/store/", &[], event.to_string().as_bytes());
+        id
+    };
+    let before: Vec<String> = (0..1_100).map(send).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let dictionary = loop {
+        if let Some(d) = server.status()["events"]["dictionary"].as_str() {
+            break d.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dictionary trained after 1,100 events"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(dictionary.len(), 16, "{dictionary}");
+    let after: Vec<String> = (1_100..1_110).map(send).collect();
+
+    let read = |server: &Server, id: &str| {
+        common::stored_event(&server.data_dir, "dict", id)
+            .unwrap_or_else(|| panic!("event {id} unreadable"))
+    };
+    let first = read(&server, &before[0]);
+    let last = read(&server, &after[9]);
+    assert_eq!(
+        first["exception"]["values"][0]["value"],
+        json!("order 0 not found")
+    );
+    assert_eq!(
+        last["exception"]["values"][0]["value"],
+        json!("order 1109 not found")
+    );
+    // A restart finds the dictionary in the file: old and new events read back the same.
+    let server = server.restart();
+    assert_eq!(read(&server, &before[0]), first);
+    assert_eq!(read(&server, &after[9]), last);
+    assert_eq!(
+        server.status()["events"]["dictionary"].as_str(),
+        Some(dictionary.as_str())
+    );
+}
+
 /// Raw HTTP against a project's ingest routes.
 struct Raw {
     agent: ureq::Agent,

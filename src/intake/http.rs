@@ -36,6 +36,8 @@ pub struct Intake {
     pub default_key_limit: super::ratelimit::RateLimit,
     /// Refuses events while the disk is nearly full.
     pub disk: crate::retention::DiskGuard,
+    /// Compresses events for storage, with the store's trained dictionary.
+    pub codec: Arc<crate::store::dictionary::Codec>,
 }
 
 type Body = Full<Bytes>;
@@ -447,7 +449,7 @@ impl Intake {
         let event_id = events::id_bytes(&event.event_id)
             .ok_or_else(|| IntakeError::Unavailable("normalization produced no event id".into()))?;
         let grouping = grouping::group(&event);
-        let encoded = events::encode(&event);
+        let encoded = self.codec.encode(&event);
         self.queue
             .submit(Arrival {
                 project,

@@ -367,7 +367,7 @@ impl Arrival {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Arrival> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Arrival> {
         let word = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
         Some(Arrival {
             project: word(0)?,

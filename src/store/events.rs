@@ -1,14 +1,17 @@
-//! Stored events. A row is `[format][issue: u64 LE][seq: u64 LE][zstd(MessagePack(Event))]`:
-//! the format byte leaves room for other encodings, the issue number and arrival sequence let
+//! Stored events. A row is `[format][issue: u64 LE][seq: u64 LE]`, then for format 1
+//! `zstd(MessagePack(Event))` and for format 2 `[dictionary: u64 LE]` and the same compressed
+//! with that dictionary (see [`super::dictionary`]). The issue number and arrival sequence let
 //! a row be traced back to its issue without decompressing it. Encoding is a pure function so
 //! that intake can compress on the async workers before the writer sees the event.
 
 use redb::ReadableTable;
 
 use super::StoreError;
+use super::dictionary::Dictionary;
 use crate::event::Event;
 
 const FORMAT_ZSTD_MSGPACK: u8 = 1;
+const FORMAT_ZSTD_DICT_MSGPACK: u8 = 2;
 const HEADER_LEN: usize = 17;
 const ZSTD_LEVEL: i32 = 3;
 
@@ -16,30 +19,33 @@ const ZSTD_LEVEL: i32 = 3;
 #[derive(Clone)]
 pub struct EncodedEvent {
     pub payload: Vec<u8>,
+    /// The dictionary the payload was compressed with.
+    pub dictionary: Option<u64>,
     /// The event's receive time (Unix seconds), for retention.
     pub received: f64,
 }
 
-thread_local! {
-    /// One compression context per thread: making one costs more than compressing an event.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
+/// Compresses an event without a dictionary.
+pub fn encode(event: &Event) -> EncodedEvent {
+    encode_with(event, None)
 }
 
-pub fn encode(event: &Event) -> EncodedEvent {
+/// Compresses an event, with `dict` when given.
+pub fn encode_with(event: &Event, dict: Option<&Dictionary>) -> EncodedEvent {
     let packed = super::encode(event);
-    let compressed = COMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-        }
-        cell.as_mut()?.compress(&packed).ok()
-    });
-    // zstd only fails on allocation failure or a bad level; keep the event uncompressed then.
-    let payload = compressed.unwrap_or(packed);
-    EncodedEvent {
-        payload,
-        received: event.received,
+    match super::dictionary::compress(&packed, ZSTD_LEVEL, dict) {
+        Some(payload) => EncodedEvent {
+            payload,
+            dictionary: dict.map(|d| d.id),
+            received: event.received,
+        },
+        // zstd only fails to allocate; the event is then kept uncompressed, which a reader
+        // tells by the missing zstd magic number.
+        None => EncodedEvent {
+            payload: packed,
+            dictionary: None,
+            received: event.received,
+        },
     }
 }
 
@@ -52,32 +58,53 @@ pub struct StoredEvent {
 }
 
 pub(crate) fn row(issue: u64, seq: u64, encoded: &EncodedEvent) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + encoded.payload.len());
-    out.push(FORMAT_ZSTD_MSGPACK);
+    let mut out = Vec::with_capacity(HEADER_LEN + 8 + encoded.payload.len());
+    match encoded.dictionary {
+        None => out.push(FORMAT_ZSTD_MSGPACK),
+        Some(_) => out.push(FORMAT_ZSTD_DICT_MSGPACK),
+    }
     out.extend_from_slice(&issue.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
+    if let Some(id) = encoded.dictionary {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
     out.extend_from_slice(&encoded.payload);
     out
 }
 
-fn parse_row(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
-    let corrupt = |cause: String| StoreError::Corrupt {
+fn corrupt(cause: String) -> StoreError {
+    StoreError::Corrupt {
         table: "events",
         cause,
-    };
-    if bytes.len() < HEADER_LEN || bytes[0] != FORMAT_ZSTD_MSGPACK {
-        return Err(corrupt("unknown event row format".into()));
     }
-    let word = |at: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&bytes[at..at + 8]);
-        u64::from_le_bytes(b)
+}
+
+fn word(bytes: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// A row's event as MessagePack, decompressed.
+pub(crate) fn packed(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let (dictionary, payload) = match bytes.first() {
+        Some(&FORMAT_ZSTD_MSGPACK) if bytes.len() >= HEADER_LEN => (0, &bytes[HEADER_LEN..]),
+        Some(&FORMAT_ZSTD_DICT_MSGPACK) if bytes.len() >= HEADER_LEN + 8 => (
+            word(bytes, HEADER_LEN).unwrap_or_default(),
+            &bytes[HEADER_LEN + 8..],
+        ),
+        _ => return Err(corrupt("unknown event row format".into())),
     };
-    let packed =
-        zstd::stream::decode_all(&bytes[HEADER_LEN..]).map_err(|e| corrupt(e.to_string()))?;
+    if !payload.starts_with(&zstd::zstd_safe::MAGICNUMBER.to_le_bytes()) {
+        return Ok(payload.to_vec());
+    }
+    super::dictionary::decompress(payload, dictionary).map_err(corrupt)
+}
+
+fn parse_row(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+    let packed = packed(bytes)?;
     Ok(StoredEvent {
-        issue: word(1),
-        seq: word(9),
+        issue: word(bytes, 1).unwrap_or_default(),
+        seq: word(bytes, 9).unwrap_or_default(),
         event: super::decode("events", &packed)?,
     })
 }

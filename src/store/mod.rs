@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod backup;
 pub mod batch;
+pub mod dictionary;
 pub mod events;
 pub mod issues;
 pub mod outbox;
@@ -72,6 +73,8 @@ pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(crate) const PROJECT_HOURS: TableDefinition<(u64, u64), u64> =
     TableDefinition::new("project_hours");
 /// Email → User (accounts of the web UI).
+/// Compression dictionaries of stored events, by id (see `dictionary`).
+pub(crate) const DICTIONARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("dictionaries");
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
 /// Applies `$apply!(TABLE)` to every table of the file. The one list of tables: schema
@@ -97,6 +100,7 @@ macro_rules! for_each_table {
         $apply!($crate::store::TAIL_POSITIONS);
         $apply!($crate::store::SESSIONS);
         $apply!($crate::store::PROJECT_HOURS);
+        $apply!($crate::store::DICTIONARIES);
     };
 }
 pub(crate) use for_each_table;
