@@ -8,10 +8,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use picket::event::Event;
 use picket::event::normalize::{Context, normalize};
-use picket::event::{Event, grouping};
 use picket::pipeline::{self, Ack, Arrival, Queue, Writer, WriterConfig};
-use picket::store::{StoreError, events};
+use picket::store::StoreError;
+use picket::store::dictionary::Codec;
 use tokio::sync::oneshot;
 
 const SAMPLE: &str = include_str!("../data/python_event.json");
@@ -45,15 +46,9 @@ pub fn sample_event() -> Event {
     .expect("the sample event normalizes")
 }
 
-/// An event ready for the queue, as intake makes it.
+/// An event ready for the queue, as intake makes it (compressed without a dictionary).
 pub fn arrival(project: u64, event: Event) -> Arrival {
-    Arrival {
-        project,
-        event_id: events::id_bytes(&event.event_id).expect("a 32-hex event id"),
-        grouping: grouping::group(&event),
-        encoded: events::encode(&event),
-        event,
-    }
+    Arrival::new(project, event, &Codec::default()).expect("a 32-hex event id")
 }
 
 /// A writer thread on a fresh queue.

@@ -18,11 +18,11 @@ use super::envelope;
 use super::keys::KeyCache;
 use super::{IntakeError, Route, route};
 use crate::config::Limits;
+use crate::event::Event;
 use crate::event::normalize::{self, Context};
-use crate::event::{Event, grouping};
 use crate::pipeline::{Ack, Arrival, Queue, QueueError};
+use crate::store::StoreError;
 use crate::store::projects::ProjectKey;
-use crate::store::{StoreError, events};
 use tokio::sync::oneshot;
 
 /// Everything a request handler needs, shared by all connections.
@@ -446,22 +446,12 @@ impl Intake {
         project: u64,
         event: Event,
     ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
-        let event_id = events::id_bytes(&event.event_id)
+        let arrival = Arrival::new(project, event, &self.codec)
             .ok_or_else(|| IntakeError::Unavailable("normalization produced no event id".into()))?;
-        let grouping = grouping::group(&event);
-        let encoded = self.codec.encode(&event);
-        self.queue
-            .submit(Arrival {
-                project,
-                event_id,
-                grouping,
-                event,
-                encoded,
-            })
-            .map_err(|e| match e {
-                QueueError::Full => IntakeError::QueueFull,
-                QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
-            })
+        self.queue.submit(arrival).map_err(|e| match e {
+            QueueError::Full => IntakeError::QueueFull,
+            QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
+        })
     }
 }
 

@@ -13,19 +13,96 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use redb::WriteTransaction;
 use tokio::sync::oneshot;
 
-use crate::event::{Event, Grouping};
+use crate::event::{Event, Grouping, Level};
 use crate::store::StoreError;
+use crate::store::dictionary::Codec;
 use crate::store::events::EncodedEvent;
 
 pub use writer::{Writer, WriterConfig};
 
-/// An event ready to store: normalized, grouped and compressed by intake.
+/// An event ready to store: normalized, grouped and compressed by intake, and summed up in the
+/// few [`Facts`] the writer folds into its issue, so that the writer never walks (or frees) a
+/// parsed event.
 pub struct Arrival {
     pub project: u64,
     pub event_id: [u8; 16],
     pub grouping: Grouping,
-    pub event: Event,
+    pub facts: Facts,
     pub encoded: EncodedEvent,
+}
+
+/// What an issue learns from one of its events.
+pub struct Facts {
+    /// The event id as 32 hex digits.
+    pub event_id: String,
+    /// Receive time (Unix seconds).
+    pub received: f64,
+    pub title: String,
+    pub culprit: String,
+    pub level: Level,
+    pub platform: String,
+    /// Who it happened to (user id, email, username or address), for the users count.
+    pub user: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    /// The tags the issue counts: the event's own (first value of each key) and the built-in
+    /// ones Sentry also shows (level, environment, release, server name).
+    pub tags: Vec<(String, String)>,
+}
+
+impl Arrival {
+    /// Groups and compresses an event for `project`. `None` when it has no 32-hex event id
+    /// (normalization always gives it one).
+    pub fn new(project: u64, event: Event, codec: &Codec) -> Option<Arrival> {
+        let event_id = crate::store::events::id_bytes(&event.event_id)?;
+        let grouping = crate::event::grouping::group(&event);
+        let encoded = codec.encode(&event);
+        let tags = issue_tags(&event);
+        let facts = Facts {
+            title: event.title(),
+            culprit: event.culprit(),
+            user: event
+                .user
+                .as_ref()
+                .and_then(|u| u.identity())
+                .map(str::to_string),
+            level: event.level,
+            received: event.received,
+            event_id: event.event_id,
+            platform: event.platform,
+            release: event.release,
+            environment: event.environment,
+            tags,
+        };
+        Some(Arrival {
+            project,
+            event_id,
+            grouping,
+            facts,
+            encoded,
+        })
+    }
+}
+
+fn issue_tags(ev: &Event) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(ev.tags.len() + 4);
+    let builtin = [
+        ("level", Some(ev.level.as_str())),
+        ("environment", ev.environment.as_deref()),
+        ("release", ev.release.as_deref()),
+        ("server_name", ev.server_name.as_deref()),
+    ];
+    for (k, v) in builtin {
+        if let Some(v) = v {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    for (k, v) in &ev.tags {
+        if !out.iter().any(|(ok, _)| ok == k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -179,7 +179,7 @@ impl Writer {
         let mut touched: HashMap<(u64, [u8; 16]), Issue> = HashMap::new();
         let mut projects: HashMap<u64, Project> = HashMap::new();
         let mut hours: HashMap<(u64, u64, u64), u64> = HashMap::new();
-        let mut tags: HashMap<(u64, u64, String, String), u64> = HashMap::new();
+        let mut tags: HashMap<(u64, u64, &str, &str), u64> = HashMap::new();
         let mut acks = Vec::with_capacity(batch.len());
         let mut forwards = Vec::new();
         let mut alerts = Vec::new();
@@ -228,7 +228,7 @@ impl Writer {
                     before,
                     first,
                     issue,
-                    arrival.event.received,
+                    arrival.facts.received,
                     &mut self.windows,
                     self.config.alert_throttle,
                 );
@@ -238,8 +238,8 @@ impl Writer {
                         project: arrival.project,
                         issue: issue.id,
                         rule: t.rule,
-                        event_id: arrival.event.event_id.clone(),
-                        created: arrival.event.received,
+                        event_id: arrival.facts.event_id.clone(),
+                        created: arrival.facts.received,
                         detail: t.detail,
                         mail: self.config.alert_mail,
                         webhooks: project
@@ -263,13 +263,18 @@ impl Writer {
                         project: arrival.project,
                         seq,
                         event_id: arrival.event_id,
-                        queued: arrival.event.received,
+                        queued: arrival.facts.received,
                     });
                 }
-                let hour = (arrival.event.received / 3600.0) as u64;
+                let hour = (arrival.facts.received / 3600.0) as u64;
                 *hours.entry((arrival.project, issue.id, hour)).or_default() += 1;
-                for (k, v) in event_tags(&arrival.event) {
-                    *tags.entry((arrival.project, issue.id, k, v)).or_default() += 1;
+                for (k, v) in &arrival.facts.tags {
+                    match tags.get_mut(&(arrival.project, issue.id, k.as_str(), v.as_str())) {
+                        Some(n) => *n += 1,
+                        None => {
+                            tags.insert((arrival.project, issue.id, k, v), 1);
+                        }
+                    }
                 }
                 acks.push(Ack::Stored);
             }
@@ -297,7 +302,7 @@ impl Writer {
                 rows.add_project_hourly(&txn, project, hour, n)?;
             }
             for ((project, issue, k, v), n) in tags {
-                rows.add_tag(project, issue, &k, &v, n)?;
+                rows.add_tag(project, issue, k, v, n)?;
             }
             rows.set_seq(seq)?;
         }
@@ -356,14 +361,14 @@ impl Drop for RunningFlag {
 }
 
 fn new_issue(arrival: &Arrival, id: u64) -> Issue {
-    let ev = &arrival.event;
+    let ev = &arrival.facts;
     Issue {
         project: arrival.project,
         id,
         hash: arrival.grouping.hash.to_vec(),
         strategy: arrival.grouping.strategy,
-        title: ev.title(),
-        culprit: ev.culprit(),
+        title: ev.title.clone(),
+        culprit: ev.culprit.clone(),
         level: ev.level,
         platform: ev.platform.clone(),
         status: Status::Unresolved,
@@ -376,14 +381,14 @@ fn new_issue(arrival: &Arrival, id: u64) -> Issue {
 
 /// Folds one event into its issue's aggregates.
 fn record(issue: &mut Issue, arrival: &Arrival) {
-    let ev = &arrival.event;
+    let ev = &arrival.facts;
     issue.count += 1;
     issue.stored += 1;
     issue.last_seen = issue.last_seen.max(ev.received);
-    issue.title = ev.title();
-    issue.culprit = ev.culprit();
+    replace(&mut issue.title, &ev.title);
+    replace(&mut issue.culprit, &ev.culprit);
     issue.level = ev.level;
-    issue.last_event = ev.event_id.clone();
+    replace(&mut issue.last_event, &ev.event_id);
     match issue.status {
         // An event on a resolved issue is a regression.
         Status::Resolved => {
@@ -402,7 +407,7 @@ fn record(issue: &mut Issue, arrival: &Arrival) {
         }
         Status::Unresolved => {}
     }
-    if let Some(identity) = ev.user.as_ref().and_then(|u| u.identity()) {
+    if let Some(identity) = &ev.user {
         issue.add_user(identity);
     }
     if let Some(release) = &ev.release {
@@ -413,25 +418,10 @@ fn record(issue: &mut Issue, arrival: &Arrival) {
     }
 }
 
-/// The tags an issue counts for an event: its own (first value of each key) plus the
-/// built-in ones Sentry also shows (level, environment, release, server name).
-fn event_tags(ev: &crate::event::Event) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(ev.tags.len() + 4);
-    let builtin = [
-        ("level", Some(ev.level.as_str())),
-        ("environment", ev.environment.as_deref()),
-        ("release", ev.release.as_deref()),
-        ("server_name", ev.server_name.as_deref()),
-    ];
-    for (k, v) in builtin {
-        if let Some(v) = v {
-            out.push((k.to_string(), v.to_string()));
-        }
+/// Overwrites a string in place, reusing its buffer.
+fn replace(slot: &mut String, value: &str) {
+    if slot != value {
+        slot.clear();
+        slot.push_str(value);
     }
-    for (k, v) in &ev.tags {
-        if !out.iter().any(|(ok, _)| ok == k) {
-            out.push((k.clone(), v.clone()));
-        }
-    }
-    out
 }
