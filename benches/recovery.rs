@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use picket::pipeline::WriterConfig;
+use picket::pipeline::{Arrival, WriterConfig};
+use picket::store::dictionary::{self, Codec};
 use picket::store::{self, projects};
 use support::env_or;
 
@@ -34,16 +35,28 @@ fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String)
     };
     let (queue, writer) = support::writer(db.clone(), config);
     let template = support::sample_event();
-    let started = Instant::now();
-    support::fill(&queue, n, 8000, 200_000, |i| {
+    let codec = Codec::default();
+    let make = |i: u64| {
         let mut event = template.clone();
         event.event_id = format!("{:032x}", (u128::from(i) << 64) | 0xbe4c);
         // A few hundred issues, as a real project would have.
         if let Some(ex) = event.exception.last_mut() {
             ex.ty = Some(format!("BenchError{}", i % 300));
         }
-        support::arrival(project.id, event)
-    });
+        Arrival::new(project.id, event, &codec).expect("a 32-hex event id")
+    };
+    let started = Instant::now();
+    // As the server does: the first events without a dictionary, then one trained on them.
+    let first = n.min(dictionary::FIRST_TRAINING * 2);
+    support::fill(&queue, first, 8000, 0, make);
+    if let Some(dict) = dictionary::train(&db).expect("train") {
+        let saved = dict.clone();
+        queue
+            .write(move |txn| dictionary::save(txn, Some(&saved), first))
+            .expect("save the dictionary");
+        codec.adopt(dict);
+    }
+    support::fill(&queue, n - first, 8000, 200_000, |i| make(first + i));
     drop(queue);
     writer.join().unwrap();
     eprintln!(
@@ -70,6 +83,23 @@ fn start(data_dir: &std::path::Path, config: &std::path::Path, port: u16) -> Chi
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn picket")
+}
+
+/// Resident memory of the serving process: the watchdog's child, or the process itself.
+fn server_rss_kb(watchdog: u32) -> u64 {
+    let children = std::fs::read_to_string(format!("/proc/{watchdog}/task/{watchdog}/children"))
+        .unwrap_or_default();
+    let pid = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(watchdog);
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn http(port: u16, request: &str) -> Option<u16> {
@@ -107,7 +137,10 @@ fn main() {
     let config = dir.path().join("picket.toml");
     std::fs::write(
         &config,
-        format!("[pipeline]\nquick_repair = {quick_repair}\n"),
+        // No caps: the restart must find every event it was killed with.
+        format!(
+            "[pipeline]\nquick_repair = {quick_repair}\n\n[retention]\nmax_events_per_project = 0\nmax_events_per_issue = 0\n"
+        ),
     )
     .unwrap();
     eprintln!(
@@ -129,6 +162,7 @@ fn main() {
         .port();
     let mut health_ms = Vec::new();
     let mut event_ms = Vec::new();
+    let mut idle_rss_mb = Vec::new();
     for run in 0..runs {
         let mut child = start(&data_dir, &config, port);
         let stdout = child.stdout.take().unwrap();
@@ -163,9 +197,12 @@ fn main() {
             std::thread::sleep(Duration::from_millis(2));
         }
         event_ms.push(restarted.elapsed().as_secs_f64() * 1000.0);
+        // Resident memory once it has served an event and sat idle for a moment.
+        std::thread::sleep(Duration::from_secs(2));
+        idle_rss_mb.push(server_rss_kb(child.id()) as f64 / 1024.0);
         eprintln!(
-            "  run {run}: /health 200 after {:.0} ms, first event 200 after {:.0} ms",
-            health_ms[run], event_ms[run]
+            "  run {run}: /health 200 after {:.0} ms, first event 200 after {:.0} ms, idle RSS {:.1} MB",
+            health_ms[run], event_ms[run], idle_rss_mb[run]
         );
         child.kill().unwrap();
         child.wait().unwrap();
@@ -175,8 +212,9 @@ fn main() {
         v[v.len() / 2]
     };
     println!(
-        "recovery after SIGKILL with {n} events (quick_repair = {quick_repair}): median {:.0} ms to /health 200, {:.0} ms to the first stored event",
+        "recovery after SIGKILL with {n} events (quick_repair = {quick_repair}): median {:.0} ms to /health 200, {:.0} ms to the first stored event; idle RSS {:.1} MB",
         median(&mut health_ms),
-        median(&mut event_ms)
+        median(&mut event_ms),
+        median(&mut idle_rss_mb)
     );
 }
