@@ -75,6 +75,28 @@ fn encode_for_storage(bencher: divan::Bencher) {
     bencher.bench(|| events::encode(divan::black_box(&event)).payload.len());
 }
 
+/// The same with a dictionary trained on other events of the same kind, as the store trains one
+/// on its own events.
+#[divan::bench]
+fn encode_for_storage_with_dictionary(bencher: divan::Bencher) {
+    let event = sample();
+    let samples: Vec<Vec<u8>> = (0..1_000u64)
+        .map(|i| {
+            let mut other = event.clone();
+            other.event_id = format!("{:032x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            other.received += i as f64;
+            rmp_serde::to_vec_named(&other).unwrap()
+        })
+        .collect();
+    let bytes = zstd::dict::from_samples(&samples, 32 * 1024).unwrap();
+    let codec = picket::store::dictionary::Codec::default();
+    codec.adopt(picket::store::dictionary::Dictionary {
+        id: picket::store::dictionary::id_of(&bytes),
+        bytes: bytes.into(),
+    });
+    bencher.bench(|| codec.encode(divan::black_box(&event)).payload.len());
+}
+
 /// One writer batch of 256 events, committed with an fsync, per iteration.
 #[divan::bench(sample_count = 10)]
 fn writer_batch_of_256(bencher: divan::Bencher) {
