@@ -375,15 +375,6 @@ fn cli(data_dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn peak_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 struct Picket {
     child: Child,
     addr: SocketAddr,
@@ -482,7 +473,7 @@ fn main() {
             .iter()
             .map(|i| i["count"].as_u64().unwrap())
             .sum();
-        let rss = peak_rss_kb(picket.child.id());
+        let rss = support::status_kb(picket.child.id(), "VmHWM");
         let disk = std::fs::metadata(data.join("picket.redb")).unwrap().len();
         let mut picket = picket;
         let _ = picket.child.kill();

@@ -94,12 +94,7 @@ fn server_rss_kb(watchdog: u32) -> u64 {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or(watchdog);
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    support::status_kb(pid, "VmRSS")
 }
 
 fn http(port: u16, request: &str) -> Option<u16> {

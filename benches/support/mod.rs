@@ -17,6 +17,17 @@ use tokio::sync::oneshot;
 
 const SAMPLE: &str = include_str!("../data/python_event.json");
 
+/// A memory figure of a process from `/proc/PID/status` (`VmRSS`, `VmHWM`…), in KiB; 0 when
+/// the process is gone.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
