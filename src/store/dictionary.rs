@@ -19,9 +19,10 @@ use crate::event::Event;
 /// Size of a trained dictionary: big enough for the shared structure of a platform's events,
 /// small enough to load into a compression context quickly.
 const DICTIONARY_BYTES: usize = 32 * 1024;
-/// Most recent events sampled to train one, and most bytes of them.
+/// Most recent events sampled to train one, and most bytes of them: zstd wants about a hundred
+/// times the dictionary's size, and training takes several times its input in memory.
 const SAMPLE_EVENTS: usize = 2_000;
-const SAMPLE_BYTES: usize = 16 << 20;
+const SAMPLE_BYTES: usize = 4 << 20;
 /// The first dictionary is trained once this many events arrived; each later one once ten
 /// times as many arrived as when the last one was trained.
 pub const FIRST_TRAINING: u64 = 1_000;
