@@ -286,7 +286,9 @@ fn data_survives_a_restart() {
 
 #[test]
 fn a_trained_dictionary_compresses_new_events_and_every_event_stays_readable() {
-    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_in(&data, &[]);
     let project = server.project("dict");
     let client = Raw::new(&server, &project);
     let template: Value =
@@ -336,6 +338,19 @@ fn a_trained_dictionary_compresses_new_events_and_every_event_stays_readable() {
         server.status()["events"]["dictionary"].as_str(),
         Some(dictionary.as_str())
     );
+    // With the server stopped, the CLI reads the file itself.
+    assert!(server.stop().success());
+    let offline = |id: &str| {
+        let out = common::cli(&data, &["event", "dict", id, "--json"]);
+        assert!(
+            out.status.success(),
+            "event {id} unreadable from the file: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(offline(&before[0]), first);
+    assert_eq!(offline(&after[9]), last);
 }
 
 /// Raw HTTP against a project's ingest routes.

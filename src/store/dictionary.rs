@@ -75,19 +75,27 @@ pub struct Codec {
     current: RwLock<Option<Dictionary>>,
 }
 
+/// Registers every dictionary of a file, so that its rows can be read. Opening the file does it.
+pub(crate) fn register_all(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(DICTIONARIES) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for row in table.iter()? {
+        let (id, bytes) = row?;
+        register(id.value(), Arc::from(bytes.value()));
+    }
+    Ok(())
+}
+
 impl Codec {
-    /// Registers every dictionary of the file and starts with its current one.
+    /// Starts with the file's current dictionary (the file's dictionaries are registered when
+    /// it is opened).
     pub fn load(db: &Database) -> Result<Codec, StoreError> {
+        register_all(db)?;
         let txn = db.begin_read()?;
-        let table = match txn.open_table(DICTIONARIES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Codec::default()),
-            Err(e) => return Err(e.into()),
-        };
-        for row in table.iter()? {
-            let (id, bytes) = row?;
-            register(id.value(), Arc::from(bytes.value()));
-        }
         let current = txn
             .open_table(META)?
             .get(CURRENT)?

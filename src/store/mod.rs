@@ -217,6 +217,7 @@ pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
         }
         Some(_) => {}
     }
+    dictionary::register_all(&db)?;
     Ok(db)
 }
 
