@@ -191,7 +191,7 @@ pub fn next_growth(len: u64) -> u64 {
 
 /// redb's page cache. Its default (1 GiB) lets the resident size grow with the file under a
 /// flood; recent pages are what the writer and the UI read, and the OS page cache holds more.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
+const CACHE_BYTES: usize = 48 * 1024 * 1024;
 
 pub fn file_in(data_dir: &Path) -> PathBuf {
     data_dir.join("picket.redb")
