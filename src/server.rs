@@ -392,10 +392,9 @@ async fn trainer(
         }
         let (db, queue) = (db.clone(), queue.clone());
         let trained = tokio::task::spawn_blocking(move || {
-            let arrived = dictionary::arrived(&db)?;
-            if arrived < dictionary::due_at(&db)? {
+            let Some(arrived) = dictionary::due(&db)? else {
                 return Ok(None);
-            }
+            };
             let dict = dictionary::train(&db)?;
             let saved = dict.clone();
             queue.write(move |txn| dictionary::save(txn, saved.as_ref(), arrived))?;

@@ -269,12 +269,7 @@ impl Writer {
                 let hour = (arrival.facts.received / 3600.0) as u64;
                 *hours.entry((arrival.project, issue.id, hour)).or_default() += 1;
                 for (k, v) in &arrival.facts.tags {
-                    match tags.get_mut(&(arrival.project, issue.id, k.as_str(), v.as_str())) {
-                        Some(n) => *n += 1,
-                        None => {
-                            tags.insert((arrival.project, issue.id, k, v), 1);
-                        }
-                    }
+                    *tags.entry((arrival.project, issue.id, k, v)).or_default() += 1;
                 }
                 acks.push(Ack::Stored);
             }

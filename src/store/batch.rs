@@ -7,8 +7,8 @@ use super::events::{self, EncodedEvent};
 use super::issues::Issue;
 use super::projects::Project;
 use super::{
-    ARRIVALS, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, META, PROJECTS,
-    StoreError, decode, encode,
+    ARRIVALS, EVENT_SEQ, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, META,
+    PROJECTS, StoreError, decode, encode,
 };
 
 pub struct Batch<'t> {
@@ -40,11 +40,11 @@ impl<'t> Batch<'t> {
 
     /// The last arrival sequence number handed out.
     pub fn seq(&self) -> Result<u64, StoreError> {
-        Ok(self.meta.get("event_seq")?.map(|v| v.value()).unwrap_or(0))
+        Ok(self.meta.get(EVENT_SEQ)?.map(|v| v.value()).unwrap_or(0))
     }
 
     pub fn set_seq(&mut self, seq: u64) -> Result<(), StoreError> {
-        self.meta.insert("event_seq", seq)?;
+        self.meta.insert(EVENT_SEQ, seq)?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 use md5::{Digest, Md5};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::{ARRIVALS, DICTIONARIES, EVENTS, META, StoreError};
+use super::{ARRIVALS, DICTIONARIES, EVENT_SEQ, EVENTS, META, StoreError};
 use crate::event::Event;
 
 /// Size of a trained dictionary: big enough for the shared structure of a platform's events,
@@ -92,9 +92,8 @@ pub(crate) fn register_all(db: &Database) -> Result<(), StoreError> {
 
 impl Codec {
     /// Starts with the file's current dictionary (the file's dictionaries are registered when
-    /// it is opened).
+    /// it is opened, by [`super::open`]).
     pub fn load(db: &Database) -> Result<Codec, StoreError> {
-        register_all(db)?;
         let txn = db.begin_read()?;
         let current = txn
             .open_table(META)?
@@ -183,21 +182,17 @@ pub(crate) fn decompress(data: &[u8], id: u64) -> Result<Vec<u8>, String> {
     })
 }
 
-/// When the next dictionary is due: the arrival count to wait for.
-pub fn due_at(db: &Database) -> Result<u64, StoreError> {
+/// The number of events that have arrived, when it calls for a new dictionary: the first at
+/// [`FIRST_TRAINING`], each later one at ten times the count of the last training.
+pub fn due(db: &Database) -> Result<Option<u64>, StoreError> {
     let txn = db.begin_read()?;
     let meta = txn.open_table(META)?;
-    Ok(match meta.get(TRAINED_AT)?.map(|v| v.value()) {
+    let arrived = meta.get(EVENT_SEQ)?.map(|v| v.value()).unwrap_or(0);
+    let due_at = match meta.get(TRAINED_AT)?.map(|v| v.value()) {
         Some(at) => at.max(FIRST_TRAINING).saturating_mul(RETRAIN_FACTOR),
         None => FIRST_TRAINING,
-    })
-}
-
-/// Events that have arrived so far (the last arrival sequence number handed out).
-pub fn arrived(db: &Database) -> Result<u64, StoreError> {
-    let txn = db.begin_read()?;
-    let meta = txn.open_table(META)?;
-    Ok(meta.get("event_seq")?.map(|v| v.value()).unwrap_or(0))
+    };
+    Ok((arrived >= due_at).then_some(arrived))
 }
 
 /// Trains a dictionary on the most recent stored events (their uncompressed form). `None`

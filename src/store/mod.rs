@@ -27,6 +27,8 @@ pub const SCHEMA_VERSION: u64 = 1;
 
 /// Small facts about the file: `schema_version`, `event_seq`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// META key of the last arrival sequence number handed out (how many events have arrived).
+pub(crate) const EVENT_SEQ: &str = "event_seq";
 /// Project id → Project.
 pub(crate) const PROJECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("projects");
 /// Slug → project id.
@@ -72,9 +74,9 @@ pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 /// (project, hour since epoch) → events in that hour, for the projects page.
 pub(crate) const PROJECT_HOURS: TableDefinition<(u64, u64), u64> =
     TableDefinition::new("project_hours");
-/// Email → User (accounts of the web UI).
 /// Compression dictionaries of stored events, by id (see `dictionary`).
 pub(crate) const DICTIONARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("dictionaries");
+/// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 
 /// Applies `$apply!(TABLE)` to every table of the file. The one list of tables: schema
