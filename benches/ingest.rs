@@ -426,10 +426,9 @@ fn main() {
     );
 
     if let Ok(target) = std::env::var("PICKET_LOAD_TARGET") {
-        let dsn = picket::intake::auth::Dsn::parse(
-            &std::env::var("PICKET_LOAD_DSN").expect("PICKET_LOAD_DSN"),
-        )
-        .unwrap();
+        let dsn =
+            picket::ids::Dsn::parse(&std::env::var("PICKET_LOAD_DSN").expect("PICKET_LOAD_DSN"))
+                .unwrap();
         let addr: SocketAddr = target
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -460,7 +459,7 @@ fn main() {
     for r in 0..runs {
         let picket = start_picket();
         let project = cli(&picket.dir.path().join("data"), &["project", "list"])[0].clone();
-        let dsn = picket::intake::auth::Dsn::parse(project["dsn"].as_str().unwrap()).unwrap();
+        let dsn = picket::ids::Dsn::parse(project["dsn"].as_str().unwrap()).unwrap();
         let path = format!("/api/{}/envelope/", dsn.project_id);
         let auth = dsn.auth_header("picket-load/1");
         let run = load(picket.addr, &path, &auth, &templates, connections, seconds);

@@ -83,7 +83,9 @@ fn encode_for_storage_with_dictionary(bencher: divan::Bencher) {
     let samples: Vec<Vec<u8>> = (0..1_000u64)
         .map(|i| {
             let mut other = event.clone();
-            other.event_id = format!("{:032x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            other.event_id = picket::ids::EventId(
+                u128::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_be_bytes(),
+            );
             other.received += i as f64;
             rmp_serde::to_vec_named(&other).unwrap()
         })
@@ -127,8 +129,8 @@ fn writer_batch_of_256(bencher: divan::Bencher) {
                 .map(|_| {
                     next += 1;
                     let mut event = template.clone();
-                    event.event_id = format!("{next:032x}");
-                    Arrival::new(project, event, &codec).unwrap()
+                    event.event_id = picket::ids::EventId(u128::from(next).to_be_bytes());
+                    Arrival::new(project, event, &codec)
                 })
                 .collect::<Vec<_>>()
         })

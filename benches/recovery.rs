@@ -38,12 +38,12 @@ fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String)
     let codec = Codec::default();
     let make = |i: u64| {
         let mut event = template.clone();
-        event.event_id = format!("{:032x}", (u128::from(i) << 64) | 0xbe4c);
+        event.event_id = picket::ids::EventId(((u128::from(i) << 64) | 0xbe4c).to_be_bytes());
         // A few hundred issues, as a real project would have.
         if let Some(ex) = event.exception.last_mut() {
             ex.ty = Some(format!("BenchError{}", i % 300));
         }
-        Arrival::new(project.id, event, &codec).expect("a 32-hex event id")
+        Arrival::new(project.id, event, &codec)
     };
     let started = Instant::now();
     // As the server does: the first events without a dictionary, then one trained on them.

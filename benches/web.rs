@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use picket::config::Config;
 use picket::control::{Handle, Writes};
-use picket::intake::keys::KeyCache;
 use picket::pipeline::WriterConfig;
+use picket::store::key_cache::KeyCache;
 use picket::store::{self, projects, users};
 use picket::web::{Visitor, Web, pages};
 use support::env_or;
@@ -63,7 +63,7 @@ fn main() {
     // `kind(i)` names the issue of the i-th event.
     let event = |i: u64, kind: String| {
         let mut event = template.clone();
-        event.event_id = format!("{:032x}", (u128::from(i) << 64) | 0x3eb);
+        event.event_id = picket::ids::EventId(((u128::from(i) << 64) | 0x3eb).to_be_bytes());
         event.received = picket::time::now();
         if let Some(ex) = event.exception.last_mut() {
             ex.ty = Some(kind);

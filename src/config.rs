@@ -259,15 +259,15 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    pub fn per_key(&self) -> crate::intake::ratelimit::RateLimit {
-        crate::intake::ratelimit::RateLimit {
+    pub fn per_key(&self) -> crate::ids::RateLimit {
+        crate::ids::RateLimit {
             per_minute: self.per_key_per_minute,
             burst: self.per_key_burst,
         }
     }
 
-    pub fn server(&self) -> crate::intake::ratelimit::RateLimit {
-        crate::intake::ratelimit::RateLimit {
+    pub fn server(&self) -> crate::ids::RateLimit {
+        crate::ids::RateLimit {
             per_minute: self.server_per_minute,
             burst: self.server_burst,
         }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::intake::ratelimit::RateLimit;
+use crate::ids::RateLimit;
 use crate::pipeline::Queue;
 use crate::status::Live;
 use crate::store::alerts;
@@ -229,7 +229,7 @@ impl Handle {
             "stored_events": p.stored,
             "max_events": p.max_events,
             "forward_to": p.forward_to.as_deref()
-                .and_then(|dsn| crate::intake::auth::Dsn::parse(dsn).ok())
+                .and_then(|dsn| crate::ids::Dsn::parse(dsn).ok())
                 .map(|dsn| dsn.public()),
         });
         if let Some(key) = key {
@@ -332,7 +332,7 @@ impl Handle {
             }
             Request::ProjectForward { project, dsn } => {
                 if let Some(dsn) = &dsn {
-                    let parsed = crate::intake::auth::Dsn::parse(dsn)
+                    let parsed = crate::ids::Dsn::parse(dsn)
                         .map_err(|e| StoreError::Invalid(format!("bad upstream DSN: {e}")))?;
                     if parsed.scheme == "udp" {
                         return Err(StoreError::Invalid(
@@ -536,13 +536,9 @@ impl Handle {
             }
             Request::Event { project, event_id } => {
                 let project = self.project(&project)?;
-                let id = crate::event::normalize::parse_event_id(&event_id)
-                    .and_then(|id| events::id_bytes(&id))
-                    .ok_or_else(|| {
-                        StoreError::Invalid(format!(
-                            "'{event_id}' is not an event id (32 hex digits)"
-                        ))
-                    })?;
+                let id = crate::ids::EventId::parse(&event_id).ok_or_else(|| {
+                    StoreError::Invalid(format!("'{event_id}' is not an event id (32 hex digits)"))
+                })?;
                 let txn = self.db.begin_read()?;
                 let stored =
                     events::get(&txn.open_table(EVENTS)?, project.id, &id)?.ok_or_else(|| {
@@ -614,7 +610,7 @@ pub fn issue_json(i: &Issue) -> Value {
         "last_seen": crate::time::rfc3339(i.last_seen),
         "platform": i.platform,
         "grouping": i.strategy.as_str(),
-        "fingerprint": crate::event::normalize::hex(&i.hash),
+        "fingerprint": crate::ids::hex(&i.hash),
         "releases": i.releases,
         "environments": i.environments,
         "regressions": i.regressions,
@@ -688,7 +684,7 @@ impl Handle {
     pub async fn ask(
         &self,
         req: Request,
-        keys: &crate::intake::keys::KeyCache,
+        keys: &crate::store::key_cache::KeyCache,
     ) -> Result<Value, StoreError> {
         let reload = req.changes_keys();
         let handle = self.clone();
@@ -707,7 +703,7 @@ impl Handle {
 pub async fn serve(
     listener: tokio::net::UnixListener,
     handle: Handle,
-    keys: Arc<crate::intake::keys::KeyCache>,
+    keys: Arc<crate::store::key_cache::KeyCache>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {

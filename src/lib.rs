@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod event;
 pub mod forward;
+pub mod ids;
 pub mod intake;
 pub mod outbound;
 pub mod pipeline;

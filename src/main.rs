@@ -439,7 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             default: _,
             json,
         }) => {
-            let limit = per_minute.map(|per_minute| picket::intake::ratelimit::RateLimit {
+            let limit = per_minute.map(|per_minute| picket::ids::RateLimit {
                 per_minute,
                 burst: burst.unwrap_or(0),
             });

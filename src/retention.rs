@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use redb::WriteTransaction;
 
-use crate::event::normalize::hex;
 use crate::pipeline::Queue;
 use crate::store::StoreError;
 use crate::store::batch::Batch;
@@ -38,8 +37,7 @@ fn evict(rows: &mut Batch<'_>, issue: &mut Issue, n: u64) -> Result<u64, StoreEr
         if removed >= n {
             break;
         }
-        let hex_id = hex(&id);
-        if hex_id == issue.first_event || hex_id == issue.last_event {
+        if id == issue.first_event || id == issue.last_event {
             continue;
         }
         rows.delete_event(issue.project, issue.id, seq, &id)?;
@@ -282,8 +280,7 @@ pub fn expire(
                 None => continue,
             },
         };
-        let hex_id = hex(&arrival.id);
-        if hex_id == issue.first_event || hex_id == issue.last_event {
+        if arrival.id == issue.first_event || arrival.id == issue.last_event {
             continue;
         }
         rows.delete_event(arrival.project, arrival.issue, seq, &arrival.id)?;

@@ -25,12 +25,12 @@ use crate::config::{Config, Overrides};
 use crate::control::{self, Handle, Writes};
 use crate::intake::conn::IdleTimeout;
 use crate::intake::http::{self, Intake};
-use crate::intake::keys::KeyCache;
 use crate::intake::ratelimit::RateLimiter;
 use crate::intake::udp;
 use crate::pipeline::{self, Writer, WriterConfig};
 use crate::status::Live;
 use crate::store::dictionary::{self, Codec};
+use crate::store::key_cache::KeyCache;
 use crate::store::{self, PROJECTS, StoreError, projects};
 use crate::supervisor::{self, Workers};
 

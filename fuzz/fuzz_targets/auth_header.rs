@@ -1,7 +1,8 @@
 //! Credential parsing (`X-Sentry-Auth`, query strings, Basic, DSNs) on arbitrary text.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use picket::intake::auth::{self, Dsn, Sources};
+use picket::ids::Dsn;
+use picket::intake::auth::{self, Sources};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     if let Ok(event) = normalize::normalize(data, &ctx) {
-        assert_eq!(event.event_id.len(), 32);
+        assert_eq!(event.event_id.to_string().len(), 32);
         let _ = grouping::group(&event);
         let _ = (event.title(), event.culprit());
         let encoded = picket::store::events::encode(&event);

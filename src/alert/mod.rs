@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::event::Event;
+use crate::ids::EventId;
 use crate::outbound::Client;
 use crate::pipeline::Queue;
 use crate::store::alerts::{self, Alert, AlertOutbox, WebhookFormat};
@@ -434,7 +435,7 @@ struct Snapshot {
     projects: HashMap<u64, Project>,
     issues: HashMap<(u64, u64), Issue>,
     /// The triggering events, by id.
-    events: HashMap<String, Event>,
+    events: HashMap<EventId, Event>,
     users: Vec<User>,
 }
 
@@ -465,10 +466,8 @@ impl Snapshot {
             {
                 issues.insert((alert.project, alert.issue), issue);
             }
-            if let Some(id) = events::id_bytes(&alert.event_id)
-                && let Some(stored) = events::get(&events_table, alert.project, &id)?
-            {
-                events.insert(alert.event_id.clone(), stored.event);
+            if let Some(stored) = events::get(&events_table, alert.project, &alert.event_id)? {
+                events.insert(alert.event_id, stored.event);
             }
         }
         let users = crate::store::users::list(&txn.open_table(USERS)?)?;

@@ -5,6 +5,7 @@
 //! that picket only displays (request, contexts, extra, sdk) stay as JSON values. Every field
 //! has a default, so a stored event written by an older picket still reads back.
 
+use crate::ids::EventId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -64,7 +65,7 @@ impl Level {
 #[serde(default)]
 pub struct Event {
     /// 32 lowercase hex digits, the SDK's own id when it sent one.
-    pub event_id: String,
+    pub event_id: EventId,
     /// When the event happened, by the SDK's clock (Unix seconds).
     pub timestamp: f64,
     /// When picket received it (Unix seconds); retention and ordering use this.
@@ -401,7 +402,7 @@ mod tests {
     #[test]
     fn stored_form_round_trips_through_messagepack() {
         let ev = Event {
-            event_id: "0123456789abcdef0123456789abcdef".into(),
+            event_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
             timestamp: 1.5,
             tags: vec![("a".into(), "b".into())],
             extra: serde_json::from_str(r#"{"n": [1, 2.5, null, "x"]}"#).unwrap(),

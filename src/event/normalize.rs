@@ -4,6 +4,7 @@
 //! object or as pairs, float or ISO timestamps, dashed or plain event ids, and Python's bare
 //! `NaN`/`Infinity` tokens all end up in the same typed shape. Pure: bytes in, event out.
 
+use crate::ids::EventId;
 use serde_json::{Map, Value};
 
 use super::limits::keep_ends;
@@ -30,7 +31,7 @@ pub struct Context<'a> {
     /// Receive time (Unix seconds).
     pub received: f64,
     /// The envelope header's `event_id`, which wins over the payload's.
-    pub event_id: Option<&'a str>,
+    pub event_id: Option<EventId>,
     /// The client address, for `user.ip_address = "{{auto}}"`.
     pub client_ip: Option<&'a str>,
     /// What one event may hold.
@@ -68,9 +69,8 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     let payload_id = obj.remove("event_id").and_then(string);
     ev.event_id = ctx
         .event_id
-        .and_then(parse_event_id)
-        .or_else(|| payload_id.as_deref().and_then(parse_event_id))
-        .unwrap_or_else(new_event_id);
+        .or_else(|| payload_id.as_deref().and_then(EventId::parse))
+        .unwrap_or_else(EventId::random);
 
     ev.timestamp = obj
         .remove("timestamp")
@@ -213,44 +213,6 @@ fn timestamp(v: &Value) -> Option<f64> {
             .or_else(|| crate::time::parse_iso(s)),
         _ => None,
     }
-}
-
-/// 32 lowercase hex digits from a dashed or plain UUID, in any case.
-pub fn parse_event_id(s: &str) -> Option<String> {
-    let id: String = s
-        .trim()
-        .chars()
-        .filter(|c| *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
-        .then_some(id)
-}
-
-/// A fresh random event id (UUID v4 layout, without dashes).
-pub fn new_event_id() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The OS RNG is never unavailable on Linux after boot; fall back to the clock anyway.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        bytes = nanos.to_le_bytes();
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    hex(&bytes)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
 }
 
 fn log_entry(obj: &mut Map<String, Value>) -> Option<LogEntry> {
@@ -586,7 +548,7 @@ mod tests {
             "level": 40,
             "timestamp": "2011-05-02T17:41:36",
         }));
-        assert_eq!(ev.event_id, "9ec79c33ec9942ab8353589fcb2e04dc");
+        assert_eq!(ev.event_id.to_string(), "9ec79c33ec9942ab8353589fcb2e04dc");
         assert_eq!(ev.level, Level::Error);
         assert_eq!(ev.timestamp, 1_304_358_096.0);
         assert_eq!(norm(json!({"level": "WARN"})).level, Level::Warning);
@@ -597,18 +559,18 @@ mod tests {
         );
         // A clock far in the future is not believed.
         assert_eq!(norm(json!({"timestamp": 4e9})).timestamp, 2e9);
-        assert_eq!(norm(json!({})).event_id.len(), 32);
+        assert_ne!(norm(json!({})).event_id, EventId::default());
     }
 
     #[test]
     fn envelope_header_id_wins() {
         let ctx = Context {
             received: 1.0,
-            event_id: Some("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            event_id: EventId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
             ..Default::default()
         };
         let ev = normalize(br#"{"event_id":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}"#, &ctx).unwrap();
-        assert_eq!(ev.event_id, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert_eq!(ev.event_id.to_string(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use redb::{Database, ReadableDatabase};
 use serde_json::{Value, json};
 
 use crate::config;
-use crate::intake::auth::Dsn;
+use crate::ids::Dsn;
 use crate::outbound::{Client, OutboundError, Reply};
 use crate::pipeline::Queue;
 use crate::store::batch::Batch;

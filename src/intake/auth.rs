@@ -1,5 +1,5 @@
 //! Credentials of an ingest request: the `X-Sentry-Auth` / `Authorization: Sentry …` header
-//! grammar, `Authorization: Basic`, query-string auth and DSNs. Pure functions over strings;
+//! grammar, `Authorization: Basic` and query-string auth. Pure functions over strings;
 //! looking the key up is the caller's business.
 
 use base64::Engine;
@@ -25,8 +25,6 @@ pub enum AuthError {
     Malformed(&'static str),
     #[error("unsupported protocol version ({0})")]
     UnsupportedVersion(u32),
-    #[error("bad sentry DSN: {0}")]
-    BadDsn(&'static str),
 }
 
 /// Parses `Sentry sentry_key=…, sentry_version=7, …` (scheme word required, any case).
@@ -151,97 +149,6 @@ pub fn from_sources(src: Sources<'_>) -> Result<Option<Credentials>, AuthError> 
     }
 }
 
-/// A parsed DSN: `{scheme}://{public}[:{secret}]@{host}[:{port}]{path}/{project_id}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dsn {
-    pub scheme: String,
-    pub public_key: String,
-    pub secret_key: Option<String>,
-    /// Host and optional port, as written.
-    pub host: String,
-    /// Path prefix before the project id, without a trailing slash (often empty).
-    pub path: String,
-    pub project_id: String,
-}
-
-impl Dsn {
-    pub fn parse(dsn: &str) -> Result<Dsn, AuthError> {
-        let dsn = dsn.trim();
-        let (scheme, rest) = dsn
-            .split_once("://")
-            .ok_or(AuthError::BadDsn("missing scheme"))?;
-        // Transport prefixes (`threaded+http`) only choose the client's transport.
-        let scheme = scheme
-            .rsplit('+')
-            .next()
-            .unwrap_or(scheme)
-            .to_ascii_lowercase();
-        if !matches!(scheme.as_str(), "http" | "https" | "udp") {
-            return Err(AuthError::BadDsn("unsupported scheme"));
-        }
-        let (userinfo, location) = rest
-            .split_once('@')
-            .ok_or(AuthError::BadDsn("missing public key"))?;
-        let (public, secret) = match userinfo.split_once(':') {
-            Some((p, s)) => (p, Some(s.to_string()).filter(|s| !s.is_empty())),
-            None => (userinfo, None),
-        };
-        if public.is_empty() {
-            return Err(AuthError::BadDsn("missing public key"));
-        }
-        let location = location
-            .split(['?', '#'])
-            .next()
-            .unwrap_or("")
-            .trim_end_matches('/');
-        let (host, path) = match location.find('/') {
-            Some(i) => location.split_at(i),
-            None => return Err(AuthError::BadDsn("missing project id")),
-        };
-        let (path, project_id) = path.rsplit_once('/').unwrap_or(("", path));
-        if host.is_empty() || project_id.is_empty() {
-            return Err(AuthError::BadDsn("missing host or project id"));
-        }
-        Ok(Dsn {
-            scheme,
-            public_key: public.to_string(),
-            secret_key: secret,
-            host: host.to_string(),
-            path: path.to_string(),
-            project_id: project_id.to_string(),
-        })
-    }
-
-    /// Where this DSN's project takes envelopes.
-    pub fn envelope_url(&self) -> String {
-        format!(
-            "{}://{}{}/api/{}/envelope/",
-            self.scheme, self.host, self.path, self.project_id
-        )
-    }
-
-    /// The `X-Sentry-Auth` header a client sends for this DSN.
-    pub fn auth_header(&self, client: &str) -> String {
-        let mut header = format!(
-            "Sentry sentry_version=7, sentry_key={}, sentry_client={client}",
-            self.public_key
-        );
-        if let Some(secret) = &self.secret_key {
-            header.push_str(", sentry_secret=");
-            header.push_str(secret);
-        }
-        header
-    }
-
-    /// The DSN as SDKs are given it, without the secret.
-    pub fn public(&self) -> String {
-        format!(
-            "{}://{}@{}{}/{}",
-            self.scheme, self.public_key, self.host, self.path, self.project_id
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,35 +219,5 @@ mod tests {
             .unwrap();
         let b = parse_datagram_header("sentry_key=k, sentry_secret=s").unwrap();
         assert_eq!((a.public_key, a.secret_key), (b.public_key, b.secret_key));
-    }
-
-    #[test]
-    fn dsn_forms() {
-        let d = Dsn::parse("https://e12d836b15bb49d7bbf99e64295d995b:@sentry.io/42").unwrap();
-        assert_eq!(
-            (
-                d.public_key.as_str(),
-                d.secret_key.as_deref(),
-                d.project_id.as_str()
-            ),
-            ("e12d836b15bb49d7bbf99e64295d995b", None, "42")
-        );
-        let d = Dsn::parse("threaded+http://pub:sec@host:9000/sentry/7").unwrap();
-        assert_eq!(
-            (
-                d.scheme.as_str(),
-                d.host.as_str(),
-                d.path.as_str(),
-                d.project_id.as_str()
-            ),
-            ("http", "host:9000", "/sentry", "7")
-        );
-        assert_eq!(d.secret_key.as_deref(), Some("sec"));
-        assert_eq!(d.public(), "http://pub@host:9000/sentry/7");
-        assert_eq!(d.envelope_url(), "http://host:9000/sentry/api/7/envelope/");
-        assert!(d.auth_header("picket/1").ends_with("sentry_secret=sec"));
-        assert!(Dsn::parse("http://host/1").is_err());
-        assert!(Dsn::parse("ftp://k@host/1").is_err());
-        assert!(Dsn::parse("http://k@host").is_err());
     }
 }

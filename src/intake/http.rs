@@ -12,17 +12,17 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::auth::{self, Credentials, Dsn, Sources};
+use super::auth::{self, Credentials, Sources};
 use super::decode::{self, Encoding};
 use super::envelope;
-use super::keys::KeyCache;
 use super::{IntakeError, Route, route};
 use crate::config::Limits;
 use crate::event::Event;
 use crate::event::normalize::{self, Context};
+use crate::ids::{Dsn, EventId};
 use crate::pipeline::{Ack, Arrival, Queue, QueueError};
 use crate::store::StoreError;
-use crate::store::projects::ProjectKey;
+use crate::store::key_cache::KeyCache;
 use tokio::sync::oneshot;
 
 /// Everything a request handler needs, shared by all connections.
@@ -33,7 +33,7 @@ pub struct Intake {
     pub counters: super::Counters,
     pub limiter: super::ratelimit::RateLimiter,
     /// The rate limit of keys that have none of their own.
-    pub default_key_limit: super::ratelimit::RateLimit,
+    pub default_key_limit: crate::ids::RateLimit,
     /// Refuses events while the disk is nearly full.
     pub disk: crate::retention::DiskGuard,
     /// Compresses events for storage, with the store's trained dictionary.
@@ -115,7 +115,7 @@ fn preflight() -> Response<Body> {
     resp
 }
 
-fn json_ok(id: Option<String>) -> Response<Body> {
+fn json_ok(id: Option<EventId>) -> Response<Body> {
     let body = match id {
         Some(id) => serde_json::json!({ "id": id }),
         None => serde_json::json!({}),
@@ -174,7 +174,7 @@ async fn ingest(
     req: Request<Incoming>,
     route: Route,
     remote: IpAddr,
-) -> Result<Option<String>, IntakeError> {
+) -> Result<Option<EventId>, IntakeError> {
     let (parts, body) = req.into_parts();
     let creds = credentials(&parts)?;
     let path_project = match route {
@@ -194,11 +194,7 @@ async fn ingest(
     // reach is still read and discarded, so the client sees the answer instead of a reset
     // connection; a body far over the limit is not read at all.
     let admitted = match &creds {
-        Some(c) => state
-            .keys
-            .authorize(c, path_project)
-            .and_then(|key| state.admit(&key))
-            .map(Some),
+        Some(c) => state.admit(c, path_project).map(Some),
         None if matches!(route, Route::Envelope { .. }) => Ok(None),
         None => Err(auth::AuthError::Missing.into()),
     }
@@ -339,7 +335,7 @@ struct Origin {
 }
 
 impl Origin {
-    fn context<'a>(&'a self, event_id: Option<&'a str>) -> Context<'a> {
+    fn context(&self, event_id: Option<EventId>) -> Context<'_> {
         Context {
             received: self.received,
             event_id,
@@ -356,7 +352,7 @@ async fn accept_envelope(
     project: Option<u64>,
     path_project: Option<u64>,
     origin: &Origin,
-) -> Result<Option<String>, IntakeError> {
+) -> Result<Option<EventId>, IntakeError> {
     let env = envelope::parse(data)?;
     let dsn = env
         .header
@@ -384,16 +380,12 @@ async fn accept_envelope(
                 secret_key: dsn.secret_key.clone(),
                 ..Default::default()
             };
-            state.admit(&state.keys.authorize(&creds, path_project)?)?
+            state.admit(&creds, path_project)?
         }
         (None, None) => return Err(auth::AuthError::Missing.into()),
     };
 
-    let header_id = env
-        .header
-        .event_id
-        .as_deref()
-        .and_then(normalize::parse_event_id);
+    let header_id = env.header.event_id.as_deref().and_then(EventId::parse);
     let max_items = state.limits.max_envelope_items;
     if env.items.len() > max_items {
         return Err(IntakeError::TooLarge {
@@ -414,7 +406,7 @@ async fn accept_envelope(
                 }
                 event = Some(normalize::normalize(
                     item.payload,
-                    &origin.context(header_id.as_deref()),
+                    &origin.context(header_id),
                 )?);
             }
             other => state.counters.drop_item(other),
@@ -427,9 +419,18 @@ async fn accept_envelope(
 }
 
 impl Intake {
-    /// Applies the disk guard and the key's and the server's rate limits; the project the key
-    /// sends to.
-    pub fn admit(&self, key: &ProjectKey) -> Result<u64, IntakeError> {
+    /// Authenticates the credentials' key (against the project in the URL, when there is
+    /// one), then applies the disk guard and the key's and the server's rate limits; the
+    /// project the key sends to.
+    pub fn admit(
+        &self,
+        creds: &Credentials,
+        path_project: Option<u64>,
+    ) -> Result<u64, IntakeError> {
+        let key = self
+            .keys
+            .authorize(&creds.public_key, creds.secret_key.as_deref(), path_project)
+            .map_err(|refusal| IntakeError::Rejected(refusal.as_str()))?;
         if self.disk.low() {
             return Err(IntakeError::DiskFull);
         }
@@ -446,8 +447,7 @@ impl Intake {
         project: u64,
         event: Event,
     ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
-        let arrival = Arrival::new(project, event, &self.codec)
-            .ok_or_else(|| IntakeError::Unavailable("normalization produced no event id".into()))?;
+        let arrival = Arrival::new(project, event, &self.codec);
         self.queue.submit(arrival).map_err(|e| match e {
             QueueError::Full => IntakeError::QueueFull,
             QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
@@ -457,8 +457,8 @@ impl Intake {
 
 impl Intake {
     /// Queues an event and waits until it is durable; its id.
-    pub async fn submit(&self, project: u64, event: Event) -> Result<String, IntakeError> {
-        let id = event.event_id.clone();
+    pub async fn submit(&self, project: u64, event: Event) -> Result<EventId, IntakeError> {
+        let id = event.event_id;
         let done = self.enqueue(project, event)?;
         match done.await {
             Ok(Ok(Ack::Stored | Ack::Duplicate)) => {
@@ -480,7 +480,7 @@ async fn store_get(
 ) -> Result<Response<Body>, IntakeError> {
     let (parts, _) = req.into_parts();
     let creds = credentials(&parts)?.ok_or(auth::AuthError::Missing)?;
-    let project = state.admit(&state.keys.authorize(&creds, path_project)?)?;
+    let project = state.admit(&creds, path_project)?;
     let data = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "sentry_data")
         .map(|(_, v)| v.into_owned().into_bytes())
@@ -497,7 +497,7 @@ async fn store_get(
     let mut resp = Response::new(Full::new(Bytes::from_static(PIXEL_GIF)));
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static("image/gif"));
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
         resp.headers_mut().insert("x-sentry-id", v);
     }
     cors(resp.headers_mut());

@@ -8,7 +8,6 @@ pub mod conn;
 pub mod decode;
 pub mod envelope;
 pub mod http;
-pub mod keys;
 pub mod ratelimit;
 pub mod udp;
 

@@ -7,33 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
-/// Events per minute with a burst; `per_minute = 0` means no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct RateLimit {
-    pub per_minute: u32,
-    pub burst: u32,
-}
-
-impl RateLimit {
-    fn unlimited(&self) -> bool {
-        self.per_minute == 0
-    }
-
-    fn capacity(&self) -> f64 {
-        let burst = if self.burst == 0 {
-            self.per_minute
-        } else {
-            self.burst
-        };
-        f64::from(burst.max(1))
-    }
-
-    fn per_second(&self) -> f64 {
-        f64::from(self.per_minute) / 60.0
-    }
-}
+use crate::ids::RateLimit;
 
 /// Which bucket refused, for the `scope` of `X-Sentry-Rate-Limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,7 +53,7 @@ pub async fn serve(socket: Arc<tokio::net::UdpSocket>, intake: Arc<Intake>) -> R
 
 fn accept(intake: &Intake, datagram: &[u8], client_ip: &str) -> Result<(), IntakeError> {
     let (creds, body) = parse_datagram(datagram)?;
-    let project = intake.admit(&intake.keys.authorize(&creds, None)?)?;
+    let project = intake.admit(&creds, None)?;
     let limit = intake.limits.max_event_size.0;
     let json =
         decode::decode_store_body(body.to_vec(), usize::try_from(limit).unwrap_or(usize::MAX))?;

@@ -14,6 +14,7 @@ use redb::WriteTransaction;
 use tokio::sync::oneshot;
 
 use crate::event::{Event, Grouping, Level};
+use crate::ids::EventId;
 use crate::store::StoreError;
 use crate::store::dictionary::Codec;
 use crate::store::events::EncodedEvent;
@@ -25,7 +26,7 @@ pub use writer::{Writer, WriterConfig};
 /// parsed event.
 pub struct Arrival {
     pub project: u64,
-    pub event_id: [u8; 16],
+    pub event_id: EventId,
     pub grouping: Grouping,
     pub facts: Facts,
     pub encoded: EncodedEvent,
@@ -33,8 +34,7 @@ pub struct Arrival {
 
 /// What an issue learns from one of its events.
 pub struct Facts {
-    /// The event id as 32 hex digits.
-    pub event_id: String,
+    pub event_id: EventId,
     /// Receive time (Unix seconds).
     pub received: f64,
     pub title: String,
@@ -51,10 +51,9 @@ pub struct Facts {
 }
 
 impl Arrival {
-    /// Groups and compresses an event for `project`. `None` when it has no 32-hex event id
-    /// (normalization always gives it one).
-    pub fn new(project: u64, event: Event, codec: &Codec) -> Option<Arrival> {
-        let event_id = crate::store::events::id_bytes(&event.event_id)?;
+    /// Groups and compresses an event for `project`.
+    pub fn new(project: u64, event: Event, codec: &Codec) -> Arrival {
+        let event_id = event.event_id;
         let grouping = crate::event::grouping::group(&event);
         let encoded = codec.encode(&event);
         let tags = issue_tags(&event);
@@ -74,13 +73,13 @@ impl Arrival {
             environment: event.environment,
             tags,
         };
-        Some(Arrival {
+        Arrival {
             project,
             event_id,
             grouping,
             facts,
             encoded,
-        })
+        }
     }
 }
 

@@ -238,7 +238,7 @@ impl Writer {
                         project: arrival.project,
                         issue: issue.id,
                         rule: t.rule,
-                        event_id: arrival.facts.event_id.clone(),
+                        event_id: arrival.event_id,
                         created: arrival.facts.received,
                         detail: t.detail,
                         mail: self.config.alert_mail,
@@ -369,7 +369,8 @@ fn new_issue(arrival: &Arrival, id: u64) -> Issue {
         status: Status::Unresolved,
         first_seen: ev.received,
         last_seen: ev.received,
-        first_event: ev.event_id.clone(),
+        first_event: arrival.event_id,
+        last_event: arrival.event_id,
         ..Default::default()
     }
 }
@@ -383,7 +384,7 @@ fn record(issue: &mut Issue, arrival: &Arrival) {
     replace(&mut issue.title, &ev.title);
     replace(&mut issue.culprit, &ev.culprit);
     issue.level = ev.level;
-    replace(&mut issue.last_event, &ev.event_id);
+    issue.last_event = arrival.event_id;
     match issue.status {
         // An event on a resolved issue is a regression.
         Status::Resolved => {

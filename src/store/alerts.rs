@@ -3,6 +3,7 @@
 //! never lost to a crash and never sent for an event that was not stored; the alerter removes
 //! it once every target (mail, each webhook) has it.
 
+use crate::ids::EventId;
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +108,7 @@ pub struct Alert {
     pub issue: u64,
     pub rule: Rule,
     /// The event that triggered it.
-    pub event_id: String,
+    pub event_id: EventId,
     pub created: f64,
     /// What happened, in words ("more than 5 events in 1 minute").
     pub detail: String,

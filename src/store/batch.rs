@@ -3,6 +3,8 @@
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
+use crate::ids::EventId;
+
 use super::events::{self, EncodedEvent};
 use super::issues::Issue;
 use super::projects::Project;
@@ -61,8 +63,8 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
-    pub fn event_exists(&self, project: u64, id: &[u8; 16]) -> Result<bool, StoreError> {
-        Ok(self.events.get((project, id.as_slice()))?.is_some())
+    pub fn event_exists(&self, project: u64, id: &EventId) -> Result<bool, StoreError> {
+        Ok(self.events.get((project, id.0.as_slice()))?.is_some())
     }
 
     pub fn insert_event(
@@ -70,15 +72,15 @@ impl<'t> Batch<'t> {
         project: u64,
         issue: u64,
         seq: u64,
-        id: &[u8; 16],
+        id: &EventId,
         encoded: &EncodedEvent,
     ) -> Result<(), StoreError> {
         self.events.insert(
-            (project, id.as_slice()),
+            (project, id.0.as_slice()),
             events::row(issue, seq, encoded).as_slice(),
         )?;
         self.issue_events
-            .insert((project, issue, seq), id.as_slice())?;
+            .insert((project, issue, seq), id.0.as_slice())?;
         let received = encoded.received.max(0.0) as u64;
         self.arrivals.insert(
             seq,
@@ -100,9 +102,9 @@ impl<'t> Batch<'t> {
         project: u64,
         issue: u64,
         seq: u64,
-        id: &[u8; 16],
+        id: &EventId,
     ) -> Result<(), StoreError> {
-        self.events.remove((project, id.as_slice()))?;
+        self.events.remove((project, id.0.as_slice()))?;
         self.issue_events.remove((project, issue, seq))?;
         self.arrivals.remove(seq)?;
         Ok(())
@@ -115,9 +117,9 @@ impl<'t> Batch<'t> {
         project: u64,
         issue: u64,
         seq: u64,
-        id: &[u8; 16],
+        id: &EventId,
     ) -> Result<bool, StoreError> {
-        if self.events.get((project, id.as_slice()))?.is_none() {
+        if self.events.get((project, id.0.as_slice()))?.is_none() {
             return Ok(false);
         }
         self.delete_event(project, issue, seq, id)?;
@@ -138,7 +140,7 @@ impl<'t> Batch<'t> {
         project: u64,
         issue: u64,
         n: usize,
-    ) -> Result<Vec<(u64, [u8; 16])>, StoreError> {
+    ) -> Result<Vec<(u64, EventId)>, StoreError> {
         let mut out = Vec::with_capacity(n.min(1024));
         for row in self
             .issue_events
@@ -148,7 +150,7 @@ impl<'t> Batch<'t> {
                 break;
             }
             let (k, v) = row?;
-            if let Ok(id) = <[u8; 16]>::try_from(v.value()) {
+            if let Some(id) = EventId::from_slice(v.value()) {
                 out.push((k.value().2, id));
             }
         }
@@ -354,7 +356,7 @@ pub struct Arrival {
     pub issue: u64,
     /// Receive time, whole Unix seconds.
     pub received: u64,
-    pub id: [u8; 16],
+    pub id: EventId,
 }
 
 impl Arrival {
@@ -363,7 +365,7 @@ impl Arrival {
         out[..8].copy_from_slice(&self.project.to_le_bytes());
         out[8..16].copy_from_slice(&self.issue.to_le_bytes());
         out[16..24].copy_from_slice(&self.received.to_le_bytes());
-        out[24..].copy_from_slice(&self.id);
+        out[24..].copy_from_slice(&self.id.0);
         out
     }
 
@@ -373,7 +375,7 @@ impl Arrival {
             project: word(0)?,
             issue: word(8)?,
             received: word(16)?,
-            id: bytes.get(24..40)?.try_into().ok()?,
+            id: EventId::from_slice(bytes.get(24..40)?)?,
         })
     }
 }

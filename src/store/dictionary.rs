@@ -212,7 +212,7 @@ pub fn train(db: &Database) -> Result<Option<Dictionary>, StoreError> {
             let Some(arrival) = super::batch::Arrival::decode(arrival.value()) else {
                 continue;
             };
-            if let Some(row) = events.get((arrival.project, arrival.id.as_slice()))?
+            if let Some(row) = events.get((arrival.project, arrival.id.0.as_slice()))?
                 && let Ok(packed) = super::events::packed(row.value())
             {
                 bytes += packed.len();

@@ -9,6 +9,7 @@ use redb::ReadableTable;
 use super::StoreError;
 use super::dictionary::Dictionary;
 use crate::event::Event;
+use crate::ids::EventId;
 
 const FORMAT_ZSTD_MSGPACK: u8 = 1;
 const FORMAT_ZSTD_DICT_MSGPACK: u8 = 2;
@@ -109,25 +110,13 @@ fn parse_row(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
     })
 }
 
-/// The 16 bytes of a 32-hex event id.
-pub fn id_bytes(event_id: &str) -> Option<[u8; 16]> {
-    if event_id.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(event_id.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 pub fn get(
     table: &impl ReadableTable<(u64, &'static [u8]), &'static [u8]>,
     project: u64,
-    id: &[u8; 16],
+    id: &EventId,
 ) -> Result<Option<StoredEvent>, StoreError> {
     table
-        .get((project, id.as_slice()))?
+        .get((project, id.0.as_slice()))?
         .map(|v| parse_row(v.value()))
         .transpose()
 }
@@ -137,13 +126,11 @@ pub fn of_issue(
     table: &impl ReadableTable<(u64, u64, u64), &'static [u8]>,
     project: u64,
     issue: u64,
-) -> Result<Vec<[u8; 16]>, StoreError> {
+) -> Result<Vec<EventId>, StoreError> {
     let mut out = Vec::new();
     for row in table.range((project, issue, 0)..=(project, issue, u64::MAX))? {
         let (_, v) = row?;
-        let mut id = [0u8; 16];
-        if v.value().len() == 16 {
-            id.copy_from_slice(v.value());
+        if let Some(id) = EventId::from_slice(v.value()) {
             out.push(id);
         }
     }
@@ -157,7 +144,7 @@ mod tests {
     #[test]
     fn rows_round_trip() {
         let ev = Event {
-            event_id: "ab".repeat(16),
+            event_id: EventId([0xab; 16]),
             platform: "python".into(),
             ..Default::default()
         };
@@ -166,7 +153,5 @@ mod tests {
         assert_eq!((back.issue, back.seq), (7, 42));
         assert_eq!(back.event, ev);
         assert!(parse_row(&bytes[..5]).is_err());
-        assert_eq!(id_bytes(&"ab".repeat(16)), Some([0xab; 16]));
-        assert_eq!(id_bytes("zz"), None);
     }
 }

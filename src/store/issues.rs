@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ISSUES, StoreError, decode};
 use crate::event::{Level, Strategy};
+use crate::ids::EventId;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -53,8 +54,8 @@ pub struct Issue {
     pub users: Vec<u8>,
     pub releases: Vec<String>,
     pub environments: Vec<String>,
-    pub first_event: String,
-    pub last_event: String,
+    pub first_event: EventId,
+    pub last_event: EventId,
     /// Times the issue came back after being resolved.
     pub regressions: u64,
     /// While ignored: the issue comes back after this time (Unix seconds)…

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod dictionary;
 pub mod events;
 pub mod issues;
+pub mod key_cache;
 pub mod outbox;
 pub mod projects;
 pub mod sessions;

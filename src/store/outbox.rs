@@ -4,6 +4,7 @@
 //! killed a moment later; it leaves the outbox only in the transaction that records the
 //! upstream's answer.
 
+use crate::ids::EventId;
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,7 @@ pub struct Pending {
     pub project: u64,
     /// The event's arrival sequence number: the order entries are sent in.
     pub seq: u64,
-    pub event_id: [u8; 16],
+    pub event_id: EventId,
     /// When the event arrived (Unix seconds), for `forward.max_pending_age`.
     pub queued: f64,
 }
@@ -23,7 +24,7 @@ pub struct Pending {
 impl Pending {
     fn row(&self) -> [u8; 24] {
         let mut row = [0u8; 24];
-        row[..16].copy_from_slice(&self.event_id);
+        row[..16].copy_from_slice(&self.event_id.0);
         row[16..].copy_from_slice(&self.queued.to_le_bytes());
         row
     }
@@ -33,9 +34,9 @@ impl Pending {
             table: "forward_outbox",
             cause: format!("a row of {} bytes, not 24", row.len()),
         };
-        let event_id: [u8; 16] = row
+        let event_id = row
             .get(..16)
-            .and_then(|b| b.try_into().ok())
+            .and_then(EventId::from_slice)
             .ok_or_else(corrupt)?;
         let queued: [u8; 8] = row
             .get(16..24)
@@ -54,7 +55,7 @@ impl Pending {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(default)]
 pub struct DeadLetter {
-    pub event_id: String,
+    pub event_id: EventId,
     pub queued: f64,
     /// When it was refused.
     pub at: f64,
@@ -147,7 +148,7 @@ impl<'t> Outbox<'t> {
             Outcome::Dead { status, reason } => {
                 counts.dead_letter += 1;
                 let letter = DeadLetter {
-                    event_id: crate::event::normalize::hex(&entry.event_id),
+                    event_id: entry.event_id,
                     queued: entry.queued,
                     at: crate::time::now(),
                     status,
@@ -177,18 +178,13 @@ impl<'t> Outbox<'t> {
         }
         for (project, seq, letter) in &letters {
             self.dead.remove((*project, *seq))?;
-            let event_id =
-                super::events::id_bytes(&letter.event_id).ok_or_else(|| StoreError::Corrupt {
-                    table: "forward_dead",
-                    cause: format!("bad event id {}", letter.event_id),
-                })?;
             let mut counts = self.counts(*project)?;
             counts.dead_letter = counts.dead_letter.saturating_sub(1);
             self.put_counts(*project, &counts)?;
             self.push(&[Pending {
                 project: *project,
                 seq: *seq,
-                event_id,
+                event_id: letter.event_id,
                 queued: letter.queued,
             }])?;
         }

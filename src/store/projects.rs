@@ -34,12 +34,12 @@ pub struct ProjectKey {
     pub active: bool,
     pub created: f64,
     /// This key's own rate limit; `None` uses the configured default.
-    pub rate_limit: Option<crate::intake::ratelimit::RateLimit>,
+    pub rate_limit: Option<crate::ids::RateLimit>,
 }
 
 /// 32 lowercase hex digits, the form official SDKs and Relay accept.
 pub fn new_key() -> String {
-    crate::event::normalize::new_event_id()
+    crate::ids::hex(&crate::ids::random_bytes())
 }
 
 /// Turns a project name into a URL-safe slug.
@@ -122,7 +122,7 @@ pub fn create_key(
 pub fn set_rate_limit(
     txn: &WriteTransaction,
     public_key: &str,
-    limit: Option<crate::intake::ratelimit::RateLimit>,
+    limit: Option<crate::ids::RateLimit>,
 ) -> Result<ProjectKey, StoreError> {
     update_key(txn, public_key, |key| key.rate_limit = limit)
 }

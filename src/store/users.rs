@@ -28,8 +28,8 @@ const TOKEN_LIFETIME: f64 = 7.0 * 86_400.0;
 pub fn new_token() -> (String, String) {
     let token = format!(
         "{}{}",
-        crate::event::normalize::new_event_id(),
-        crate::event::normalize::new_event_id()
+        crate::ids::hex(&crate::ids::random_bytes()),
+        crate::ids::hex(&crate::ids::random_bytes())
     );
     let hash = token_hash(&token);
     (token, hash)
@@ -38,7 +38,7 @@ pub fn new_token() -> (String, String) {
 /// What the file keeps of a token.
 pub fn token_hash(token: &str) -> String {
     use md5::{Digest, Md5};
-    crate::event::normalize::hex(&Md5::digest(token.as_bytes()))
+    crate::ids::hex(&Md5::digest(token.as_bytes()))
 }
 
 fn put(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {

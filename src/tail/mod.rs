@@ -20,7 +20,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::intake::auth::Dsn;
+use crate::ids::Dsn;
 use crate::outbound::{Client, OutboundError};
 use parse::Format;
 
@@ -513,7 +513,7 @@ impl<S: Sink, P: Positions> Shipper<S, P> {
         md5.update(chunk.ino.to_le_bytes());
         md5.update((chunk.start + start as u64).to_le_bytes());
         md5.update(bytes);
-        event["event_id"] = json!(crate::event::normalize::hex(&md5.finalize()));
+        event["event_id"] = json!(crate::ids::hex(&md5.finalize()));
         event["server_name"] = json!(self.options.server_name.clone().unwrap_or_else(hostname));
         if let Some(e) = &self.options.environment {
             event["environment"] = json!(e);
@@ -624,10 +624,7 @@ fn head_of(file: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
 
 fn hash_head(head: &[u8]) -> (String, u64) {
     let head = &head[..head.len().min(HEAD_BYTES)];
-    (
-        crate::event::normalize::hex(&Md5::digest(head)),
-        head.len() as u64,
-    )
+    (crate::ids::hex(&Md5::digest(head)), head.len() as u64)
 }
 
 /// Whether `head` (a file's first bytes) starts like the file a record was made for.

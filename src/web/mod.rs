@@ -21,8 +21,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use redb::ReadableDatabase;
 
 use crate::control::Handle;
-use crate::intake::keys::KeyCache;
 use crate::pipeline::Stats;
+use crate::store::key_cache::KeyCache;
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, User};
 use crate::store::{SESSIONS, StoreError, USERS};

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::control::Request;
 use crate::event::Event;
-use crate::intake::ratelimit::RateLimit;
+use crate::ids::RateLimit;
 use crate::store::issues::{self, Issue, Status, StatusChange};
 use crate::store::projects::{self, Project};
 use crate::store::users::{self, User};
@@ -756,9 +756,7 @@ pub fn issue_page(
             .get("event")
             .map(|e| e.trim().replace('-', "").to_ascii_lowercase());
         let index = match &wanted {
-            Some(w) if !w.is_empty() => ids
-                .iter()
-                .position(|i| crate::event::normalize::hex(i) == *w),
+            Some(w) if !w.is_empty() => ids.iter().position(|i| i.to_string() == *w),
             _ => ids.len().checked_sub(1),
         };
         let table = txn.open_table(EVENTS)?;
@@ -766,13 +764,7 @@ pub fn issue_page(
             Some(i) => events::get(&table, project.id, &ids[i])?,
             None => None,
         };
-        let link = |i: usize| {
-            format!(
-                "/projects/{}/issues/{id}/?event={}",
-                project.slug,
-                crate::event::normalize::hex(&ids[i])
-            )
-        };
+        let link = |i: usize| format!("/projects/{}/issues/{id}/?event={}", project.slug, ids[i]);
         let missing = match (&wanted, index) {
             (Some(w), None) if !w.is_empty() => format!("No stored event {w} in this issue."),
             _ => "No event of this issue is stored any more (retention removed them).".into(),
@@ -958,7 +950,7 @@ fn event_view(ev: &Event) -> EventView {
         ));
     }
     EventView {
-        event_id: ev.event_id.clone(),
+        event_id: ev.event_id.to_string(),
         timestamp: ago(ev.timestamp),
         timestamp_exact: crate::time::rfc3339(ev.timestamp),
         summary,
@@ -973,7 +965,10 @@ pub fn raw_event(web: &Web, visitor: &Visitor, slug: &str, file: &str) -> Page {
     let Some(project) = visible_project(web, visitor, slug) else {
         return not_found(Nav::of(visitor));
     };
-    let Some(id) = file.strip_suffix(".json").and_then(events::id_bytes) else {
+    let Some(id) = file
+        .strip_suffix(".json")
+        .and_then(crate::ids::EventId::parse)
+    else {
         return not_found(Nav::of(visitor));
     };
     let read = || -> Result<Option<String>, StoreError> {
@@ -1110,7 +1105,7 @@ pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
             forward_to: project
                 .forward_to
                 .as_deref()
-                .and_then(|d| crate::intake::auth::Dsn::parse(d).ok())
+                .and_then(|d| crate::ids::Dsn::parse(d).ok())
                 .map(|d| d.public())
                 .unwrap_or_default(),
         })

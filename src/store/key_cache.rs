@@ -1,0 +1,85 @@
+//! The key cache: every client key in memory, so authenticating an ingest request reads
+//! nothing from the file. Reloaded whole after any management write that touches keys or
+//! projects. It answers with the key or the reason it refuses one; what that means on the wire
+//! is intake's business.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use redb::{Database, ReadableDatabase};
+
+use super::projects::{self, ProjectKey};
+use super::{KEYS, StoreError};
+
+#[derive(Default)]
+pub struct KeyCache {
+    keys: RwLock<HashMap<String, ProjectKey>>,
+}
+
+/// Why a key may not send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRefusal {
+    #[error("unknown public key")]
+    Unknown,
+    #[error("the key has been revoked")]
+    Revoked,
+    #[error("the secret key does not match")]
+    WrongSecret,
+    #[error("the key belongs to another project")]
+    OtherProject,
+}
+
+impl KeyRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRefusal::Unknown => "unknown public key",
+            KeyRefusal::Revoked => "the key has been revoked",
+            KeyRefusal::WrongSecret => "the secret key does not match",
+            KeyRefusal::OtherProject => "the key belongs to another project",
+        }
+    }
+}
+
+impl KeyCache {
+    pub fn load(db: &Database) -> Result<KeyCache, StoreError> {
+        let cache = KeyCache::default();
+        cache.reload(db)?;
+        Ok(cache)
+    }
+
+    pub fn reload(&self, db: &Database) -> Result<(), StoreError> {
+        let txn = db.begin_read()?;
+        let all = projects::keys(&txn.open_table(KEYS)?)?;
+        let map = all.into_iter().map(|k| (k.public_key.clone(), k)).collect();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = map;
+        Ok(())
+    }
+
+    /// The key named by `public_key` (and `secret`, when the client sent one), if it may send
+    /// to `path_project` (the id in the URL).
+    pub fn authorize(
+        &self,
+        public_key: &str,
+        secret: Option<&str>,
+        path_project: Option<u64>,
+    ) -> Result<ProjectKey, KeyRefusal> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let key = keys.get(public_key).ok_or(KeyRefusal::Unknown)?;
+        if !key.active {
+            return Err(KeyRefusal::Revoked);
+        }
+        if let Some(secret) = secret
+            && !constant_time_eq(secret.as_bytes(), key.secret_key.as_bytes())
+        {
+            return Err(KeyRefusal::WrongSecret);
+        }
+        match path_project {
+            Some(p) if p != key.project => Err(KeyRefusal::OtherProject),
+            _ => Ok(key.clone()),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
