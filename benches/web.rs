@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use picket::config::Config;
-use picket::control::{Handle, Writes};
+use picket::manage::{Handle, Writes};
 use picket::pipeline::WriterConfig;
 use picket::store::key_cache::KeyCache;
 use picket::store::{self, projects, users};
@@ -92,9 +92,9 @@ fn main() {
         writes: Writes::Writer(queue.clone()),
         config,
         live: None,
+        keys: Some(Arc::new(KeyCache::load(&db).unwrap())),
     };
-    let keys = Arc::new(KeyCache::load(&db).unwrap());
-    let web = Web::new(handle, keys, queue.shared_stats());
+    let web = Web::new(handle, queue.shared_stats());
     let admin = users::find(&db, "admin@example.com").unwrap().unwrap();
     let visitor = Visitor::signed_in(admin);
     let busy = issues + 1;

@@ -8,11 +8,11 @@
 pub mod alert;
 pub mod cli;
 pub mod config;
-pub mod control;
 pub mod event;
 pub mod forward;
 pub mod ids;
 pub mod intake;
+pub mod manage;
 pub mod outbound;
 pub mod pipeline;
 pub mod retention;

@@ -9,16 +9,18 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
-use serde_json::Value;
 
+use picket::cli::render::{self, print};
 use picket::cli::{
     AlertsCommand, Cli, Command, ForwardCommand, IssueCommand, KeyCommand, ProjectCommand,
     ServeArgs,
 };
 use picket::config::{Config, Overrides, TEMPLATE};
-use picket::control::{self, AlertChange, Request};
+use picket::manage::alerts::{AlertChange, Alerts};
+use picket::manage::{self, Operation, issues, keys, projects};
 use picket::server::ServeError;
 use picket::store;
+use picket::store::alerts::{Frequency, WebhookFormat};
 use picket::store::issues::StatusChange;
 
 /// mimalloc: parsing events allocates a lot from several threads at once, where glibc's malloc
@@ -123,19 +125,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     bar.set_position(done);
                 }
             };
-            let answer = manage_with_progress(&cli, Request::Backup { dest }, &progress)?;
+            let answer = call_with_progress(&cli, manage::backup::Backup { dest }, &progress)?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            print(*json, &answer, |v| {
-                format!(
-                    "backed up {} events ({} rows, {:.1} MB) to {}\n",
-                    v["events"],
-                    v["rows"],
-                    v["bytes"].as_f64().unwrap_or(0.0) / 1e6,
-                    text(&v["path"])
-                )
-            })
+            print(*json, &answer, render::backup);
+            Ok(())
         }
         Command::Compact { json } => {
             let config = load_config(&cli, None)?;
@@ -159,24 +154,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     before as f64 / 1e6,
                     after as f64 / 1e6
                 )
-            })
+            });
+            Ok(())
         }
         Command::Check { json } => {
             let config = load_config(&cli, None)?;
             let report = store::backup::check(&config.data_dir)?;
-            let v = serde_json::to_value(&report)?;
-            print(*json, &v, |v| {
-                format!(
-                    "{}: {} (schema {}, {} projects, {} issues, {} events, {:.1} MB)\n",
-                    text(&v["path"]),
-                    if report.ok { "ok" } else { "CORRUPT" },
-                    v["schema_version"],
-                    v["projects"],
-                    v["issues"],
-                    v["events"],
-                    v["bytes"].as_f64().unwrap_or(0.0) / 1e6
-                )
-            })?;
+            print(*json, &report, render::check);
             if !report.ok {
                 bail!("the data file failed its integrity check");
             }
@@ -184,21 +168,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { json } => {
             let config = load_config(&cli, None)?;
-            let answer = control::ask_server(&config.data_dir, &Request::Status)
+            let request = manage::Request::from(manage::status::Status);
+            let answer = manage::socket::ask_server(&config.data_dir, &request, &|_, _| {})
                 .ok_or_else(|| {
                     anyhow!(
                         "no picket server is running on {}",
                         config.data_dir.display()
                     )
-                })?
-                .map_err(|e| anyhow!(e))?;
-            print(*json, &answer, status_text)
+                })??;
+            print(*json, &answer, render::status);
+            Ok(())
         }
         #[cfg(debug_assertions)]
         Command::DebugCrash { worker } => {
-            manage(
+            call(
                 &cli,
-                Request::Crash {
+                manage::status::Crash {
                     worker: worker.clone(),
                 },
             )?;
@@ -234,96 +219,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = read_password(*password_stdin)?;
-            let hash = store::users::hash_password(&password)?;
-            let req = Request::CreateSuperuser {
+            let password_hash = manage::users::hash_password(&password)?;
+            let op = manage::users::CreateSuperuser {
                 email: email.clone(),
-                password_hash: hash,
+                password_hash,
             };
-            let answer = manage(&cli, req)?;
-            println!(
-                "admin user {} is ready",
-                answer["email"].as_str().unwrap_or(email)
-            );
+            let user = call(&cli, op)?;
+            println!("admin user {} is ready", user.email);
             Ok(())
         }
-        Command::Project(ProjectCommand::Create { name, json }) => {
-            let answer = manage(&cli, Request::ProjectCreate { name: name.clone() })?;
-            print(*json, &answer, |v| {
-                format!(
-                    "created project {} (id {})\nDSN: {}\n",
-                    text(&v["slug"]),
-                    v["id"],
-                    text(&v["dsn"])
-                )
-            })
-        }
-        Command::Project(ProjectCommand::List { json }) => {
-            let answer = manage(&cli, Request::ProjectList)?;
-            print(*json, &answer, |v| {
-                table(v, &["id", "slug", "unresolved_issues", "dsn"])
-            })
-        }
-        Command::Key(KeyCommand::List { project, json }) => {
-            let answer = manage(
-                &cli,
-                Request::KeyList {
-                    project: project.clone(),
-                },
-            )?;
-            print(*json, &answer, |v| {
-                table(v, &["public_key", "active", "created", "dsn"])
-            })
-        }
-        Command::Key(KeyCommand::Create { project, json }) => {
-            let answer = manage(
-                &cli,
-                Request::KeyCreate {
-                    project: project.clone(),
-                },
-            )?;
-            print(*json, &answer, |v| {
-                format!(
-                    "created key {}\nDSN: {}\n",
-                    text(&v["public_key"]),
-                    text(&v["dsn"])
-                )
-            })
-        }
-        Command::Project(ProjectCommand::Retention {
-            project,
-            max_events,
-            default: _,
-            json,
-        }) => {
-            let req = Request::ProjectRetention {
-                project: project.clone(),
-                max_events: *max_events,
-            };
-            let answer = manage(&cli, req)?;
-            print(*json, &answer, |v| match v["max_events"].as_u64() {
-                Some(n) => format!("project {} keeps at most {n} events\n", text(&v["slug"])),
-                None => format!("project {} uses the configured cap\n", text(&v["slug"])),
-            })
-        }
-        Command::Project(ProjectCommand::Forward {
-            project,
-            dsn,
-            off: _,
-            json,
-        }) => {
-            let req = Request::ProjectForward {
-                project: project.clone(),
-                dsn: dsn.clone(),
-            };
-            let answer = manage(&cli, req)?;
-            print(*json, &answer, |v| match v["forward_to"].as_str() {
-                Some(to) => format!(
-                    "project {} forwards every event it accepts from now on to {to}\n",
-                    text(&v["slug"])
-                ),
-                None => format!("project {} does not forward\n", text(&v["slug"])),
-            })
-        }
+        Command::Project(cmd) => project_command(&cli, cmd),
+        Command::Key(cmd) => key_command(&cli, cmd),
         Command::Tail(args) => {
             let cmd = picket::tail::Command {
                 dsn: args.dsn.clone(),
@@ -360,163 +266,56 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .block_on(mailer.send_test(address))
                 .map_err(|e| anyhow!("the test email to {address} was not sent: {e}"))?;
             let answer = serde_json::json!({ "sent_to": address, "server": mailer.server() });
-            print(*json, &answer, |v| {
+            print(*json, &answer, |_| {
                 format!(
-                    "sent a test email to {} through {}\n",
-                    text(&v["sent_to"]),
-                    text(&v["server"])
+                    "sent a test email to {address} through {}\n",
+                    mailer.server()
                 )
-            })
+            });
+            Ok(())
         }
         Command::Alerts(cmd) => alerts_command(&cli, cmd),
-        Command::Project(ProjectCommand::Member {
-            project,
-            email,
-            remove,
-            json,
-        }) => {
-            let req = Request::ProjectMember {
-                project: project.clone(),
-                email: email.clone(),
-                remove: *remove,
-            };
-            let answer = manage(&cli, req)?;
-            print(*json, &answer, |v| {
-                format!(
-                    "members of {}: {}\n",
-                    text(&v["project"]),
-                    v["members"]
-                        .as_array()
-                        .map(|m| m.iter().map(text).collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default()
-                )
-            })
-        }
         Command::Forward(ForwardCommand::DeadLetter { retry, json }) => {
-            let answer = manage(&cli, Request::DeadLetters { retry: *retry })?;
-            print(*json, &answer, |v| {
-                let list = v.get("dead_letters").unwrap_or(v);
-                let mut out = String::new();
-                for d in list.as_array().into_iter().flatten() {
-                    out.push_str(&format!(
-                        "{}  {}  HTTP {}  {}\n",
-                        text(&d["project"]),
-                        text(&d["event_id"]),
-                        d["status"],
-                        text(&d["reason"]).lines().next().unwrap_or("")
-                    ));
-                }
-                match v.get("retried") {
-                    Some(n) => out.push_str(&format!("{n} dead letters put back in the outbox\n")),
-                    None if out.is_empty() => out.push_str("no dead letters\n"),
-                    None => {}
-                }
-                out
-            })
-        }
-        Command::Project(ProjectCommand::Delete { project, yes, json }) => {
-            let answer = manage(
-                &cli,
-                Request::ProjectDelete {
-                    project: project.clone(),
-                    confirm: *yes,
-                },
-            )?;
-            print(*json, &answer, |v| {
-                format!(
-                    "deleted project {}: {} issues, {} events\n",
-                    text(&v["project"]),
-                    v["issues_deleted"],
-                    v["events_deleted"]
-                )
-            })
+            let answer = call(&cli, manage::forward::DeadLetters { retry: *retry })?;
+            print(*json, &answer, render::dead_letters);
+            Ok(())
         }
         Command::Issue(cmd) => issue_command(&cli, cmd),
-        Command::Key(KeyCommand::RateLimit {
-            public_key,
-            per_minute,
-            burst,
-            default: _,
-            json,
-        }) => {
-            let limit = per_minute.map(|per_minute| picket::ids::RateLimit {
-                per_minute,
-                burst: burst.unwrap_or(0),
-            });
-            let req = Request::KeyRateLimit {
-                public_key: public_key.clone(),
-                limit,
-            };
-            let answer = manage(&cli, req)?;
-            print(*json, &answer, |v| match v["rate_limit"].as_object() {
-                Some(l) => format!(
-                    "key {} is limited to {} events per minute (burst {})\n",
-                    text(&v["public_key"]),
-                    l["per_minute"],
-                    l["burst"]
-                ),
-                None => format!(
-                    "key {} uses the default rate limit\n",
-                    text(&v["public_key"])
-                ),
-            })
-        }
-        Command::Key(KeyCommand::Revoke { public_key, json }) => {
-            let answer = manage(
-                &cli,
-                Request::KeyRevoke {
-                    public_key: public_key.clone(),
-                },
-            )?;
-            print(*json, &answer, |v| {
-                format!("revoked key {}\n", text(&v["public_key"]))
-            })
-        }
         Command::Issues {
             project,
             status,
             json,
         } => {
-            let req = Request::Issues {
+            let op = issues::IssueList {
                 project: project.clone(),
                 status: Some(status.clone()),
             };
-            let answer = manage(&cli, req)?;
-            print(*json, &answer, |v| {
-                table(v, &["id", "status", "level", "count", "last_seen", "title"])
-            })
+            print(*json, &call(&cli, op)?, render::issues);
+            Ok(())
         }
         Command::Events {
             project,
             issue,
             json,
         } => {
-            let answer = manage(
-                &cli,
-                Request::Events {
-                    project: project.clone(),
-                    issue: *issue,
-                },
-            )?;
-            print(*json, &answer, |v| {
-                table(v, &["event_id", "timestamp", "level", "title"])
-            })
+            let op = issues::EventList {
+                project: project.clone(),
+                issue: *issue,
+            };
+            print(*json, &call(&cli, op)?, render::events);
+            Ok(())
         }
         Command::Event {
             project,
             event_id,
             json,
         } => {
-            let answer = manage(
-                &cli,
-                Request::Event {
-                    project: project.clone(),
-                    event_id: event_id.clone(),
-                },
-            )?;
-            print(*json, &answer, |v| {
-                serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
-            })
+            let op = issues::EventShow {
+                project: project.clone(),
+                event_id: event_id.clone(),
+            };
+            print(*json, &call(&cli, op)?, render::pretty);
+            Ok(())
         }
     }
 }
@@ -534,31 +333,18 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     })
 }
 
-fn manage(cli: &Cli, req: Request) -> anyhow::Result<Value> {
-    manage_with_progress(cli, req, &|_, _| {})
+/// Applies an operation as the operator: through a running server, or on the file.
+fn call<O: Operation>(cli: &Cli, op: O) -> anyhow::Result<O::Answer> {
+    call_with_progress(cli, op, &|_, _| {})
 }
 
-/// Answers a management request through a running server, or on the file when none runs.
-/// A server that is starting holds the file before its socket is up: wait for the socket.
-fn manage_with_progress(
+fn call_with_progress<O: Operation>(
     cli: &Cli,
-    req: Request,
+    op: O,
     progress: picket::store::backup::Progress<'_>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<O::Answer> {
     let config = Arc::new(load_config(cli, None)?);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if let Some(answer) = control::ask_server_with_progress(&config.data_dir, &req, progress) {
-            return answer.map_err(|e| anyhow!(e));
-        }
-        match control::open_direct(config.clone()) {
-            Ok(handle) => return Ok(handle.answer_with_progress(req, progress)?),
-            Err(store::StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    Ok(manage::socket::call(config, op, progress)?)
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -574,129 +360,113 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         }
         first
     };
-    if password.chars().count() < 8 {
+    if password.chars().count() < manage::users::MIN_PASSWORD {
         bail!("the password must have at least 8 characters");
     }
     Ok(password)
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn print(json: bool, v: &Value, human: impl Fn(&Value) -> String) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v)?);
-    } else {
-        print!("{}", human(v));
+/// `picket project …`
+fn project_command(cli: &Cli, cmd: &ProjectCommand) -> anyhow::Result<()> {
+    match cmd {
+        ProjectCommand::Create { name, json } => {
+            let op = projects::ProjectCreate { name: name.clone() };
+            print(*json, &call(cli, op)?, render::project_created);
+        }
+        ProjectCommand::List { json } => {
+            print(*json, &call(cli, projects::ProjectList)?, render::projects);
+        }
+        ProjectCommand::Retention {
+            project,
+            max_events,
+            default: _,
+            json,
+        } => {
+            let op = manage::retention::ProjectRetention {
+                project: project.clone(),
+                max_events: *max_events,
+            };
+            print(*json, &call(cli, op)?, render::project_retention);
+        }
+        ProjectCommand::Forward {
+            project,
+            dsn,
+            off: _,
+            json,
+        } => {
+            let op = manage::forward::ProjectForward {
+                project: project.clone(),
+                dsn: dsn.clone(),
+            };
+            print(*json, &call(cli, op)?, render::project_forward);
+        }
+        ProjectCommand::Member {
+            project,
+            email,
+            remove,
+            json,
+        } => {
+            let op = manage::members::ProjectMember {
+                project: project.clone(),
+                email: email.clone(),
+                remove: *remove,
+            };
+            print(*json, &call(cli, op)?, render::members);
+        }
+        ProjectCommand::Delete { project, yes, json } => {
+            let op = projects::ProjectDelete {
+                project: project.clone(),
+                confirm: *yes,
+            };
+            print(*json, &call(cli, op)?, render::project_deleted);
+        }
     }
     Ok(())
 }
 
-/// A plain-text table of the given columns of an array of objects.
-fn table(v: &Value, columns: &[&str]) -> String {
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| columns.iter().map(|c| text(&item[*c])).collect())
-                .collect()
-        })
-        .unwrap_or_default();
-    if rows.is_empty() {
-        return "(none)\n".to_string();
-    }
-    let mut widths: Vec<usize> = columns.iter().map(|c| c.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+/// `picket key …`
+fn key_command(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::List { project, json } => {
+            let op = keys::KeyList {
+                project: project.clone(),
+            };
+            print(*json, &call(cli, op)?, render::keys);
+        }
+        KeyCommand::Create { project, json } => {
+            let op = keys::KeyCreate {
+                project: project.clone(),
+            };
+            print(*json, &call(cli, op)?, render::key_created);
+        }
+        KeyCommand::RateLimit {
+            public_key,
+            per_minute,
+            burst,
+            default: _,
+            json,
+        } => {
+            let limit = per_minute.map(|per_minute| picket::ids::RateLimit {
+                per_minute,
+                burst: burst.unwrap_or(0),
+            });
+            let op = keys::KeyRateLimit {
+                public_key: public_key.clone(),
+                limit,
+            };
+            print(*json, &call(cli, op)?, render::key_rate_limit);
+        }
+        KeyCommand::Revoke { public_key, json } => {
+            let op = keys::KeyRevoke {
+                public_key: public_key.clone(),
+            };
+            print(*json, &call(cli, op)?, render::key_revoked);
         }
     }
-    let mut out = String::new();
-    let line = |cells: Vec<String>, out: &mut String| {
-        let last = cells.len() - 1;
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out.push('\n');
-    };
-    line(columns.iter().map(|c| c.to_uppercase()).collect(), &mut out);
-    for row in rows {
-        line(row, &mut out);
-    }
-    out
+    Ok(())
 }
 
-fn status_text(v: &Value) -> String {
-    let mut out = format!(
-        "picket {} (pid {}), up {} s, queue depth {}\n",
-        text(&v["version"]),
-        v["pid"],
-        v["uptime_seconds"],
-        v["queue_depth"]
-    );
-    out += &format!(
-        "events: {} accepted, {} stored, {} duplicates\n",
-        v["events"]["accepted"], v["events"]["stored"], v["events"]["duplicates"]
-    );
-    for (title, key) in [
-        ("rejected", "rejected"),
-        ("UDP dropped", "dropped"),
-        ("items dropped", "items_dropped"),
-    ] {
-        if let Some(map) = v[key].as_object().filter(|m| !m.is_empty()) {
-            let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
-            out += &format!("{title}: {}\n", parts.join(", "));
-        }
-    }
-    let a = &v["alerts"];
-    out += &format!(
-        "alerts: mail {}, {} pending, {} mails and {} webhook calls sent, {} given up{}\n",
-        text(&a["mail"]),
-        a["pending"],
-        a["mails_sent"],
-        a["webhooks_sent"],
-        a["failed"],
-        a["last_error"]
-            .as_str()
-            .map(|e| format!(", last error: {e}"))
-            .unwrap_or_default()
-    );
-    if let Some(cap) = v["events"]["disk_cap"].as_u64() {
-        out += &format!("disk budget: the file has room for {cap} events\n");
-    }
-    for (slug, f) in v["forward"].as_object().into_iter().flatten() {
-        out += &format!(
-            "forward {slug} → {}: {} pending, {} delivered, {} dead letters, {} dropped{}{}\n",
-            text(&f["upstream"]),
-            f["pending"],
-            f["delivered"],
-            f["dead_letter"],
-            f["dropped"],
-            f["paused_until"]
-                .as_str()
-                .map(|t| format!(", paused until {t}"))
-                .unwrap_or_default(),
-            f["last_error"]
-                .as_str()
-                .map(|e| format!(", last error: {e}"))
-                .unwrap_or_default(),
-        );
-    }
-    out += "\n";
-    out + &table(&v["workers"], &["name", "state", "restarts", "last_error"])
-}
-
-/// `picket alerts …`: every subcommand is one `Alerts` request.
+/// `picket alerts …`: every subcommand is one `Alerts` operation.
 fn alerts_command(cli: &Cli, cmd: &AlertsCommand) -> anyhow::Result<()> {
     let (project, change, json) = match cmd {
         AlertsCommand::Show { project, json } => (project, AlertChange::Show, json),
@@ -712,7 +482,7 @@ fn alerts_command(cli: &Cli, cmd: &AlertsCommand) -> anyhow::Result<()> {
         } => {
             let frequency = match (frequency, minutes, no_frequency) {
                 (_, _, true) => Some(None),
-                (Some(events), Some(minutes), _) => Some(Some(picket::store::alerts::Frequency {
+                (Some(events), Some(minutes), _) => Some(Some(Frequency {
                     events: *events,
                     minutes: *minutes,
                 })),
@@ -746,9 +516,9 @@ fn alerts_command(cli: &Cli, cmd: &AlertsCommand) -> anyhow::Result<()> {
             json,
         } => {
             let format = if format == "slack" {
-                picket::store::alerts::WebhookFormat::Slack
+                WebhookFormat::Slack
             } else {
-                picket::store::alerts::WebhookFormat::Json
+                WebhookFormat::Json
             };
             let change = AlertChange::Webhook {
                 url: url.clone(),
@@ -770,57 +540,15 @@ fn alerts_command(cli: &Cli, cmd: &AlertsCommand) -> anyhow::Result<()> {
             (project, change, json)
         }
     };
-    let answer = manage(
-        cli,
-        Request::Alerts {
-            project: project.clone(),
-            change,
-        },
-    )?;
-    print(*json, &answer, alerts_text)
+    let op = Alerts {
+        project: project.clone(),
+        change,
+    };
+    print(*json, &call(cli, op)?, render::alerts);
+    Ok(())
 }
 
-fn alerts_text(v: &Value) -> String {
-    let rules = &v["rules"];
-    let on = |b: &Value| {
-        if b.as_bool() == Some(true) {
-            "on"
-        } else {
-            "off"
-        }
-    };
-    let mut out = format!(
-        "alerts of {} (mail {})\nnew issue: {}, regression: {}, reappeared: {}, frequency: {}\n",
-        text(&v["project"]),
-        text(&v["mail"]),
-        on(&rules["new_issue"]),
-        on(&rules["regression"]),
-        on(&rules["reappeared"]),
-        match rules["frequency"].as_object() {
-            Some(f) => format!(
-                "more than {} events in {} minutes",
-                f["events"], f["minutes"]
-            ),
-            None => "off".into(),
-        }
-    );
-    let list = |key: &Value| {
-        key.as_array()
-            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
-    };
-    out += &format!("recipients: {}\n", list(&v["recipients"]));
-    for hook in rules["webhooks"].as_array().into_iter().flatten() {
-        out += &format!(
-            "webhook: {} ({})\n",
-            text(&hook["url"]),
-            text(&hook["format"])
-        );
-    }
-    out
-}
-
-/// `picket issue …`: status changes and deletion, all through the same management requests.
+/// `picket issue …`: status changes and deletion.
 fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
     let (project, issue, change, json) = match cmd {
         IssueCommand::Delete {
@@ -828,17 +556,12 @@ fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
             issue,
             json,
         } => {
-            let req = Request::IssueDelete {
+            let op = issues::IssueDelete {
                 project: project.clone(),
                 issue: *issue,
             };
-            let answer = manage(cli, req)?;
-            return print(*json, &answer, |v| {
-                format!(
-                    "deleted issue {} and its {} stored events\n",
-                    v["issue"], v["events_deleted"]
-                )
-            });
+            print(*json, &call(cli, op)?, render::issue_deleted);
+            return Ok(());
         }
         IssueCommand::Resolve {
             project,
@@ -877,13 +600,11 @@ fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
             )
         }
     };
-    let req = Request::IssueStatus {
+    let op = issues::IssueStatus {
         project: project.clone(),
         issue: *issue,
         change,
     };
-    let answer = manage(cli, req)?;
-    print(*json, &answer, |v| {
-        format!("issue {} is {}\n", v["id"], text(&v["status"]))
-    })
+    print(*json, &call(cli, op)?, render::issue_status);
+    Ok(())
 }

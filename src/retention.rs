@@ -14,9 +14,9 @@ use redb::WriteTransaction;
 
 use crate::pipeline::Queue;
 use crate::store::StoreError;
-use crate::store::batch::Batch;
 use crate::store::issues::Issue;
 use crate::store::projects::Project;
+use crate::store::tables::Tables;
 
 /// Count caps; 0 means none.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,7 +29,7 @@ pub struct Caps {
 const PROJECT_SLACK: u64 = 20;
 
 /// Evicts up to `n` of an issue's oldest events, never its first or latest. Returns how many.
-fn evict(rows: &mut Batch<'_>, issue: &mut Issue, n: u64) -> Result<u64, StoreError> {
+fn evict(rows: &mut Tables<'_>, issue: &mut Issue, n: u64) -> Result<u64, StoreError> {
     let wanted = usize::try_from(n).unwrap_or(usize::MAX);
     let candidates = rows.oldest_events(issue.project, issue.id, wanted.saturating_add(2))?;
     let mut removed = 0;
@@ -58,7 +58,7 @@ fn hash_key(issue: &Issue) -> (u64, [u8; 16]) {
 /// Applies the caps to the issues and projects a batch touched. Issues it changes beyond those
 /// are added to `touched`, so the caller writes them. Returns the events evicted.
 pub fn enforce_caps(
-    rows: &mut Batch<'_>,
+    rows: &mut Tables<'_>,
     touched: &mut HashMap<(u64, [u8; 16]), Issue>,
     projects: &mut HashMap<u64, Project>,
     caps: Caps,
@@ -94,7 +94,7 @@ pub fn enforce_caps(
 
 /// Every issue of these projects in its newest state: the batch's own where it has one.
 fn latest_issues(
-    rows: &Batch<'_>,
+    rows: &Tables<'_>,
     touched: &HashMap<(u64, [u8; 16]), Issue>,
     projects: &[u64],
 ) -> Result<HashMap<(u64, u64), Issue>, StoreError> {
@@ -114,7 +114,7 @@ fn latest_issues(
 /// until they are level with the next largest. Issues it changes are added to `touched`.
 /// Returns the events evicted per project.
 fn thin(
-    rows: &mut Batch<'_>,
+    rows: &mut Tables<'_>,
     touched: &mut HashMap<(u64, [u8; 16]), Issue>,
     mut issues: HashMap<(u64, u64), Issue>,
     excess: u64,
@@ -183,7 +183,7 @@ impl DiskBudget {
 
     /// The number of stored events the file has room for, given `total` stored now, or `None`
     /// while the file may still grow within the budget.
-    pub fn cap(&mut self, rows: &mut Batch<'_>, total: u64) -> Result<Option<u64>, StoreError> {
+    pub fn cap(&mut self, rows: &mut Tables<'_>, total: u64) -> Result<Option<u64>, StoreError> {
         if !self.loaded {
             self.density = rows.disk_density()?;
             self.loaded = true;
@@ -232,7 +232,7 @@ impl DiskBudget {
 /// `cap` (less the slack), thinning the largest issues of every project first. Returns the
 /// events evicted.
 pub fn enforce_total(
-    rows: &mut Batch<'_>,
+    rows: &mut Tables<'_>,
     touched: &mut HashMap<(u64, [u8; 16]), Issue>,
     projects: &mut HashMap<u64, Project>,
     all: &[Project],
@@ -266,7 +266,7 @@ pub fn expire(
     from: u64,
     limit: usize,
 ) -> Result<(u64, Option<u64>), StoreError> {
-    let mut rows = Batch::open(txn)?;
+    let mut rows = Tables::open(txn)?;
     let old = rows.arrived_before(cutoff, from, limit)?;
     let next = (old.len() == limit).then(|| old.last().map_or(from, |(seq, _)| seq + 1));
     let mut issues: HashMap<(u64, u64), Issue> = HashMap::new();

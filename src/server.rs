@@ -22,11 +22,11 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::{Config, Overrides};
-use crate::control::{self, Handle, Writes};
 use crate::intake::conn::IdleTimeout;
 use crate::intake::http::{self, Intake};
 use crate::intake::ratelimit::RateLimiter;
 use crate::intake::udp;
+use crate::manage::{self, Handle, Writes};
 use crate::pipeline::{self, Writer, WriterConfig};
 use crate::status::Live;
 use crate::store::dictionary::{self, Codec};
@@ -200,10 +200,10 @@ pub fn run(
         writes: Writes::Writer(queue),
         config: config.clone(),
         live: Some(live.clone()),
+        keys: Some(keys.clone()),
     };
     let web = Arc::new(crate::web::Web::new(
         handle.clone(),
-        keys.clone(),
         intake.queue.shared_stats(),
     ));
     drop(jobs);
@@ -211,7 +211,7 @@ pub fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let signals = watch_signals(stop_tx, config.clone(), overrides, set_log_filter)
         .map_err(ServeError::Failed)?;
-    let socket = control::socket_path(&config.data_dir);
+    let socket = manage::socket::socket_path(&config.data_dir);
     let served = runtime.block_on(async {
         let listener = Arc::new(TcpListener::from_std(sockets.http)?);
         // The data file's lock is ours, so a socket left here is a dead server's.
@@ -219,7 +219,7 @@ pub fn run(
         let control_listener = tokio::net::UnixListener::bind(&socket)
             .with_context(|| format!("cannot create the control socket {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-        tokio::spawn(control::serve(control_listener, handle, keys));
+        tokio::spawn(manage::socket::serve(control_listener, handle));
 
         if let Some(udp_socket) = sockets.udp {
             let udp_socket = Arc::new(UdpSocket::from_std(udp_socket)?);

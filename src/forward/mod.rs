@@ -23,9 +23,9 @@ use crate::config;
 use crate::ids::Dsn;
 use crate::outbound::{Client, OutboundError, Reply};
 use crate::pipeline::Queue;
-use crate::store::batch::Batch;
-use crate::store::outbox::{self, Outbox, Outcome, Pending};
+use crate::store::outbox::{self, Outbox, OutboxEntry, Outcome};
 use crate::store::projects::{self, Project};
+use crate::store::tables::Tables;
 use crate::store::{EVENTS, FORWARD_COUNTS, FORWARD_OUTBOX, PROJECTS, StoreError, events};
 
 /// How often an idle forwarder looks for new entries.
@@ -125,14 +125,14 @@ fn forwarding_in(txn: &redb::ReadTransaction) -> Result<Vec<(Project, Dsn)>, Sto
 
 /// One entry ready to send: its envelope, and what deleting its event needs.
 struct Ready {
-    entry: Pending,
+    entry: OutboxEntry,
     issue: u64,
     envelope: Bytes,
 }
 
 /// What became of an entry this round.
 enum Verdict {
-    Done(Pending, Outcome, Option<u64>),
+    Done(OutboxEntry, Outcome, Option<u64>),
     /// Stays pending; stop sending this project for now.
     Wait,
 }
@@ -325,7 +325,7 @@ fn load(
     dsn: &Dsn,
     limit: usize,
     max_age: Duration,
-) -> Result<(Vec<Ready>, Vec<(Pending, Outcome, Option<u64>)>), StoreError> {
+) -> Result<(Vec<Ready>, Vec<(OutboxEntry, Outcome, Option<u64>)>), StoreError> {
     let txn = db.begin_read()?;
     let entries = outbox::pending(&txn.open_table(FORWARD_OUTBOX)?, project, limit)?;
     let table = txn.open_table(EVENTS)?;
@@ -388,7 +388,7 @@ fn refresh_sent_at(envelope: &Bytes) -> Bytes {
 /// and without `keep_local` a delivered event is deleted here.
 fn record(
     txn: &redb::WriteTransaction,
-    finished: &[(Pending, Outcome, Option<u64>)],
+    finished: &[(OutboxEntry, Outcome, Option<u64>)],
     keep_local: bool,
 ) -> Result<(), StoreError> {
     let mut delivered = Vec::new();
@@ -402,7 +402,7 @@ fn record(
         }
     }
     if !delivered.is_empty() {
-        let mut rows = Batch::open(txn)?;
+        let mut rows = Tables::open(txn)?;
         for (entry, issue) in delivered {
             rows.remove_event(entry.project, issue, entry.seq, &entry.event_id)?;
         }

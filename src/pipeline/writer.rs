@@ -14,9 +14,9 @@ use tokio::sync::oneshot;
 use super::cache::IssueCache;
 use super::{Ack, Arrival, Job, Jobs, Stats};
 use crate::store::StoreError;
-use crate::store::batch::Batch;
 use crate::store::issues::{Issue, Status};
 use crate::store::projects::Project;
+use crate::store::tables::Tables;
 
 /// `Default` is no batching limits or caps at all; the server fills every field from its config.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +39,8 @@ pub struct WriterConfig {
     pub max_disk: u64,
 }
 
-type Pending = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
+/// An event waiting in a batch, with where to send its ack.
+type Submitted = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
 
 pub struct Writer {
     db: Arc<Database>,
@@ -135,7 +136,7 @@ impl Writer {
         Ok(txn)
     }
 
-    fn write_batch(&mut self, batch: Vec<Pending>) {
+    fn write_batch(&mut self, batch: Vec<Submitted>) {
         self.stats
             .queued
             .fetch_sub(batch.len() as u64, Ordering::Relaxed);
@@ -184,7 +185,7 @@ impl Writer {
         let mut forwards = Vec::new();
         let mut alerts = Vec::new();
         {
-            let mut rows = Batch::open(&txn)?;
+            let mut rows = Tables::open(&txn)?;
             let mut seq = rows.seq()?;
             for arrival in batch {
                 if rows.event_exists(arrival.project, &arrival.event_id)? {
@@ -259,7 +260,7 @@ impl Writer {
                     &arrival.encoded,
                 )?;
                 if project.forward_to.is_some() {
-                    forwards.push(crate::store::outbox::Pending {
+                    forwards.push(crate::store::outbox::OutboxEntry {
                         project: arrival.project,
                         seq,
                         event_id: arrival.event_id,
@@ -323,7 +324,7 @@ impl Writer {
     /// Evicts events when the file has no room left within `retention.max_disk`.
     fn keep_disk_budget(
         &mut self,
-        rows: &mut Batch<'_>,
+        rows: &mut Tables<'_>,
         touched: &mut HashMap<(u64, [u8; 16]), Issue>,
         projects: &mut HashMap<u64, Project>,
     ) -> Result<u64, StoreError> {

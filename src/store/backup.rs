@@ -13,7 +13,7 @@ use redb::{
 use super::for_each_table;
 use super::{EVENTS, ISSUES, PROJECTS, StoreError, file_in};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BackupSummary {
     pub path: PathBuf,
     pub rows: u64,
@@ -25,7 +25,7 @@ pub struct BackupSummary {
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(format!("{what} {}: {e}", path.display()))
+    StoreError::Io(format!("{what} {}: {e}", path.display()))
 }
 
 fn len<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -131,7 +131,7 @@ fn write_copy(
 }
 
 /// What `check` found in a data file.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CheckReport {
     pub path: PathBuf,
     pub ok: bool,

@@ -209,7 +209,7 @@ pub fn train(db: &Database) -> Result<Option<Dictionary>, StoreError> {
                 break;
             }
             let (_, arrival) = row?;
-            let Some(arrival) = super::batch::Arrival::decode(arrival.value()) else {
+            let Some(arrival) = super::tables::ArrivalRecord::decode(arrival.value()) else {
                 continue;
             };
             if let Some(row) = events.get((arrival.project, arrival.id.0.as_slice()))?

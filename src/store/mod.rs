@@ -8,7 +8,6 @@
 
 pub mod alerts;
 pub mod backup;
-pub mod batch;
 pub mod dictionary;
 pub mod events;
 pub mod issues;
@@ -16,6 +15,7 @@ pub mod key_cache;
 pub mod outbox;
 pub mod projects;
 pub mod sessions;
+pub mod tables;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -128,8 +128,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Reading or writing a file other than the store (a backup's destination).
     #[error("{0}")]
-    Invalid(String),
+    Io(String),
     #[error("corrupt record in table {table}: {cause}")]
     Corrupt { table: &'static str, cause: String },
     #[error("storage error: {0}")]

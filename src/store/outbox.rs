@@ -12,7 +12,7 @@ use super::{FORWARD_COUNTS, FORWARD_DEAD, FORWARD_OUTBOX, StoreError, decode, en
 
 /// One event waiting to be forwarded.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Pending {
+pub struct OutboxEntry {
     pub project: u64,
     /// The event's arrival sequence number: the order entries are sent in.
     pub seq: u64,
@@ -21,7 +21,7 @@ pub struct Pending {
     pub queued: f64,
 }
 
-impl Pending {
+impl OutboxEntry {
     fn row(&self) -> [u8; 24] {
         let mut row = [0u8; 24];
         row[..16].copy_from_slice(&self.event_id.0);
@@ -29,7 +29,7 @@ impl Pending {
         row
     }
 
-    fn from_row(project: u64, seq: u64, row: &[u8]) -> Result<Pending, StoreError> {
+    fn from_row(project: u64, seq: u64, row: &[u8]) -> Result<OutboxEntry, StoreError> {
         let corrupt = || StoreError::Corrupt {
             table: "forward_outbox",
             cause: format!("a row of {} bytes, not 24", row.len()),
@@ -42,7 +42,7 @@ impl Pending {
             .get(16..24)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(corrupt)?;
-        Ok(Pending {
+        Ok(OutboxEntry {
             project,
             seq,
             event_id,
@@ -113,7 +113,7 @@ impl<'t> Outbox<'t> {
     }
 
     /// Queues entries (of one or more projects).
-    pub fn push(&mut self, entries: &[Pending]) -> Result<(), StoreError> {
+    pub fn push(&mut self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
         let mut added: Vec<(u64, u64)> = Vec::new();
         for entry in entries {
             if self
@@ -136,7 +136,7 @@ impl<'t> Outbox<'t> {
     }
 
     /// Takes an entry out of the outbox, recording how it left. Returns whether it was there.
-    pub fn finish(&mut self, entry: &Pending, outcome: Outcome) -> Result<bool, StoreError> {
+    pub fn finish(&mut self, entry: &OutboxEntry, outcome: Outcome) -> Result<bool, StoreError> {
         if self.pending.remove((entry.project, entry.seq))?.is_none() {
             return Ok(false);
         }
@@ -181,7 +181,7 @@ impl<'t> Outbox<'t> {
             let mut counts = self.counts(*project)?;
             counts.dead_letter = counts.dead_letter.saturating_sub(1);
             self.put_counts(*project, &counts)?;
-            self.push(&[Pending {
+            self.push(&[OutboxEntry {
                 project: *project,
                 seq: *seq,
                 event_id: letter.event_id,
@@ -206,12 +206,12 @@ pub fn pending(
     table: &impl ReadableTable<(u64, u64), &'static [u8]>,
     project: u64,
     limit: usize,
-) -> Result<Vec<Pending>, StoreError> {
+) -> Result<Vec<OutboxEntry>, StoreError> {
     let mut out = Vec::new();
     for row in table.range((project, 0)..=(project, u64::MAX))?.take(limit) {
         let (key, value) = row?;
         let (project, seq) = key.value();
-        out.push(Pending::from_row(project, seq, value.value())?);
+        out.push(OutboxEntry::from_row(project, seq, value.value())?);
     }
     Ok(out)
 }

@@ -66,12 +66,6 @@ pub fn create(
     name: &str,
     now: f64,
 ) -> Result<(Project, ProjectKey), StoreError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(StoreError::Invalid(
-            "a project needs a non-empty name".into(),
-        ));
-    }
     let mut projects = txn.open_table(PROJECTS)?;
     let mut slugs = txn.open_table(PROJECT_SLUGS)?;
     let id = projects.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);

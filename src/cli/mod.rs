@@ -1,6 +1,9 @@
-//! The command line, as clap definitions. The names, flags and JSON fields here are a
-//! contract that scripts rely on. The man pages under `man/` are generated from these
-//! definitions ([`man_pages`]) and a test fails when they are out of date.
+//! The command line, as clap definitions, and (in `render`) how answers are shown. The names,
+//! flags and JSON fields here are a contract that scripts rely on. The man pages under `man/`
+//! are generated from these definitions ([`man_pages`]) and a test fails when they are out of
+//! date.
+
+pub mod render;
 
 use std::path::PathBuf;
 

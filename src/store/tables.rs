@@ -13,7 +13,7 @@ use super::{
     PROJECTS, StoreError, decode, encode,
 };
 
-pub struct Batch<'t> {
+pub struct Tables<'t> {
     arrivals: Table<'t, u64, &'static [u8]>,
     meta: Table<'t, &'static str, u64>,
     projects: Table<'t, u64, &'static [u8]>,
@@ -25,9 +25,9 @@ pub struct Batch<'t> {
     tags: Table<'t, (u64, u64, &'static str, &'static str), u64>,
 }
 
-impl<'t> Batch<'t> {
-    pub fn open(txn: &'t WriteTransaction) -> Result<Batch<'t>, StoreError> {
-        Ok(Batch {
+impl<'t> Tables<'t> {
+    pub fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, StoreError> {
+        Ok(Tables {
             arrivals: txn.open_table(ARRIVALS)?,
             meta: txn.open_table(META)?,
             projects: txn.open_table(PROJECTS)?,
@@ -84,7 +84,7 @@ impl<'t> Batch<'t> {
         let received = encoded.received.max(0.0) as u64;
         self.arrivals.insert(
             seq,
-            Arrival {
+            ArrivalRecord {
                 project,
                 issue,
                 received,
@@ -164,11 +164,11 @@ impl<'t> Batch<'t> {
         cutoff: u64,
         from: u64,
         n: usize,
-    ) -> Result<Vec<(u64, Arrival)>, StoreError> {
+    ) -> Result<Vec<(u64, ArrivalRecord)>, StoreError> {
         let mut out = Vec::new();
         for row in self.arrivals.range(from..)? {
             let (k, v) = row?;
-            let Some(arrival) = Arrival::decode(v.value()) else {
+            let Some(arrival) = ArrivalRecord::decode(v.value()) else {
                 continue;
             };
             if arrival.received >= cutoff || out.len() >= n {
@@ -351,7 +351,7 @@ impl<'t> Batch<'t> {
 
 /// Where a stored event is, in arrival order.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Arrival {
+pub struct ArrivalRecord {
     pub project: u64,
     pub issue: u64,
     /// Receive time, whole Unix seconds.
@@ -359,7 +359,7 @@ pub struct Arrival {
     pub id: EventId,
 }
 
-impl Arrival {
+impl ArrivalRecord {
     fn encode(&self) -> [u8; 40] {
         let mut out = [0u8; 40];
         out[..8].copy_from_slice(&self.project.to_le_bytes());
@@ -369,9 +369,9 @@ impl Arrival {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Arrival> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<ArrivalRecord> {
         let word = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-        Some(Arrival {
+        Some(ArrivalRecord {
             project: word(0)?,
             issue: word(8)?,
             received: word(16)?,

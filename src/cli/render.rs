@@ -1,0 +1,349 @@
+//! How the CLI shows answers: one function per command's text, written against the management
+//! layer's typed answers, plus the plain-text table. With `--json` the answer is printed as it
+//! is instead; its fields are the contract scripts rely on.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::manage::alerts::AlertsView;
+use crate::manage::forward::DeadLetterAnswer;
+use crate::manage::issues::{EventSummary, IssueDeleted, IssueView};
+use crate::manage::keys::KeyView;
+use crate::manage::members::Members;
+use crate::manage::projects::{ProjectDeleted, ProjectView};
+use crate::store::backup::{BackupSummary, CheckReport};
+
+/// Prints an answer: pretty JSON with `--json`, else its text.
+pub fn print<T: Serialize>(json: bool, answer: &T, text: impl Fn(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(answer).unwrap_or_default()
+        );
+    } else {
+        print!("{}", text(answer));
+    }
+}
+
+/// A plain-text table: upper-case headings, columns padded to their widest cell, the last
+/// one not padded; "(none)" for no rows.
+pub fn table(columns: &[&str], rows: Vec<Vec<String>>) -> String {
+    if rows.is_empty() {
+        return "(none)\n".to_string();
+    }
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        let last = cells.len() - 1;
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push('\n');
+    };
+    line(columns.iter().map(|c| c.to_uppercase()).collect());
+    for row in rows {
+        line(row);
+    }
+    out
+}
+
+fn or_empty(v: &Option<impl ToString>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+pub fn project_created(p: &ProjectView) -> String {
+    format!(
+        "created project {} (id {})\nDSN: {}\n",
+        p.slug,
+        p.id,
+        or_empty(&p.dsn)
+    )
+}
+
+pub fn projects(list: &Vec<ProjectView>) -> String {
+    let rows = list
+        .iter()
+        .map(|p| {
+            vec![
+                p.id.to_string(),
+                p.slug.clone(),
+                or_empty(&p.unresolved_issues),
+                or_empty(&p.dsn),
+            ]
+        })
+        .collect();
+    table(&["id", "slug", "unresolved_issues", "dsn"], rows)
+}
+
+pub fn project_retention(p: &ProjectView) -> String {
+    match p.max_events {
+        Some(n) => format!("project {} keeps at most {n} events\n", p.slug),
+        None => format!("project {} uses the configured cap\n", p.slug),
+    }
+}
+
+pub fn project_forward(p: &ProjectView) -> String {
+    match &p.forward_to {
+        Some(to) => format!(
+            "project {} forwards every event it accepts from now on to {to}\n",
+            p.slug
+        ),
+        None => format!("project {} does not forward\n", p.slug),
+    }
+}
+
+pub fn project_deleted(d: &ProjectDeleted) -> String {
+    format!(
+        "deleted project {}: {} issues, {} events\n",
+        d.project, d.issues_deleted, d.events_deleted
+    )
+}
+
+pub fn members(m: &Members) -> String {
+    format!("members of {}: {}\n", m.project, m.members.join(", "))
+}
+
+pub fn keys(list: &Vec<KeyView>) -> String {
+    let rows = list
+        .iter()
+        .map(|k| {
+            vec![
+                k.public_key.clone(),
+                k.active.to_string(),
+                k.created.clone(),
+                k.dsn.clone(),
+            ]
+        })
+        .collect();
+    table(&["public_key", "active", "created", "dsn"], rows)
+}
+
+pub fn key_created(k: &KeyView) -> String {
+    format!("created key {}\nDSN: {}\n", k.public_key, k.dsn)
+}
+
+pub fn key_revoked(k: &KeyView) -> String {
+    format!("revoked key {}\n", k.public_key)
+}
+
+pub fn key_rate_limit(k: &KeyView) -> String {
+    match k.rate_limit {
+        Some(l) => format!(
+            "key {} is limited to {} events per minute (burst {})\n",
+            k.public_key, l.per_minute, l.burst
+        ),
+        None => format!("key {} uses the default rate limit\n", k.public_key),
+    }
+}
+
+pub fn issues(list: &Vec<IssueView>) -> String {
+    let rows = list
+        .iter()
+        .map(|i| {
+            vec![
+                i.id.to_string(),
+                i.status.clone(),
+                i.level.clone(),
+                i.count.to_string(),
+                i.last_seen.clone(),
+                i.title.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["id", "status", "level", "count", "last_seen", "title"],
+        rows,
+    )
+}
+
+pub fn issue_status(i: &IssueView) -> String {
+    format!("issue {} is {}\n", i.id, i.status)
+}
+
+pub fn issue_deleted(d: &IssueDeleted) -> String {
+    format!(
+        "deleted issue {} and its {} stored events\n",
+        d.issue, d.events_deleted
+    )
+}
+
+pub fn events(list: &Vec<EventSummary>) -> String {
+    let rows = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.event_id.to_string(),
+                e.timestamp.clone(),
+                e.level.clone(),
+                e.title.clone(),
+            ]
+        })
+        .collect();
+    table(&["event_id", "timestamp", "level", "title"], rows)
+}
+
+pub fn pretty<T: Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+pub fn backup(b: &BackupSummary) -> String {
+    format!(
+        "backed up {} events ({} rows, {:.1} MB) to {}\n",
+        b.events,
+        b.rows,
+        b.bytes as f64 / 1e6,
+        b.path.display()
+    )
+}
+
+pub fn check(r: &CheckReport) -> String {
+    format!(
+        "{}: {} (schema {}, {} projects, {} issues, {} events, {:.1} MB)\n",
+        r.path.display(),
+        if r.ok { "ok" } else { "CORRUPT" },
+        r.schema_version.map_or("null".into(), |v| v.to_string()),
+        r.projects,
+        r.issues,
+        r.events,
+        r.bytes as f64 / 1e6
+    )
+}
+
+pub fn dead_letters(answer: &DeadLetterAnswer) -> String {
+    let (list, retried) = match answer {
+        DeadLetterAnswer::List(list) => (list, None),
+        DeadLetterAnswer::Retried {
+            retried,
+            dead_letters,
+        } => (dead_letters, Some(*retried)),
+    };
+    let mut out = String::new();
+    for d in list {
+        out.push_str(&format!(
+            "{}  {}  HTTP {}  {}\n",
+            d.project,
+            d.event_id,
+            d.status,
+            d.reason.lines().next().unwrap_or("")
+        ));
+    }
+    match retried {
+        Some(n) => out.push_str(&format!("{n} dead letters put back in the outbox\n")),
+        None if out.is_empty() => out.push_str("no dead letters\n"),
+        None => {}
+    }
+    out
+}
+
+pub fn alerts(v: &AlertsView) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    let rules = &v.rules;
+    let mut out = format!(
+        "alerts of {} (mail {})\nnew issue: {}, regression: {}, reappeared: {}, frequency: {}\n",
+        v.project,
+        v.mail,
+        on(rules.new_issue),
+        on(rules.regression),
+        on(rules.reappeared),
+        match &rules.frequency {
+            Some(f) => format!("more than {} events in {} minutes", f.events, f.minutes),
+            None => "off".into(),
+        }
+    );
+    out += &format!("recipients: {}\n", v.recipients.join(", "));
+    for hook in &rules.webhooks {
+        let format = serde_json::to_value(hook.format).unwrap_or_default();
+        out += &format!("webhook: {} ({})\n", hook.url, text(&format));
+    }
+    out
+}
+
+/// A JSON value as the status text shows it: strings without quotes, null as nothing.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `picket status`: the snapshot's figures in a few lines, then the workers.
+pub fn status(v: &Value) -> String {
+    let mut out = format!(
+        "picket {} (pid {}), up {} s, queue depth {}\n",
+        text(&v["version"]),
+        v["pid"],
+        v["uptime_seconds"],
+        v["queue_depth"]
+    );
+    out += &format!(
+        "events: {} accepted, {} stored, {} duplicates\n",
+        v["events"]["accepted"], v["events"]["stored"], v["events"]["duplicates"]
+    );
+    for (title, key) in [
+        ("rejected", "rejected"),
+        ("UDP dropped", "dropped"),
+        ("items dropped", "items_dropped"),
+    ] {
+        if let Some(map) = v[key].as_object().filter(|m| !m.is_empty()) {
+            let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            out += &format!("{title}: {}\n", parts.join(", "));
+        }
+    }
+    let a = &v["alerts"];
+    out += &format!(
+        "alerts: mail {}, {} pending, {} mails and {} webhook calls sent, {} given up{}\n",
+        text(&a["mail"]),
+        a["pending"],
+        a["mails_sent"],
+        a["webhooks_sent"],
+        a["failed"],
+        a["last_error"]
+            .as_str()
+            .map(|e| format!(", last error: {e}"))
+            .unwrap_or_default()
+    );
+    if let Some(cap) = v["events"]["disk_cap"].as_u64() {
+        out += &format!("disk budget: the file has room for {cap} events\n");
+    }
+    for (slug, f) in v["forward"].as_object().into_iter().flatten() {
+        out += &format!(
+            "forward {slug} → {}: {} pending, {} delivered, {} dead letters, {} dropped{}{}\n",
+            text(&f["upstream"]),
+            f["pending"],
+            f["delivered"],
+            f["dead_letter"],
+            f["dropped"],
+            f["paused_until"]
+                .as_str()
+                .map(|t| format!(", paused until {t}"))
+                .unwrap_or_default(),
+            f["last_error"]
+                .as_str()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default(),
+        );
+    }
+    out += "\n";
+    let workers = v["workers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            ["name", "state", "restarts", "last_error"]
+                .iter()
+                .map(|c| text(&w[*c]))
+                .collect()
+        })
+        .collect();
+    out + &table(&["name", "state", "restarts", "last_error"], workers)
+}

@@ -1,0 +1,170 @@
+//! A project's alerts: which rules fire (new issue, regression, reappeared, frequency), who
+//! gets the mail besides members and admins, who opted out, and the webhooks.
+
+use redb::ReadableDatabase;
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, Handle, ManageError, Operation};
+use crate::outbound::Policy;
+use crate::store::alerts::{AlertRules, Frequency, Webhook, WebhookFormat};
+use crate::store::backup::Progress;
+use crate::store::projects::Project;
+use crate::store::{USERS, users};
+
+/// Shows a project's alerts, or changes them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Alerts {
+    pub project: String,
+    pub change: AlertChange,
+}
+
+/// A change to a project's alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum AlertChange {
+    Show,
+    Rules {
+        new_issue: Option<bool>,
+        regression: Option<bool>,
+        reappeared: Option<bool>,
+        /// `Some(None)` turns the frequency rule off.
+        frequency: Option<Option<Frequency>>,
+    },
+    Email {
+        address: String,
+        remove: bool,
+    },
+    Webhook {
+        url: String,
+        format: WebhookFormat,
+        remove: bool,
+    },
+    OptOut {
+        email: String,
+        undo: bool,
+    },
+}
+
+/// A project's alerts as they stand, with everyone who gets its mail.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlertsView {
+    pub project: String,
+    /// Whether mail is on, and through which server ("off (no smtp_url)" otherwise).
+    pub mail: String,
+    pub rules: AlertRules,
+    pub members: Vec<String>,
+    pub recipients: Vec<String>,
+}
+
+impl Operation for Alerts {
+    type Answer = AlertsView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<AlertsView, ManageError> {
+        let change = self.change;
+        check(h, &change)?;
+        let project = match change {
+            AlertChange::Show => h.project(actor, &self.project)?,
+            change => h.update_project(actor, &self.project, move |p| {
+                apply_change(&mut p.alerts, change)
+            })?,
+        };
+        view(h, &project)
+    }
+}
+
+/// Refuses what a change may not set: a webhook the address policy forbids, something that
+/// is not an email address, a frequency rule of nothing.
+fn check(h: &Handle, change: &AlertChange) -> Result<(), ManageError> {
+    match change {
+        AlertChange::Webhook {
+            url, remove: false, ..
+        } => {
+            let policy = Policy::for_webhooks(h.config.alerts.allow_private_webhooks);
+            crate::outbound::check_url_now(url, policy).map_err(|e| {
+                let hint = if policy == Policy::PublicOnly {
+                    " (alerts.allow_private_webhooks = true allows it)"
+                } else {
+                    ""
+                };
+                ManageError::Invalid(format!("webhook {url} refused: {e}{hint}"))
+            })
+        }
+        AlertChange::Email { address, .. } | AlertChange::OptOut { email: address, .. }
+            if !super::users::valid_email(address.trim()) =>
+        {
+            Err(ManageError::Invalid(format!(
+                "'{address}' is not an email address"
+            )))
+        }
+        AlertChange::Rules {
+            frequency: Some(Some(f)),
+            ..
+        } if f.events == 0 || f.minutes == 0 => Err(ManageError::Invalid(
+            "a frequency rule needs at least 1 event and 1 minute".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn apply_change(rules: &mut AlertRules, change: AlertChange) {
+    match change {
+        AlertChange::Show => {}
+        AlertChange::Rules {
+            new_issue,
+            regression,
+            reappeared,
+            frequency,
+        } => {
+            rules.new_issue = new_issue.unwrap_or(rules.new_issue);
+            rules.regression = regression.unwrap_or(rules.regression);
+            rules.reappeared = reappeared.unwrap_or(rules.reappeared);
+            if let Some(f) = frequency {
+                rules.frequency = f;
+            }
+        }
+        AlertChange::Email { address, remove } => {
+            let address = address.trim().to_string();
+            rules.emails.retain(|e| e != &address);
+            if !remove {
+                rules.emails.push(address);
+            }
+        }
+        AlertChange::Webhook {
+            url,
+            format,
+            remove,
+        } => {
+            rules.webhooks.retain(|h| h.url != url);
+            if !remove {
+                rules.webhooks.push(Webhook { url, format });
+            }
+        }
+        AlertChange::OptOut { email, undo } => {
+            let email = email.trim().to_ascii_lowercase();
+            rules.opt_out.retain(|e| e != &email);
+            if !undo {
+                rules.opt_out.push(email);
+            }
+        }
+    }
+}
+
+fn view(h: &Handle, project: &Project) -> Result<AlertsView, ManageError> {
+    let txn = h.db.begin_read()?;
+    let all = users::list(&txn.open_table(USERS)?)?;
+    let mut recipients: Vec<String> = all
+        .iter()
+        .filter(|u| u.active && (u.is_admin || project.members.contains(&u.email)))
+        .map(|u| u.email.clone())
+        .filter(|e| !project.alerts.opt_out.contains(e))
+        .chain(project.alerts.emails.iter().cloned())
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    Ok(AlertsView {
+        project: project.slug.clone(),
+        mail: crate::alert::mail_state(&h.config),
+        rules: project.alerts.clone(),
+        members: project.members.clone(),
+        recipients,
+    })
+}

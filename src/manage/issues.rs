@@ -1,0 +1,253 @@
+//! Issues and their events: list and read them, resolve, ignore or unresolve an issue, and
+//! delete one with its events.
+
+use redb::ReadableDatabase;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Actor, Handle, ManageError, Operation};
+use crate::ids::EventId;
+use crate::store::backup::Progress;
+use crate::store::issues::{self, Issue, Status, StatusChange};
+use crate::store::tables::Tables;
+use crate::store::{EVENTS, ISSUE_EVENTS, ISSUES, events};
+
+/// An issue as the CLI and scripts see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssueView {
+    pub id: u64,
+    pub title: String,
+    pub culprit: String,
+    pub level: String,
+    pub status: String,
+    pub count: u64,
+    pub stored: u64,
+    pub users: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub platform: String,
+    pub grouping: String,
+    pub fingerprint: String,
+    pub releases: Vec<String>,
+    pub environments: Vec<String>,
+    pub regressions: u64,
+    pub ignore_until: Option<String>,
+    pub ignore_until_count: Option<u64>,
+    pub first_event: EventId,
+    pub last_event: EventId,
+}
+
+impl From<&Issue> for IssueView {
+    fn from(i: &Issue) -> IssueView {
+        IssueView {
+            id: i.id,
+            title: i.title.clone(),
+            culprit: i.culprit.clone(),
+            level: i.level.as_str().into(),
+            status: i.status.as_str().into(),
+            count: i.count,
+            stored: i.stored,
+            users: i.user_count(),
+            first_seen: crate::time::rfc3339(i.first_seen),
+            last_seen: crate::time::rfc3339(i.last_seen),
+            platform: i.platform.clone(),
+            grouping: i.strategy.as_str().into(),
+            fingerprint: crate::ids::hex(&i.hash),
+            releases: i.releases.clone(),
+            environments: i.environments.clone(),
+            regressions: i.regressions,
+            ignore_until: i.ignore_until.map(crate::time::rfc3339),
+            ignore_until_count: i.ignore_until_count,
+            first_event: i.first_event,
+            last_event: i.last_event,
+        }
+    }
+}
+
+/// A project's issues with a status (`unresolved` when not given, or `all`), most recently
+/// seen first.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssueList {
+    pub project: String,
+    pub status: Option<String>,
+}
+
+/// A status filter by name.
+pub fn status_filter(status: Option<&str>) -> Result<Option<Status>, ManageError> {
+    match status {
+        None | Some("unresolved") => Ok(Some(Status::Unresolved)),
+        Some("resolved") => Ok(Some(Status::Resolved)),
+        Some("ignored") => Ok(Some(Status::Ignored)),
+        Some("all") => Ok(None),
+        Some(other) => Err(ManageError::Invalid(format!(
+            "unknown status '{other}' (unresolved, resolved, ignored or all)"
+        ))),
+    }
+}
+
+impl Operation for IssueList {
+    type Answer = Vec<IssueView>;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<Vec<IssueView>, ManageError> {
+        let project = h.project(actor, &self.project)?;
+        let status = status_filter(self.status.as_deref())?;
+        let txn = h.db.begin_read()?;
+        let list = issues::list(&txn.open_table(ISSUES)?, project.id, status)?;
+        Ok(list.iter().map(IssueView::from).collect())
+    }
+}
+
+/// Resolves, ignores or unresolves an issue.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssueStatus {
+    pub project: String,
+    pub issue: u64,
+    pub change: StatusChange,
+}
+
+impl Operation for IssueStatus {
+    type Answer = IssueView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<IssueView, ManageError> {
+        let project = h.project(actor, &self.project)?.id;
+        let (issue, change) = (self.issue, self.change);
+        let updated = h.write(move |txn| issues::set_status(txn, project, issue, change))?;
+        Ok(IssueView::from(&updated))
+    }
+}
+
+/// Deletes an issue and its stored events.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssueDelete {
+    pub project: String,
+    pub issue: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssueDeleted {
+    pub project: String,
+    pub issue: u64,
+    pub events_deleted: u64,
+}
+
+impl Operation for IssueDelete {
+    type Answer = IssueDeleted;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<IssueDeleted, ManageError> {
+        let project = h.project(actor, &self.project)?;
+        let (id, issue) = (project.id, self.issue);
+        let events = h.write(move |txn| Tables::open(txn)?.delete_issue(id, issue))?;
+        Ok(IssueDeleted {
+            project: project.slug,
+            issue,
+            events_deleted: events,
+        })
+    }
+}
+
+/// An issue's stored events, newest first.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventList {
+    pub project: String,
+    pub issue: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventSummary {
+    pub event_id: EventId,
+    pub timestamp: String,
+    pub received: String,
+    pub title: String,
+    pub level: String,
+    pub issue: u64,
+}
+
+impl Operation for EventList {
+    type Answer = Vec<EventSummary>;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<Vec<EventSummary>, ManageError> {
+        let project = h.project(actor, &self.project)?;
+        let txn = h.db.begin_read()?;
+        issues::get(&txn.open_table(ISSUES)?, project.id, self.issue)?.ok_or_else(|| {
+            ManageError::NotFound(format!(
+                "no issue {} in project '{}'",
+                self.issue, project.slug
+            ))
+        })?;
+        let ids = events::of_issue(&txn.open_table(ISSUE_EVENTS)?, project.id, self.issue)?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids.iter().rev() {
+            if let Some(stored) = events::get(&table, project.id, id)? {
+                let ev = &stored.event;
+                out.push(EventSummary {
+                    event_id: ev.event_id,
+                    timestamp: crate::time::rfc3339(ev.timestamp),
+                    received: crate::time::rfc3339(ev.received),
+                    title: ev.title(),
+                    level: ev.level.as_str().into(),
+                    issue: stored.issue,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One stored event, normalized, with its issue and a few derived fields.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventShow {
+    pub project: String,
+    pub event_id: String,
+}
+
+impl Operation for EventShow {
+    /// The event's own fields, then `issue`, `project`, `datetime`, `title` and `culprit`.
+    type Answer = Map<String, Value>;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<Map<String, Value>, ManageError> {
+        let project = h.project(actor, &self.project)?;
+        let id = EventId::parse(&self.event_id).ok_or_else(|| {
+            ManageError::Invalid(format!(
+                "'{}' is not an event id (32 hex digits)",
+                self.event_id
+            ))
+        })?;
+        let txn = h.db.begin_read()?;
+        let stored = events::get(&txn.open_table(EVENTS)?, project.id, &id)?.ok_or_else(|| {
+            ManageError::NotFound(format!(
+                "no event {} in project '{}'",
+                self.event_id, project.slug
+            ))
+        })?;
+        let Ok(Value::Object(mut v)) = serde_json::to_value(&stored.event) else {
+            return Err(ManageError::Storage(
+                "the event does not encode as JSON".into(),
+            ));
+        };
+        v.insert("issue".into(), stored.issue.into());
+        v.insert("project".into(), project.id.into());
+        v.insert(
+            "datetime".into(),
+            crate::time::rfc3339(stored.event.timestamp).into(),
+        );
+        v.insert("title".into(), stored.event.title().into());
+        v.insert("culprit".into(), stored.event.culprit().into());
+        Ok(v)
+    }
+}

@@ -1,0 +1,325 @@
+//! The management layer: every action on projects, keys, issues, alerts, users, retention,
+//! forwarding and backups is one [`Operation`], a typed value with a typed answer, applied by
+//! one function in the file of its concern. The CLI (through the control socket, or on the
+//! file when no server runs), the web UI's forms and the Web API are its front ends; none of
+//! them writes to the store itself.
+//!
+//! Who may act is decided here and nowhere else: every operation is applied on behalf of an
+//! [`Actor`], and a project the actor may not see answers exactly like one that does not exist.
+
+pub mod alerts;
+pub mod backup;
+pub mod forward;
+pub mod issues;
+pub mod keys;
+pub mod members;
+pub mod projects;
+pub mod retention;
+pub mod socket;
+pub mod status;
+pub mod users;
+
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::pipeline::Queue;
+use crate::status::Live;
+use crate::store::backup::Progress;
+use crate::store::key_cache::KeyCache;
+use crate::store::projects::Project;
+use crate::store::users::User;
+use crate::store::{PROJECT_SLUGS, PROJECTS, StoreError};
+
+/// Why an operation was not done. Every front end shows the message as it is; the kind
+/// decides the status (404, 400, 409, 403, 500) where there is one.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum ManageError {
+    /// No such thing, or one the actor may not see.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request's values are wrong; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// It would clash with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The actor may see the thing but not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The file or the writer failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for ManageError {
+    fn from(e: StoreError) -> ManageError {
+        match e {
+            StoreError::NotFound(m) => ManageError::NotFound(m),
+            StoreError::Conflict(m) => ManageError::Conflict(m),
+            other => ManageError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::TransactionError> for ManageError {
+    fn from(e: redb::TransactionError) -> ManageError {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<redb::TableError> for ManageError {
+    fn from(e: redb::TableError) -> ManageError {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<redb::StorageError> for ManageError {
+    fn from(e: redb::StorageError) -> ManageError {
+        StoreError::from(e).into()
+    }
+}
+
+/// On whose behalf an operation runs.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// Whoever runs the CLI on this machine: they can read the data directory (the control
+    /// socket is mode 0600 inside it), so they may do everything.
+    Operator,
+    /// A signed-in user of the web UI (or, through a token, of the API).
+    User(User),
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Actor::Operator => true,
+            Actor::User(u) => u.is_admin,
+        }
+    }
+
+    /// Admins (and the operator) see every project; a member sees the projects they belong to.
+    pub fn may_see(&self, project: &Project) -> bool {
+        match self {
+            Actor::Operator => true,
+            Actor::User(u) => u.active && (u.is_admin || project.members.contains(&u.email)),
+        }
+    }
+
+    /// Refuses anyone but an admin or the operator.
+    pub fn require_admin(&self, what: &str) -> Result<(), ManageError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ManageError::Forbidden(format!("only an admin may {what}")))
+        }
+    }
+}
+
+/// How management writes reach the file.
+#[derive(Clone)]
+pub enum Writes {
+    /// No server runs: this process holds the file and writes itself.
+    Direct,
+    /// Through a running server's writer thread.
+    Writer(Queue),
+}
+
+/// The file and the way to write it; what every operation is applied against.
+#[derive(Clone)]
+pub struct Handle {
+    pub db: Arc<Database>,
+    pub writes: Writes,
+    /// Used to print DSNs and to check values against the configuration.
+    pub config: Arc<Config>,
+    /// The running server's state, when this is a server answering on its socket.
+    pub live: Option<Arc<Live>>,
+    /// The running server's key cache, reloaded after operations that change keys.
+    pub keys: Option<Arc<KeyCache>>,
+}
+
+impl Handle {
+    /// A handle on the file opened by this process, for a command run while no server runs.
+    pub fn open_direct(config: Arc<Config>) -> Result<Handle, StoreError> {
+        let db = crate::store::open(&config.data_dir)?;
+        Ok(Handle {
+            db: Arc::new(db),
+            writes: Writes::Direct,
+            config,
+            live: None,
+            keys: None,
+        })
+    }
+
+    /// Runs a write transaction: through the server's writer, or on the file directly.
+    pub fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match &self.writes {
+            Writes::Writer(queue) => queue.write(work),
+            Writes::Direct => {
+                let txn = self.db.begin_write()?;
+                let out = work(&txn)?;
+                txn.commit()?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// A project by slug or numeric id, if the actor may see it. One the actor may not see
+    /// answers exactly like one that does not exist.
+    pub fn project(&self, actor: &Actor, slug_or_id: &str) -> Result<Project, ManageError> {
+        let txn = self.db.begin_read()?;
+        let found = crate::store::projects::find(
+            &txn.open_table(PROJECTS)?,
+            &txn.open_table(PROJECT_SLUGS)?,
+            slug_or_id,
+        );
+        match found {
+            Ok(project) if actor.may_see(&project) => Ok(project),
+            Ok(_) | Err(StoreError::NotFound(_)) => {
+                Err(ManageError::NotFound(format!("no project '{slug_or_id}'")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every project the actor may see, in id order.
+    pub fn visible_projects(&self, actor: &Actor) -> Result<Vec<Project>, ManageError> {
+        let txn = self.db.begin_read()?;
+        let all = crate::store::projects::list(&txn.open_table(PROJECTS)?)?;
+        Ok(all.into_iter().filter(|p| actor.may_see(p)).collect())
+    }
+
+    /// Applies an operation on behalf of `actor`.
+    pub fn run<O: Operation>(&self, actor: &Actor, op: O) -> Result<O::Answer, ManageError> {
+        self.run_with_progress(actor, op, &|_, _| {})
+    }
+
+    /// Applies an operation, reporting the progress of long ones (backups), and reloads the
+    /// server's key cache when it changed keys or projects.
+    pub fn run_with_progress<O: Operation>(
+        &self,
+        actor: &Actor,
+        op: O,
+        progress: Progress<'_>,
+    ) -> Result<O::Answer, ManageError> {
+        let answer = op.apply(self, actor, progress);
+        if O::CHANGES_KEYS {
+            self.reload_keys();
+        }
+        answer
+    }
+
+    /// Applies an operation on a blocking thread (writes wait for the writer's commit): what
+    /// the web UI and the API call from the async server.
+    pub async fn run_async<O: Operation + Send + 'static>(
+        &self,
+        actor: Actor,
+        op: O,
+    ) -> Result<O::Answer, ManageError>
+    where
+        O::Answer: Send + 'static,
+    {
+        let handle = self.clone();
+        tokio::task::spawn_blocking(move || handle.run(&actor, op))
+            .await
+            .map_err(|e| ManageError::Storage(format!("internal error: {e}")))?
+    }
+
+    fn reload_keys(&self) {
+        if let Some(keys) = &self.keys
+            && let Err(e) = keys.reload(&self.db)
+        {
+            tracing::error!("reloading keys failed: {e}");
+        }
+    }
+}
+
+/// One management action: its arguments are the value, its answer a typed, serializable
+/// value. The control socket carries operations as [`Request`]s and their answers as JSON
+/// of `Answer`.
+pub trait Operation: Serialize + DeserializeOwned + Into<Request> {
+    type Answer: Serialize + DeserializeOwned;
+    /// Whether doing it changes keys or projects (the server then reloads its key cache).
+    const CHANGES_KEYS: bool = false;
+    fn apply(
+        self,
+        handle: &Handle,
+        actor: &Actor,
+        progress: Progress<'_>,
+    ) -> Result<Self::Answer, ManageError>;
+}
+
+/// Declares the operations the control socket carries: the [`Request`] enum, a conversion
+/// from each operation, and the dispatch that applies one and encodes its answer.
+macro_rules! operations {
+    ($($(#[$attr:meta])* $name:ident => $path:path),* $(,)?) => {
+        /// Any operation, as the control socket carries it.
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        pub enum Request {
+            $($(#[$attr])* $name($path),)*
+        }
+
+        $($(#[$attr])* impl From<$path> for Request {
+            fn from(op: $path) -> Request {
+                Request::$name(op)
+            }
+        })*
+
+        impl Request {
+            /// Applies the operation and encodes its answer.
+            pub fn apply(
+                self,
+                handle: &Handle,
+                actor: &Actor,
+                progress: Progress<'_>,
+            ) -> Result<serde_json::Value, ManageError> {
+                match self {
+                    $($(#[$attr])* Request::$name(op) => encode(handle.run_with_progress(actor, op, progress)?),)*
+                }
+            }
+        }
+    };
+}
+
+fn encode<T: Serialize>(answer: T) -> Result<serde_json::Value, ManageError> {
+    serde_json::to_value(answer).map_err(|e| ManageError::Storage(format!("encoding: {e}")))
+}
+
+operations! {
+    ProjectCreate => projects::ProjectCreate,
+    ProjectList => projects::ProjectList,
+    ProjectRename => projects::ProjectRename,
+    ProjectDelete => projects::ProjectDelete,
+    ProjectForward => forward::ProjectForward,
+    ProjectRetention => retention::ProjectRetention,
+    ProjectMember => members::ProjectMember,
+    KeyList => keys::KeyList,
+    KeyCreate => keys::KeyCreate,
+    KeyRevoke => keys::KeyRevoke,
+    KeyRateLimit => keys::KeyRateLimit,
+    IssueList => issues::IssueList,
+    IssueStatus => issues::IssueStatus,
+    IssueDelete => issues::IssueDelete,
+    EventList => issues::EventList,
+    EventShow => issues::EventShow,
+    Alerts => alerts::Alerts,
+    DeadLetters => forward::DeadLetters,
+    Backup => backup::Backup,
+    CreateSuperuser => users::CreateSuperuser,
+    UserList => users::UserList,
+    UserCreate => users::UserCreate,
+    UserResetLink => users::UserResetLink,
+    UserSetActive => users::UserSetActive,
+    PasswordChange => users::PasswordChange,
+    Status => status::Status,
+    #[cfg(debug_assertions)]
+    Crash => status::Crash,
+}

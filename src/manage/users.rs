@@ -1,0 +1,266 @@
+//! Accounts of the web UI (and, through their tokens, of the API): admins, users made by an
+//! admin with a one-time set-password link, password changes, and deactivation. Passwords are
+//! hashed here with argon2id; the store keeps only the hash.
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, Handle, ManageError, Operation};
+use crate::store::backup::Progress;
+use crate::store::users::{self, User};
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+
+/// A user as the admin pages and the CLI show one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserView {
+    pub email: String,
+    pub is_admin: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> UserView {
+        UserView {
+            email: u.email.clone(),
+            is_admin: u.is_admin,
+            active: u.active,
+        }
+    }
+}
+
+/// A one-time link that sets a user's password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetPasswordLink {
+    pub email: String,
+    pub url: String,
+}
+
+/// An email address, trimmed and lowercased, or why it is not one.
+fn email_address(email: &str) -> Result<String, ManageError> {
+    let email = email.trim().to_ascii_lowercase();
+    if !valid_email(&email) {
+        return Err(ManageError::Invalid(format!(
+            "'{email}' is not an email address"
+        )));
+    }
+    Ok(email)
+}
+
+/// Creates an admin, or makes an existing account an admin with the new password.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateSuperuser {
+    pub email: String,
+    /// An argon2id hash: the CLI hashes the password before it leaves the terminal.
+    pub password_hash: String,
+}
+
+impl Operation for CreateSuperuser {
+    type Answer = UserView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<UserView, ManageError> {
+        actor.require_admin("create admins")?;
+        let email = email_address(&self.email)?;
+        let now = crate::time::now();
+        let hash = self.password_hash;
+        let user = h.write(move |txn| users::create_superuser(txn, &email, &hash, now))?;
+        Ok(UserView::from(&user))
+    }
+}
+
+/// Creates a user without a password; the answer holds the link that sets it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserCreate {
+    pub email: String,
+    pub admin: bool,
+}
+
+impl Operation for UserCreate {
+    type Answer = SetPasswordLink;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<SetPasswordLink, ManageError> {
+        actor.require_admin("create users")?;
+        let email = email_address(&self.email)?;
+        let (admin, now) = (self.admin, crate::time::now());
+        let e = email.clone();
+        let (_, token) = h.write(move |txn| users::create_user(txn, &e, admin, now))?;
+        Ok(link(h, email, &token))
+    }
+}
+
+fn link(h: &Handle, email: String, token: &str) -> SetPasswordLink {
+    SetPasswordLink {
+        email,
+        url: format!("{}/set-password/{token}", h.config.base_url()),
+    }
+}
+
+/// A new set-password link for a user (the old password works until it is used).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserResetLink {
+    pub email: String,
+}
+
+impl Operation for UserResetLink {
+    type Answer = SetPasswordLink;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<SetPasswordLink, ManageError> {
+        actor.require_admin("reset passwords")?;
+        let email = self.email.trim().to_ascii_lowercase();
+        let now = crate::time::now();
+        let e = email.clone();
+        let token = h.write(move |txn| users::reset_token(txn, &e, now))?;
+        Ok(link(h, email, &token))
+    }
+}
+
+/// Activates or deactivates a user; a deactivated one cannot sign in and their sessions end.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserSetActive {
+    pub email: String,
+    pub active: bool,
+}
+
+impl Operation for UserSetActive {
+    type Answer = UserView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<UserView, ManageError> {
+        actor.require_admin("activate or deactivate users")?;
+        let email = self.email.trim().to_ascii_lowercase();
+        if let Actor::User(me) = actor
+            && me.email == email
+        {
+            return Err(ManageError::Invalid(
+                "you cannot deactivate yourself".into(),
+            ));
+        }
+        let active = self.active;
+        let user = h.write(move |txn| users::set_active(txn, &email, active))?;
+        Ok(UserView::from(&user))
+    }
+}
+
+/// Changes the signed-in user's own password, given the current one.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+impl Operation for PasswordChange {
+    type Answer = UserView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<UserView, ManageError> {
+        let Actor::User(me) = actor else {
+            return Err(ManageError::Invalid(
+                "only a signed-in user changes their own password".into(),
+            ));
+        };
+        if !verify_password(&self.current, &me.password_hash) {
+            return Err(ManageError::Invalid(
+                "The current password is wrong.".into(),
+            ));
+        }
+        if self.new.chars().count() < MIN_PASSWORD {
+            return Err(ManageError::Invalid(
+                "The new password needs at least 8 characters.".into(),
+            ));
+        }
+        let hash = hash_password(&self.new)?;
+        let email = me.email.clone();
+        let user = h.write(move |txn| users::set_password(txn, &email, &hash))?;
+        Ok(UserView::from(&user))
+    }
+}
+
+/// Sets a password with a one-time link's token (the token is the permission), which is then
+/// used up.
+pub fn set_password_with_token(
+    h: &Handle,
+    token: &str,
+    password: &str,
+) -> Result<UserView, ManageError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(ManageError::Invalid(
+            "A password needs at least 8 characters.".into(),
+        ));
+    }
+    let hash = hash_password(password)?;
+    let (token, now) = (token.to_string(), crate::time::now());
+    let user = h.write(move |txn| users::set_password_with_token(txn, &token, &hash, now))?;
+    Ok(UserView::from(&user))
+}
+
+/// Hashes a password with argon2id and a random salt.
+pub fn hash_password(password: &str) -> Result<String, ManageError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)
+        .map_err(|e| ManageError::Storage(format!("no randomness for a salt: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ManageError::Storage(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ManageError::Invalid(format!("cannot hash the password: {e}")))
+}
+
+/// Checks a password against a stored hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Whether text looks like an email address (local part, @, domain, no spaces).
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty() && !domain.is_empty() && !email.contains(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!valid_email("nope"));
+    }
+}
+
+/// Every account, for the admins' user list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserList;
+
+impl Operation for UserList {
+    type Answer = Vec<UserView>;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<Vec<UserView>, ManageError> {
+        actor.require_admin("list users")?;
+        let txn = redb::ReadableDatabase::begin_read(h.db.as_ref())?;
+        let all = users::list(&txn.open_table(crate::store::USERS)?)?;
+        Ok(all.iter().map(UserView::from).collect())
+    }
+}

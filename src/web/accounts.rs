@@ -1,0 +1,149 @@
+//! Accounts: a user's own page (password change), the admins' user list (create, reset,
+//! deactivate), and the set-password page a one-time link opens.
+
+use askama::Template;
+use hyper::StatusCode;
+use redb::ReadableDatabase;
+
+use super::{Form, Nav, Page, Visitor, Web, manage_error, message, not_found, redirect, render};
+use crate::manage::ManageError;
+use crate::manage::users::{
+    PasswordChange, SetPasswordLink, UserCreate, UserList, UserResetLink, UserSetActive, UserView,
+};
+use crate::store::USERS;
+use crate::store::users;
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    nav: Nav,
+    email: String,
+}
+
+pub fn account(_web: &Web, visitor: &Visitor, note: Option<Result<String, String>>) -> Page {
+    let mut nav = Nav::of(visitor);
+    match note {
+        Some(Ok(flash)) => nav.flash = Some(flash),
+        Some(Err(error)) => nav.error = Some(error),
+        None => {}
+    }
+    render(AccountPage {
+        nav,
+        email: visitor.user.email.clone(),
+    })
+}
+
+pub async fn change_password(web: &Web, visitor: &Visitor, form: &Form) -> Page {
+    let op = PasswordChange {
+        current: form.get("current").unwrap_or("").to_string(),
+        new: form.get("new").unwrap_or("").to_string(),
+    };
+    match web.handle.run_async(visitor.actor(), op).await {
+        Ok(_) => account(web, visitor, Some(Ok("Your password is changed.".into()))),
+        Err(ManageError::Invalid(why)) => account(web, visitor, Some(Err(why))),
+        Err(e) => manage_error(Nav::of(visitor), &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    nav: Nav,
+    users: Vec<UserView>,
+    link: Option<String>,
+    link_for: String,
+}
+
+/// The admins' user list, with a set-password link just made, if any.
+pub async fn users(web: &Web, visitor: &Visitor, link: Option<SetPasswordLink>) -> Page {
+    if !visitor.user.is_admin {
+        return not_found(Nav::of(visitor));
+    }
+    match web.act(visitor, UserList).await {
+        Ok(users) => {
+            let (link_for, link) = match link {
+                Some(l) => (l.email, Some(l.url)),
+                None => (String::new(), None),
+            };
+            render(UsersPage {
+                nav: Nav::of(visitor),
+                users,
+                link,
+                link_for,
+            })
+        }
+        Err(page) => page,
+    }
+}
+
+pub async fn user_action(web: &Web, visitor: &Visitor, action: &str, form: &Form) -> Page {
+    if !visitor.user.is_admin {
+        return not_found(Nav::of(visitor));
+    }
+    let email = form.field("email");
+    let link = match action {
+        "create" => {
+            let admin = form.get("admin") == Some("1");
+            web.act(visitor, UserCreate { email, admin })
+                .await
+                .map(Some)
+        }
+        "reset" => web.act(visitor, UserResetLink { email }).await.map(Some),
+        "deactivate" | "activate" => {
+            let active = action == "activate";
+            web.act(visitor, UserSetActive { email, active })
+                .await
+                .map(|_| None)
+        }
+        _ => return not_found(Nav::of(visitor)),
+    };
+    match link {
+        Ok(Some(link)) => users(web, visitor, Some(link)).await,
+        Ok(None) => redirect("/admin/users", &[]),
+        Err(page) => page,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "set_password.html")]
+struct SetPasswordPage {
+    nav: Nav,
+    email: String,
+}
+
+pub fn set_password_page(web: &Web, token: &str) -> Page {
+    let user = web.handle.db.begin_read().ok().and_then(|txn| {
+        users::by_token(&txn.open_table(USERS).ok()?, token, crate::time::now())
+            .ok()
+            .flatten()
+    });
+    match user {
+        Some(user) => render(SetPasswordPage {
+            nav: Nav::anonymous(),
+            email: user.email,
+        }),
+        None => message(
+            StatusCode::NOT_FOUND,
+            Nav::anonymous(),
+            "Link not valid",
+            "This set-password link is invalid, used or expired. Ask an admin for a new one.",
+        ),
+    }
+}
+
+pub async fn set_password(web: &Web, token: &str, form: &Form) -> Page {
+    let password = form.get("password").unwrap_or("").to_string();
+    let (handle, token) = (web.handle.clone(), token.to_string());
+    let done = tokio::task::spawn_blocking(move || {
+        crate::manage::users::set_password_with_token(&handle, &token, &password)
+    })
+    .await
+    .unwrap_or_else(|e| Err(ManageError::Storage(format!("internal error: {e}"))));
+    match done {
+        Ok(_) => redirect("/login?flash=password-set", &[]),
+        Err(ManageError::Invalid(why)) => {
+            message(StatusCode::BAD_REQUEST, Nav::anonymous(), "Too short", &why)
+        }
+        Err(e) => manage_error(Nav::anonymous(), &e),
+    }
+}

@@ -1,0 +1,395 @@
+//! The issue page: the issue's figures, charts and tag distributions, one of its events in
+//! full (exception with frames and context, breadcrumbs, request, user, contexts, tags) with
+//! links to the newer and older ones, and the raw event as JSON.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use hyper::StatusCode;
+use redb::ReadableDatabase;
+use serde_json::Value;
+
+use super::{
+    AggregatesKey, Nav, Page, Visitor, Web, ago, charts, not_found, now_hour, render, store_error,
+};
+use crate::event::Event;
+use crate::store::issues::{self, Issue};
+use crate::store::{EVENTS, ISSUE_EVENTS, ISSUE_HOURS, ISSUE_TAGS, ISSUES, StoreError, events};
+
+struct TagValue {
+    value: String,
+    percent: u64,
+}
+
+struct TagView {
+    key: String,
+    values: Vec<TagValue>,
+}
+
+struct IssueView {
+    id: u64,
+    title: String,
+    culprit: String,
+    level: &'static str,
+    status: &'static str,
+    count: u64,
+    stored: u64,
+    users: u64,
+    regressions: u64,
+    first_seen: String,
+    first_seen_exact: String,
+    last_seen: String,
+    last_seen_exact: String,
+    strategy: &'static str,
+    /// The charts and tag distributions, shared with the cache.
+    agg: Arc<Aggregates>,
+}
+
+struct FrameView {
+    location: String,
+    in_app: bool,
+    first_line: u64,
+    context: Vec<(String, bool)>,
+    vars: Vec<(String, String)>,
+}
+
+struct ExceptionView {
+    ty: String,
+    value: String,
+    mechanism: Option<String>,
+    frames: Vec<FrameView>,
+}
+
+struct Crumb {
+    time: String,
+    category: String,
+    level: String,
+    message: String,
+}
+
+struct EventView {
+    event_id: String,
+    timestamp: String,
+    timestamp_exact: String,
+    summary: Vec<(&'static str, String)>,
+    message: Option<String>,
+    exceptions: Vec<ExceptionView>,
+    breadcrumbs: Vec<Crumb>,
+    sections: Vec<(String, Vec<(String, String)>)>,
+}
+
+#[derive(Template)]
+#[template(path = "issue.html")]
+struct IssuePage {
+    nav: Nav,
+    slug: String,
+    project_name: String,
+    issue: IssueView,
+    event: Option<EventView>,
+    missing: String,
+    position: String,
+    newer: Option<String>,
+    older: Option<String>,
+}
+
+/// An issue's charts and tag distributions, cached by its event count and the hour.
+pub struct Aggregates {
+    chart_24h: String,
+    chart_30d: String,
+    tags: Vec<TagView>,
+}
+
+fn aggregates(web: &Web, issue: &Issue) -> Result<Arc<Aggregates>, StoreError> {
+    let now = now_hour();
+    let key = AggregatesKey {
+        project: issue.project,
+        issue: issue.id,
+        count: issue.count,
+        hour: now,
+    };
+    web.aggregates(key, || {
+        let txn = web.handle.db.begin_read()?;
+        let hours = txn.open_table(ISSUE_HOURS)?;
+        let mut points = Vec::new();
+        let from = now.saturating_sub(30 * 24 - 1);
+        for row in hours.range((issue.project, issue.id, from)..=(issue.project, issue.id, now))? {
+            let (k, v) = row?;
+            points.push((k.value().2, v.value()));
+        }
+        let mut by_key: std::collections::BTreeMap<String, Vec<(String, u64)>> = Default::default();
+        for (k, v, n) in issues::tags(&txn.open_table(ISSUE_TAGS)?, issue.project, issue.id)? {
+            by_key.entry(k).or_default().push((v, n));
+        }
+        let tags = by_key
+            .into_iter()
+            .map(|(key, mut values)| {
+                values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                values.truncate(5);
+                TagView {
+                    key,
+                    values: values
+                        .into_iter()
+                        .map(|(value, n)| TagValue {
+                            value,
+                            percent: (n * 100).checked_div(issue.count).unwrap_or(0).min(100),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Aggregates {
+            chart_24h: charts::bars(&charts::hourly(&points, now, 24), 600, 60, "chart"),
+            chart_30d: charts::bars(&charts::daily(&points, now, 30), 600, 60, "chart"),
+            tags,
+        })
+    })
+}
+
+pub fn issue_page(
+    web: &Web,
+    visitor: &Visitor,
+    slug: &str,
+    id: &str,
+    query: &HashMap<String, String>,
+) -> Page {
+    let (Some(project), Ok(id)) = (web.visible_project(visitor, slug), id.parse::<u64>()) else {
+        return not_found(Nav::of(visitor));
+    };
+    let build = || -> Result<Option<IssuePage>, StoreError> {
+        let txn = web.handle.db.begin_read()?;
+        let Some(issue) = issues::get(&txn.open_table(ISSUES)?, project.id, id)? else {
+            return Ok(None);
+        };
+        let agg = aggregates(web, &issue)?;
+        let ids = events::of_issue(&txn.open_table(ISSUE_EVENTS)?, project.id, id)?;
+        let wanted = query
+            .get("event")
+            .map(|e| e.trim().replace('-', "").to_ascii_lowercase());
+        let index = match &wanted {
+            Some(w) if !w.is_empty() => ids.iter().position(|i| i.to_string() == *w),
+            _ => ids.len().checked_sub(1),
+        };
+        let table = txn.open_table(EVENTS)?;
+        let stored = match index {
+            Some(i) => events::get(&table, project.id, &ids[i])?,
+            None => None,
+        };
+        let link = |i: usize| format!("/projects/{}/issues/{id}/?event={}", project.slug, ids[i]);
+        let missing = match (&wanted, index) {
+            (Some(w), None) if !w.is_empty() => format!("No stored event {w} in this issue."),
+            _ => "No event of this issue is stored any more (retention removed them).".into(),
+        };
+        Ok(Some(IssuePage {
+            nav: Nav::of(visitor),
+            slug: project.slug.clone(),
+            project_name: project.name.clone(),
+            position: match index {
+                Some(i) => format!("Event {} of {} stored", ids.len() - i, ids.len()),
+                None => String::new(),
+            },
+            newer: index.filter(|&i| i + 1 < ids.len()).map(|i| link(i + 1)),
+            older: index.filter(|&i| i > 0).map(|i| link(i - 1)),
+            event: stored.map(|s| event_view(&s.event)),
+            missing,
+            issue: IssueView {
+                id: issue.id,
+                title: issue.title.clone(),
+                culprit: issue.culprit.clone(),
+                level: issue.level.as_str(),
+                status: issue.status.as_str(),
+                count: issue.count,
+                stored: issue.stored,
+                users: issue.user_count(),
+                regressions: issue.regressions,
+                first_seen: ago(issue.first_seen),
+                first_seen_exact: crate::time::rfc3339(issue.first_seen),
+                last_seen: ago(issue.last_seen),
+                last_seen_exact: crate::time::rfc3339(issue.last_seen),
+                strategy: issue.strategy.as_str(),
+                agg,
+            },
+        }))
+    };
+    match build() {
+        Ok(Some(page)) => render(page),
+        Ok(None) => not_found(Nav::of(visitor)),
+        Err(e) => store_error(Nav::of(visitor), &e),
+    }
+}
+
+/// A JSON value as text: strings as they are, the rest as compact JSON.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
+fn rows_of(v: Option<&Value>) -> Vec<(String, String)> {
+    match v {
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        Some(other) if !other.is_null() => vec![(String::new(), text(other))],
+        _ => Vec::new(),
+    }
+}
+
+fn event_view(ev: &Event) -> EventView {
+    let mut summary: Vec<(&'static str, String)> = vec![
+        ("level", ev.level.as_str().to_string()),
+        ("platform", ev.platform.clone()),
+    ];
+    for (label, value) in [
+        ("environment", &ev.environment),
+        ("release", &ev.release),
+        ("server name", &ev.server_name),
+        ("transaction", &ev.transaction),
+        ("logger", &ev.logger),
+    ] {
+        if let Some(v) = value {
+            summary.push((label, v.clone()));
+        }
+    }
+    if !ev.truncated.is_empty() {
+        summary.push(("truncated", ev.truncated.join(", ")));
+    }
+    let exceptions = ev
+        .exception
+        .iter()
+        .rev()
+        .map(|e| ExceptionView {
+            ty: e.ty.clone().unwrap_or_else(|| "Error".into()),
+            value: e.value.clone().unwrap_or_default(),
+            mechanism: e
+                .mechanism
+                .as_ref()
+                .map(|m| text(&m["type"]))
+                .filter(|m| !m.is_empty()),
+            frames: e
+                .stacktrace
+                .iter()
+                .flat_map(|st| st.frames.iter().rev())
+                .map(|f| {
+                    let file = f
+                        .filename
+                        .clone()
+                        .or_else(|| f.abs_path.clone())
+                        .or_else(|| f.module.clone())
+                        .unwrap_or_else(|| "?".into());
+                    let mut location = file;
+                    if let Some(l) = f.lineno {
+                        location.push_str(&format!(":{l}"));
+                    }
+                    if let Some(func) = &f.function {
+                        location.push_str(&format!(" in {func}"));
+                    }
+                    let mut context: Vec<(String, bool)> =
+                        f.pre_context.iter().map(|l| (l.clone(), false)).collect();
+                    if let Some(line) = &f.context_line {
+                        context.push((line.clone(), true));
+                    }
+                    context.extend(f.post_context.iter().map(|l| (l.clone(), false)));
+                    FrameView {
+                        location,
+                        in_app: f.in_app == Some(true),
+                        first_line: f
+                            .lineno
+                            .unwrap_or(1)
+                            .saturating_sub(f.pre_context.len() as u64)
+                            .max(1),
+                        context: if f.context_line.is_some() {
+                            context
+                        } else {
+                            Vec::new()
+                        },
+                        vars: rows_of(f.vars.as_ref()),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let breadcrumbs = ev
+        .breadcrumbs
+        .iter()
+        .map(|b| Crumb {
+            time: b.timestamp.map(crate::time::rfc3339).unwrap_or_default(),
+            category: b
+                .category
+                .clone()
+                .or_else(|| b.ty.clone())
+                .unwrap_or_default(),
+            level: b.level.clone().unwrap_or_default(),
+            message: match (&b.message, &b.data) {
+                (Some(m), _) => m.clone(),
+                (None, Some(d)) => text(d),
+                (None, None) => String::new(),
+            },
+        })
+        .collect();
+    let message = ev
+        .logentry
+        .as_ref()
+        .and_then(|l| l.formatted.clone().or_else(|| l.message.clone()));
+    let mut sections: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    sections.push(("Request".into(), rows_of(ev.request.as_ref())));
+    if let Some(user) = &ev.user {
+        sections.push((
+            "User".into(),
+            rows_of(serde_json::to_value(user).ok().as_ref()),
+        ));
+    }
+    for (name, ctx) in &ev.contexts {
+        sections.push((format!("Context: {name}"), rows_of(Some(ctx))));
+    }
+    sections.push((
+        "Tags".into(),
+        ev.tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ));
+    sections.push((
+        "Extra".into(),
+        ev.extra.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+    ));
+    sections.push(("SDK".into(), rows_of(ev.sdk.as_ref())));
+    if !ev.fingerprint.is_empty() {
+        sections.push((
+            "Fingerprint".into(),
+            vec![(String::new(), ev.fingerprint.join(" · "))],
+        ));
+    }
+    EventView {
+        event_id: ev.event_id.to_string(),
+        timestamp: ago(ev.timestamp),
+        timestamp_exact: crate::time::rfc3339(ev.timestamp),
+        summary,
+        message,
+        exceptions,
+        breadcrumbs,
+        sections,
+    }
+}
+
+pub fn raw_event(web: &Web, visitor: &Visitor, slug: &str, file: &str) -> Page {
+    let Some(project) = web.visible_project(visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    let Some(id) = file
+        .strip_suffix(".json")
+        .and_then(crate::ids::EventId::parse)
+    else {
+        return not_found(Nav::of(visitor));
+    };
+    let read = || -> Result<Option<String>, StoreError> {
+        let txn = web.handle.db.begin_read()?;
+        Ok(events::get(&txn.open_table(EVENTS)?, project.id, &id)?
+            .map(|s| serde_json::to_string_pretty(&s.event).unwrap_or_default()))
+    };
+    match read() {
+        Ok(Some(json)) => super::page(StatusCode::OK, "application/json", json),
+        Ok(None) => not_found(Nav::of(visitor)),
+        Err(e) => store_error(Nav::of(visitor), &e),
+    }
+}

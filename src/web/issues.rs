@@ -1,0 +1,385 @@
+//! The issue list of a project (filters, text and tag search, sorting, pages) and its
+//! buttons: resolve, ignore or unresolve one issue or the ones ticked.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use hyper::StatusCode;
+use redb::ReadableDatabase;
+
+use super::snapshot::project_issues;
+use super::{
+    Form, Nav, Page, Visitor, Web, ago, charts, message, not_found, now_hour, redirect, render,
+    store_error,
+};
+use crate::manage::issues::IssueStatus;
+use crate::store::issues::{Issue, StatusChange};
+use crate::store::projects::Project;
+use crate::store::{ISSUE_HOURS, ISSUE_TAGS, StoreError};
+
+/// Issues on one page of the list.
+const PAGE_SIZE: usize = 50;
+
+struct Opt {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+struct Select {
+    name: &'static str,
+    label: &'static str,
+    options: Vec<Opt>,
+}
+
+fn select(
+    name: &'static str,
+    label: &'static str,
+    any: Option<&str>,
+    values: &[(String, String)],
+    current: &str,
+) -> Select {
+    let mut options = Vec::new();
+    if let Some(any) = any {
+        options.push(Opt {
+            value: String::new(),
+            label: any.to_string(),
+            selected: current.is_empty(),
+        });
+    }
+    for (value, text) in values {
+        options.push(Opt {
+            selected: value == current,
+            value: value.clone(),
+            label: text.clone(),
+        });
+    }
+    Select {
+        name,
+        label,
+        options,
+    }
+}
+
+struct IssueRow {
+    id: u64,
+    title: String,
+    culprit: String,
+    level: &'static str,
+    status: &'static str,
+    count: u64,
+    users: u64,
+    first_seen: String,
+    first_seen_exact: String,
+    last_seen: String,
+    last_seen_exact: String,
+    spark: String,
+}
+
+#[derive(Template)]
+#[template(path = "issues.html")]
+struct IssuesPage {
+    nav: Nav,
+    slug: String,
+    project_name: String,
+    q: String,
+    selects: Vec<Select>,
+    issues: Vec<IssueRow>,
+    total: usize,
+    first_shown: usize,
+    last_shown: usize,
+    back: String,
+    prev_page: Option<String>,
+    next_page: Option<String>,
+}
+
+/// The list's query, with defaults.
+struct ListQuery {
+    status: String,
+    level: String,
+    environment: String,
+    release: String,
+    sort: String,
+    q: String,
+    page: usize,
+}
+
+impl ListQuery {
+    fn from(query: &HashMap<String, String>) -> ListQuery {
+        let get = |k: &str| {
+            query
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let status = match get("status").as_str() {
+            s @ ("resolved" | "ignored" | "all") => s.to_string(),
+            _ => "unresolved".into(),
+        };
+        let sort = match get("sort").as_str() {
+            s @ ("first_seen" | "frequency") => s.to_string(),
+            _ => "last_seen".into(),
+        };
+        ListQuery {
+            status,
+            level: get("level"),
+            environment: get("environment"),
+            release: get("release"),
+            sort,
+            q: get("q"),
+            page: get("page").parse().unwrap_or(0),
+        }
+    }
+
+    fn url(&self, slug: &str, page: usize) -> String {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("status", self.status.as_str()),
+            ("level", &self.level),
+            ("environment", &self.environment),
+            ("release", &self.release),
+            ("sort", &self.sort),
+            ("q", &self.q),
+        ] {
+            if !v.is_empty() {
+                ser.append_pair(k, v);
+            }
+        }
+        if page > 0 {
+            ser.append_pair("page", &page.to_string());
+        }
+        format!("/projects/{slug}/?{}", ser.finish())
+    }
+}
+
+pub fn issue_list(
+    web: &Web,
+    visitor: &Visitor,
+    slug: &str,
+    query: &HashMap<String, String>,
+) -> Page {
+    let Some(project) = web.visible_project(visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    let q = ListQuery::from(query);
+    let build = || -> Result<IssuesPage, StoreError> {
+        let all = project_issues(web, project.id)?;
+        let txn = web.handle.db.begin_read()?;
+        let tags_table = txn.open_table(ISSUE_TAGS)?;
+        let (mut words, mut tags) = (Vec::new(), Vec::new());
+        for token in q.q.split_whitespace() {
+            match token.split_once(':') {
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => tags.push((k, v)),
+                _ => words.push(token.to_lowercase()),
+            }
+        }
+        let mut matched: Vec<&Issue> = Vec::new();
+        for (issue, text) in all.issues.iter().zip(&all.haystacks) {
+            let status_ok = q.status == "all" || issue.status.as_str() == q.status;
+            let level_ok = q.level.is_empty() || issue.level.as_str() == q.level;
+            let env_ok = q.environment.is_empty() || issue.environments.contains(&q.environment);
+            let release_ok = q.release.is_empty() || issue.releases.contains(&q.release);
+            if !(status_ok && level_ok && env_ok && release_ok) {
+                continue;
+            }
+            if !words.iter().all(|w| text.contains(w.as_str())) {
+                continue;
+            }
+            let mut tags_ok = true;
+            for (k, v) in &tags {
+                if tags_table.get((project.id, issue.id, *k, *v))?.is_none() {
+                    tags_ok = false;
+                    break;
+                }
+            }
+            if tags_ok {
+                matched.push(issue);
+            }
+        }
+        let order = |a: &&Issue, b: &&Issue| {
+            match q.sort.as_str() {
+                "first_seen" => b.first_seen.total_cmp(&a.first_seen),
+                "frequency" => b.count.cmp(&a.count),
+                _ => b.last_seen.total_cmp(&a.last_seen),
+            }
+            .then(b.id.cmp(&a.id))
+        };
+        // Only the issues up to the end of this page need to be in order.
+        let wanted = ((q.page + 1) * PAGE_SIZE).min(matched.len());
+        if wanted > 0 && wanted < matched.len() {
+            matched.select_nth_unstable_by(wanted - 1, order);
+        }
+        matched[..wanted].sort_unstable_by(order);
+        let total = matched.len();
+        let start = (q.page * PAGE_SIZE).min(total);
+        let shown = &matched[start..(start + PAGE_SIZE).min(total)];
+        let hours = txn.open_table(ISSUE_HOURS)?;
+        let now = now_hour();
+        let mut rows = Vec::with_capacity(shown.len());
+        for issue in shown {
+            let mut points = Vec::new();
+            for row in hours.range(
+                (project.id, issue.id, now.saturating_sub(23))..=(project.id, issue.id, now),
+            )? {
+                let (k, v) = row?;
+                points.push((k.value().2, v.value()));
+            }
+            rows.push(IssueRow {
+                id: issue.id,
+                title: issue.title.clone(),
+                culprit: issue.culprit.clone(),
+                level: issue.level.as_str(),
+                status: issue.status.as_str(),
+                count: issue.count,
+                users: issue.user_count(),
+                first_seen: ago(issue.first_seen),
+                first_seen_exact: crate::time::rfc3339(issue.first_seen),
+                last_seen: ago(issue.last_seen),
+                last_seen_exact: crate::time::rfc3339(issue.last_seen),
+                spark: charts::bars(&charts::hourly(&points, now, 24), 72, 18, "spark"),
+            });
+        }
+        let environments: Vec<String> = all.environments.iter().take(100).cloned().collect();
+        let releases: Vec<String> = all.releases.iter().rev().take(100).cloned().collect();
+        let pairs = |v: &[&str]| {
+            v.iter()
+                .map(|s| (s.to_string(), s.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let same = |v: Vec<String>| v.into_iter().map(|s| (s.clone(), s)).collect::<Vec<_>>();
+        let selects = vec![
+            select(
+                "status",
+                "Status",
+                None,
+                &[
+                    ("unresolved".into(), "Unresolved".into()),
+                    ("resolved".into(), "Resolved".into()),
+                    ("ignored".into(), "Ignored".into()),
+                    ("all".into(), "All statuses".into()),
+                ],
+                &q.status,
+            ),
+            select(
+                "level",
+                "Level",
+                Some("Any level"),
+                &pairs(&["fatal", "error", "warning", "info", "debug"]),
+                &q.level,
+            ),
+            select(
+                "environment",
+                "Environment",
+                Some("Any environment"),
+                &same(environments),
+                &q.environment,
+            ),
+            select(
+                "release",
+                "Release",
+                Some("Any release"),
+                &same(releases),
+                &q.release,
+            ),
+            select(
+                "sort",
+                "Sort",
+                None,
+                &[
+                    ("last_seen".into(), "Last seen".into()),
+                    ("first_seen".into(), "First seen".into()),
+                    ("frequency".into(), "Most events".into()),
+                ],
+                &q.sort,
+            ),
+        ];
+        Ok(IssuesPage {
+            nav: Nav::of(visitor),
+            slug: project.slug.clone(),
+            project_name: project.name.clone(),
+            q: q.q.clone(),
+            selects,
+            first_shown: start + 1,
+            last_shown: start + rows.len(),
+            issues: rows,
+            total,
+            back: q.url(&project.slug, q.page),
+            prev_page: (q.page > 0).then(|| q.url(&project.slug, q.page - 1)),
+            next_page: (start + PAGE_SIZE < total).then(|| q.url(&project.slug, q.page + 1)),
+        })
+    };
+    match build() {
+        Ok(page) => render(page),
+        Err(e) => store_error(Nav::of(visitor), &e),
+    }
+}
+
+fn change_from(action: &str) -> Option<StatusChange> {
+    match action {
+        "resolve" => Some(StatusChange::Resolve),
+        "unresolve" => Some(StatusChange::Unresolve),
+        "ignore" => Some(StatusChange::Ignore {
+            until: None,
+            more_events: None,
+        }),
+        "ignore_24h" => Some(StatusChange::Ignore {
+            until: Some(crate::time::now() + 86_400.0),
+            more_events: None,
+        }),
+        _ => None,
+    }
+}
+
+/// Applies the form's status action (the buttons' `action`) to issues of a project: the same
+/// operation `picket issue resolve|ignore|unresolve` applies.
+async fn change_issues(
+    web: &Web,
+    visitor: &Visitor,
+    project: &Project,
+    ids: impl Iterator<Item = u64>,
+    form: &Form,
+) -> Result<(), Page> {
+    let Some(change) = form.get("action").and_then(change_from) else {
+        return Err(message(
+            StatusCode::BAD_REQUEST,
+            Nav::of(visitor),
+            "Unknown action",
+            "Choose resolve, ignore or unresolve.",
+        ));
+    };
+    for id in ids {
+        let op = IssueStatus {
+            project: project.id.to_string(),
+            issue: id,
+            change,
+        };
+        web.act(visitor, op).await?;
+    }
+    Ok(())
+}
+
+pub async fn bulk(web: &Web, visitor: &Visitor, slug: &str, form: &Form) -> Page {
+    let Some(project) = web.visible_project(visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    let ids = form.all("issue").filter_map(|i| i.parse::<u64>().ok());
+    if let Err(page) = change_issues(web, visitor, &project, ids, form).await {
+        return page;
+    }
+    let prefix = format!("/projects/{}/", project.slug);
+    let back = form
+        .get("back")
+        .filter(|b| b.starts_with(&prefix))
+        .unwrap_or(&prefix);
+    redirect(back, &[])
+}
+
+pub async fn issue_status(web: &Web, visitor: &Visitor, slug: &str, id: &str, form: &Form) -> Page {
+    let (Some(project), Ok(id)) = (web.visible_project(visitor, slug), id.parse::<u64>()) else {
+        return not_found(Nav::of(visitor));
+    };
+    match change_issues(web, visitor, &project, std::iter::once(id), form).await {
+        Ok(()) => redirect(&format!("/projects/{}/issues/{id}/", project.slug), &[]),
+        Err(page) => page,
+    }
+}

@@ -1,0 +1,134 @@
+//! Routing: which page or form action answers a request, after the session and CSRF checks
+//! every signed-in request passes. Paths are decoded segment by segment.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, StatusCode};
+
+use super::sessions::{self, LOGIN_CSRF_COOKIE};
+use super::{
+    Form, Nav, Page, Web, accounts, issue, issues, message, not_found, page, projects, query,
+    redirect, settings,
+};
+
+/// Largest form body accepted.
+const MAX_FORM: usize = 64 * 1024;
+
+/// Whether a path belongs to the web UI rather than to intake.
+pub fn is_ui_path(path: &str) -> bool {
+    !(path.starts_with("/api/") || path == "/api" || path == "/health" || path == "/metrics")
+}
+
+/// Serves one UI request.
+pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Page {
+    let path = req.uri().path().to_string();
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    if method == Method::GET && seg.as_slice() == ["static", "picket.css"] {
+        let mut resp = page(
+            StatusCode::OK,
+            "text/css; charset=utf-8",
+            include_str!("picket.css"),
+        );
+        resp.headers_mut()
+            .insert("cache-control", HeaderValue::from_static("max-age=3600"));
+        return resp;
+    }
+    let visitor = sessions::visitor(&web, &req);
+    let query = query(&req);
+    let login_cookie = sessions::cookie(&req, LOGIN_CSRF_COOKIE);
+    let form = if method == Method::POST {
+        match Limited::new(req.into_body(), MAX_FORM).collect().await {
+            Ok(body) => Form::parse(&body.to_bytes()),
+            Err(_) => {
+                return message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Nav::anonymous(),
+                    "Too large",
+                    "The form is larger than picket accepts.",
+                );
+            }
+        }
+    } else {
+        Form::empty()
+    };
+    // Forms without a session: signing in (double-submit cookie) and setting a password with a
+    // one-time link (the link is the secret).
+    match (&method, seg.as_slice()) {
+        (&Method::GET, ["login"]) => {
+            return sessions::login_page(&web, &query, visitor.is_some(), login_cookie);
+        }
+        (&Method::GET, ["favicon.ico"]) => {
+            return page(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "");
+        }
+        (&Method::POST, ["login"]) => {
+            return sessions::login(&web, &form, login_cookie.clone(), remote).await;
+        }
+        (&Method::GET, ["set-password", token]) => return accounts::set_password_page(&web, token),
+        (&Method::POST, ["set-password", token]) => {
+            return accounts::set_password(&web, token, &form).await;
+        }
+        _ => {}
+    }
+    let Some(visitor) = visitor else {
+        if method == Method::GET {
+            let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
+            return redirect(&format!("/login?next={next}"), &[]);
+        }
+        return message(
+            StatusCode::FORBIDDEN,
+            Nav::anonymous(),
+            "Signed out",
+            "Sign in again, then repeat what you were doing.",
+        );
+    };
+    if method == Method::POST && form.get("csrf") != Some(visitor.session.csrf.as_str()) {
+        return message(
+            StatusCode::FORBIDDEN,
+            Nav::of(&visitor),
+            "Refused",
+            "The form's CSRF token is missing or wrong. Reload the page and try again.",
+        );
+    }
+    match (&method, seg.as_slice()) {
+        (&Method::POST, ["logout"]) => sessions::logout(&web, &visitor).await,
+        (&Method::GET, []) => projects::projects(&web, &visitor),
+        (&Method::GET, ["account"]) => accounts::account(&web, &visitor, None),
+        (&Method::POST, ["account"]) => accounts::change_password(&web, &visitor, &form).await,
+        (&Method::GET, ["admin", "users"]) => accounts::users(&web, &visitor, None).await,
+        (&Method::POST, ["admin", "users", action]) => {
+            accounts::user_action(&web, &visitor, action, &form).await
+        }
+        (&Method::GET, ["projects", slug]) => issues::issue_list(&web, &visitor, slug, &query),
+        (&Method::POST, ["projects", slug, "issues", "bulk"]) => {
+            issues::bulk(&web, &visitor, slug, &form).await
+        }
+        (&Method::GET, ["projects", slug, "issues", id]) => {
+            issue::issue_page(&web, &visitor, slug, id, &query)
+        }
+        (&Method::POST, ["projects", slug, "issues", id, "status"]) => {
+            issues::issue_status(&web, &visitor, slug, id, &form).await
+        }
+        (&Method::GET, ["projects", slug, "events", file]) => {
+            issue::raw_event(&web, &visitor, slug, file)
+        }
+        (&Method::GET, ["projects", slug, "settings"]) => settings::settings(&web, &visitor, slug),
+        (&Method::POST, ["projects", slug, "settings", action]) => {
+            settings::settings_action(&web, &visitor, slug, action, &form).await
+        }
+        _ => not_found(Nav::of(&visitor)),
+    }
+}

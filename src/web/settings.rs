@@ -1,0 +1,219 @@
+//! Project settings: the DSN with copy-paste SDK setup, keys and their rate limits, members,
+//! retention and forwarding, each change a management operation.
+
+use askama::Template;
+use redb::ReadableDatabase;
+
+use super::{Form, Nav, Page, Visitor, Web, not_found, redirect, render, store_error};
+use crate::ids::{Dsn, RateLimit};
+use crate::manage::forward::ProjectForward;
+use crate::manage::keys::{KeyCreate, KeyRateLimit, KeyRevoke};
+use crate::manage::members::ProjectMember;
+use crate::manage::projects::ProjectRename;
+use crate::manage::retention::ProjectRetention;
+use crate::store::projects;
+use crate::store::users::{self, User};
+use crate::store::{KEYS, StoreError, USERS};
+
+struct KeyRow {
+    public_key: String,
+    active: bool,
+    per_minute: String,
+    burst: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    slug: String,
+    project_name: String,
+    dsn: String,
+    legacy_dsn: String,
+    keys: Vec<KeyRow>,
+    snippets: Vec<(&'static str, String)>,
+    members: Vec<String>,
+    candidates: Vec<String>,
+    max_events: String,
+    default_max_events: u64,
+    stored: u64,
+    forward_to: String,
+}
+
+/// Copy-paste setup for the official SDKs with the project's real DSN.
+fn snippets(dsn: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "Python",
+            format!("pip install sentry-sdk\n\nimport sentry_sdk\nsentry_sdk.init(dsn=\"{dsn}\")"),
+        ),
+        (
+            "JavaScript (browser)",
+            format!(
+                "npm install @sentry/browser\n\nimport * as Sentry from \"@sentry/browser\";\nSentry.init({{ dsn: \"{dsn}\" }});"
+            ),
+        ),
+        (
+            "JavaScript (Node)",
+            format!(
+                "npm install @sentry/node\n\nconst Sentry = require(\"@sentry/node\");\nSentry.init({{ dsn: \"{dsn}\" }});"
+            ),
+        ),
+        (
+            "PHP",
+            format!("composer require sentry/sentry\n\n\\Sentry\\init(['dsn' => '{dsn}']);"),
+        ),
+        (
+            "Rust",
+            format!(
+                "# Cargo.toml: sentry = \"0.49\"\n\nlet _guard = sentry::init((\"{dsn}\", sentry::ClientOptions {{\n    release: sentry::release_name!(),\n    ..Default::default()\n}}));"
+            ),
+        ),
+    ]
+}
+
+pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
+    let Some(project) = web.visible_project(visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    let build = || -> Result<SettingsPage, StoreError> {
+        let txn = web.handle.db.begin_read()?;
+        let keys: Vec<_> = projects::keys(&txn.open_table(KEYS)?)?
+            .into_iter()
+            .filter(|k| k.project == project.id)
+            .collect();
+        let config = &web.handle.config;
+        let active = keys.iter().find(|k| k.active);
+        let dsn = active
+            .map(|k| config.dsn(&k.public_key, project.id))
+            .unwrap_or_else(|| "(no active key: create one)".into());
+        let legacy_dsn = active
+            .map(|k| {
+                let d = config.dsn(&k.public_key, project.id);
+                d.replacen(
+                    &format!("{}@", k.public_key),
+                    &format!("{}:{}@", k.public_key, k.secret_key),
+                    1,
+                )
+            })
+            .unwrap_or_default();
+        let all_users: Vec<User> = users::list(&txn.open_table(USERS)?)?;
+        Ok(SettingsPage {
+            nav: Nav::of(visitor),
+            slug: project.slug.clone(),
+            project_name: project.name.clone(),
+            snippets: snippets(&dsn),
+            dsn,
+            legacy_dsn,
+            keys: keys
+                .iter()
+                .map(|k| KeyRow {
+                    public_key: k.public_key.clone(),
+                    active: k.active,
+                    per_minute: k
+                        .rate_limit
+                        .map(|r| r.per_minute.to_string())
+                        .unwrap_or_default(),
+                    burst: k
+                        .rate_limit
+                        .map(|r| r.burst.to_string())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            members: project.members.clone(),
+            candidates: all_users
+                .iter()
+                .filter(|u| u.active && !project.members.contains(&u.email))
+                .map(|u| u.email.clone())
+                .collect(),
+            max_events: project
+                .max_events
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            default_max_events: config.retention.max_events_per_project,
+            stored: project.stored,
+            forward_to: project
+                .forward_to
+                .as_deref()
+                .and_then(|d| Dsn::parse(d).ok())
+                .map(|d| d.public())
+                .unwrap_or_default(),
+        })
+    };
+    match build() {
+        Ok(page) => render(page),
+        Err(e) => store_error(Nav::of(visitor), &e),
+    }
+}
+
+pub async fn settings_action(
+    web: &Web,
+    visitor: &Visitor,
+    slug: &str,
+    action: &str,
+    form: &Form,
+) -> Page {
+    let Some(project) = web.visible_project(visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    let id = project.id.to_string();
+    let field = |k: &str| form.field(k);
+    let done = match action {
+        "name" => web
+            .act(
+                visitor,
+                ProjectRename {
+                    project: id,
+                    name: field("name"),
+                },
+            )
+            .await
+            .map(drop),
+        "key-create" => web.act(visitor, KeyCreate { project: id }).await.map(drop),
+        "key-revoke" => web
+            .act(
+                visitor,
+                KeyRevoke {
+                    public_key: field("key"),
+                },
+            )
+            .await
+            .map(drop),
+        "key-limit" => {
+            let per_minute = field("per_minute").parse::<u32>().unwrap_or(0);
+            let burst = field("burst").parse::<u32>().unwrap_or(0);
+            let op = KeyRateLimit {
+                public_key: field("key"),
+                limit: (per_minute > 0).then_some(RateLimit { per_minute, burst }),
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        "member-add" | "member-remove" => {
+            let op = ProjectMember {
+                project: id,
+                email: field("email"),
+                remove: action == "member-remove",
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        "retention" => {
+            let op = ProjectRetention {
+                project: id,
+                max_events: field("max_events").parse::<u64>().ok(),
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        "forward" => {
+            let op = ProjectForward {
+                project: id,
+                dsn: Some(field("dsn")).filter(|d| !d.is_empty()),
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        _ => return not_found(Nav::of(visitor)),
+    };
+    match done {
+        Ok(()) => redirect(&format!("/projects/{}/settings", project.slug), &[]),
+        Err(page) => page,
+    }
+}
