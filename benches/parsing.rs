@@ -129,7 +129,7 @@ fn writer_batch_of_256(bencher: divan::Bencher) {
                 .map(|_| {
                     next += 1;
                     let mut event = template.clone();
-                    event.event_id = picket::ids::EventId(u128::from(next).to_be_bytes());
+                    event.event_id = picket::ids::EventId(next.to_be_bytes());
                     Arrival::new(project, event, &codec)
                 })
                 .collect::<Vec<_>>()

@@ -1,9 +1,12 @@
 //! picket: a self-hosted error tracker that speaks the Sentry protocol.
 //!
 //! The library holds every part of the server; `main.rs` only parses the command line and
-//! dispatches. Dependencies point one way: [`event`] (the typed event, normalization and
-//! grouping) knows nothing of HTTP or storage; [`store`] knows nothing of HTTP; [`intake`],
-//! [`pipeline`], [`control`] and [`server`] sit on top.
+//! dispatches. Dependencies point one way: [`ids`] holds value types and imports nothing of
+//! picket; [`event`] (the typed event, normalization and grouping) knows nothing of HTTP or
+//! storage; [`store`] knows nothing of HTTP, the UI, mail or the network; [`manage`] is the one
+//! layer that changes things on someone's behalf, and the CLI ([`cli`]), the web UI ([`web`])
+//! and intake ([`intake`], through [`pipeline`]) sit on top, run by [`server`]. A test over the
+//! `crate::` paths of `src/` keeps these arrows from turning upward.
 
 pub mod alert;
 pub mod cli;
@@ -23,3 +26,6 @@ pub mod supervisor;
 pub mod tail;
 pub mod time;
 pub mod web;
+
+#[cfg(test)]
+mod layering;

@@ -290,7 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 project: project.clone(),
                 status: Some(status.clone()),
             };
-            print(*json, &call(&cli, op)?, render::issues);
+            print(*json, call(&cli, op)?.as_slice(), render::issues);
             Ok(())
         }
         Command::Events {
@@ -302,7 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 project: project.clone(),
                 issue: *issue,
             };
-            print(*json, &call(&cli, op)?, render::events);
+            print(*json, call(&cli, op)?.as_slice(), render::events);
             Ok(())
         }
         Command::Event {
@@ -374,7 +374,11 @@ fn project_command(cli: &Cli, cmd: &ProjectCommand) -> anyhow::Result<()> {
             print(*json, &call(cli, op)?, render::project_created);
         }
         ProjectCommand::List { json } => {
-            print(*json, &call(cli, projects::ProjectList)?, render::projects);
+            print(
+                *json,
+                call(cli, projects::ProjectList)?.as_slice(),
+                render::projects,
+            );
         }
         ProjectCommand::Retention {
             project,
@@ -431,7 +435,7 @@ fn key_command(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
             let op = keys::KeyList {
                 project: project.clone(),
             };
-            print(*json, &call(cli, op)?, render::keys);
+            print(*json, call(cli, op)?.as_slice(), render::keys);
         }
         KeyCommand::Create { project, json } => {
             let op = keys::KeyCreate {

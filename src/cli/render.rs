@@ -14,7 +14,7 @@ use crate::manage::projects::{ProjectDeleted, ProjectView};
 use crate::store::backup::{BackupSummary, CheckReport};
 
 /// Prints an answer: pretty JSON with `--json`, else its text.
-pub fn print<T: Serialize>(json: bool, answer: &T, text: impl Fn(&T) -> String) {
+pub fn print<T: Serialize + ?Sized>(json: bool, answer: &T, text: impl Fn(&T) -> String) {
     if json {
         println!(
             "{}",
@@ -69,7 +69,7 @@ pub fn project_created(p: &ProjectView) -> String {
     )
 }
 
-pub fn projects(list: &Vec<ProjectView>) -> String {
+pub fn projects(list: &[ProjectView]) -> String {
     let rows = list
         .iter()
         .map(|p| {
@@ -112,7 +112,7 @@ pub fn members(m: &Members) -> String {
     format!("members of {}: {}\n", m.project, m.members.join(", "))
 }
 
-pub fn keys(list: &Vec<KeyView>) -> String {
+pub fn keys(list: &[KeyView]) -> String {
     let rows = list
         .iter()
         .map(|k| {
@@ -145,7 +145,7 @@ pub fn key_rate_limit(k: &KeyView) -> String {
     }
 }
 
-pub fn issues(list: &Vec<IssueView>) -> String {
+pub fn issues(list: &[IssueView]) -> String {
     let rows = list
         .iter()
         .map(|i| {
@@ -176,7 +176,7 @@ pub fn issue_deleted(d: &IssueDeleted) -> String {
     )
 }
 
-pub fn events(list: &Vec<EventSummary>) -> String {
+pub fn events(list: &[EventSummary]) -> String {
     let rows = list
         .iter()
         .map(|e| {

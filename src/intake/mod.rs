@@ -1,7 +1,9 @@
-//! Intake: everything between the wire and the queue that needs no database. Routes,
-//! credentials, body decoding, envelope parsing, normalization and grouping all happen here,
-//! on the async workers and in parallel, so that a rejected request costs little and the
-//! writer only ever sees events that are ready to store.
+//! Intake: everything between the wire and the queue that needs no database. Routing,
+//! credentials (checked against the store's in-memory key cache), rate limits, body decoding
+//! and envelope parsing are here; normalization (`event`) and grouping and compression
+//! (`pipeline::Arrival`) are called from here. All of it runs on the async workers and in
+//! parallel, so that a rejected request costs little and the writer only ever sees events that
+//! are ready to store.
 
 pub mod auth;
 pub mod conn;
