@@ -12,7 +12,7 @@ use crate::store::projects::Project;
 use crate::store::{USERS, users};
 
 /// Shows a project's alerts, or changes them.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Alerts {
     pub project: String,
     pub change: AlertChange,
@@ -46,7 +46,7 @@ pub enum AlertChange {
 }
 
 /// A project's alerts as they stand, with everyone who gets its mail.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AlertsView {
     pub project: String,
     /// Whether mail is on, and through which server ("off (no smtp_url)" otherwise).

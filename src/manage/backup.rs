@@ -10,7 +10,7 @@ use crate::store::backup::{self, BackupSummary, Progress};
 
 /// Copies a consistent snapshot of the data file into a directory (an absolute path: the
 /// server's working directory is not the caller's).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Backup {
     pub dest: PathBuf,
 }

@@ -12,7 +12,7 @@ use crate::store::outbox::{self, Outbox};
 use crate::store::{FORWARD_DEAD, PROJECTS, projects};
 
 /// Makes a project forward to an upstream DSN, or (with `None`) stops it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectForward {
     pub project: String,
     pub dsn: Option<String>,
@@ -37,7 +37,7 @@ impl Operation for ProjectForward {
 }
 
 /// The dead letters of every project; with `retry`, puts them back in the outbox.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadLetters {
     pub retry: bool,
 }
@@ -54,7 +54,7 @@ pub struct DeadLetterView {
 }
 
 /// The list, or (after a retry) how many went back and which.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum DeadLetterAnswer {
     Retried {

@@ -66,7 +66,7 @@ impl From<&Issue> for IssueView {
 
 /// A project's issues with a status (`unresolved` when not given, or `all`), most recently
 /// seen first.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueList {
     pub project: String,
     pub status: Option<String>,
@@ -102,7 +102,7 @@ impl Operation for IssueList {
 }
 
 /// Resolves, ignores or unresolves an issue.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueStatus {
     pub project: String,
     pub issue: u64,
@@ -120,13 +120,13 @@ impl Operation for IssueStatus {
 }
 
 /// Deletes an issue and its stored events.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueDelete {
     pub project: String,
     pub issue: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueDeleted {
     pub project: String,
     pub issue: u64,
@@ -153,7 +153,7 @@ impl Operation for IssueDelete {
 }
 
 /// An issue's stored events, newest first.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventList {
     pub project: String,
     pub issue: u64,
@@ -206,7 +206,7 @@ impl Operation for EventList {
 }
 
 /// One stored event, normalized, with its issue and a few derived fields.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventShow {
     pub project: String,
     pub event_id: String,

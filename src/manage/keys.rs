@@ -40,9 +40,7 @@ impl Handle {
     /// A key by its public part, if the actor may see its project.
     fn key(&self, actor: &Actor, public_key: &str) -> Result<ProjectKey, ManageError> {
         let txn = self.db.begin_read()?;
-        let key = projects::keys(&txn.open_table(KEYS)?)?
-            .into_iter()
-            .find(|k| k.public_key == public_key);
+        let key = projects::key(&txn.open_table(KEYS)?, public_key)?;
         let visible = match &key {
             Some(k) => projects::get(&txn.open_table(PROJECTS)?, k.project)?
                 .is_some_and(|p| actor.may_see(&p)),
@@ -56,7 +54,7 @@ impl Handle {
 }
 
 /// A project's keys, active or not.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyList {
     pub project: String,
 }
@@ -81,7 +79,7 @@ impl Operation for KeyList {
 }
 
 /// Another key for a project.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyCreate {
     pub project: String,
 }
@@ -98,7 +96,7 @@ impl Operation for KeyCreate {
 }
 
 /// Revokes a key: events sent with it are refused from then on.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRevoke {
     pub public_key: String,
 }
@@ -114,7 +112,7 @@ impl Operation for KeyRevoke {
 }
 
 /// Gives a key its own rate limit, or (with `None`) returns it to the default.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRateLimit {
     pub public_key: String,
     pub limit: Option<RateLimit>,

@@ -8,14 +8,14 @@ use crate::store::backup::Progress;
 use crate::store::users;
 
 /// Adds a user to a project's members, or removes one.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectMember {
     pub project: String,
     pub email: String,
     pub remove: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Members {
     pub project: String,
     pub members: Vec<String>,
@@ -24,7 +24,6 @@ pub struct Members {
 impl Operation for ProjectMember {
     type Answer = Members;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<Members, ManageError> {
-        h.project(actor, &self.project)?;
         actor.require_admin("change who is a member")?;
         let email = self.email.trim().to_ascii_lowercase();
         let remove = self.remove;

@@ -244,7 +244,7 @@ impl Handle {
 /// One management action: its arguments are the value, its answer a typed, serializable
 /// value. The control socket carries operations as [`Request`]s and their answers as JSON
 /// of `Answer`.
-pub trait Operation: Serialize + DeserializeOwned + Into<Request> {
+pub trait Operation: Clone + Serialize + DeserializeOwned + Into<Request> {
     type Answer: Serialize + DeserializeOwned;
     /// Whether doing it changes keys or projects (the server then reloads its key cache).
     const CHANGES_KEYS: bool = false;

@@ -80,7 +80,7 @@ impl Handle {
 }
 
 /// Creates a project with its first key.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectCreate {
     pub name: String,
 }
@@ -114,7 +114,7 @@ fn project_name(name: &str) -> Result<String, ManageError> {
 }
 
 /// The projects the actor may see, each with its DSN and unresolved issue count.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectList;
 
 impl Operation for ProjectList {
@@ -142,7 +142,7 @@ impl Operation for ProjectList {
 }
 
 /// Renames a project (its slug stays).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectRename {
     pub project: String,
     pub name: String,
@@ -159,13 +159,13 @@ impl Operation for ProjectRename {
 
 /// Deletes a project with its issues, events and keys; without `confirm`, only says what
 /// would go.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectDelete {
     pub project: String,
     pub confirm: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectDeleted {
     pub project: String,
     pub issues_deleted: u64,

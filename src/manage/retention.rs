@@ -7,7 +7,7 @@ use super::{Actor, Handle, ManageError, Operation};
 use crate::store::backup::Progress;
 
 /// Sets (or with `None` clears) a project's own cap on stored events.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectRetention {
     pub project: String,
     pub max_events: Option<u64>,

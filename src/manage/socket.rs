@@ -61,19 +61,14 @@ pub fn call<O: Operation>(
     op: O,
     progress: Progress<'_>,
 ) -> Result<O::Answer, ManageError> {
-    let request: Request = op.into();
     let deadline = Instant::now() + STARTING_SERVER_WAIT;
     loop {
-        if let Some(answer) = ask_server(&config.data_dir, &request, progress) {
+        if let Some(answer) = ask_server(&config.data_dir, &op.clone().into(), progress) {
             return serde_json::from_value(answer?)
                 .map_err(|e| ManageError::Storage(format!("control socket: bad answer: {e}")));
         }
         match Handle::open_direct(config.clone()) {
-            Ok(handle) => {
-                let answer = request.apply(&handle, &Actor::Operator, progress)?;
-                return serde_json::from_value(answer)
-                    .map_err(|e| ManageError::Storage(format!("bad answer: {e}")));
-            }
+            Ok(handle) => return handle.run_with_progress(&Actor::Operator, op, progress),
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
             }

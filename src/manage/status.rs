@@ -8,7 +8,7 @@ use super::{Actor, Handle, ManageError, Operation};
 use crate::store::backup::Progress;
 
 /// The running server's workers, queue and counters.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status;
 
 impl Operation for Status {
@@ -28,13 +28,13 @@ impl Operation for Status {
 
 /// Makes a worker panic, to test supervision. Not in release builds.
 #[cfg(debug_assertions)]
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Crash {
     pub worker: String,
 }
 
 #[cfg(debug_assertions)]
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Crashed {
     pub crashed: String,
 }

@@ -3,9 +3,11 @@
 //! hashed here with argon2id; the store keeps only the hash.
 
 use argon2::password_hash::{PasswordHasher, SaltString};
+use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 
 use super::{Actor, Handle, ManageError, Operation};
+use crate::store::USERS;
 use crate::store::backup::Progress;
 use crate::store::users::{self, User};
 
@@ -54,7 +56,7 @@ fn email_address(email: &str) -> Result<String, ManageError> {
 }
 
 /// Creates an admin, or makes an existing account an admin with the new password.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateSuperuser {
     pub email: String,
     /// An argon2id hash: the CLI hashes the password before it leaves the terminal.
@@ -74,7 +76,7 @@ impl Operation for CreateSuperuser {
 }
 
 /// Creates a user without a password; the answer holds the link that sets it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserCreate {
     pub email: String,
     pub admin: bool,
@@ -105,7 +107,7 @@ fn link(h: &Handle, email: String, token: &str) -> SetPasswordLink {
 }
 
 /// A new set-password link for a user (the old password works until it is used).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserResetLink {
     pub email: String,
 }
@@ -128,7 +130,7 @@ impl Operation for UserResetLink {
 }
 
 /// Activates or deactivates a user; a deactivated one cannot sign in and their sessions end.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserSetActive {
     pub email: String,
     pub active: bool,
@@ -153,7 +155,7 @@ impl Operation for UserSetActive {
 }
 
 /// Changes the signed-in user's own password, given the current one.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PasswordChange {
     pub current: String,
     pub new: String,
@@ -247,7 +249,7 @@ mod tests {
 }
 
 /// Every account, for the admins' user list.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserList;
 
 impl Operation for UserList {
@@ -259,8 +261,8 @@ impl Operation for UserList {
         _: Progress<'_>,
     ) -> Result<Vec<UserView>, ManageError> {
         actor.require_admin("list users")?;
-        let txn = redb::ReadableDatabase::begin_read(h.db.as_ref())?;
-        let all = users::list(&txn.open_table(crate::store::USERS)?)?;
+        let txn = h.db.begin_read()?;
+        let all = users::list(&txn.open_table(USERS)?)?;
         Ok(all.iter().map(UserView::from).collect())
     }
 }

@@ -18,14 +18,11 @@ pub struct KeyCache {
 
 /// Why a key may not send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.as_str())]
 pub enum KeyRefusal {
-    #[error("unknown public key")]
     Unknown,
-    #[error("the key has been revoked")]
     Revoked,
-    #[error("the secret key does not match")]
     WrongSecret,
-    #[error("the key belongs to another project")]
     OtherProject,
 }
 

@@ -127,10 +127,8 @@ fn update_key(
     change: impl FnOnce(&mut ProjectKey),
 ) -> Result<ProjectKey, StoreError> {
     let mut keys = txn.open_table(KEYS)?;
-    let mut key: ProjectKey = match keys.get(public_key)? {
-        Some(v) => decode("keys", v.value())?,
-        None => return Err(StoreError::NotFound(format!("no key {public_key}"))),
-    };
+    let mut key = key(&keys, public_key)?
+        .ok_or_else(|| StoreError::NotFound(format!("no key {public_key}")))?;
     change(&mut key);
     keys.insert(public_key, encode(&key).as_slice())?;
     Ok(key)
@@ -173,6 +171,16 @@ pub fn list(projects: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<Pro
         out.push(decode("projects", row?.1.value())?);
     }
     Ok(out)
+}
+
+/// A key by its public part.
+pub fn key(
+    keys: &impl ReadableTable<&'static str, &'static [u8]>,
+    public_key: &str,
+) -> Result<Option<ProjectKey>, StoreError> {
+    keys.get(public_key)?
+        .map(|v| decode("keys", v.value()))
+        .transpose()
 }
 
 /// Every key, active or not.

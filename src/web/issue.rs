@@ -214,7 +214,7 @@ pub fn issue_page(
     match build() {
         Ok(Some(page)) => render(page),
         Ok(None) => not_found(Nav::of(visitor)),
-        Err(e) => store_error(Nav::of(visitor), &e),
+        Err(e) => store_error(Nav::of(visitor), e),
     }
 }
 
@@ -390,6 +390,6 @@ pub fn raw_event(web: &Web, visitor: &Visitor, slug: &str, file: &str) -> Page {
     match read() {
         Ok(Some(json)) => super::page(StatusCode::OK, "application/json", json),
         Ok(None) => not_found(Nav::of(visitor)),
-        Err(e) => store_error(Nav::of(visitor), &e),
+        Err(e) => store_error(Nav::of(visitor), e),
     }
 }

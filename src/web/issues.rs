@@ -310,7 +310,7 @@ pub fn issue_list(
     };
     match build() {
         Ok(page) => render(page),
-        Err(e) => store_error(Nav::of(visitor), &e),
+        Err(e) => store_error(Nav::of(visitor), e),
     }
 }
 

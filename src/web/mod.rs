@@ -31,7 +31,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION, SET_COOKIE};
 use hyper::{Request, Response, StatusCode};
 
-use crate::manage::{Actor, Handle, ManageError};
+use crate::manage::{Handle, ManageError};
 use crate::pipeline::Stats;
 use crate::store::StoreError;
 
@@ -233,13 +233,8 @@ fn not_found(nav: Nav) -> Page {
     )
 }
 
-fn store_error(nav: Nav, e: &StoreError) -> Page {
-    let status = match e {
-        StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-        StoreError::Conflict(_) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    message(status, nav, "That did not work", &e.to_string())
+fn store_error(nav: Nav, e: StoreError) -> Page {
+    manage_error(nav, &e.into())
 }
 
 fn manage_error(nav: Nav, e: &ManageError) -> Page {
@@ -310,11 +305,4 @@ pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
     form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .into_owned()
         .collect()
-}
-
-impl Visitor {
-    /// Who the management layer acts for.
-    pub fn actor(&self) -> Actor {
-        Actor::User(self.user.clone())
-    }
 }

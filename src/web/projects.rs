@@ -61,6 +61,6 @@ pub fn projects(web: &Web, visitor: &Visitor) -> Page {
             nav: Nav::of(visitor),
             projects,
         }),
-        Err(e) => store_error(Nav::of(visitor), &e),
+        Err(e) => store_error(Nav::of(visitor), e),
     }
 }

@@ -13,6 +13,7 @@ use hyper::{Request, StatusCode};
 use redb::ReadableDatabase;
 
 use super::{Form, Nav, Page, Web, html, message, redirect, store_error};
+use crate::manage::Actor;
 use crate::manage::users::verify_password;
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, User};
@@ -61,6 +62,11 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// Who the management layer acts for.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user.clone())
+    }
+
     /// A visitor signed in as this user, for rendering pages outside a request (benchmarks).
     pub fn signed_in(user: User) -> Visitor {
         Visitor {
@@ -261,14 +267,14 @@ pub(super) async fn login(
             );
             redirect(safe_next(next), &[cookie])
         }
-        Err(e) => store_error(Nav::anonymous(), &e),
+        Err(e) => store_error(Nav::anonymous(), e),
     }
 }
 
 pub(super) async fn logout(web: &Arc<Web>, visitor: &Visitor) -> Page {
     let token = visitor.token.clone();
     if let Err(e) = web.handle.write(move |txn| sessions::end(txn, &token)) {
-        return store_error(Nav::of(visitor), &e);
+        return store_error(Nav::of(visitor), e);
     }
     let gone = set_cookie(SESSION_COOKIE, "", "/", 0, web.secure_cookies());
     redirect("/login?flash=signed-out", &[gone])

@@ -142,7 +142,7 @@ pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
     };
     match build() {
         Ok(page) => render(page),
-        Err(e) => store_error(Nav::of(visitor), &e),
+        Err(e) => store_error(Nav::of(visitor), e),
     }
 }
 
