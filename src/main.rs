@@ -18,7 +18,6 @@ use picket::cli::{
 use picket::config::{Config, Overrides, TEMPLATE};
 use picket::manage::alerts::{AlertChange, Alerts};
 use picket::manage::{self, Operation, issues, keys, projects};
-use picket::server::ServeError;
 use picket::store;
 use picket::store::alerts::{Frequency, WebhookFormat};
 use picket::store::issues::StatusChange;
@@ -48,11 +47,11 @@ fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let set_log_filter = init_logging(&config.log);
     match picket::server::run(config, overrides(cli, Some(args)), set_log_filter) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(ServeError::Fatal(e)) => {
-            eprintln!("picket: error: {e:#}");
+        Err(e) if e.is_fatal() => {
+            eprintln!("picket: error: {e}");
             Ok(ExitCode::from(picket::supervisor::EXIT_FATAL as u8))
         }
-        Err(ServeError::Failed(e)) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -75,8 +74,8 @@ fn init_logging(filter: &str) -> picket::server::SetLogFilter {
         .with(output)
         .init();
     Box::new(move |filter: &str| {
-        let new = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
-        handle.reload(new).map_err(|e| e.to_string())
+        handle.reload(EnvFilter::try_new(filter)?)?;
+        Ok(())
     })
 }
 
@@ -236,7 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 once: args.once,
                 state: args.state.clone(),
                 options: picket::tail::Options {
-                    format: args.format.parse().map_err(|e: String| anyhow!(e))?,
+                    format: args.format.parse()?,
                     environment: args.environment.clone(),
                     release: args.release.clone(),
                     server_name: args.server_name.clone(),

@@ -9,7 +9,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -34,17 +33,55 @@ use crate::store::key_cache::KeyCache;
 use crate::store::{self, PROJECTS, StoreError, projects};
 use crate::supervisor::{self, Workers};
 
-/// Why the server could not run; `Fatal` ones are not worth a restart by the watchdog.
+/// Why the server could not run, or a worker of it stopped. [`ServeError::is_fatal`] says
+/// which are not worth a restart by the watchdog.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error("cannot listen on {key} {addr}: {cause}")]
+    Listen {
+        key: &'static str,
+        addr: String,
+        cause: std::io::Error,
+    },
     #[error("{0}")]
-    Fatal(anyhow::Error),
+    Open(StoreError),
+    #[error("{what}: {cause}")]
+    Store {
+        what: &'static str,
+        cause: StoreError,
+    },
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
     #[error("{0}")]
-    Failed(anyhow::Error),
+    Outbound(#[from] crate::outbound::OutboundError),
+    #[error("{0}")]
+    Mail(#[from] crate::alert::mail::MailError),
+    #[error("the writer's supervisor panicked while stopping")]
+    WriterPanicked,
+    #[error("training a compression dictionary failed: {0}")]
+    Training(StoreError),
+}
+
+impl ServeError {
+    /// Whether restarting cannot help: the configuration or the file must change first.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            ServeError::Listen { .. } | ServeError::Outbound(_) | ServeError::Mail(_) => true,
+            ServeError::Open(e) => !matches!(e, StoreError::Locked { .. }),
+            ServeError::Store { what, .. } => *what == FIRST_START,
+            _ => false,
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |cause| ServeError::Io { what, cause }
 }
 
 /// Applies a new log filter to the running process.
-pub type SetLogFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+pub type SetLogFilter =
+    Box<dyn Fn(&str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
 
 /// The listening sockets: inherited from the watchdog, or bound here.
 struct Sockets {
@@ -52,7 +89,7 @@ struct Sockets {
     udp: Option<std::net::UdpSocket>,
 }
 
-fn sockets(config: &Config) -> anyhow::Result<Sockets> {
+fn sockets(config: &Config) -> Result<Sockets, ServeError> {
     let inherited = |var: &str| {
         let fd = std::env::var(var).ok().and_then(|v| v.parse::<i32>().ok());
         // SAFETY: removing our own variable before any other thread reads the environment.
@@ -62,21 +99,31 @@ fn sockets(config: &Config) -> anyhow::Result<Sockets> {
     let http = match inherited(supervisor::INHERITED_HTTP_FD) {
         // SAFETY: the watchdog put a listening TCP socket at this descriptor for us alone.
         Some(fd) => unsafe { std::net::TcpListener::from_raw_fd(fd) },
-        None => std::net::TcpListener::bind(&config.http_addr)
-            .with_context(|| format!("cannot listen on http_addr {}", config.http_addr))?,
+        None => {
+            std::net::TcpListener::bind(&config.http_addr).map_err(|cause| ServeError::Listen {
+                key: "http_addr",
+                addr: config.http_addr.clone(),
+                cause,
+            })?
+        }
     };
     let udp = match inherited(supervisor::INHERITED_UDP_FD) {
         // SAFETY: as above, a bound UDP socket.
         Some(fd) => Some(unsafe { std::net::UdpSocket::from_raw_fd(fd) }),
         None if config.udp_addr.is_empty() => None,
         None => Some(
-            std::net::UdpSocket::bind(&config.udp_addr)
-                .with_context(|| format!("cannot listen on udp_addr {}", config.udp_addr))?,
+            std::net::UdpSocket::bind(&config.udp_addr).map_err(|cause| ServeError::Listen {
+                key: "udp_addr",
+                addr: config.udp_addr.clone(),
+                cause,
+            })?,
         ),
     };
-    http.set_nonblocking(true)?;
+    http.set_nonblocking(true)
+        .map_err(io("cannot make the HTTP socket non-blocking"))?;
     if let Some(u) = &udp {
-        u.set_nonblocking(true)?;
+        u.set_nonblocking(true)
+            .map_err(io("cannot make the UDP socket non-blocking"))?;
     }
     Ok(Sockets { http, udp })
 }
@@ -84,7 +131,7 @@ fn sockets(config: &Config) -> anyhow::Result<Sockets> {
 /// Binds the listening sockets for the watchdog, which hands them to each server it starts.
 pub fn bind_for_watchdog(
     config: &Config,
-) -> anyhow::Result<(std::net::TcpListener, Option<std::net::UdpSocket>)> {
+) -> Result<(std::net::TcpListener, Option<std::net::UdpSocket>), ServeError> {
     let s = sockets(config)?;
     Ok((s.http, s.udp))
 }
@@ -95,12 +142,18 @@ pub fn run(
     overrides: Overrides,
     set_log_filter: SetLogFilter,
 ) -> Result<(), ServeError> {
-    let fatal = |e: anyhow::Error| ServeError::Fatal(e);
     let db = Arc::new(open_store(&config)?);
-    let sockets = sockets(&config).map_err(fatal)?;
-    let http_addr = sockets.http.local_addr().map_err(|e| fatal(e.into()))?;
+    let sockets = sockets(&config)?;
+    let http_addr = sockets
+        .http
+        .local_addr()
+        .map_err(io("cannot read the HTTP socket's address"))?;
     let udp_addr = match &sockets.udp {
-        Some(u) => Some(u.local_addr().map_err(|e| fatal(e.into()))?.to_string()),
+        Some(u) => Some(
+            u.local_addr()
+                .map_err(io("cannot read the UDP socket's address"))?
+                .to_string(),
+        ),
         None => None,
     };
     if config.base_url.is_empty() {
@@ -108,13 +161,15 @@ pub fn run(
         config.http_addr = http_addr.to_string();
     }
     let config = Arc::new(config);
-    first_start(&db, &config).map_err(fatal)?;
+    first_start(&db, &config).map_err(|cause| ServeError::Store {
+        what: FIRST_START,
+        cause,
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("picket-worker")
         .build()
-        .context("cannot start the async runtime")
-        .map_err(ServeError::Failed)?;
+        .map_err(io("cannot start the async runtime"))?;
 
     let workers = Arc::new(Workers::default());
     let (queue, jobs) = pipeline::queue(config.pipeline.queue_capacity);
@@ -122,7 +177,7 @@ pub fn run(
         batch_max: config.pipeline.batch_max,
         issue_cache: config.pipeline.issue_cache,
         quick_repair: config.pipeline.quick_repair,
-        caps: crate::retention::Caps {
+        caps: crate::pipeline::eviction::Caps {
             per_project: config.retention.max_events_per_project,
             per_issue: config.retention.max_events_per_issue,
         },
@@ -142,12 +197,13 @@ pub fn run(
             )
             .run();
         })
-        .context("cannot start the writer")
-        .map_err(ServeError::Failed)?
+        .map_err(io("cannot start the writer"))?
     };
 
-    let keys = Arc::new(KeyCache::load(&db).map_err(|e| ServeError::Failed(e.into()))?);
-    let codec = Arc::new(Codec::load(&db).map_err(|e| ServeError::Failed(e.into()))?);
+    let loading = |what| move |cause| ServeError::Store { what, cause };
+    let keys = Arc::new(KeyCache::load(&db).map_err(loading("cannot load the client keys"))?);
+    let codec =
+        Arc::new(Codec::load(&db).map_err(loading("cannot load the compression dictionaries"))?);
     let intake = Arc::new(Intake {
         keys: keys.clone(),
         queue: queue.clone(),
@@ -155,7 +211,10 @@ pub fn run(
         counters: Default::default(),
         limiter: RateLimiter::new(config.rate_limits.server()),
         default_key_limit: config.rate_limits.per_key(),
-        disk: crate::retention::DiskGuard::new(&config.data_dir, config.retention.min_free_disk.0),
+        disk: crate::intake::disk::DiskGuard::new(
+            &config.data_dir,
+            config.retention.min_free_disk.0,
+        ),
         codec: codec.clone(),
     });
     let forward_state = Arc::new(crate::forward::State::new(db.clone()));
@@ -166,22 +225,19 @@ pub fn run(
             ca,
             config.forward.timeout.0,
             crate::outbound::Policy::AnyAddress,
-        )
-        .map_err(|e| fatal(e.into()))?
+        )?
     };
     let alert_state = Arc::new(crate::alert::State::default());
     let alerter = {
         let policy = crate::outbound::Policy::for_webhooks(config.alerts.allow_private_webhooks);
-        let webhooks = crate::outbound::Client::new(None, config.alerts.webhook_timeout.0, policy)
-            .map_err(|e| fatal(e.into()))?;
+        let webhooks = crate::outbound::Client::new(None, config.alerts.webhook_timeout.0, policy)?;
         crate::alert::Alerter::new(
             db.clone(),
             intake.queue.clone(),
             &config,
             webhooks,
             alert_state.clone(),
-        )
-        .map_err(|e| fatal(e.into()))?
+        )?
     };
     let live = Arc::new(Live {
         alerts: alert_state,
@@ -209,24 +265,27 @@ pub fn run(
     drop(jobs);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = watch_signals(stop_tx, config.clone(), overrides, set_log_filter)
-        .map_err(ServeError::Failed)?;
+    let signals = watch_signals(stop_tx, config.clone(), overrides, set_log_filter)?;
     let socket = manage::socket::socket_path(&config.data_dir);
     let served = runtime.block_on(async {
-        let listener = Arc::new(TcpListener::from_std(sockets.http)?);
+        let listener = Arc::new(
+            TcpListener::from_std(sockets.http).map_err(io("cannot serve the HTTP socket"))?,
+        );
         // The data file's lock is ours, so a socket left here is a dead server's.
         let _ = std::fs::remove_file(&socket);
-        let control_listener = tokio::net::UnixListener::bind(&socket)
-            .with_context(|| format!("cannot create the control socket {}", socket.display()))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+        let control = format!("cannot create the control socket {}", socket.display());
+        let control_listener = tokio::net::UnixListener::bind(&socket).map_err(io(&control))?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(&control))?;
         tokio::spawn(manage::socket::serve(control_listener, handle));
 
         if let Some(udp_socket) = sockets.udp {
-            let udp_socket = Arc::new(UdpSocket::from_std(udp_socket)?);
-            tracing::info!(
-                "receiving raven UDP datagrams on {}",
-                udp_socket.local_addr()?
+            let udp_socket = Arc::new(
+                UdpSocket::from_std(udp_socket).map_err(io("cannot serve the UDP socket"))?,
             );
+            if let Ok(addr) = udp_socket.local_addr() {
+                tracing::info!("receiving raven UDP datagrams on {addr}");
+            }
             let intake = intake.clone();
             supervisor::supervise_task(workers.clone(), "udp", stop_rx.clone(), move || {
                 udp::serve(udp_socket.clone(), intake.clone())
@@ -237,7 +296,7 @@ pub fn run(
             let max_age = config.retention.max_age.0;
             let stop = stop_rx.clone();
             supervisor::supervise_task(workers.clone(), "janitor", stop_rx.clone(), move || {
-                janitor(queue.clone(), max_age, stop.clone())
+                crate::janitor::run(queue.clone(), max_age, stop.clone())
             });
         }
         {
@@ -315,7 +374,7 @@ pub fn run(
                 tracing::warn!("the HTTP worker still runs; not waiting for requests in flight")
             }
         }
-        anyhow::Ok(())
+        Ok::<_, ServeError>(())
     });
     signals.close();
     let _ = std::fs::remove_file(&socket);
@@ -324,12 +383,10 @@ pub fn run(
     drop(live);
     runtime.shutdown_timeout(Duration::from_secs(1));
     if writer_thread.join().is_err() {
-        return Err(ServeError::Failed(anyhow::anyhow!(
-            "the writer's supervisor panicked while stopping"
-        )));
+        return Err(ServeError::WriterPanicked);
     }
     tracing::info!("stopped");
-    served.map_err(ServeError::Failed)
+    served
 }
 
 /// How long startup waits for a management command that holds the data file to finish.
@@ -345,31 +402,7 @@ fn open_store(config: &Config) -> Result<Database, ServeError> {
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e @ StoreError::Locked { .. }) => return Err(ServeError::Failed(e.into())),
-            Err(e) => return Err(ServeError::Fatal(e.into())),
-        }
-    }
-}
-
-/// Deletes events older than `max_age`, every few seconds, until stopped.
-async fn janitor(
-    queue: crate::pipeline::Queue,
-    max_age: Duration,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(crate::retention::janitor_interval(max_age)) => {}
-            _ = supervisor::stopped(&mut stop) => return Ok(()),
-        }
-        let queue = queue.clone();
-        let swept = tokio::task::spawn_blocking(move || crate::retention::sweep(&queue, max_age))
-            .await
-            .map_err(|e| e.to_string())?;
-        match swept {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("retention: deleted {n} events older than {max_age:?}"),
-            Err(e) => return Err(format!("retention sweep failed: {e}")),
+            Err(e) => return Err(ServeError::Open(e)),
         }
     }
 }
@@ -384,7 +417,7 @@ async fn trainer(
     queue: crate::pipeline::Queue,
     codec: Arc<Codec>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TRAINER_INTERVAL) => {}
@@ -401,7 +434,7 @@ async fn trainer(
             Ok::<_, StoreError>(dict.map(|d| (d, arrived)))
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
         match trained {
             Ok(Some((dict, arrived))) => {
                 tracing::info!(
@@ -411,13 +444,16 @@ async fn trainer(
                 codec.adopt(dict);
             }
             Ok(None) => {}
-            Err(e) => return Err(format!("training a compression dictionary failed: {e}")),
+            Err(e) => return Err(ServeError::Training(e)),
         }
     }
 }
 
+/// What `ServeError::Store` says when the first project cannot be made.
+const FIRST_START: &str = "cannot create the first project";
+
 /// On a file with no project yet, creates `default` and says how to begin.
-fn first_start(db: &Database, config: &Config) -> anyhow::Result<()> {
+fn first_start(db: &Database, config: &Config) -> Result<(), StoreError> {
     let empty = {
         let txn = db.begin_read()?;
         projects::list(&txn.open_table(PROJECTS)?)?.is_empty()
@@ -448,10 +484,10 @@ fn watch_signals(
     running: Arc<Config>,
     overrides: Overrides,
     set_log_filter: SetLogFilter,
-) -> anyhow::Result<signal_hook::iterator::Handle> {
+) -> Result<signal_hook::iterator::Handle, ServeError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .context("cannot install signal handlers")?;
+        .map_err(io("cannot install signal handlers"))?;
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("picket-signals".into())
@@ -465,7 +501,8 @@ fn watch_signals(
                 let _ = stop.send(true);
                 return;
             }
-        })?;
+        })
+        .map_err(io("cannot start the signal thread"))?;
     Ok(handle)
 }
 
@@ -512,7 +549,7 @@ async fn accept_loop(
     config: Arc<Config>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
+) {
     let limits = config.limits.clone();
     let idle_timeout = limits.idle_timeout.0;
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -532,9 +569,10 @@ async fn accept_loop(
     // Past the limit, further connections wait in the listen backlog until a slot frees up.
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // The semaphore is never closed, so acquiring fails only if that changes.
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
-            _ = supervisor::stopped(&mut stop) => return Ok(()),
+            Ok(permit) = slots.clone().acquire_owned() => permit,
+            _ = supervisor::stopped(&mut stop) => return,
         };
         tokio::select! {
             accepted = listener.accept() => {
@@ -567,7 +605,7 @@ async fn accept_loop(
                     drop(permit);
                 });
             }
-            _ = supervisor::stopped(&mut stop) => return Ok(()),
+            _ = supervisor::stopped(&mut stop) => return,
         }
     }
 }

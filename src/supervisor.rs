@@ -105,6 +105,25 @@ pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// How a worker's run ended: workers that only stop when asked end with `()`, others with a
+/// `Result` whose error says why they failed.
+pub trait Ended {
+    /// Why the worker failed, if it did.
+    fn failure(self) -> Option<String>;
+}
+
+impl Ended for () {
+    fn failure(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: std::fmt::Display> Ended for Result<(), E> {
+    fn failure(self) -> Option<String> {
+        self.err().map(|e| e.to_string())
+    }
+}
+
 /// The loop of a worker that polls for work until `stop`: `round` again at once when it did
 /// something, after `idle` when it did not, after a second when it failed (logged as `what`).
 pub async fn poll_until_stopped<F, Fut, E>(
@@ -112,8 +131,7 @@ pub async fn poll_until_stopped<F, Fut, E>(
     mut stop: tokio::sync::watch::Receiver<bool>,
     idle: std::time::Duration,
     mut round: F,
-) -> Result<(), String>
-where
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool, E>>,
     E: std::fmt::Display,
@@ -129,7 +147,7 @@ where
         };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stopped(&mut stop) => return Ok(()),
+            _ = stopped(&mut stop) => return,
         }
     }
 }
@@ -154,7 +172,8 @@ pub fn supervise_task<F, Fut>(
 ) -> tokio::task::JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Ended + Send,
 {
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
@@ -167,8 +186,9 @@ where
                 return;
             }
             let error = match outcome {
-                Ok(Ok(())) => "stopped unexpectedly".to_string(),
-                Ok(Err(e)) => e,
+                Ok(ended) => ended
+                    .failure()
+                    .unwrap_or_else(|| "stopped unexpectedly".to_string()),
                 Err(join) if join.is_panic() => panic_message(&*join.into_panic()),
                 Err(join) => join.to_string(),
             };
@@ -234,7 +254,7 @@ pub fn watchdog(
     serve_args: Vec<OsString>,
     http: std::net::TcpListener,
     udp: Option<std::net::UdpSocket>,
-) -> anyhow::Result<i32> {
+) -> std::io::Result<i32> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let exe = std::env::current_exe()?;
     let child_pid = Arc::new(AtomicI32::new(0));
@@ -357,7 +377,6 @@ mod tests {
                     panic!("first run fails");
                 }
                 std::future::pending::<()>().await;
-                Ok(())
             }
         });
         // The restart comes after a one-second backoff; a loaded machine may take longer.

@@ -2,7 +2,8 @@
 //! each into an event must never panic, and the entries must cover what was consumed.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use picket::tail::parse::{self, Format};
+use picket::config::LogFormat;
+use picket::tail::parse;
 
 fuzz_target!(|data: &[u8]| {
     for eof_complete in [false, true] {
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(start >= last && start < end && end <= used);
             last = end;
             let text = String::from_utf8_lossy(&data[start..end]);
-            for format in [Format::Auto, Format::Php, Format::PhpFpm] {
+            for format in [LogFormat::Auto, LogFormat::Php, LogFormat::PhpFpm] {
                 let parsed = parse::parse(&text, format);
                 let _ = parse::to_event(&parsed);
             }

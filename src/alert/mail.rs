@@ -1,8 +1,10 @@
-//! Mail over SMTP with mail-send: the `smtp_url` setting, one conversation per batch of mails,
+//! Mail over SMTP with mail-send to the server `smtp_url` names: one conversation per batch of mails,
 //! and errors that say which step failed (DNS, connect, TLS, auth, a refused sender or
 //! recipient), which `picket sendtestemail` prints as they are.
 
 use std::time::Duration;
+
+use crate::config::{ConfigError, Security, SmtpUrl};
 
 use mail_send::SmtpClient;
 use mail_send::SmtpClientBuilder;
@@ -17,31 +19,10 @@ macro_rules! reply_text {
     };
 }
 
-/// How the SMTP server is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// `smtp://`: no TLS.
-    Plain,
-    /// `smtp+starttls://`: upgraded with STARTTLS, which must be offered.
-    StartTls,
-    /// `smtps://`: TLS from the first byte.
-    Implicit,
-}
-
-/// A parsed `smtp_url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpUrl {
-    pub security: Security,
-    pub host: String,
-    pub port: u16,
-    pub user: Option<String>,
-    pub password: Option<String>,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MailError {
-    #[error("bad smtp_url: {0}")]
-    BadUrl(String),
+    #[error("{0}")]
+    BadUrl(#[from] ConfigError),
     #[error("DNS: cannot resolve {host}: {cause}")]
     Dns { host: String, cause: String },
     #[error("connect: cannot connect to {addr}: {cause}")]
@@ -60,60 +41,6 @@ pub enum MailError {
     Protocol(String),
     #[error("SMTP: no answer within {0:?}")]
     Timeout(Duration),
-}
-
-impl SmtpUrl {
-    pub fn parse(url: &str) -> Result<SmtpUrl, MailError> {
-        let bad = |why: &str| {
-            MailError::BadUrl(format!(
-                "{why} (try smtp://host:25, smtp+starttls://user:pass@host:587 or smtps://user:pass@host:465)"
-            ))
-        };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
-            "smtp" => (Security::Plain, 25),
-            "smtp+starttls" => (Security::StartTls, 587),
-            "smtps" => (Security::Implicit, 465),
-            _ => return Err(bad(&format!("unknown scheme '{scheme}'"))),
-        };
-        let rest = rest.trim_end_matches('/');
-        let (userinfo, location) = match rest.rsplit_once('@') {
-            Some((u, l)) => (Some(u), l),
-            None => (None, rest),
-        };
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .map(|s| s.into_owned())
-                .map_err(|_| bad("the user or password is not UTF-8"))
-        };
-        let (user, password) = match userinfo {
-            Some(info) => {
-                let (u, p) = info.split_once(':').unwrap_or((info, ""));
-                (Some(decode(u)?), Some(decode(p)?))
-            }
-            None => (None, None),
-        };
-        let (host, port) = match location.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| bad(&format!("'{p}' is not a port")))?,
-            ),
-            _ => (location, default_port),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.contains('/') {
-            return Err(bad("no host"));
-        }
-        Ok(SmtpUrl {
-            security,
-            host: host.to_string(),
-            port,
-            user: user.filter(|u| !u.is_empty()),
-            password,
-        })
-    }
 }
 
 /// Sends mail through the configured server.
@@ -310,32 +237,5 @@ fn classify(e: mail_send::Error, addr: &str, timeout: Duration) -> MailError {
         E::Timeout => MailError::Timeout(timeout),
         E::UnexpectedReply(reply) => MailError::Protocol(reply_text!(reply)),
         other => MailError::Protocol(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smtp_urls() {
-        let u = SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap();
-        assert_eq!(
-            (u.security, u.host.as_str(), u.port, u.user),
-            (Security::Plain, "127.0.0.1", 2525, None)
-        );
-        let u = SmtpUrl::parse("smtp+starttls://me%40example.com:p%3Ass@mail.example.com").unwrap();
-        assert_eq!(u.security, Security::StartTls);
-        assert_eq!(u.port, 587);
-        assert_eq!(u.user.as_deref(), Some("me@example.com"));
-        assert_eq!(u.password.as_deref(), Some("p:ss"));
-        let u = SmtpUrl::parse("smtps://u:p@[::1]:465/").unwrap();
-        assert_eq!(
-            (u.security, u.host.as_str(), u.port),
-            (Security::Implicit, "::1", 465)
-        );
-        for bad in ["mail.example.com", "http://x", "smtp://", "smtp://h:port"] {
-            assert!(SmtpUrl::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -113,7 +113,7 @@ pub fn mail_state(config: &Config) -> String {
     if config.smtp_url.is_empty() {
         "off (no smtp_url)".to_string()
     } else {
-        match mail::SmtpUrl::parse(&config.smtp_url) {
+        match crate::config::SmtpUrl::parse(&config.smtp_url) {
             Ok(url) => format!("on ({}:{})", url.host, url.port),
             Err(e) => format!("off ({e})"),
         }
@@ -167,7 +167,7 @@ impl Alerter {
         })
     }
 
-    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
+    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
         crate::supervisor::poll_until_stopped("alerts", stop, IDLE_POLL, || self.round()).await
     }
 

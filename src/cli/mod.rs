@@ -240,15 +240,6 @@ pub struct TailArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// `on` or `off`.
-fn switch(s: &str) -> Result<bool, String> {
-    match s {
-        "on" | "true" | "yes" => Ok(true),
-        "off" | "false" | "no" => Ok(false),
-        _ => Err(format!("'{s}' is not on or off")),
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
     /// Show a project's rules, recipients and webhooks, and whether mail is on
@@ -263,13 +254,13 @@ pub enum AlertsCommand {
         /// Project slug or numeric id
         project: String,
         /// Alert on a new issue (on by default)
-        #[arg(long, value_parser = switch, value_name = "on|off")]
+        #[arg(long, value_parser = clap::builder::BoolishValueParser::new(), value_name = "on|off")]
         new_issue: Option<bool>,
         /// Alert on a regression: an event on a resolved issue (on by default)
-        #[arg(long, value_parser = switch, value_name = "on|off")]
+        #[arg(long, value_parser = clap::builder::BoolishValueParser::new(), value_name = "on|off")]
         regression: Option<bool>,
         /// Alert when an ignored issue comes back (on by default)
-        #[arg(long, value_parser = switch, value_name = "on|off")]
+        #[arg(long, value_parser = clap::builder::BoolishValueParser::new(), value_name = "on|off")]
         reappeared: Option<bool>,
         /// Alert when an issue gets more than N events within --minutes, once per window
         #[arg(

@@ -164,7 +164,7 @@ impl Forwarder {
     }
 
     /// Runs until `stop`; a failed round is logged and retried after a pause.
-    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
+    pub async fn run(self, stop: tokio::sync::watch::Receiver<bool>) {
         crate::supervisor::poll_until_stopped("forwarding", stop, IDLE_POLL, || self.round()).await
     }
 

@@ -35,7 +35,7 @@ pub struct Intake {
     /// The rate limit of keys that have none of their own.
     pub default_key_limit: crate::ids::RateLimit,
     /// Refuses events while the disk is nearly full.
-    pub disk: crate::retention::DiskGuard,
+    pub disk: crate::intake::disk::DiskGuard,
     /// Compresses events for storage, with the store's trained dictionary.
     pub codec: Arc<crate::store::dictionary::Codec>,
 }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod conn;
 pub mod decode;
+pub mod disk;
 pub mod envelope;
 pub mod http;
 pub mod ratelimit;
@@ -74,6 +75,8 @@ pub enum IntakeError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("UDP receive failed: {0}")]
+    Receive(std::io::Error),
 }
 
 impl IntakeError {
@@ -84,7 +87,7 @@ impl IntakeError {
             IntakeError::Rejected(_) => 403,
             IntakeError::TooLarge { .. } | IntakeError::Decode(DecodeError::TooLarge { .. }) => 413,
             IntakeError::Decode(DecodeError::UnknownEncoding(_)) => 415,
-            IntakeError::QueueFull | IntakeError::Unavailable(_) => 503,
+            IntakeError::QueueFull | IntakeError::Unavailable(_) | IntakeError::Receive(_) => 503,
             IntakeError::RateLimited { .. } | IntakeError::DiskFull => 429,
             IntakeError::Event(NormalizeError::TooDeep { .. }) => 413,
             IntakeError::NotFound => 404,
@@ -132,7 +135,7 @@ impl IntakeError {
             IntakeError::QueueFull => "queue_full",
             IntakeError::DiskFull => "disk_full",
             IntakeError::RateLimited { .. } => "rate_limited",
-            IntakeError::Unavailable(_) => "unavailable",
+            IntakeError::Unavailable(_) | IntakeError::Receive(_) => "unavailable",
         }
     }
 }

@@ -34,13 +34,16 @@ pub fn parse_datagram(datagram: &[u8]) -> Result<(Credentials, &[u8]), IntakeErr
 
 /// Receives datagrams until the socket fails. Each accepted one is queued like an HTTP event;
 /// nobody waits for its commit.
-pub async fn serve(socket: Arc<tokio::net::UdpSocket>, intake: Arc<Intake>) -> Result<(), String> {
+pub async fn serve(
+    socket: Arc<tokio::net::UdpSocket>,
+    intake: Arc<Intake>,
+) -> Result<(), IntakeError> {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (len, peer) = socket
             .recv_from(&mut buf)
             .await
-            .map_err(|e| format!("UDP receive failed: {e}"))?;
+            .map_err(IntakeError::Receive)?;
         match accept(&intake, &buf[..len], &peer.ip().to_string()) {
             Ok(()) => intake.counters.accept_event(),
             Err(e) => {

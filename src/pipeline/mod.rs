@@ -4,6 +4,7 @@
 //! their writes through the same queue, so the writer's caches never go stale.
 
 mod cache;
+pub mod eviction;
 mod writer;
 
 use std::sync::Arc;

@@ -29,7 +29,7 @@ pub struct WriterConfig {
     /// quick instead of a walk over the whole file.
     pub quick_repair: bool,
     /// Stored-event caps applied in the transaction that crosses them.
-    pub caps: crate::retention::Caps,
+    pub caps: crate::pipeline::eviction::Caps,
     /// Whether alert mail is configured (alerts are queued for mail only then).
     pub alert_mail: bool,
     /// Seconds within which a rule does not fire twice for one issue (`alerts.throttle`).
@@ -48,7 +48,7 @@ pub struct Writer {
     cache: IssueCache,
     stats: Arc<Stats>,
     config: WriterConfig,
-    disk: Option<crate::retention::DiskBudget>,
+    disk: Option<super::eviction::DiskBudget>,
     windows: crate::alert::rules::Windows,
 }
 
@@ -62,7 +62,7 @@ impl Writer {
             cache: IssueCache::new(config.issue_cache),
             stats,
             disk: (config.max_disk > 0)
-                .then(|| crate::retention::DiskBudget::new(config.max_disk, config.file.clone())),
+                .then(|| super::eviction::DiskBudget::new(config.max_disk, config.file.clone())),
             windows: Default::default(),
             config,
         }
@@ -274,7 +274,7 @@ impl Writer {
                 }
                 acks.push(Ack::Stored);
             }
-            let evicted = crate::retention::enforce_caps(
+            let evicted = super::eviction::enforce_caps(
                 &mut rows,
                 &mut touched,
                 &mut projects,
@@ -341,7 +341,7 @@ impl Writer {
             .disk_cap
             .store(cap.unwrap_or(0), Ordering::Relaxed);
         match cap {
-            Some(cap) => crate::retention::enforce_total(rows, touched, projects, &all, total, cap),
+            Some(cap) => super::eviction::enforce_total(rows, touched, projects, &all, total, cap),
             None => Ok(0),
         }
     }

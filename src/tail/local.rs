@@ -67,8 +67,7 @@ impl Positions for StorePositions {
                     .insert(key.as_str(), row.as_slice())?;
                 Ok(())
             })
-        })
-        .map_err(|e| TailError::Store(e.to_string()))?;
+        })?;
         self.known.insert(path.to_string(), record);
         Ok(())
     }
@@ -79,8 +78,8 @@ pub fn shippers(
     db: &Database,
     intake: &Arc<Intake>,
     sources: &[TailSource],
-) -> Result<Vec<Shipper<LocalSink, StorePositions>>, String> {
-    let error = |e: crate::store::StoreError| e.to_string();
+) -> Result<Vec<Shipper<LocalSink, StorePositions>>, TailError> {
+    let error = |e: crate::store::StoreError| TailError::Store(e);
     let txn = db.begin_read().map_err(|e| error(e.into()))?;
     let table = txn
         .open_table(TAIL_POSITIONS)
@@ -102,8 +101,12 @@ pub fn shippers(
     sources
         .iter()
         .map(|source| {
-            let project = projects::find(&projects, &slugs, &source.project)
-                .map_err(|e| format!("[[tail]] {}: {e}", source.path.display()))?;
+            let project = projects::find(&projects, &slugs, &source.project).map_err(|cause| {
+                TailError::Source {
+                    path: source.path.display().to_string(),
+                    cause,
+                }
+            })?;
             let options = Options {
                 format: source.format,
                 environment: source.environment.clone(),
@@ -137,15 +140,12 @@ pub async fn run(
     intake: Arc<Intake>,
     sources: Vec<TailSource>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), TailError> {
     let mut shippers = shippers(&db, &intake, &sources)?;
     let mut reported = std::collections::HashSet::new();
     loop {
         for shipper in &mut shippers {
-            let pass = shipper
-                .pass(3, Duration::from_secs(5))
-                .await
-                .map_err(|e| e.to_string())?;
+            let pass = shipper.pass(3, Duration::from_secs(5)).await?;
             for e in pass.unreadable {
                 if reported.insert(e.to_string()) {
                     tracing::warn!("tail: {e}");

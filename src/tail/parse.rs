@@ -7,28 +7,7 @@
 use chrono::{NaiveDateTime, TimeZone};
 use serde_json::{Value, json};
 
-/// Which formats a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// PHP's own lines and php-fpm's, told apart line by line.
-    #[default]
-    Auto,
-    Php,
-    PhpFpm,
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Format, String> {
-        match s {
-            "auto" => Ok(Format::Auto),
-            "php" => Ok(Format::Php),
-            "php-fpm" => Ok(Format::PhpFpm),
-            _ => Err(format!("'{s}' is not a log format (auto, php or php-fpm)")),
-        }
-    }
-}
+use crate::config::LogFormat;
 
 /// The `[…]` prefix of a line: its length including the `] `, and its time text.
 fn prefix(line: &str) -> Option<(usize, &str)> {
@@ -173,7 +152,7 @@ pub struct Parsed {
 }
 
 /// Parses one entry (the bytes of [`split`]'s ranges, as text).
-pub fn parse(entry: &str, format: Format) -> Parsed {
+pub fn parse(entry: &str, format: LogFormat) -> Parsed {
     let entry = entry.trim_end_matches(['\n', '\r']);
     let first_end = entry.find('\n').unwrap_or(entry.len());
     let first = &entry[..first_end];
@@ -191,7 +170,7 @@ pub fn parse(entry: &str, format: Format) -> Parsed {
         .collect::<Vec<_>>()
         .join("\n");
     let mut level_hint = None;
-    if format != Format::Php {
+    if format != LogFormat::Php {
         // Worker output: join the inner texts of every line of the entry.
         if let Some((_, inner)) = fpm_worker(body.lines().next().unwrap_or("")) {
             let inners: Vec<String> = entry
@@ -589,7 +568,7 @@ Stack trace:
     fn a_warning_is_one_exception_at_its_site() {
         let p = parse(
             "[25-Nov-2026 14:55:56 UTC] PHP Warning:  Undefined array key \"key7\" in /tmp/t.php on line 3\n",
-            Format::Auto,
+            LogFormat::Auto,
         );
         assert_eq!(p.level, "warning");
         assert_eq!(p.exceptions[0].ty, "Warning");
@@ -598,7 +577,7 @@ Stack trace:
         assert_eq!(p.timestamp, Some(1_795_618_556.0));
         let other = parse(
             "[25-Nov-2026 14:55:59 UTC] PHP Warning:  Undefined array key \"key9\" in /tmp/t.php on line 3\n",
-            Format::Auto,
+            LogFormat::Auto,
         );
         assert_eq!(
             p.fingerprint, other.fingerprint,
@@ -609,7 +588,7 @@ Stack trace:
     #[test]
     fn an_uncaught_chain_has_frames_oldest_first() {
         let (entries, _) = split(LOG.as_bytes(), true);
-        let p = parse(&LOG[entries[2].0..entries[2].1], Format::Auto);
+        let p = parse(&LOG[entries[2].0..entries[2].1], LogFormat::Auto);
         assert_eq!(p.level, "fatal");
         let types: Vec<_> = p.exceptions.iter().map(|e| e.ty.as_str()).collect();
         assert_eq!(types, ["InvalidArgumentException", "AppException"]);
@@ -627,18 +606,18 @@ Stack trace:
     fn fpm_lines() {
         let p = parse(
             "[14-Oct-2021 10:54:57] WARNING: [pool www] child 32024 said into stderr: \"PHP Warning:  Division by zero in /srv/a.php on line 9\"\n",
-            Format::Auto,
+            LogFormat::Auto,
         );
         assert_eq!(p.exceptions[0].ty, "Warning");
         assert_eq!(p.exceptions[0].frames[0].1, 9);
         let p = parse(
             "[14-Oct-2021 10:54:57] NOTICE: PHP message: PHP Notice:  Undefined offset: 1 in /srv/b.php on line 4\n",
-            Format::Auto,
+            LogFormat::Auto,
         );
         assert_eq!((p.exceptions[0].ty.as_str(), p.level), ("Notice", "info"));
         let p = parse(
             "[14-Oct-2021 10:54:57] NOTICE: fpm is running, pid 1\n",
-            Format::Auto,
+            LogFormat::Auto,
         );
         assert_eq!((p.level, p.exceptions.len()), ("info", 0));
         assert!(parse_time("14-Oct-2021 10:54:57.123456").is_some());
@@ -657,7 +636,7 @@ Stack trace:
 ";
         let (entries, _) = split(log.as_bytes(), true);
         assert_eq!(entries.len(), 1);
-        let p = parse(log, Format::Auto);
+        let p = parse(log, LogFormat::Auto);
         let frames = &p.exceptions[0].frames;
         assert_eq!(
             frames,

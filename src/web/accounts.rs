@@ -20,13 +20,8 @@ struct AccountPage {
     email: String,
 }
 
-pub fn account(_web: &Web, visitor: &Visitor, note: Option<Result<String, String>>) -> Page {
-    let mut nav = Nav::of(visitor);
-    match note {
-        Some(Ok(flash)) => nav.flash = Some(flash),
-        Some(Err(error)) => nav.error = Some(error),
-        None => {}
-    }
+/// The visitor's account page, under `nav` (which may carry what the last change came to).
+pub fn account(visitor: &Visitor, nav: Nav) -> Page {
     render(AccountPage {
         nav,
         email: visitor.user.email.clone(),
@@ -38,11 +33,13 @@ pub async fn change_password(web: &Web, visitor: &Visitor, form: &Form) -> Page 
         current: form.get("current").unwrap_or("").to_string(),
         new: form.get("new").unwrap_or("").to_string(),
     };
+    let mut nav = Nav::of(visitor);
     match web.handle.run_async(visitor.actor(), op).await {
-        Ok(_) => account(web, visitor, Some(Ok("Your password is changed.".into()))),
-        Err(ManageError::Invalid(why)) => account(web, visitor, Some(Err(why))),
-        Err(e) => manage_error(Nav::of(visitor), &e),
+        Ok(_) => nav.flash = Some("Your password is changed.".into()),
+        Err(ManageError::Invalid(why)) => nav.error = Some(why),
+        Err(e) => return manage_error(nav, &e),
     }
+    account(visitor, nav)
 }
 
 #[derive(Template)]

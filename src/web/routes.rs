@@ -106,7 +106,7 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
     match (&method, seg.as_slice()) {
         (&Method::POST, ["logout"]) => sessions::logout(&web, &visitor).await,
         (&Method::GET, []) => projects::projects(&web, &visitor),
-        (&Method::GET, ["account"]) => accounts::account(&web, &visitor, None),
+        (&Method::GET, ["account"]) => accounts::account(&visitor, Nav::of(&visitor)),
         (&Method::POST, ["account"]) => accounts::change_password(&web, &visitor, &form).await,
         (&Method::GET, ["admin", "users"]) => accounts::users(&web, &visitor, None).await,
         (&Method::POST, ["admin", "users", action]) => {

@@ -1,18 +1,13 @@
-//! Retention: how much history the file keeps. The writer applies the count caps in the same
-//! transaction that crosses them (per issue, then per project); the janitor worker deletes
-//! events older than `max_age`. What goes first when a project is over its cap is not simply
+//! Eviction: the writer keeps the file within its count caps and disk budget in the same
+//! transaction that crosses them (per issue, then per project, then the whole file); the
+//! janitor (`crate::janitor`) deletes events by age. What goes first when a project is over its cap is not simply
 //! the oldest event: the issues with the most stored events are thinned first, oldest events
 //! first, so that a flood is thinned while rare issues keep their history. An issue's first
 //! and latest events are never evicted, and nothing users count on changes: `count`, first and
 //! last seen, tag values and hourly counts stay as they were; only `stored` goes down.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
-use std::time::Duration;
 
-use redb::WriteTransaction;
-
-use crate::pipeline::Queue;
 use crate::store::StoreError;
 use crate::store::issues::Issue;
 use crate::store::projects::Project;
@@ -255,118 +250,4 @@ pub fn enforce_total(
         }
     }
     Ok(evicted.values().sum())
-}
-
-/// Deletes up to `limit` events that arrived before `cutoff` (Unix seconds), starting at
-/// arrival sequence `from`. Returns the events deleted and where to go on, or `None` when the
-/// scan reached events newer than the cutoff.
-pub fn expire(
-    txn: &WriteTransaction,
-    cutoff: u64,
-    from: u64,
-    limit: usize,
-) -> Result<(u64, Option<u64>), StoreError> {
-    let mut rows = Tables::open(txn)?;
-    let old = rows.arrived_before(cutoff, from, limit)?;
-    let next = (old.len() == limit).then(|| old.last().map_or(from, |(seq, _)| seq + 1));
-    let mut issues: HashMap<(u64, u64), Issue> = HashMap::new();
-    let mut projects: HashMap<u64, u64> = HashMap::new();
-    let mut deleted = 0;
-    for (seq, arrival) in old {
-        let issue = match issues.entry((arrival.project, arrival.issue)) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => match rows.issue(arrival.project, arrival.issue)? {
-                Some(issue) => e.insert(issue),
-                None => continue,
-            },
-        };
-        if arrival.id == issue.first_event || arrival.id == issue.last_event {
-            continue;
-        }
-        rows.delete_event(arrival.project, arrival.issue, seq, &arrival.id)?;
-        issue.stored = issue.stored.saturating_sub(1);
-        *projects.entry(arrival.project).or_default() += 1;
-        deleted += 1;
-    }
-    for issue in issues.values() {
-        rows.put_issue(issue)?;
-    }
-    for (id, n) in projects {
-        if let Some(mut project) = rows.project(id)? {
-            project.stored = project.stored.saturating_sub(n);
-            rows.put_project(&project)?;
-        }
-    }
-    Ok((deleted, next))
-}
-
-/// Rows the janitor deletes per write transaction, so the writer is never held for long.
-const EXPIRE_CHUNK: usize = 5_000;
-
-/// How often the janitor looks: a quarter of `max_age`, between 1 s and 60 s.
-pub fn janitor_interval(max_age: Duration) -> Duration {
-    (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
-}
-
-/// One pass of the janitor: deletes everything older than `max_age`. Blocking.
-pub fn sweep(queue: &Queue, max_age: Duration) -> Result<u64, StoreError> {
-    let cutoff = (crate::time::now() - max_age.as_secs_f64()).max(0.0) as u64;
-    let mut from = 0;
-    let mut total = 0;
-    loop {
-        let (deleted, next) = queue.write(move |txn| expire(txn, cutoff, from, EXPIRE_CHUNK))?;
-        total += deleted;
-        match next {
-            Some(n) => from = n,
-            None => return Ok(total),
-        }
-    }
-}
-
-/// Refuses new events while the filesystem holding the data file is nearly full, so that a
-/// write never fails half-way. Looks at the free space at most every 250 ms.
-pub struct DiskGuard {
-    dir: std::path::PathBuf,
-    min_free: u64,
-    last: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
-}
-
-const DISK_RECHECK: Duration = Duration::from_millis(250);
-
-impl DiskGuard {
-    pub fn new(dir: &std::path::Path, min_free: u64) -> DiskGuard {
-        DiskGuard {
-            dir: dir.to_path_buf(),
-            min_free,
-            last: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// Whether free space is below the minimum now.
-    pub fn low(&self) -> bool {
-        if self.min_free == 0 {
-            return false;
-        }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, low)) = *last
-            && at.elapsed() < DISK_RECHECK
-        {
-            return low;
-        }
-        let low = free_bytes(&self.dir).is_some_and(|free| free < self.min_free);
-        *last = Some((std::time::Instant::now(), low));
-        low
-    }
-}
-
-/// Bytes available to unprivileged writers on the filesystem holding `dir`.
-pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a zeroed out-struct of the right type.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }

@@ -5,9 +5,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error)]
+mod values;
+pub use values::{ByteSize, Duration, LogFormat, Security, SmtpUrl};
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {cause}")]
     Read { path: PathBuf, cause: String },
@@ -15,102 +18,6 @@ pub enum ConfigError {
     Parse { path: PathBuf, cause: String },
     #[error("invalid value for {key}: {cause}")]
     Invalid { key: String, cause: String },
-}
-
-/// A config value written either as a bare number or as text with a unit.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
-    Int(u64),
-    Text(String),
-}
-
-/// `"20MiB"` → (20.0, "MiB"): a decimal number and the unit after it.
-fn number_and_unit(s: &str) -> Option<(f64, &str)> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    Some((num.parse().ok()?, unit.trim()))
-}
-
-/// A byte count, written in the file as a number or as `"1MiB"`, `"20MB"`, `"512KiB"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    pub fn parse(s: &str) -> Option<ByteSize> {
-        let (num, unit) = number_and_unit(s)?;
-        let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kb" => 1_000,
-            "kib" => 1 << 10,
-            "m" | "mb" => 1_000_000,
-            "mib" => 1 << 20,
-            "g" | "gb" => 1_000_000_000,
-            "gib" => 1 << 30,
-            "t" | "tb" => 1_000_000_000_000,
-            "tib" => 1 << 40,
-            _ => return None,
-        };
-        (num >= 0.0).then_some(ByteSize((num * mult as f64) as u64))
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NumberOrText::deserialize(d)? {
-            NumberOrText::Int(n) => Ok(ByteSize(n)),
-            NumberOrText::Text(s) => ByteSize::parse(&s).ok_or_else(|| {
-                serde::de::Error::custom(format!("'{s}' is not a size (try 1MiB, 20MB, 512KiB)"))
-            }),
-        }
-    }
-}
-
-/// A duration, written as `"10s"`, `"500ms"`, `"5m"`, `"12h"`, `"90d"` (or seconds as a number).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Duration(pub std::time::Duration);
-
-impl Duration {
-    pub fn parse(s: &str) -> Option<Duration> {
-        let (num, unit) = number_and_unit(s)?;
-        let secs = match unit {
-            "ms" => num / 1000.0,
-            "" | "s" => num,
-            "m" => num * 60.0,
-            "h" => num * 3600.0,
-            "d" => num * 86_400.0,
-            "w" => num * 604_800.0,
-            _ => return None,
-        };
-        (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration(std::time::Duration::from_secs_f64(secs)))
-    }
-}
-
-impl Serialize for Duration {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let d = self.0;
-        if d.subsec_millis() != 0 {
-            s.serialize_str(&format!("{}ms", d.as_millis()))
-        } else {
-            s.serialize_str(&format!("{}s", d.as_secs()))
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NumberOrText::deserialize(d)? {
-            NumberOrText::Int(n) => Ok(Duration(std::time::Duration::from_secs(n))),
-            NumberOrText::Text(s) => Duration::parse(&s).ok_or_else(|| {
-                serde::de::Error::custom(format!("'{s}' is not a duration (try 10s, 5m, 12h, 90d)"))
-            }),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -148,7 +55,7 @@ pub struct TailSource {
     #[serde(default = "default_project")]
     pub project: String,
     #[serde(default)]
-    pub format: crate::tail::parse::Format,
+    pub format: LogFormat,
     #[serde(default)]
     pub environment: Option<String>,
     #[serde(default)]
@@ -460,12 +367,7 @@ impl Config {
         };
         for (var, key) in ENV_VARS {
             if let Some(value) = env(var) {
-                config
-                    .set(key, value)
-                    .map_err(|cause| ConfigError::Invalid {
-                        key: format!("{key} (from {var})"),
-                        cause,
-                    })?;
+                config.set(var, key, value)?;
             }
         }
         if let Some(d) = &overrides.data_dir {
@@ -492,11 +394,16 @@ impl Config {
         })
     }
 
-    fn set(&mut self, key: &str, value: String) -> Result<(), String> {
+    /// Sets `key` from the environment variable `var`.
+    fn set(&mut self, var: &str, key: &str, value: String) -> Result<(), ConfigError> {
+        let bad = |cause: String| ConfigError::Invalid {
+            key: format!("{key} (from {var})"),
+            cause,
+        };
         let count = |v: &str| {
             v.trim()
                 .parse::<u64>()
-                .map_err(|_| format!("'{v}' is not a whole number"))
+                .map_err(|_| bad(format!("'{v}' is not a whole number")))
         };
         match key {
             "data_dir" => self.data_dir = PathBuf::from(value),
@@ -507,8 +414,9 @@ impl Config {
             "smtp_url" => self.smtp_url = value,
             "mail_from" => self.mail_from = value,
             "retention.max_age" => {
-                self.retention.max_age = Duration::parse(&value)
-                    .ok_or_else(|| format!("'{value}' is not a duration (try 90d, 12h, 30s)"))?;
+                self.retention.max_age = Duration::parse(&value).ok_or_else(|| {
+                    bad(format!("'{value}' is not a duration (try 90d, 12h, 30s)"))
+                })?;
             }
             "retention.max_events_per_project" => {
                 self.retention.max_events_per_project = count(&value)?
@@ -518,23 +426,23 @@ impl Config {
             }
             "retention.min_free_disk" => {
                 self.retention.min_free_disk = ByteSize::parse(&value)
-                    .ok_or_else(|| format!("'{value}' is not a size (try 500MB, 1GiB)"))?;
+                    .ok_or_else(|| bad(format!("'{value}' is not a size (try 500MB, 1GiB)")))?;
             }
             "forward.max_pending_age" => {
                 self.forward.max_pending_age = Duration::parse(&value)
-                    .ok_or_else(|| format!("'{value}' is not a duration (try 7d, 12h)"))?;
+                    .ok_or_else(|| bad(format!("'{value}' is not a duration (try 7d, 12h)")))?;
             }
             "forward.keep_local" => {
                 self.forward.keep_local = match value.trim() {
                     "true" | "1" | "yes" => true,
                     "false" | "0" | "no" => false,
-                    other => return Err(format!("'{other}' is not true or false")),
+                    other => return Err(bad(format!("'{other}' is not true or false"))),
                 }
             }
             "forward.ca_file" => self.forward.ca_file = PathBuf::from(value),
             "retention.max_disk" => {
                 self.retention.max_disk = ByteSize::parse(&value)
-                    .ok_or_else(|| format!("'{value}' is not a size (try 5GB, 500MB)"))?;
+                    .ok_or_else(|| bad(format!("'{value}' is not a size (try 5GB, 500MB)")))?;
             }
             _ => {}
         }
@@ -580,8 +488,7 @@ impl Config {
             ));
         }
         if !self.smtp_url.is_empty() {
-            crate::alert::mail::SmtpUrl::parse(&self.smtp_url)
-                .map_err(|e| invalid("smtp_url", e.to_string()))?;
+            SmtpUrl::parse(&self.smtp_url)?;
         }
         if !self.mail_from.contains('@') {
             return Err(invalid(
@@ -623,179 +530,7 @@ impl Config {
 }
 
 /// The file `picket init` writes: every key, commented out at its default, with what it does.
-pub const TEMPLATE: &str = r#"# picket configuration.
-#
-# Every key is shown at its default, commented out. Precedence: these defaults < this file
-# < environment variables (PICKET_*) < command-line flags. Unknown keys stop startup.
-
-# Where the data file (picket.redb) and the control socket live. Env: PICKET_DATA_DIR.
-# data_dir = "./picket-data"
-
-# Address for HTTP intake, the web UI and /health. Env: PICKET_HTTP_ADDR.
-# http_addr = "127.0.0.1:9000"
-
-# Address for legacy raven UDP datagrams; "" disables it. Env: PICKET_UDP_ADDR.
-# udp_addr = "127.0.0.1:9001"
-
-# The URL users and SDKs reach picket at; DSNs and links are built from it.
-# Empty means http://<http_addr>. Env: PICKET_BASE_URL.
-# base_url = ""
-
-# Log filter: error, warn, info, debug, trace, or per module ("info,picket::intake=debug").
-# Env: PICKET_LOG.
-# log = "info"
-
-# How long a stop (SIGTERM/SIGINT) waits for requests in flight and the queue to drain.
-# shutdown_timeout = "10s"
-
-# Alert mail. One URL: smtp://host:port (plain), smtp+starttls://user:pass@host:587,
-# smtps://user:pass@host:465. Empty: no mail (alerts still go to webhooks).
-# Env: PICKET_SMTP_URL.
-# smtp_url = ""
-# The sender of alert mail. Env: PICKET_MAIL_FROM.
-# mail_from = "picket@localhost"
-
-# Log files the server itself ships into a project, as `picket tail` would (positions kept in
-# the data file). One [[tail]] section per file:
-##   [[tail]]
-##   path = "/var/log/php/error.log"
-##   project = "default"          # slug or id
-##   format = "auto"              # auto, php or php-fpm
-##   environment = "production"   # optional; release too
-# tail = []
-
-[limits]
-# All request headers together. Larger: 431.
-# max_header_size = "64KiB"
-
-# A /store/ request body as it arrives on the wire (compressed). Larger: 413.
-# max_store_body_size = "1MiB"
-
-# An /envelope/ request body as it arrives on the wire (compressed). Larger: 413.
-# max_envelope_body_size = "20MiB"
-
-# An envelope after decompression. Larger: 413.
-# max_envelope_size = "100MiB"
-
-# Items in one envelope. More: 413.
-# max_envelope_items = 1000
-
-# One event after decompression (a store body, or an envelope's event item). Larger: 413.
-# max_event_size = "1MiB"
-
-# Deepest nesting of JSON arrays and objects in an event. Deeper: 413.
-# max_json_depth = 64
-
-# Tags kept per event; the rest are dropped and the event is marked truncated.
-# max_tags = 200
-
-# Frames kept per stack trace, half the outermost and half the innermost; marked truncated.
-# max_frames = 250
-
-# Breadcrumbs kept per event, the latest; marked truncated.
-# max_breadcrumbs = 100
-
-# Longest string kept anywhere in an event, in bytes; longer ones are cut and marked.
-# max_string_length = 16384
-
-# Longest tag key or value, in bytes.
-# max_tag_length = 200
-
-# Connections served at once; further ones wait until a slot frees up.
-# max_connections = 1024
-
-# Time a client has to send a request's headers (slowloris protection).
-# header_read_timeout = "10s"
-
-# An idle keep-alive connection is closed after this.
-# idle_timeout = "75s"
-
-[pipeline]
-# Events waiting for the writer; when it is full intake answers 503 with Retry-After.
-# queue_capacity = 10000
-
-# Most events committed to disk in one transaction (group commit).
-# batch_max = 512
-
-# Issues the writer keeps in memory by fingerprint, so known issues cost no reads.
-# issue_cache = 10000
-
-# Save the file's allocator state with every commit, so that reopening after a crash (kill -9,
-# power loss) takes moments instead of a walk over the whole file. Costs a little per commit.
-# quick_repair = true
-
-[rate_limits]
-# Events per minute each client key may send (0: no limit), with a burst (0: the same as the
-# per-minute figure). Over it: 429 with Retry-After and X-Sentry-Rate-Limits, which SDKs obey.
-# `picket key rate-limit KEY --per-minute N` gives one key its own limit.
-# per_key_per_minute = 0
-# per_key_burst = 0
-
-# Events per minute for the whole server, all keys together (0: no limit).
-# server_per_minute = 0
-# server_burst = 0
-
-[retention]
-# Events older than this (by receive time) are deleted. Env: PICKET_RETENTION_MAX_AGE.
-# max_age = "90d"
-
-# Stored events per project; past it the least relevant events are evicted (the largest issues
-# are thinned first, an issue's first and latest events are always kept; counts never change).
-# Env: PICKET_RETENTION_MAX_EVENTS_PER_PROJECT.
-# max_events_per_project = 100000
-
-# Stored events per issue, so one flood cannot push out every other issue's history.
-# Env: PICKET_RETENTION_MAX_EVENTS_PER_ISSUE.
-# max_events_per_issue = 10000
-
-# When the filesystem holding the data file has less free space than this, intake refuses new
-# events before reading them (429 with Retry-After) instead of failing half-way.
-# Env: PICKET_RETENTION_MIN_FREE_DISK.
-# min_free_disk = "100MB"
-
-# A size budget for the whole data file ("5GB", "500MB"; 0: none). The file stops growing
-# before it would cross the budget: from then on the least relevant events are evicted to make
-# room, as for the count caps. Env: PICKET_RETENTION_MAX_DISK.
-# max_disk = 0
-
-[forward]
-# Store-and-forward: `picket project forward PROJECT DSN` makes a project send every accepted
-# event on to an upstream Sentry-compatible server, from a durable outbox in the data file.
-# Entries not delivered after this long are dropped and counted. Env: PICKET_FORWARD_MAX_PENDING_AGE.
-# max_pending_age = "7d"
-# Keep forwarded events here too; false keeps each only until upstream has it (a lean edge box).
-# Env: PICKET_FORWARD_KEEP_LOCAL.
-# keep_local = true
-# PEM file of extra certificates to trust for https upstreams (a private CA), beside the
-# system's roots. Env: PICKET_FORWARD_CA_FILE.
-# ca_file = ""
-# How long one request upstream may take.
-# timeout = "30s"
-# Requests in flight to each upstream at once.
-# concurrency = 4
-
-[alerts]
-# How long one SMTP conversation may take.
-# smtp_timeout = "30s"
-# How long an alert is retried while SMTP or a webhook is down, then given up (and logged).
-# retry_for = "24h"
-# At most one alert per issue per rule within this.
-# throttle = "1h"
-# Mails per hour for the whole server; past it, alerts wait for one digest mail.
-# max_mails_per_hour = 100
-# How long one webhook call may take.
-# webhook_timeout = "10s"
-# Let webhooks call loopback, private and link-local addresses (refused by default).
-# allow_private_webhooks = false
-
-[metrics]
-# Serve GET /metrics in the Prometheus text format.
-# enabled = false
-
-# Bearer token scrapers must send (Authorization: Bearer ...); required when http_addr is
-# not a loopback address.
-# token = ""
-"#;
+pub const TEMPLATE: &str = include_str!("picket.toml");
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,103 @@
+//! The janitor: a worker of the server that deletes events older than `retention.max_age`, a
+//! few thousand per write transaction through the writer's queue so intake never waits long.
+//! An issue's first and latest events are kept, and counts users see do not change; only
+//! `stored` goes down.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::time::Duration;
+
+use redb::WriteTransaction;
+use tokio::sync::watch;
+
+use crate::pipeline::Queue;
+use crate::store::StoreError;
+use crate::store::issues::Issue;
+use crate::store::tables::Tables;
+
+/// Deletes events older than `max_age`, every few seconds, until stopped.
+pub async fn run(
+    queue: Queue,
+    max_age: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval(max_age)) => {}
+            _ = crate::supervisor::stopped(&mut stop) => return Ok(()),
+        }
+        let queue = queue.clone();
+        let swept = tokio::task::spawn_blocking(move || sweep(&queue, max_age))
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
+        if swept > 0 {
+            tracing::info!("retention: deleted {swept} events older than {max_age:?}");
+        }
+    }
+}
+
+/// Deletes up to `limit` events that arrived before `cutoff` (Unix seconds), starting at
+/// arrival sequence `from`. Returns the events deleted and where to go on, or `None` when the
+/// scan reached events newer than the cutoff.
+pub fn expire(
+    txn: &WriteTransaction,
+    cutoff: u64,
+    from: u64,
+    limit: usize,
+) -> Result<(u64, Option<u64>), StoreError> {
+    let mut rows = Tables::open(txn)?;
+    let old = rows.arrived_before(cutoff, from, limit)?;
+    let next = (old.len() == limit).then(|| old.last().map_or(from, |(seq, _)| seq + 1));
+    let mut issues: HashMap<(u64, u64), Issue> = HashMap::new();
+    let mut projects: HashMap<u64, u64> = HashMap::new();
+    let mut deleted = 0;
+    for (seq, arrival) in old {
+        let issue = match issues.entry((arrival.project, arrival.issue)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => match rows.issue(arrival.project, arrival.issue)? {
+                Some(issue) => e.insert(issue),
+                None => continue,
+            },
+        };
+        if arrival.id == issue.first_event || arrival.id == issue.last_event {
+            continue;
+        }
+        rows.delete_event(arrival.project, arrival.issue, seq, &arrival.id)?;
+        issue.stored = issue.stored.saturating_sub(1);
+        *projects.entry(arrival.project).or_default() += 1;
+        deleted += 1;
+    }
+    for issue in issues.values() {
+        rows.put_issue(issue)?;
+    }
+    for (id, n) in projects {
+        if let Some(mut project) = rows.project(id)? {
+            project.stored = project.stored.saturating_sub(n);
+            rows.put_project(&project)?;
+        }
+    }
+    Ok((deleted, next))
+}
+
+/// Rows the janitor deletes per write transaction, so the writer is never held for long.
+const EXPIRE_CHUNK: usize = 5_000;
+
+/// How often the janitor looks: a quarter of `max_age`, between 1 s and 60 s.
+fn interval(max_age: Duration) -> Duration {
+    (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// One pass: deletes everything older than `max_age`. Blocking.
+pub fn sweep(queue: &Queue, max_age: Duration) -> Result<u64, StoreError> {
+    let cutoff = (crate::time::now() - max_age.as_secs_f64()).max(0.0) as u64;
+    let mut from = 0;
+    let mut total = 0;
+    loop {
+        let (deleted, next) = queue.write(move |txn| expire(txn, cutoff, from, EXPIRE_CHUNK))?;
+        total += deleted;
+        match next {
+            Some(n) => from = n,
+            None => return Ok(total),
+        }
+    }
+}
