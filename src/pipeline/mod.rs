@@ -4,6 +4,7 @@
 //! their writes through the same queue, so the writer's caches never go stale.
 
 mod cache;
+mod changes;
 pub mod eviction;
 mod writer;
 

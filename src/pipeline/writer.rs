@@ -12,6 +12,7 @@ use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::cache::IssueCache;
+use super::changes::BatchChanges;
 use super::{Ack, Arrival, Job, Jobs, Stats};
 use crate::store::StoreError;
 use crate::store::issues::{Issue, Status};
@@ -177,148 +178,106 @@ impl Writer {
         batch: &[&Arrival],
     ) -> Result<(Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
         let txn = self.begin()?;
-        let mut touched: HashMap<(u64, [u8; 16]), Issue> = HashMap::new();
-        let mut projects: HashMap<u64, Project> = HashMap::new();
-        let mut hours: HashMap<(u64, u64, u64), u64> = HashMap::new();
-        let mut tags: HashMap<(u64, u64, &str, &str), u64> = HashMap::new();
+        let mut changes = BatchChanges::default();
         let mut acks = Vec::with_capacity(batch.len());
-        let mut forwards = Vec::new();
-        let mut alerts = Vec::new();
-        {
-            let mut rows = Tables::open(&txn)?;
-            let mut seq = rows.seq()?;
-            for arrival in batch {
-                if rows.event_exists(arrival.project, &arrival.event_id)? {
-                    acks.push(Ack::Duplicate);
-                    continue;
+        let mut rows = Tables::open(&txn)?;
+        let mut seq = rows.seq()?;
+        for &arrival in batch {
+            if rows.event_exists(arrival.project, &arrival.event_id)? {
+                acks.push(Ack::Duplicate);
+                continue;
+            }
+            let hash = arrival.grouping.hash;
+            let project = match changes.projects.entry(arrival.project) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(rows.project(arrival.project)?.ok_or_else(|| {
+                    StoreError::NotFound(format!("project {} is gone", arrival.project))
+                })?),
+            };
+            project.stored += 1;
+            let issue = match changes.issues.entry((arrival.project, hash)) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(slot) => {
+                    let known = match self.cache.get(arrival.project, &hash) {
+                        Some(issue) => Some(issue),
+                        None => rows.issue_by_hash(arrival.project, &hash)?,
+                    };
+                    let issue = match known {
+                        Some(issue) => issue,
+                        None => {
+                            let id = project.next_issue.max(1);
+                            project.next_issue = id + 1;
+                            rows.link_hash(arrival.project, &hash, id)?;
+                            new_issue(arrival, id)
+                        }
+                    };
+                    slot.insert(issue)
                 }
-                let hash = arrival.grouping.hash;
-                let project = match projects.entry(arrival.project) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => {
-                        e.insert(rows.project(arrival.project)?.ok_or_else(|| {
-                            StoreError::NotFound(format!("project {} is gone", arrival.project))
-                        })?)
-                    }
-                };
-                project.stored += 1;
-                let issue = match touched.entry((arrival.project, hash)) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(slot) => {
-                        let known = match self.cache.get(arrival.project, &hash) {
-                            Some(issue) => Some(issue),
-                            None => rows.issue_by_hash(arrival.project, &hash)?,
-                        };
-                        let issue = match known {
-                            Some(issue) => issue,
-                            None => {
-                                let id = project.next_issue.max(1);
-                                project.next_issue = id + 1;
-                                rows.link_hash(arrival.project, &hash, id)?;
-                                new_issue(arrival, id)
-                            }
-                        };
-                        slot.insert(issue)
-                    }
-                };
-                seq += 1;
-                let (before, first) = (issue.status, issue.count == 0);
-                record(issue, arrival);
-                let fired = crate::alert::rules::evaluate(
-                    &project.alerts,
-                    before,
-                    first,
-                    issue,
-                    arrival.facts.received,
-                    &mut self.windows,
-                    self.config.alert_throttle,
-                );
-                let targets = self.config.alert_mail || !project.alerts.webhooks.is_empty();
-                for t in fired.into_iter().filter(|_| targets) {
-                    alerts.push(crate::store::alerts::Alert {
-                        project: arrival.project,
-                        issue: issue.id,
-                        rule: t.rule,
-                        event_id: arrival.event_id,
-                        created: arrival.facts.received,
-                        detail: t.detail,
-                        mail: self.config.alert_mail,
-                        webhooks: project
-                            .alerts
-                            .webhooks
-                            .iter()
-                            .map(|h| h.url.clone())
-                            .collect(),
-                        held: false,
-                    });
-                }
-                rows.insert_event(
-                    arrival.project,
-                    issue.id,
+            };
+            seq += 1;
+            let (before, first) = (issue.status, issue.count == 0);
+            record(issue, arrival);
+            let fired = crate::alert::rules::evaluate(
+                &project.alerts,
+                before,
+                first,
+                issue,
+                arrival.facts.received,
+                &mut self.windows,
+                self.config.alert_throttle,
+            );
+            let targets = self.config.alert_mail || !project.alerts.webhooks.is_empty();
+            for t in fired.into_iter().filter(|_| targets) {
+                changes.alerts.push(crate::store::alerts::Alert {
+                    project: arrival.project,
+                    issue: issue.id,
+                    rule: t.rule,
+                    event_id: arrival.event_id,
+                    created: arrival.facts.received,
+                    detail: t.detail,
+                    mail: self.config.alert_mail,
+                    webhooks: project
+                        .alerts
+                        .webhooks
+                        .iter()
+                        .map(|h| h.url.clone())
+                        .collect(),
+                    held: false,
+                });
+            }
+            rows.insert_event(
+                arrival.project,
+                issue.id,
+                seq,
+                &arrival.event_id,
+                &arrival.encoded,
+            )?;
+            if project.forward_to.is_some() {
+                changes.forwards.push(crate::store::outbox::OutboxEntry {
+                    project: arrival.project,
                     seq,
-                    &arrival.event_id,
-                    &arrival.encoded,
-                )?;
-                if project.forward_to.is_some() {
-                    forwards.push(crate::store::outbox::OutboxEntry {
-                        project: arrival.project,
-                        seq,
-                        event_id: arrival.event_id,
-                        queued: arrival.facts.received,
-                    });
-                }
-                let hour = (arrival.facts.received / 3600.0) as u64;
-                *hours.entry((arrival.project, issue.id, hour)).or_default() += 1;
-                for (k, v) in &arrival.facts.tags {
-                    *tags.entry((arrival.project, issue.id, k, v)).or_default() += 1;
-                }
-                acks.push(Ack::Stored);
+                    event_id: arrival.event_id,
+                    queued: arrival.facts.received,
+                });
             }
-            let evicted = super::eviction::enforce_caps(
+            let issue = issue.id;
+            changes.count(issue, arrival);
+            acks.push(Ack::Stored);
+        }
+        let evicted =
+            super::eviction::enforce_caps(
                 &mut rows,
-                &mut touched,
-                &mut projects,
+                &mut changes.issues,
+                &mut changes.projects,
                 self.config.caps,
-            )? + self.keep_disk_budget(&mut rows, &mut touched, &mut projects)?;
-            if evicted > 0 {
-                tracing::debug!("retention: evicted {evicted} events over the caps");
-            }
-            for project in projects.values() {
-                rows.put_project(project)?;
-            }
-            for issue in touched.values() {
-                rows.put_issue(issue)?;
-            }
-            let mut project_hours: HashMap<(u64, u64), u64> = HashMap::new();
-            for ((project, issue, hour), n) in hours {
-                rows.add_hourly(project, issue, hour, n)?;
-                *project_hours.entry((project, hour)).or_default() += n;
-            }
-            for ((project, hour), n) in project_hours {
-                rows.add_project_hourly(&txn, project, hour, n)?;
-            }
-            for ((project, issue, k, v), n) in tags {
-                rows.add_tag(project, issue, k, v, n)?;
-            }
-            rows.set_seq(seq)?;
+            )? + self.keep_disk_budget(&mut rows, &mut changes.issues, &mut changes.projects)?;
+        if evicted > 0 {
+            tracing::debug!("retention: evicted {evicted} events over the caps");
         }
-        if !forwards.is_empty() {
-            crate::store::outbox::Outbox::open(&txn)?.push(&forwards)?;
-        }
-        if !alerts.is_empty() {
-            let mut outbox = crate::store::alerts::AlertOutbox::open(&txn)?;
-            for alert in &alerts {
-                outbox.push(alert)?;
-            }
-        }
+        rows.set_seq(seq)?;
+        let committed = changes.write(rows, &txn)?;
         txn.commit()?;
-        Ok((
-            acks,
-            touched
-                .into_iter()
-                .map(|((_, hash), issue)| (hash, issue))
-                .collect(),
-        ))
+        Ok((acks, committed))
     }
 
     /// Evicts events when the file has no room left within `retention.max_disk`.

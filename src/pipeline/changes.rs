@@ -1,0 +1,85 @@
+//! What one batch changes besides the event rows: the projects and issues it touched (read
+//! once, changed in memory, written once), its hourly and tag counts summed per key, and the
+//! forwards and alerts it queues. The writer fills one [`BatchChanges`] per transaction, lets
+//! eviction adjust it, and writes it just before the commit.
+
+use std::collections::HashMap;
+
+use redb::WriteTransaction;
+
+use super::Arrival;
+use crate::store::StoreError;
+use crate::store::alerts::{Alert, AlertOutbox};
+use crate::store::issues::Issue;
+use crate::store::outbox::{Outbox, OutboxEntry};
+use crate::store::projects::Project;
+use crate::store::tables::Tables;
+
+#[derive(Default)]
+pub(super) struct BatchChanges<'a> {
+    /// Projects by id.
+    pub projects: HashMap<u64, Project>,
+    /// Issues by project and grouping hash.
+    pub issues: HashMap<(u64, [u8; 16]), Issue>,
+    /// Events per (project, issue, hour).
+    hours: HashMap<(u64, u64, u64), u64>,
+    /// Events per (project, issue, tag key, tag value).
+    tags: HashMap<(u64, u64, &'a str, &'a str), u64>,
+    pub forwards: Vec<OutboxEntry>,
+    pub alerts: Vec<Alert>,
+}
+
+impl<'a> BatchChanges<'a> {
+    /// Counts a stored event of `issue` in its hour and under each of its tags.
+    pub fn count(&mut self, issue: u64, arrival: &'a Arrival) {
+        let hour = (arrival.facts.received / 3600.0) as u64;
+        *self
+            .hours
+            .entry((arrival.project, issue, hour))
+            .or_default() += 1;
+        for (k, v) in &arrival.facts.tags {
+            *self.tags.entry((arrival.project, issue, k, v)).or_default() += 1;
+        }
+    }
+
+    /// Writes every change into the batch's transaction. Returns the issues as written, by
+    /// grouping hash, for the writer's cache.
+    pub fn write(
+        self,
+        mut rows: Tables<'_>,
+        txn: &WriteTransaction,
+    ) -> Result<Vec<([u8; 16], Issue)>, StoreError> {
+        for project in self.projects.values() {
+            rows.put_project(project)?;
+        }
+        for issue in self.issues.values() {
+            rows.put_issue(issue)?;
+        }
+        let mut project_hours: HashMap<(u64, u64), u64> = HashMap::new();
+        for ((project, issue, hour), n) in self.hours {
+            rows.add_hourly(project, issue, hour, n)?;
+            *project_hours.entry((project, hour)).or_default() += n;
+        }
+        for ((project, hour), n) in project_hours {
+            rows.add_project_hourly(txn, project, hour, n)?;
+        }
+        for ((project, issue, k, v), n) in self.tags {
+            rows.add_tag(project, issue, k, v, n)?;
+        }
+        drop(rows);
+        if !self.forwards.is_empty() {
+            Outbox::open(txn)?.push(&self.forwards)?;
+        }
+        if !self.alerts.is_empty() {
+            let mut outbox = AlertOutbox::open(txn)?;
+            for alert in &self.alerts {
+                outbox.push(alert)?;
+            }
+        }
+        Ok(self
+            .issues
+            .into_iter()
+            .map(|((_, hash), issue)| (hash, issue))
+            .collect())
+    }
+}
