@@ -167,9 +167,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { json } => {
             let config = load_config(&cli, None)?;
-            let request = manage::Request::from(manage::status::Status);
-            let answer = manage::socket::ask_server(&config.data_dir, &request, &|_, _| {})
-                .ok_or_else(|| {
+            let answer =
+                manage::socket::ask_server(&config.data_dir, manage::status::Status, &|_, _| {})
+                    .ok_or_else(|| {
                     anyhow!(
                         "no picket server is running on {}",
                         config.data_dir.display()

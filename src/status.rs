@@ -1,15 +1,66 @@
 //! What a running server reports about itself: the JSON of `picket status` and the same
 //! figures in the Prometheus text exposition format for `GET /metrics`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::AlertReport;
+use crate::forward::ForwardReport;
 
 use crate::intake::http::Intake;
 use crate::supervisor::Workers;
+
+/// What `picket status --json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub pid: u32,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub http_addr: String,
+    pub udp_addr: Option<String>,
+    pub workers: Vec<WorkerReport>,
+    pub queue_depth: u64,
+    pub events: EventFigures,
+    /// Requests refused since start, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// UDP datagrams dropped since start, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Envelope items accepted but not kept, by item type.
+    pub items_dropped: BTreeMap<String, u64>,
+    /// Per forwarding project, by slug.
+    pub forward: BTreeMap<String, ForwardReport>,
+    pub alerts: AlertReport,
+}
+
+/// A supervised worker: `running`, `restarting` or `stopped`, its restarts and why it last
+/// failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub name: String,
+    pub state: String,
+    pub restarts: u64,
+    pub last_error: Option<String>,
+}
+
+/// Events since start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventFigures {
+    pub accepted: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub batches: u64,
+    /// The stored events the file has room for within `retention.max_disk`, or none while it
+    /// may still grow.
+    pub disk_cap: Option<u64>,
+    /// The dictionary new events are compressed with (hex id), none until the store has
+    /// enough events to train one.
+    pub dictionary: Option<String>,
+}
 
 /// The running server's moving parts, as status needs them.
 pub struct Live {
@@ -29,43 +80,51 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn snapshot(&self) -> Value {
+    pub fn snapshot(&self) -> StatusReport {
         let stats = self.intake.queue.stats();
         let counters = &self.intake.counters;
-        json!({
-            "pid": self.pid,
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_seconds": self.started.elapsed().as_secs(),
-            "http_addr": self.http_addr,
-            "udp_addr": self.udp_addr,
-            "workers": self.workers.snapshot().into_iter().map(|(name, w)| json!({
-                "name": name,
-                "state": w.state,
-                "restarts": w.restarts,
-                "last_error": w.last_error,
-            })).collect::<Vec<_>>(),
-            "queue_depth": stats.queued.load(Ordering::Relaxed),
-            "events": {
-                "accepted": counters.events_accepted.load(Ordering::Relaxed),
-                "stored": stats.stored.load(Ordering::Relaxed),
-                "duplicates": stats.duplicates.load(Ordering::Relaxed),
-                "batches": stats.batches.load(Ordering::Relaxed),
-                // The stored events the file has room for within retention.max_disk, or null
-                // while it may still grow.
-                "disk_cap": match stats.disk_cap.load(Ordering::Relaxed) {
+        let names = |map: BTreeMap<&'static str, u64>| {
+            map.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
+        StatusReport {
+            pid: self.pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            http_addr: self.http_addr.clone(),
+            udp_addr: self.udp_addr.clone(),
+            workers: self
+                .workers
+                .snapshot()
+                .into_iter()
+                .map(|(name, w)| WorkerReport {
+                    name: name.to_string(),
+                    state: w.state.to_string(),
+                    restarts: w.restarts,
+                    last_error: w.last_error,
+                })
+                .collect(),
+            queue_depth: stats.queued.load(Ordering::Relaxed),
+            events: EventFigures {
+                accepted: counters.events_accepted.load(Ordering::Relaxed),
+                stored: stats.stored.load(Ordering::Relaxed),
+                duplicates: stats.duplicates.load(Ordering::Relaxed),
+                batches: stats.batches.load(Ordering::Relaxed),
+                disk_cap: match stats.disk_cap.load(Ordering::Relaxed) {
                     0 => None,
                     n => Some(n),
                 },
-                // The dictionary new events are compressed with (hex id), null until the store
-                // has enough events to train one.
-                "dictionary": self.intake.codec.current().map(|d| format!("{:016x}", d.id)),
+                dictionary: self
+                    .intake
+                    .codec
+                    .current()
+                    .map(|d| format!("{:016x}", d.id)),
             },
-            "rejected": counters.rejected(),
-            "dropped": counters.udp_dropped(),
-            "items_dropped": counters.dropped_items(),
-            "forward": self.forward.report(),
-            "alerts": self.alerts.report(&self.db, &self.mail),
-        })
+            rejected: names(counters.rejected()),
+            dropped: names(counters.udp_dropped()),
+            items_dropped: counters.dropped_items(),
+            forward: self.forward.report(),
+            alerts: self.alerts.report(&self.db, &self.mail),
+        }
     }
 
     pub fn prometheus(&self) -> String {
@@ -160,78 +219,74 @@ impl Live {
             ),
         );
         let forward = self.forward.report();
-        let per_project = |field: &str| -> Vec<(String, u64)> {
+        let per_project = |field: fn(&ForwardReport) -> u64| -> Vec<(String, u64)> {
             forward
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(slug, v)| (slug.clone(), v[field].as_u64().unwrap_or(0)))
-                        .collect()
-                })
-                .unwrap_or_default()
+                .iter()
+                .map(|(slug, f)| (slug.clone(), field(f)))
+                .collect()
         };
-        for (field, name, kind, help) in [
+        for (samples, name, kind, help) in [
             (
-                "pending",
+                per_project(|f| f.pending),
                 "picket_forward_pending",
                 "gauge",
                 "Events waiting to be forwarded upstream.",
             ),
             (
-                "delivered",
+                per_project(|f| f.delivered),
                 "picket_forward_delivered_total",
                 "counter",
                 "Events the upstream accepted.",
             ),
             (
-                "dead_letter",
+                per_project(|f| f.dead_letter),
                 "picket_forward_dead_letter",
                 "gauge",
                 "Events the upstream refused for good.",
             ),
             (
-                "dropped",
+                per_project(|f| f.dropped),
                 "picket_forward_dropped_total",
                 "counter",
                 "Events given up undelivered (too old, or deleted first).",
             ),
         ] {
-            metric(name, kind, help, labelled("project", per_project(field)));
+            metric(name, kind, help, labelled("project", samples));
         }
         let alerts = self.alerts.report(&self.db, &self.mail);
-        for (field, name, kind, help) in [
+        for (value, name, kind, help) in [
             (
-                "pending",
+                alerts.pending,
                 "picket_alerts_pending",
                 "gauge",
                 "Alerts waiting in the outbox.",
             ),
             (
-                "mails_sent",
+                alerts.mails_sent,
                 "picket_alert_mails_sent_total",
                 "counter",
                 "Alert mails sent since start.",
             ),
             (
-                "digests_sent",
+                alerts.digests_sent,
                 "picket_alert_digests_sent_total",
                 "counter",
                 "Digest mails of held-back alerts sent since start.",
             ),
             (
-                "webhooks_sent",
+                alerts.webhooks_sent,
                 "picket_alert_webhooks_sent_total",
                 "counter",
                 "Webhook calls answered 2xx since start.",
             ),
             (
-                "failed",
+                alerts.failed,
                 "picket_alerts_failed_total",
                 "counter",
                 "Alerts given up since start.",
             ),
         ] {
-            metric(name, kind, help, one(alerts[field].as_u64().unwrap_or(0)));
+            metric(name, kind, help, one(value));
         }
         metric(
             "picket_uptime_seconds",

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::config::Config;
 use crate::event::Event;
@@ -89,23 +90,36 @@ impl State {
     }
 
     /// `picket status`'s `alerts` object.
-    pub fn report(&self, db: &Database, mail: &str) -> Value {
+    pub fn report(&self, db: &Database, mail: &str) -> AlertReport {
         let pending = (|| -> Result<u64, StoreError> {
             use redb::ReadableTableMetadata;
             let txn = db.begin_read()?;
             Ok(txn.open_table(ALERT_OUTBOX)?.len()?)
         })()
         .unwrap_or(0);
-        json!({
-            "mail": mail,
-            "pending": pending,
-            "mails_sent": self.mails_sent.load(Ordering::Relaxed),
-            "digests_sent": self.digests_sent.load(Ordering::Relaxed),
-            "webhooks_sent": self.webhooks_sent.load(Ordering::Relaxed),
-            "failed": self.failed.load(Ordering::Relaxed),
-            "last_error": self.backoffs().last_error,
-        })
+        AlertReport {
+            mail: mail.to_string(),
+            pending,
+            mails_sent: self.mails_sent.load(Ordering::Relaxed),
+            digests_sent: self.digests_sent.load(Ordering::Relaxed),
+            webhooks_sent: self.webhooks_sent.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            last_error: self.backoffs().last_error.clone(),
+        }
     }
+}
+
+/// The alerter's figures in `picket status`: whether mail is on, alerts waiting, what was
+/// sent and given up since start, and the last failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertReport {
+    pub mail: String,
+    pub pending: u64,
+    pub mails_sent: u64,
+    pub digests_sent: u64,
+    pub webhooks_sent: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
 }
 
 /// What `picket status` says about mail: "on (host:port)" or why it is off.

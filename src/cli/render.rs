@@ -11,6 +11,7 @@ use crate::manage::issues::{EventSummary, IssueDeleted, IssueView};
 use crate::manage::keys::KeyView;
 use crate::manage::members::Members;
 use crate::manage::projects::{ProjectDeleted, ProjectView};
+use crate::status::StatusReport;
 use crate::store::backup::{BackupSummary, CheckReport};
 
 /// Prints an answer: pretty JSON with `--json`, else its text.
@@ -276,73 +277,71 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// `picket status`: the snapshot's figures in a few lines, then the workers.
-pub fn status(v: &Value) -> String {
+/// `picket status`: the report's figures in a few lines, then the workers.
+pub fn status(r: &StatusReport) -> String {
     let mut out = format!(
         "picket {} (pid {}), up {} s, queue depth {}\n",
-        text(&v["version"]),
-        v["pid"],
-        v["uptime_seconds"],
-        v["queue_depth"]
+        r.version, r.pid, r.uptime_seconds, r.queue_depth
     );
+    let e = &r.events;
     out += &format!(
         "events: {} accepted, {} stored, {} duplicates\n",
-        v["events"]["accepted"], v["events"]["stored"], v["events"]["duplicates"]
+        e.accepted, e.stored, e.duplicates
     );
-    for (title, key) in [
-        ("rejected", "rejected"),
-        ("UDP dropped", "dropped"),
-        ("items dropped", "items_dropped"),
+    for (title, map) in [
+        ("rejected", &r.rejected),
+        ("UDP dropped", &r.dropped),
+        ("items dropped", &r.items_dropped),
     ] {
-        if let Some(map) = v[key].as_object().filter(|m| !m.is_empty()) {
+        if !map.is_empty() {
             let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
             out += &format!("{title}: {}\n", parts.join(", "));
         }
     }
-    let a = &v["alerts"];
-    out += &format!(
-        "alerts: mail {}, {} pending, {} mails and {} webhook calls sent, {} given up{}\n",
-        text(&a["mail"]),
-        a["pending"],
-        a["mails_sent"],
-        a["webhooks_sent"],
-        a["failed"],
-        a["last_error"]
-            .as_str()
+    let last_error = |e: &Option<String>| {
+        e.as_ref()
             .map(|e| format!(", last error: {e}"))
             .unwrap_or_default()
+    };
+    let a = &r.alerts;
+    out += &format!(
+        "alerts: mail {}, {} pending, {} mails and {} webhook calls sent, {} given up{}\n",
+        a.mail,
+        a.pending,
+        a.mails_sent,
+        a.webhooks_sent,
+        a.failed,
+        last_error(&a.last_error)
     );
-    if let Some(cap) = v["events"]["disk_cap"].as_u64() {
+    if let Some(cap) = e.disk_cap {
         out += &format!("disk budget: the file has room for {cap} events\n");
     }
-    for (slug, f) in v["forward"].as_object().into_iter().flatten() {
+    for (slug, f) in &r.forward {
         out += &format!(
             "forward {slug} → {}: {} pending, {} delivered, {} dead letters, {} dropped{}{}\n",
-            text(&f["upstream"]),
-            f["pending"],
-            f["delivered"],
-            f["dead_letter"],
-            f["dropped"],
-            f["paused_until"]
-                .as_str()
+            f.upstream,
+            f.pending,
+            f.delivered,
+            f.dead_letter,
+            f.dropped,
+            f.paused_until
+                .as_ref()
                 .map(|t| format!(", paused until {t}"))
                 .unwrap_or_default(),
-            f["last_error"]
-                .as_str()
-                .map(|e| format!(", last error: {e}"))
-                .unwrap_or_default(),
+            last_error(&f.last_error),
         );
     }
     out += "\n";
-    let workers = v["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let workers = r
+        .workers
+        .iter()
         .map(|w| {
-            ["name", "state", "restarts", "last_error"]
-                .iter()
-                .map(|c| text(&w[*c]))
-                .collect()
+            vec![
+                w.name.clone(),
+                w.state.clone(),
+                w.restarts.to_string(),
+                w.last_error.clone().unwrap_or_default(),
+            ]
         })
         .collect();
     out + &table(&["name", "state", "restarts", "last_error"], workers)

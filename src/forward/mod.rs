@@ -11,13 +11,14 @@
 //! few times; other refusals move it to the dead-letter list. Entries older than
 //! `forward.max_pending_age`, or whose event was deleted first, are dropped and counted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::config;
 use crate::ids::Dsn;
@@ -69,10 +70,9 @@ impl State {
         self.upstreams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Per forwarding project (by slug): `pending`, `delivered`, `dead_letter`, `dropped`,
-    /// `paused_until` and `last_error`, plus the upstream (without its secret).
-    pub fn report(&self) -> Value {
-        let mut out = serde_json::Map::new();
+    /// What each forwarding project (by slug) has pending, delivered, dead-lettered and
+    /// dropped, and whether its upstream (shown without its secret) is paused.
+    pub fn report(&self) -> BTreeMap<String, ForwardReport> {
         // One snapshot for the projects and their counters.
         let read = || -> Result<_, StoreError> {
             let txn = self.db.begin_read()?;
@@ -83,28 +83,41 @@ impl State {
                 .collect::<Result<Vec<_>, StoreError>>()
         };
         let Ok(projects) = read() else {
-            return Value::Object(out);
+            return BTreeMap::new();
         };
         let upstreams = self.upstreams();
-        for (c, project, dsn) in projects {
-            let up = upstreams.get(&project.id).cloned().unwrap_or_default();
-            out.insert(
-                project.slug.clone(),
-                json!({
-                    "upstream": dsn.public(),
-                    "pending": c.pending,
-                    "delivered": c.delivered,
-                    "dead_letter": c.dead_letter,
-                    "dropped": c.dropped,
-                    "paused_until": up.paused_until
+        projects
+            .into_iter()
+            .map(|(c, project, dsn)| {
+                let up = upstreams.get(&project.id).cloned().unwrap_or_default();
+                let report = ForwardReport {
+                    upstream: dsn.public(),
+                    pending: c.pending,
+                    delivered: c.delivered,
+                    dead_letter: c.dead_letter,
+                    dropped: c.dropped,
+                    paused_until: up
+                        .paused_until
                         .filter(|t| *t > crate::time::now())
                         .map(crate::time::rfc3339),
-                    "last_error": up.last_error,
-                }),
-            );
-        }
-        Value::Object(out)
+                    last_error: up.last_error,
+                };
+                (project.slug, report)
+            })
+            .collect()
     }
+}
+
+/// One forwarding project's figures in `picket status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardReport {
+    pub upstream: String,
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead_letter: u64,
+    pub dropped: u64,
+    pub paused_until: Option<String>,
+    pub last_error: Option<String>,
 }
 
 /// The projects that forward, with their parsed upstream DSN.

@@ -63,9 +63,8 @@ pub fn call<O: Operation>(
 ) -> Result<O::Answer, ManageError> {
     let deadline = Instant::now() + STARTING_SERVER_WAIT;
     loop {
-        if let Some(answer) = ask_server(&config.data_dir, &op.clone().into(), progress) {
-            return serde_json::from_value(answer?)
-                .map_err(|e| ManageError::Storage(format!("control socket: bad answer: {e}")));
+        if let Some(answer) = ask_server(&config.data_dir, op.clone(), progress) {
+            return answer;
         }
         match Handle::open_direct(config.clone()) {
             Ok(handle) => return handle.run_with_progress(&Actor::Operator, op, progress),
@@ -77,16 +76,17 @@ pub fn call<O: Operation>(
     }
 }
 
-/// Sends a request to a running server. `None` when no server listens on the socket.
-pub fn ask_server(
+/// Sends an operation to a running server. `None` when no server listens on the socket.
+pub fn ask_server<O: Operation>(
     data_dir: &Path,
-    request: &Request,
+    op: O,
     progress: Progress<'_>,
-) -> Option<Result<Value, ManageError>> {
+) -> Option<Result<O::Answer, ManageError>> {
+    let request: Request = op.into();
     let mut stream = UnixStream::connect(socket_path(data_dir)).ok()?;
     let broken =
         |e: std::io::Error| Some(Err(ManageError::Storage(format!("control socket: {e}"))));
-    let line = serde_json::to_string(request).ok()?;
+    let line = serde_json::to_string(&request).ok()?;
     if let Err(e) = stream
         .write_all(line.as_bytes())
         .and_then(|()| stream.write_all(b"\n"))
@@ -104,7 +104,11 @@ pub fn ask_server(
                 progress: Some((done, total)),
                 ..
             }) => progress(done, total),
-            Ok(Line { ok: Some(v), .. }) => return Some(Ok(v)),
+            Ok(Line { ok: Some(v), .. }) => {
+                return Some(serde_json::from_value(v).map_err(|e| {
+                    ManageError::Storage(format!("control socket: bad answer: {e}"))
+                }));
+            }
             Ok(Line { error: Some(e), .. }) => return Some(Err(e)),
             _ => {
                 return Some(Err(ManageError::Storage(

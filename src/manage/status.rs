@@ -2,9 +2,9 @@
 //! test builds, a way to make a worker panic to exercise supervision.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Actor, Handle, ManageError, Operation};
+use crate::status::StatusReport;
 use crate::store::backup::Progress;
 
 /// The running server's workers, queue and counters.
@@ -12,9 +12,13 @@ use crate::store::backup::Progress;
 pub struct Status;
 
 impl Operation for Status {
-    /// The snapshot documented under `picket status --json`.
-    type Answer = Value;
-    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<Value, ManageError> {
+    type Answer = StatusReport;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<StatusReport, ManageError> {
         actor.require_admin("see the server's status")?;
         match &h.live {
             Some(live) => Ok(live.snapshot()),
