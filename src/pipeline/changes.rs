@@ -1,6 +1,6 @@
 //! What one batch changes besides the event rows: the projects and issues it touched (read
-//! once, changed in memory, written once), its hourly and tag counts summed per key, and the
-//! forwards and alerts it queues. The writer fills one [`BatchChanges`] per transaction, lets
+//! once, changed in memory, written once), its hourly, tag and release counts summed per key,
+//! and the forwards and alerts it queues. The writer fills one [`BatchChanges`] per transaction, lets
 //! eviction adjust it, and writes it just before the commit.
 
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use crate::store::alerts::{Alert, AlertOutbox};
 use crate::store::issues::Issue;
 use crate::store::outbox::{Outbox, OutboxEntry};
 use crate::store::projects::Project;
+use crate::store::releases::{self, ReleaseStats};
 use crate::store::tables::Tables;
 
 #[derive(Default)]
@@ -25,13 +26,16 @@ pub(super) struct BatchChanges<'a> {
     hours: HashMap<(u64, u64, u64), u64>,
     /// Events per (project, issue, tag key, tag value).
     tags: HashMap<(u64, u64, &'a str, &'a str), u64>,
+    /// What the events said about each (project, release).
+    releases: HashMap<(u64, &'a str), ReleaseStats>,
     pub forwards: Vec<OutboxEntry>,
     pub alerts: Vec<Alert>,
 }
 
 impl<'a> BatchChanges<'a> {
-    /// Counts a stored event of `issue` in its hour and under each of its tags.
-    pub fn count(&mut self, issue: u64, arrival: &'a Arrival) {
+    /// Counts a stored event of `issue` in its hour, under each of its tags and in its
+    /// release (with whether it `opened` the issue).
+    pub fn count(&mut self, issue: u64, arrival: &'a Arrival, opened: bool) {
         let hour = (arrival.facts.received / 3600.0) as u64;
         *self
             .hours
@@ -39,6 +43,12 @@ impl<'a> BatchChanges<'a> {
             .or_default() += 1;
         for (k, v) in &arrival.facts.tags {
             *self.tags.entry((arrival.project, issue, k, v)).or_default() += 1;
+        }
+        if let Some(release) = &arrival.facts.release {
+            self.releases
+                .entry((arrival.project, release))
+                .or_default()
+                .count(arrival.facts.received, opened);
         }
     }
 
@@ -67,6 +77,9 @@ impl<'a> BatchChanges<'a> {
             rows.add_tag(project, issue, k, v, n)?;
         }
         drop(rows);
+        for ((project, version), seen) in &self.releases {
+            releases::record_seen(txn, *project, version, seen)?;
+        }
         if !self.forwards.is_empty() {
             Outbox::open(txn)?.push(&self.forwards)?;
         }

@@ -195,6 +195,7 @@ impl Writer {
                 })?),
             };
             project.stored += 1;
+            let mut opened = false;
             let issue = match changes.issues.entry((arrival.project, hash)) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(slot) => {
@@ -208,6 +209,7 @@ impl Writer {
                             let id = project.next_issue.max(1);
                             project.next_issue = id + 1;
                             rows.link_hash(arrival.project, &hash, id)?;
+                            opened = true;
                             new_issue(arrival, id)
                         }
                     };
@@ -261,7 +263,7 @@ impl Writer {
                 });
             }
             let issue = issue.id;
-            changes.count(issue, arrival);
+            changes.count(issue, arrival, opened);
             acks.push(Ack::Stored);
         }
         let evicted =
@@ -331,6 +333,7 @@ fn new_issue(arrival: &Arrival, id: u64) -> Issue {
         last_seen: ev.received,
         first_event: arrival.event_id,
         last_event: arrival.event_id,
+        first_release: ev.release.clone(),
         ..Default::default()
     }
 }
@@ -368,6 +371,10 @@ fn record(issue: &mut Issue, arrival: &Arrival) {
     }
     if let Some(release) = &ev.release {
         issue.remember_release(release);
+        match &mut issue.last_release {
+            Some(last) => replace(last, release),
+            None => issue.last_release = Some(release.clone()),
+        }
     }
     if let Some(environment) = &ev.environment {
         issue.remember_environment(environment);

@@ -54,6 +54,9 @@ pub struct Issue {
     pub users: Vec<u8>,
     pub releases: Vec<String>,
     pub environments: Vec<String>,
+    /// The release of the issue's first event, and of its latest one that named a release.
+    pub first_release: Option<String>,
+    pub last_release: Option<String>,
     pub first_event: EventId,
     pub last_event: EventId,
     /// Times the issue came back after being resolved.

@@ -14,8 +14,10 @@ pub mod issues;
 pub mod key_cache;
 pub mod outbox;
 pub mod projects;
+pub mod releases;
 pub mod sessions;
 pub mod tables;
+pub mod tokens;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +81,13 @@ pub(crate) const PROJECT_HOURS: TableDefinition<(u64, u64), u64> =
 pub(crate) const DICTIONARIES: TableDefinition<u64, &[u8]> = TableDefinition::new("dictionaries");
 /// Email → User (accounts of the web UI).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// API tokens by the hash of their secret.
+pub(crate) const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
+/// Releases by version.
+pub(crate) const RELEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("releases");
+/// What (project, version)'s events said about a release.
+pub(crate) const RELEASE_STATS: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("release_stats");
 
 /// Applies `$apply!(TABLE)` to every table of the file. The one list of tables: schema
 /// creation and backups both go through it, so a new table cannot be left out of a backup.
@@ -104,6 +113,9 @@ macro_rules! for_each_table {
         $apply!($crate::store::SESSIONS);
         $apply!($crate::store::PROJECT_HOURS);
         $apply!($crate::store::DICTIONARIES);
+        $apply!($crate::store::API_TOKENS);
+        $apply!($crate::store::RELEASES);
+        $apply!($crate::store::RELEASE_STATS);
     };
 }
 pub(crate) use for_each_table;
@@ -219,7 +231,7 @@ pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
                 supported: SCHEMA_VERSION,
             });
         }
-        Some(_) => {}
+        Some(_) => add_missing_tables(&db)?,
     }
     dictionary::register_all(&db)?;
     Ok(db)
@@ -265,6 +277,27 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
     txn.open_table(META)?
         .insert("schema_version", SCHEMA_VERSION)?;
     txn.commit()?;
+    Ok(())
+}
+
+/// Creates the tables a newer picket added within the same schema version (they start empty).
+fn add_missing_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_read()?;
+    let mut missing = false;
+    macro_rules! check {
+        ($table:path) => {
+            if let Err(redb::TableError::TableDoesNotExist(_)) = txn.open_table($table) {
+                missing = true;
+            }
+        };
+    }
+    for_each_table!(check);
+    drop(txn);
+    if missing {
+        let txn = db.begin_write()?;
+        create_tables(&txn)?;
+        txn.commit()?;
+    }
     Ok(())
 }
 

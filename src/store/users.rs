@@ -23,7 +23,7 @@ pub struct User {
 /// How long a set-password link works.
 const TOKEN_LIFETIME: f64 = 7.0 * 86_400.0;
 
-/// A new random token (32 hex digits) and the hash that is stored.
+/// A new random token (64 hex digits) and the hash that is stored.
 pub fn new_token() -> (String, String) {
     let token = format!(
         "{}{}",
