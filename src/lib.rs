@@ -9,6 +9,7 @@
 //! `crate::` paths of `src/` keeps these arrows from turning upward.
 
 pub mod alert;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod event;

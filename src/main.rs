@@ -13,7 +13,7 @@ use clap::Parser;
 use picket::cli::render::{self, print};
 use picket::cli::{
     AlertsCommand, Cli, Command, ForwardCommand, IssueCommand, KeyCommand, ProjectCommand,
-    ServeArgs,
+    ServeArgs, TokenCommand,
 };
 use picket::config::{Config, Overrides, TEMPLATE};
 use picket::manage::alerts::{AlertChange, Alerts};
@@ -229,6 +229,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project(cmd) => project_command(&cli, cmd),
         Command::Key(cmd) => key_command(&cli, cmd),
+        Command::Token(cmd) => token_command(&cli, cmd),
+        Command::Releases { project, json } => {
+            let op = manage::releases::ReleaseList {
+                project: Some(project.clone()),
+            };
+            print(*json, call(&cli, op)?.as_slice(), render::releases);
+            Ok(())
+        }
         Command::Tail(args) => {
             let cmd = picket::tail::Command {
                 dsn: args.dsn.clone(),
@@ -428,6 +436,38 @@ fn project_command(cli: &Cli, cmd: &ProjectCommand) -> anyhow::Result<()> {
 }
 
 /// `picket key …`
+fn token_command(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            name,
+            scopes,
+            project,
+            user,
+            json,
+        } => {
+            let op = manage::tokens::TokenCreate {
+                name: name.clone(),
+                scopes: scopes.clone(),
+                project: project.clone(),
+                user: user.clone(),
+            };
+            print(*json, &call(cli, op)?, render::token_created);
+        }
+        TokenCommand::List { json } => {
+            print(
+                *json,
+                call(cli, manage::tokens::TokenList)?.as_slice(),
+                render::tokens,
+            );
+        }
+        TokenCommand::Revoke { id, json } => {
+            let op = manage::tokens::TokenRevoke { id: id.clone() };
+            print(*json, &call(cli, op)?, render::token_revoked);
+        }
+    }
+    Ok(())
+}
+
 fn key_command(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::List { project, json } => {

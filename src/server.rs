@@ -239,7 +239,9 @@ pub fn run(
             alert_state.clone(),
         )?
     };
+    let unsupported = Arc::new(crate::api::Unsupported::default());
     let live = Arc::new(Live {
+        api_unsupported: unsupported.clone(),
         alerts: alert_state,
         mail: crate::alert::mail_state(&config),
         db: db.clone(),
@@ -262,6 +264,7 @@ pub fn run(
         handle.clone(),
         intake.queue.shared_stats(),
     ));
+    let api = Arc::new(crate::api::Api::new(handle.clone(), unsupported));
     drop(jobs);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -338,15 +341,19 @@ pub fn run(
         }
         let graceful = Arc::new(GracefulShutdown::new());
         let http_worker = {
-            let (graceful, config, live) = (graceful.clone(), config.clone(), live.clone());
+            let fronts = Arc::new(FrontEnds {
+                intake: intake.clone(),
+                web,
+                api,
+                live: live.clone(),
+                config: config.clone(),
+            });
+            let graceful = graceful.clone();
             let stop = stop_rx.clone();
             supervisor::supervise_task(workers.clone(), "http", stop_rx.clone(), move || {
                 accept_loop(
                     listener.clone(),
-                    intake.clone(),
-                    live.clone(),
-                    web.clone(),
-                    config.clone(),
+                    fronts.clone(),
                     graceful.clone(),
                     stop.clone(),
                 )
@@ -529,6 +536,8 @@ fn reload(running: &Config, overrides: &Overrides, set_log_filter: &SetLogFilter
         ("limits", fresh.limits != running.limits),
         ("pipeline", fresh.pipeline != running.pipeline),
         ("metrics", fresh.metrics != running.metrics),
+        ("organization", fresh.organization != running.organization),
+        ("api", fresh.api != running.api),
     ];
     for (key, changed) in needs_restart {
         if changed {
@@ -541,16 +550,22 @@ fn reload(running: &Config, overrides: &Overrides, set_log_filter: &SetLogFilter
 
 type Body = Full<Bytes>;
 
+/// Everything that answers HTTP requests: intake, the web UI, the Web API and `/metrics`.
+struct FrontEnds {
+    intake: Arc<Intake>,
+    web: Arc<crate::web::Web>,
+    api: Arc<crate::api::Api>,
+    live: Arc<Live>,
+    config: Arc<Config>,
+}
+
 async fn accept_loop(
     listener: Arc<TcpListener>,
-    intake: Arc<Intake>,
-    live: Arc<Live>,
-    web: Arc<crate::web::Web>,
-    config: Arc<Config>,
+    fronts: Arc<FrontEnds>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let limits = config.limits.clone();
+    let limits = fronts.config.limits.clone();
     let idle_timeout = limits.idle_timeout.0;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -586,15 +601,11 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (intake, live, config, web) =
-                    (intake.clone(), live.clone(), config.clone(), web.clone());
+                let fronts = fronts.clone();
                 let service = service_fn(move |req| {
-                    let (intake, live, config, web) =
-                        (intake.clone(), live.clone(), config.clone(), web.clone());
+                    let fronts = fronts.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(
-                            route(req, intake, &live, web, &config, peer).await,
-                        )
+                        Ok::<_, std::convert::Infallible>(route(req, &fronts, peer).await)
                     }
                 });
                 let stream = IdleTimeout::new(stream, idle_timeout);
@@ -610,22 +621,23 @@ async fn accept_loop(
     }
 }
 
+/// Which front end answers: `/metrics`, the web UI, intake's routes, else the Web API.
 async fn route(
     req: Request<hyper::body::Incoming>,
-    intake: Arc<Intake>,
-    live: &Live,
-    web: Arc<crate::web::Web>,
-    config: &Config,
+    fronts: &FrontEnds,
     peer: SocketAddr,
 ) -> Response<Body> {
     let path = req.uri().path();
     if path == "/metrics" {
-        return metrics(&req, live, config);
+        return metrics(&req, &fronts.live, &fronts.config);
     }
     if crate::web::is_ui_path(path) {
-        return crate::web::handle(web, req, peer.ip()).await;
+        return crate::web::handle(fronts.web.clone(), req, peer.ip()).await;
     }
-    http::handle(intake, req, peer.ip()).await
+    if crate::api::is_api_path(path) && crate::intake::route(path).is_none() {
+        return crate::api::handle(fronts.api.clone(), req).await;
+    }
+    http::handle(fronts.intake.clone(), req, peer.ip()).await
 }
 
 fn metrics(req: &Request<hyper::body::Incoming>, live: &Live, config: &Config) -> Response<Body> {

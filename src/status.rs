@@ -32,6 +32,9 @@ pub struct StatusReport {
     pub dropped: BTreeMap<String, u64>,
     /// Envelope items accepted but not kept, by item type.
     pub items_dropped: BTreeMap<String, u64>,
+    /// Web API requests for paths picket does not serve, by method and path.
+    #[serde(default)]
+    pub api_unsupported: BTreeMap<String, u64>,
     /// Per forwarding project, by slug.
     pub forward: BTreeMap<String, ForwardReport>,
     pub alerts: AlertReport,
@@ -74,6 +77,8 @@ pub struct Live {
     pub pid: u32,
     pub workers: Arc<Workers>,
     pub intake: Arc<Intake>,
+    /// Web API requests for paths picket does not serve.
+    pub api_unsupported: Arc<crate::api::Unsupported>,
     /// Where the listeners are, as bound (useful when the config asked for port 0).
     pub http_addr: String,
     pub udp_addr: Option<String>,
@@ -122,6 +127,7 @@ impl Live {
             rejected: names(counters.rejected()),
             dropped: names(counters.udp_dropped()),
             items_dropped: counters.dropped_items(),
+            api_unsupported: self.api_unsupported.counts(),
             forward: self.forward.report(),
             alerts: self.alerts.report(&self.db, &self.mail),
         }

@@ -65,6 +65,16 @@ pub enum Command {
     /// Change an issue's status
     #[command(subcommand)]
     Issue(IssueCommand),
+    /// Make, list and revoke tokens of the Web API (what sentry-cli and other tools send)
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// List a project's releases, newest first, with what events said about each
+    Releases {
+        /// Project slug or numeric id
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List a project's issues, most recently seen first
     Issues {
         /// Project slug or numeric id
@@ -369,6 +379,39 @@ pub enum IssueCommand {
         project: String,
         /// The issue number within the project
         issue: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; its secret is printed once and only its hash is kept
+    Create {
+        /// What the token is for, to tell it apart later
+        name: String,
+        /// Comma-separated scopes, as Sentry names them [default: org:read, project:read,
+        /// project:write, project:releases, event:read, event:write]
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// Limit the token to one project (slug or id)
+        #[arg(long)]
+        project: Option<String>,
+        /// The user the token acts as (it sees only their projects) [default: the operator,
+        /// who may do everything]
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens (never their secrets)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id: requests with it are refused from then on
+    Revoke {
+        id: String,
         #[arg(long)]
         json: bool,
     },

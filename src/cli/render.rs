@@ -11,6 +11,8 @@ use crate::manage::issues::{EventSummary, IssueDeleted, IssueView};
 use crate::manage::keys::KeyView;
 use crate::manage::members::Members;
 use crate::manage::projects::{ProjectDeleted, ProjectView};
+use crate::manage::releases::ReleaseView;
+use crate::manage::tokens::{TokenCreated, TokenView};
 use crate::status::StatusReport;
 use crate::store::backup::{BackupSummary, CheckReport};
 
@@ -345,4 +347,77 @@ pub fn status(r: &StatusReport) -> String {
         })
         .collect();
     out + &table(&["name", "state", "restarts", "last_error"], workers)
+}
+
+/// `picket token create`: the secret, said to be shown once.
+pub fn token_created(t: &TokenCreated) -> String {
+    format!(
+        "token {} \"{}\" ({}){}\n{}\n(shown once: picket keeps only its hash)\n",
+        t.id,
+        t.name,
+        t.scopes.join(" "),
+        t.project
+            .as_ref()
+            .map(|p| format!(", limited to project {p}"))
+            .unwrap_or_default(),
+        t.token
+    )
+}
+
+/// `picket token list`.
+pub fn tokens(list: &[TokenView]) -> String {
+    let rows = list
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.name.clone(),
+                t.user.clone().unwrap_or_else(|| "(operator)".into()),
+                t.project.clone().unwrap_or_else(|| "(all)".into()),
+                t.hint.clone(),
+                t.scopes.join(" "),
+            ]
+        })
+        .collect();
+    table(&["id", "name", "user", "project", "token", "scopes"], rows)
+}
+
+/// `picket token revoke`.
+pub fn token_revoked(t: &TokenView) -> String {
+    format!("token {} \"{}\" is revoked\n", t.id, t.name)
+}
+
+/// `picket releases`: one row per release, newest first.
+pub fn releases(list: &[ReleaseView]) -> String {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let rows = list
+        .iter()
+        .map(|r| {
+            vec![
+                r.version.clone(),
+                r.date_created.clone(),
+                or_dash(&r.date_released),
+                or_dash(&r.last_event),
+                r.events.to_string(),
+                r.new_issues.to_string(),
+                r.deploys
+                    .iter()
+                    .map(|d| d.environment.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "version",
+            "created",
+            "released",
+            "last_event",
+            "events",
+            "new_issues",
+            "deploys",
+        ],
+        rows,
+    )
 }

@@ -44,6 +44,36 @@ pub struct Config {
     pub alerts: Alerts,
     /// Log files the server itself ships into its projects (`[[tail]]` entries).
     pub tail: Vec<TailSource>,
+    /// The slug of the one organization the Web API shows.
+    pub organization: String,
+    pub api: Api,
+}
+
+/// The Web API.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Requests per minute per token, with a burst (0 per minute: no limit).
+    pub per_token_per_minute: u32,
+    pub per_token_burst: u32,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            per_token_per_minute: 1200,
+            per_token_burst: 120,
+        }
+    }
+}
+
+impl Api {
+    pub fn per_token(&self) -> crate::ids::RateLimit {
+        crate::ids::RateLimit {
+            per_minute: self.per_token_per_minute,
+            burst: self.per_token_burst,
+        }
+    }
 }
 
 /// A log file the server tails into a project.
@@ -271,6 +301,8 @@ impl Default for Config {
             mail_from: "picket@localhost".into(),
             alerts: Alerts::default(),
             tail: Vec::new(),
+            organization: "picket".into(),
+            api: Api::default(),
         }
     }
 }
@@ -319,7 +351,7 @@ pub struct Overrides {
 }
 
 /// The environment variables picket reads, and the key each one sets.
-pub const ENV_VARS: [(&str, &str); 15] = [
+pub const ENV_VARS: [(&str, &str); 16] = [
     ("PICKET_DATA_DIR", "data_dir"),
     ("PICKET_HTTP_ADDR", "http_addr"),
     ("PICKET_UDP_ADDR", "udp_addr"),
@@ -341,6 +373,7 @@ pub const ENV_VARS: [(&str, &str); 15] = [
     ("PICKET_FORWARD_MAX_PENDING_AGE", "forward.max_pending_age"),
     ("PICKET_FORWARD_KEEP_LOCAL", "forward.keep_local"),
     ("PICKET_FORWARD_CA_FILE", "forward.ca_file"),
+    ("PICKET_ORGANIZATION", "organization"),
 ];
 
 impl Config {
@@ -413,6 +446,7 @@ impl Config {
             "log" => self.log = value,
             "smtp_url" => self.smtp_url = value,
             "mail_from" => self.mail_from = value,
+            "organization" => self.organization = value,
             "retention.max_age" => {
                 self.retention.max_age = Duration::parse(&value).ok_or_else(|| {
                     bad(format!("'{value}' is not a duration (try 90d, 12h, 30s)"))
@@ -494,6 +528,20 @@ impl Config {
             return Err(invalid(
                 "mail_from",
                 format!("'{}' is not an email address", self.mail_from),
+            ));
+        }
+        let slug_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if self.organization.is_empty()
+            || self.organization.len() > 50
+            || !self.organization.chars().all(slug_char)
+        {
+            return Err(invalid(
+                "organization",
+                format!(
+                    "'{}' is not a slug (lowercase letters, digits, - and _; at most 50)",
+                    self.organization
+                ),
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Actor, Handle, ManageError, Operation};
+use crate::event::Event;
 use crate::ids::EventId;
 use crate::store::backup::Progress;
 use crate::store::issues::{self, Issue, Status, StatusChange};
@@ -16,6 +17,7 @@ use crate::store::{EVENTS, ISSUE_EVENTS, ISSUES, events};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueView {
     pub id: u64,
+    pub project_id: u64,
     pub title: String,
     pub culprit: String,
     pub level: String,
@@ -35,12 +37,15 @@ pub struct IssueView {
     pub ignore_until_count: Option<u64>,
     pub first_event: EventId,
     pub last_event: EventId,
+    pub first_release: Option<String>,
+    pub last_release: Option<String>,
 }
 
 impl From<&Issue> for IssueView {
     fn from(i: &Issue) -> IssueView {
         IssueView {
             id: i.id,
+            project_id: i.project,
             title: i.title.clone(),
             culprit: i.culprit.clone(),
             level: i.level.as_str().into(),
@@ -60,6 +65,8 @@ impl From<&Issue> for IssueView {
             ignore_until_count: i.ignore_until_count,
             first_event: i.first_event,
             last_event: i.last_event,
+            first_release: i.first_release.clone(),
+            last_release: i.last_release.clone(),
         }
     }
 }
@@ -93,6 +100,7 @@ impl Operation for IssueList {
         actor: &Actor,
         _: Progress<'_>,
     ) -> Result<Vec<IssueView>, ManageError> {
+        actor.require_scope("event:read")?;
         let project = h.project(actor, &self.project)?;
         let status = status_filter(self.status.as_deref())?;
         let txn = h.db.begin_read()?;
@@ -112,6 +120,7 @@ pub struct IssueStatus {
 impl Operation for IssueStatus {
     type Answer = IssueView;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<IssueView, ManageError> {
+        actor.require_scope("event:write")?;
         let project = h.project(actor, &self.project)?.id;
         let (issue, change) = (self.issue, self.change);
         let updated = h.write(move |txn| issues::set_status(txn, project, issue, change))?;
@@ -141,6 +150,7 @@ impl Operation for IssueDelete {
         actor: &Actor,
         _: Progress<'_>,
     ) -> Result<IssueDeleted, ManageError> {
+        actor.require_scope("event:admin")?;
         let project = h.project(actor, &self.project)?;
         let (id, issue) = (project.id, self.issue);
         let events = h.write(move |txn| Tables::open(txn)?.delete_issue(id, issue))?;
@@ -177,6 +187,7 @@ impl Operation for EventList {
         actor: &Actor,
         _: Progress<'_>,
     ) -> Result<Vec<EventSummary>, ManageError> {
+        actor.require_scope("event:read")?;
         let project = h.project(actor, &self.project)?;
         let txn = h.db.begin_read()?;
         issues::get(&txn.open_table(ISSUES)?, project.id, self.issue)?.ok_or_else(|| {
@@ -219,8 +230,49 @@ impl Operation for EventShow {
         self,
         h: &Handle,
         actor: &Actor,
-        _: Progress<'_>,
+        progress: Progress<'_>,
     ) -> Result<Map<String, Value>, ManageError> {
+        let detail = EventDetail {
+            project: self.project,
+            event_id: self.event_id,
+        }
+        .apply(h, actor, progress)?;
+        let event = &detail.event;
+        let Ok(Value::Object(mut v)) = serde_json::to_value(event) else {
+            return Err(ManageError::Storage(
+                "the event does not encode as JSON".into(),
+            ));
+        };
+        v.insert("issue".into(), detail.issue.into());
+        v.insert("project".into(), detail.project_id.into());
+        v.insert(
+            "datetime".into(),
+            crate::time::rfc3339(event.timestamp).into(),
+        );
+        v.insert("title".into(), event.title().into());
+        v.insert("culprit".into(), event.culprit().into());
+        Ok(v)
+    }
+}
+
+/// One stored event as the typed, normalized event, with its project and issue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventDetail {
+    pub project: String,
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventFound {
+    pub project_id: u64,
+    pub issue: u64,
+    pub event: Event,
+}
+
+impl Operation for EventDetail {
+    type Answer = EventFound;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<EventFound, ManageError> {
+        actor.require_scope("event:read")?;
         let project = h.project(actor, &self.project)?;
         let id = EventId::parse(&self.event_id).ok_or_else(|| {
             ManageError::Invalid(format!(
@@ -235,19 +287,148 @@ impl Operation for EventShow {
                 self.event_id, project.slug
             ))
         })?;
-        let Ok(Value::Object(mut v)) = serde_json::to_value(&stored.event) else {
-            return Err(ManageError::Storage(
-                "the event does not encode as JSON".into(),
-            ));
+        Ok(EventFound {
+            project_id: project.id,
+            issue: stored.issue,
+            event: stored.event,
+        })
+    }
+}
+
+/// One issue of a project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssueShow {
+    pub project: String,
+    pub issue: u64,
+}
+
+impl Operation for IssueShow {
+    type Answer = IssueView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<IssueView, ManageError> {
+        actor.require_scope("event:read")?;
+        let project = h.project(actor, &self.project)?;
+        let txn = h.db.begin_read()?;
+        let issue =
+            issues::get(&txn.open_table(ISSUES)?, project.id, self.issue)?.ok_or_else(|| {
+                ManageError::NotFound(format!(
+                    "no issue {} in project '{}'",
+                    self.issue, project.slug
+                ))
+            })?;
+        Ok(IssueView::from(&issue))
+    }
+}
+
+/// How a search orders issues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueSort {
+    /// Most recently seen first.
+    #[default]
+    LastSeen,
+    /// Most recently first seen first.
+    FirstSeen,
+    /// Most events first.
+    Frequency,
+    /// Most users first.
+    Users,
+}
+
+/// Issues of the projects the actor may see (or of the named ones), filtered, ordered and cut
+/// into pages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IssueSearch {
+    /// Slugs or ids; empty: every project the actor may see.
+    pub projects: Vec<String>,
+    /// `None`: any status.
+    pub status: Option<Status>,
+    pub level: Option<String>,
+    pub release: Option<String>,
+    pub environment: Option<String>,
+    /// Words that must all appear in the title or culprit (any case).
+    pub text: Option<String>,
+    /// Only issues seen at or after this time…
+    pub since: Option<f64>,
+    /// …and first seen at or before this one (Unix seconds).
+    pub until: Option<f64>,
+    pub sort: IssueSort,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// A page of a search, and whether more follow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuePage {
+    pub issues: Vec<IssueView>,
+    pub more: bool,
+}
+
+impl IssueSearch {
+    fn matches(&self, i: &Issue) -> bool {
+        let text_matches = || {
+            let haystack = format!("{} {}", i.title, i.culprit).to_lowercase();
+            self.text.as_ref().is_none_or(|t| {
+                t.to_lowercase()
+                    .split_whitespace()
+                    .all(|w| haystack.contains(w))
+            })
         };
-        v.insert("issue".into(), stored.issue.into());
-        v.insert("project".into(), project.id.into());
-        v.insert(
-            "datetime".into(),
-            crate::time::rfc3339(stored.event.timestamp).into(),
-        );
-        v.insert("title".into(), stored.event.title().into());
-        v.insert("culprit".into(), stored.event.culprit().into());
-        Ok(v)
+        self.status.is_none_or(|s| s == i.status)
+            && self.level.as_ref().is_none_or(|l| i.level.as_str() == l)
+            && self.release.as_ref().is_none_or(|r| i.releases.contains(r))
+            && self
+                .environment
+                .as_ref()
+                .is_none_or(|e| i.environments.contains(e))
+            && self.since.is_none_or(|t| i.last_seen >= t)
+            && self.until.is_none_or(|t| i.first_seen <= t)
+            && text_matches()
+    }
+}
+
+impl Operation for IssueSearch {
+    type Answer = IssuePage;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<IssuePage, ManageError> {
+        actor.require_scope("event:read")?;
+        let projects = if self.projects.is_empty() {
+            h.visible_projects(actor)?
+        } else {
+            self.projects
+                .iter()
+                .map(|p| h.project(actor, p))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let txn = h.db.begin_read()?;
+        let table = txn.open_table(ISSUES)?;
+        let mut found = Vec::new();
+        for p in &projects {
+            found.extend(
+                issues::list(&table, p.id, None)?
+                    .into_iter()
+                    .filter(|i| self.matches(i)),
+            );
+        }
+        let key = |i: &Issue| match self.sort {
+            IssueSort::LastSeen => i.last_seen,
+            IssueSort::FirstSeen => i.first_seen,
+            IssueSort::Frequency => i.count as f64,
+            IssueSort::Users => i.user_count() as f64,
+        };
+        found.sort_by(|a, b| {
+            key(b)
+                .total_cmp(&key(a))
+                .then(b.last_seen.total_cmp(&a.last_seen))
+                .then((b.project, b.id).cmp(&(a.project, a.id)))
+        });
+        let more = found.len() > self.offset + self.limit;
+        Ok(IssuePage {
+            issues: found
+                .iter()
+                .skip(self.offset)
+                .take(self.limit)
+                .map(IssueView::from)
+                .collect(),
+            more,
+        })
     }
 }

@@ -67,6 +67,7 @@ impl Operation for KeyList {
         actor: &Actor,
         _: Progress<'_>,
     ) -> Result<Vec<KeyView>, ManageError> {
+        actor.require_scope("project:read")?;
         let project = h.project(actor, &self.project)?;
         let txn = h.db.begin_read()?;
         let keys = projects::keys(&txn.open_table(KEYS)?)?;

@@ -14,9 +14,11 @@ pub mod issues;
 pub mod keys;
 pub mod members;
 pub mod projects;
+pub mod releases;
 pub mod retention;
 pub mod socket;
 pub mod status;
+pub mod tokens;
 pub mod users;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use crate::status::Live;
 use crate::store::backup::Progress;
 use crate::store::key_cache::KeyCache;
 use crate::store::projects::Project;
+use crate::store::tokens::ApiToken;
 use crate::store::users::User;
 use crate::store::{PROJECT_SLUGS, PROJECTS, StoreError};
 
@@ -90,8 +93,68 @@ pub enum Actor {
     /// Whoever runs the CLI on this machine: they can read the data directory (the control
     /// socket is mode 0600 inside it), so they may do everything.
     Operator,
-    /// A signed-in user of the web UI (or, through a token, of the API).
+    /// A signed-in user of the web UI.
     User(User),
+    /// A caller of the Web API with a token: it acts as the user who made it (or as the
+    /// operator, for a token made on the command line without a user), within its scopes and
+    /// its one project, if it is limited to one.
+    Token(Box<TokenActor>),
+}
+
+/// The token an API request carries, with the user it acts as.
+#[derive(Debug, Clone)]
+pub struct TokenActor {
+    pub token: ApiToken,
+    pub user: Option<User>,
+}
+
+/// Sentry's token scopes; the ones before `:` name a resource, after it a level. A higher
+/// level grants the lower ones (`admin` ⊃ `write` ⊃ `read`); `project:releases` is its own.
+pub const SCOPES: [&str; 12] = [
+    "org:read",
+    "org:write",
+    "org:admin",
+    "project:read",
+    "project:write",
+    "project:admin",
+    "project:releases",
+    "team:read",
+    "member:read",
+    "event:read",
+    "event:write",
+    "event:admin",
+];
+
+/// What a token gets when no scopes are asked for: everything sentry-cli and the read API
+/// need, short of deleting.
+pub const DEFAULT_SCOPES: [&str; 6] = [
+    "org:read",
+    "project:read",
+    "project:write",
+    "project:releases",
+    "event:read",
+    "event:write",
+];
+
+/// Whether holding `held` grants `wanted`.
+fn grants(held: &str, wanted: &str) -> bool {
+    if held == wanted {
+        return true;
+    }
+    let level = |s: &str| match s {
+        "read" => 1,
+        "write" => 2,
+        "admin" => 3,
+        _ => 0,
+    };
+    match (held.split_once(':'), wanted.split_once(':')) {
+        (Some((hr, hl)), Some((wr, wl))) => {
+            hr == wr && level(wl) > 0 && level(hl) >= level(wl)
+                || wanted == "project:releases"
+                    && (held == "project:write" || held == "project:admin")
+        }
+        _ => false,
+    }
 }
 
 impl Actor {
@@ -99,14 +162,41 @@ impl Actor {
         match self {
             Actor::Operator => true,
             Actor::User(u) => u.is_admin,
+            Actor::Token(t) => t.user.as_ref().is_none_or(|u| u.is_admin),
         }
     }
 
-    /// Admins (and the operator) see every project; a member sees the projects they belong to.
+    /// Admins (and the operator) see every project; a member sees the projects they belong to;
+    /// a token sees what its user sees, and only its project if it is limited to one.
     pub fn may_see(&self, project: &Project) -> bool {
+        let member = |u: &User| u.active && (u.is_admin || project.members.contains(&u.email));
         match self {
             Actor::Operator => true,
-            Actor::User(u) => u.active && (u.is_admin || project.members.contains(&u.email)),
+            Actor::User(u) => member(u),
+            Actor::Token(t) => {
+                t.token.project.is_none_or(|p| p == project.id)
+                    && t.user.as_ref().is_none_or(member)
+            }
+        }
+    }
+
+    /// Refuses a token without `scope`; people (the operator, signed-in users) are not
+    /// limited by scopes.
+    pub fn require_scope(&self, scope: &str) -> Result<(), ManageError> {
+        match self {
+            Actor::Token(t) if !t.token.scopes.iter().any(|held| grants(held, scope)) => Err(
+                ManageError::Forbidden(format!("this token does not have the scope {scope}")),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The user behind the actor, if any (the operator and operator-made tokens have none).
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Actor::Operator => None,
+            Actor::User(u) => Some(u),
+            Actor::Token(t) => t.user.as_ref(),
         }
     }
 
@@ -310,6 +400,9 @@ operations! {
     IssueDelete => issues::IssueDelete,
     EventList => issues::EventList,
     EventShow => issues::EventShow,
+    IssueShow => issues::IssueShow,
+    EventDetail => issues::EventDetail,
+    IssueSearch => issues::IssueSearch,
     Alerts => alerts::Alerts,
     DeadLetters => forward::DeadLetters,
     Backup => backup::Backup,
@@ -320,6 +413,16 @@ operations! {
     UserSetActive => users::UserSetActive,
     PasswordChange => users::PasswordChange,
     Status => status::Status,
+    TokenCreate => tokens::TokenCreate,
+    TokenList => tokens::TokenList,
+    TokenRevoke => tokens::TokenRevoke,
+    ReleaseList => releases::ReleaseList,
+    ReleaseShow => releases::ReleaseShow,
+    ReleaseCreate => releases::ReleaseCreate,
+    ReleaseUpdate => releases::ReleaseUpdate,
+    ReleaseDelete => releases::ReleaseDelete,
+    DeployCreate => releases::DeployCreate,
+    DeployList => releases::DeployList,
     #[cfg(debug_assertions)]
     Crash => status::Crash,
 }

@@ -125,6 +125,7 @@ impl Operation for ProjectList {
         actor: &Actor,
         _: Progress<'_>,
     ) -> Result<Vec<ProjectView>, ManageError> {
+        actor.require_scope("project:read")?;
         let visible = h.visible_projects(actor)?;
         let txn = h.db.begin_read()?;
         let keys = projects::keys(&txn.open_table(KEYS)?)?;
