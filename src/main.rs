@@ -13,7 +13,7 @@ use clap::Parser;
 use picket::cli::render::{self, print};
 use picket::cli::{
     AlertsCommand, Cli, Command, ForwardCommand, IssueCommand, KeyCommand, ProjectCommand,
-    ServeArgs, TokenCommand,
+    ServeArgs, TokenCommand, UserCommand,
 };
 use picket::config::{Config, Overrides, TEMPLATE};
 use picket::manage::alerts::{AlertChange, Alerts};
@@ -230,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(cmd) => project_command(&cli, cmd),
         Command::Key(cmd) => key_command(&cli, cmd),
         Command::Token(cmd) => token_command(&cli, cmd),
+        Command::User(cmd) => user_command(&cli, cmd),
         Command::Releases { project, json } => {
             let op = manage::releases::ReleaseList {
                 project: Some(project.clone()),
@@ -436,6 +437,32 @@ fn project_command(cli: &Cli, cmd: &ProjectCommand) -> anyhow::Result<()> {
 }
 
 /// `picket key …`
+fn user_command(cli: &Cli, cmd: &UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Create { email, admin, json } => {
+            let op = manage::users::UserCreate {
+                email: email.clone(),
+                admin: *admin,
+            };
+            print(*json, &call(cli, op)?, render::set_password_link);
+        }
+        UserCommand::List { json } => {
+            print(
+                *json,
+                call(cli, manage::users::UserList)?.as_slice(),
+                render::users,
+            );
+        }
+        UserCommand::Link { email, json } => {
+            let op = manage::users::UserResetLink {
+                email: email.clone(),
+            };
+            print(*json, &call(cli, op)?, render::set_password_link);
+        }
+    }
+    Ok(())
+}
+
 fn token_command(cli: &Cli, cmd: &TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create {

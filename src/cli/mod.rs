@@ -65,6 +65,9 @@ pub enum Command {
     /// Change an issue's status
     #[command(subcommand)]
     Issue(IssueCommand),
+    /// Users of the web UI: make one (with a set-password link), list them, send a new link
+    #[command(subcommand)]
+    User(UserCommand),
     /// Make, list and revoke tokens of the Web API (what sentry-cli and other tools send)
     #[command(subcommand)]
     Token(TokenCommand),
@@ -379,6 +382,30 @@ pub enum IssueCommand {
         project: String,
         /// The issue number within the project
         issue: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Make a user; prints the one-time link where they choose their password
+    Create {
+        email: String,
+        /// Make them an admin (who sees every project and manages users)
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new one-time set-password link for a user
+    Link {
+        email: String,
         #[arg(long)]
         json: bool,
     },

@@ -13,6 +13,7 @@ use crate::manage::members::Members;
 use crate::manage::projects::{ProjectDeleted, ProjectView};
 use crate::manage::releases::ReleaseView;
 use crate::manage::tokens::{TokenCreated, TokenView};
+use crate::manage::users::{SetPasswordLink, UserView};
 use crate::status::StatusReport;
 use crate::store::backup::{BackupSummary, CheckReport};
 
@@ -420,4 +421,27 @@ pub fn releases(list: &[ReleaseView]) -> String {
         ],
         rows,
     )
+}
+
+/// `picket user create` and `picket user link`.
+pub fn set_password_link(l: &SetPasswordLink) -> String {
+    format!(
+        "{} chooses a password at (one use, valid for 7 days):\n{}\n",
+        l.email, l.url
+    )
+}
+
+/// `picket user list`.
+pub fn users(list: &[UserView]) -> String {
+    let rows = list
+        .iter()
+        .map(|u| {
+            vec![
+                u.email.clone(),
+                if u.is_admin { "admin" } else { "member" }.into(),
+                if u.active { "active" } else { "deactivated" }.into(),
+            ]
+        })
+        .collect();
+    table(&["email", "role", "state"], rows)
 }
