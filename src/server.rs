@@ -341,8 +341,9 @@ pub fn run(
         }
         let graceful = Arc::new(GracefulShutdown::new());
         let http_worker = {
+            // Moved, not cloned: the writer stops only once every sender of its queue is gone.
             let fronts = Arc::new(FrontEnds {
-                intake: intake.clone(),
+                intake,
                 web,
                 api,
                 live: live.clone(),

@@ -1,5 +1,5 @@
-//! Accounts: a user's own page (password change), the admins' user list (create, reset,
-//! deactivate), and the set-password page a one-time link opens.
+//! Accounts: a user's own page (password change, API tokens), the admins' user list (create,
+//! reset, deactivate), and the set-password page a one-time link opens.
 
 use askama::Template;
 use hyper::StatusCode;
@@ -7,6 +7,7 @@ use redb::ReadableDatabase;
 
 use super::{Form, Nav, Page, Visitor, Web, manage_error, message, not_found, redirect, render};
 use crate::manage::ManageError;
+use crate::manage::tokens::{TokenCreate, TokenCreated, TokenList, TokenRevoke, TokenView};
 use crate::manage::users::{
     PasswordChange, SetPasswordLink, UserCreate, UserList, UserResetLink, UserSetActive, UserView,
 };
@@ -18,14 +19,94 @@ use crate::store::users;
 struct AccountPage {
     nav: Nav,
     email: String,
+    /// The visitor's tokens (every token, for admins).
+    tokens: Vec<TokenView>,
+    /// Projects a new token may be limited to: (slug, name).
+    projects: Vec<(String, String)>,
+    /// A token just made, with its secret: shown this once.
+    made: Option<TokenCreated>,
 }
 
-/// The visitor's account page, under `nav` (which may carry what the last change came to).
-pub fn account(visitor: &Visitor, nav: Nav) -> Page {
+/// Scope sets the account page offers for a new token.
+fn scope_preset(name: &str) -> Option<Vec<String>> {
+    let list: &[&str] = match name {
+        "read" => &["org:read", "project:read", "event:read"],
+        "admin" => &[
+            "org:read",
+            "project:read",
+            "project:write",
+            "project:releases",
+            "event:read",
+            "event:write",
+            "event:admin",
+        ],
+        _ => return None,
+    };
+    Some(list.iter().map(|s| s.to_string()).collect())
+}
+
+/// The visitor's account page, under `nav` (which may carry what the last change came to),
+/// with a token just made, if any.
+pub async fn account(web: &Web, visitor: &Visitor, nav: Nav, made: Option<TokenCreated>) -> Page {
+    let actor = visitor.actor();
+    let tokens = match web.handle.run_async(actor.clone(), TokenList).await {
+        Ok(t) => t,
+        Err(e) => return manage_error(nav, &e),
+    };
+    let handle = web.handle.clone();
+    let projects = tokio::task::spawn_blocking(move || handle.visible_projects(&actor))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.slug, p.name))
+        .collect();
     render(AccountPage {
         nav,
         email: visitor.user.email.clone(),
+        tokens,
+        projects,
+        made,
     })
+}
+
+/// Makes or revokes one of the visitor's API tokens.
+pub async fn token_action(web: &Web, visitor: &Visitor, action: &str, form: &Form) -> Page {
+    let mut nav = Nav::of(visitor);
+    let made = match action {
+        "create" => {
+            let op = TokenCreate {
+                name: form.get("name").unwrap_or("").to_string(),
+                scopes: scope_preset(form.get("access").unwrap_or("")),
+                project: form
+                    .get("project")
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string),
+                user: None,
+            };
+            match web.handle.run_async(visitor.actor(), op).await {
+                Ok(made) => Some(made),
+                Err(ManageError::Invalid(why)) => {
+                    nav.error = Some(why);
+                    None
+                }
+                Err(e) => return manage_error(nav, &e),
+            }
+        }
+        "revoke" => {
+            let op = TokenRevoke {
+                id: form.get("id").unwrap_or("").to_string(),
+            };
+            match web.handle.run_async(visitor.actor(), op).await {
+                Ok(t) => nav.flash = Some(format!("Token \"{}\" is revoked.", t.name)),
+                Err(e) => return manage_error(nav, &e),
+            }
+            None
+        }
+        _ => return not_found(nav),
+    };
+    account(web, visitor, nav, made).await
 }
 
 pub async fn change_password(web: &Web, visitor: &Visitor, form: &Form) -> Page {
@@ -39,7 +120,7 @@ pub async fn change_password(web: &Web, visitor: &Visitor, form: &Form) -> Page 
         Err(ManageError::Invalid(why)) => nav.error = Some(why),
         Err(e) => return manage_error(nav, &e),
     }
-    account(visitor, nav)
+    account(web, visitor, nav, None).await
 }
 
 #[derive(Template)]

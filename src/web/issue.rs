@@ -37,6 +37,9 @@ struct IssueView {
     stored: u64,
     users: u64,
     regressions: u64,
+    /// The releases of its first event and of its latest one that named a release.
+    first_release: Option<String>,
+    last_release: Option<String>,
     first_seen: String,
     first_seen_exact: String,
     last_seen: String,
@@ -202,6 +205,8 @@ pub fn issue_page(
                 stored: issue.stored,
                 users: issue.user_count(),
                 regressions: issue.regressions,
+                first_release: issue.first_release.clone(),
+                last_release: issue.last_release.clone(),
                 first_seen: ago(issue.first_seen),
                 first_seen_exact: crate::time::rfc3339(issue.first_seen),
                 last_seen: ago(issue.last_seen),

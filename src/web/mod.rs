@@ -15,6 +15,7 @@ mod charts;
 mod issue;
 mod issues;
 mod projects;
+mod releases;
 mod routes;
 mod sessions;
 mod settings;

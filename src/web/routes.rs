@@ -12,7 +12,7 @@ use hyper::{Method, Request, StatusCode};
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
     Form, Nav, Page, Web, accounts, issue, issues, message, not_found, page, projects, query,
-    redirect, settings,
+    redirect, releases, settings,
 };
 
 /// Largest form body accepted.
@@ -106,7 +106,12 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
     match (&method, seg.as_slice()) {
         (&Method::POST, ["logout"]) => sessions::logout(&web, &visitor).await,
         (&Method::GET, []) => projects::projects(&web, &visitor),
-        (&Method::GET, ["account"]) => accounts::account(&visitor, Nav::of(&visitor)),
+        (&Method::GET, ["account"]) => {
+            accounts::account(&web, &visitor, Nav::of(&visitor), None).await
+        }
+        (&Method::POST, ["account", "tokens", action]) => {
+            accounts::token_action(&web, &visitor, action, &form).await
+        }
         (&Method::POST, ["account"]) => accounts::change_password(&web, &visitor, &form).await,
         (&Method::GET, ["admin", "users"]) => accounts::users(&web, &visitor, None).await,
         (&Method::POST, ["admin", "users", action]) => {
@@ -124,6 +129,9 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
         }
         (&Method::GET, ["projects", slug, "events", file]) => {
             issue::raw_event(&web, &visitor, slug, file)
+        }
+        (&Method::GET, ["projects", slug, "releases"]) => {
+            releases::releases(&web, &visitor, slug).await
         }
         (&Method::GET, ["projects", slug, "settings"]) => settings::settings(&web, &visitor, slug),
         (&Method::POST, ["projects", slug, "settings", action]) => {

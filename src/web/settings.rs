@@ -30,6 +30,9 @@ struct SettingsPage {
     project_name: String,
     dsn: String,
     legacy_dsn: String,
+    /// `SENTRY_URL=…`, `SENTRY_ORG=…`, `SENTRY_PROJECT=…` for sentry-cli and other tools.
+    cli_env: String,
+    organization: String,
     keys: Vec<KeyRow>,
     snippets: Vec<(&'static str, String)>,
     members: Vec<String>,
@@ -105,6 +108,13 @@ pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
             snippets: snippets(&dsn),
             dsn,
             legacy_dsn,
+            cli_env: format!(
+                "SENTRY_URL={}\nSENTRY_ORG={}\nSENTRY_PROJECT={}\nSENTRY_AUTH_TOKEN=<a token from your account page>",
+                config.base_url(),
+                config.organization,
+                project.slug
+            ),
+            organization: config.organization.clone(),
             keys: keys
                 .iter()
                 .map(|k| KeyRow {

@@ -1,0 +1,78 @@
+//! A project's releases page: each version with when it was made and finalized, its first and
+//! last event, its events and the issues it opened, and where it was deployed.
+
+use askama::Template;
+
+use super::{Nav, Page, Visitor, Web, ago, manage_error, not_found, render};
+use crate::manage::releases::{ReleaseList, ReleaseView};
+
+#[derive(Template)]
+#[template(path = "releases.html")]
+struct ReleasesPage {
+    nav: Nav,
+    slug: String,
+    project_name: String,
+    releases: Vec<ReleaseRow>,
+}
+
+struct ReleaseRow {
+    version: String,
+    created: String,
+    released: String,
+    first_event: String,
+    last_event: String,
+    events: u64,
+    new_issues: u64,
+    /// (environment, name, when) of each deploy, newest first.
+    deploys: Vec<(String, String, String)>,
+}
+
+/// An RFC 3339 time as "5 minutes ago", or a dash.
+fn when(t: Option<&str>) -> String {
+    t.and_then(crate::time::parse_iso)
+        .map(ago)
+        .unwrap_or_else(|| "–".into())
+}
+
+impl From<ReleaseView> for ReleaseRow {
+    fn from(r: ReleaseView) -> ReleaseRow {
+        ReleaseRow {
+            created: when(Some(&r.date_created)),
+            released: when(r.date_released.as_deref()),
+            first_event: when(r.first_event.as_deref()),
+            last_event: when(r.last_event.as_deref()),
+            events: r.events,
+            new_issues: r.new_issues,
+            deploys: r
+                .deploys
+                .iter()
+                .map(|d| {
+                    (
+                        d.environment.clone(),
+                        d.name.clone().unwrap_or_default(),
+                        when(Some(&d.date_finished)),
+                    )
+                })
+                .collect(),
+            version: r.version,
+        }
+    }
+}
+
+pub async fn releases(web: &Web, visitor: &Visitor, slug: &str) -> Page {
+    let Some(project) = web.visible_project(visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    let op = ReleaseList {
+        project: Some(project.slug.clone()),
+    };
+    match web.handle.run_async(visitor.actor(), op).await {
+        Ok(list) => render(ReleasesPage {
+            nav: Nav::of(visitor),
+            slug: project.slug,
+            project_name: project.name,
+            releases: list.into_iter().map(ReleaseRow::from).collect(),
+        }),
+        Err(e) => manage_error(Nav::of(visitor), &e),
+    }
+}
