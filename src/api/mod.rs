@@ -6,7 +6,9 @@
 //! Paths picket does not serve answer 404 and are counted, so an operator sees what a tool
 //! wanted.
 
+mod issues;
 pub mod query;
+mod releases;
 pub mod shapes;
 
 use std::collections::BTreeMap;
@@ -21,15 +23,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::intake::ratelimit::RateLimiter;
-use crate::manage::issues::{
-    EventDetail, EventList, IssueDelete, IssuePage, IssueSearch, IssueShow, IssueStatus, IssueView,
-};
 use crate::manage::keys::KeyList;
-use crate::manage::releases::{
-    DeployCreate, DeployList, ReleaseCreate, ReleaseDelete, ReleaseList, ReleaseShow, ReleaseUpdate,
-};
 use crate::manage::{Actor, Handle, ManageError, Operation};
-use crate::store::issues::StatusChange;
 use crate::store::projects::Project;
 
 /// Largest request body accepted.
@@ -346,69 +341,69 @@ async fn route(call: &Call<'_>, seg: &[&str]) -> Result<Reply, ApiError> {
         ["organizations", org, "issues"] => {
             only(call, &[M::GET])?;
             call.api.check_org(org)?;
-            issues(call, None).await
+            issues::list(call, None).await
         }
         ["projects", org, project, "issues"] => {
             only(call, &[M::GET, M::PUT, M::DELETE])?;
             call.api.check_org(org)?;
             match call.method {
-                M::GET => issues(call, Some(project)).await,
-                _ => bulk(call, project).await,
+                M::GET => issues::list(call, Some(project)).await,
+                _ => issues::bulk(call, project).await,
             }
         }
-        ["issues", id] => issue(call, id).await,
+        ["issues", id] => issues::one(call, id).await,
         ["organizations", org, "issues", id] => {
             call.api.check_org(org)?;
-            issue(call, id).await
+            issues::one(call, id).await
         }
         ["issues", id, "events"] => {
             only(call, &[M::GET])?;
-            issue_events(call, id).await
+            issues::events(call, id).await
         }
         ["organizations", org, "issues", id, "events"] => {
             only(call, &[M::GET])?;
             call.api.check_org(org)?;
-            issue_events(call, id).await
+            issues::events(call, id).await
         }
         ["issues", id, "events", which] => {
             only(call, &[M::GET])?;
-            issue_event(call, id, which).await
+            issues::event(call, id, which).await
         }
         ["organizations", org, "issues", id, "events", which] => {
             only(call, &[M::GET])?;
             call.api.check_org(org)?;
-            issue_event(call, id, which).await
+            issues::event(call, id, which).await
         }
         ["projects", org, project, "events", event_id] => {
             only(call, &[M::GET])?;
             call.api.check_org(org)?;
-            project_event(call, project, event_id).await
+            issues::project_event(call, project, event_id).await
         }
         ["organizations", org, "releases"] => {
             only(call, &[M::GET, M::POST])?;
             call.api.check_org(org)?;
             match call.method {
-                M::GET => releases(call, None).await,
-                _ => new_release(call, None).await,
+                M::GET => releases::list(call, None).await,
+                _ => releases::create(call, None).await,
             }
         }
         ["projects", org, project, "releases"] => {
             only(call, &[M::GET, M::POST])?;
             call.api.check_org(org)?;
             match call.method {
-                M::GET => releases(call, Some(project)).await,
-                _ => new_release(call, Some(project)).await,
+                M::GET => releases::list(call, Some(project)).await,
+                _ => releases::create(call, Some(project)).await,
             }
         }
         ["organizations", org, "releases", version] | ["projects", org, _, "releases", version] => {
             only(call, &[M::GET, M::PUT, M::DELETE])?;
             call.api.check_org(org)?;
-            release(call, version).await
+            releases::one(call, version).await
         }
         ["organizations", org, "releases", version, "deploys"] => {
             only(call, &[M::GET, M::POST])?;
             call.api.check_org(org)?;
-            deploys(call, version).await
+            releases::deploys(call, version).await
         }
         _ => Err(ApiError::NotSupported(format!(
             "{} {} is not supported by picket (see the README's \"API and sentry-cli\" section)",
@@ -521,458 +516,4 @@ async fn keys(call: &Call<'_>, project: &str) -> Result<Reply, ApiError> {
             .map(|(n, k)| shapes::key(k, &format!("Key {}", n + 1)))
             .collect(),
     ))
-}
-
-/// `<…?cursor=0:OFFSET:0>; rel="previous"; results="…"; cursor="…", <…>; rel="next"; …`, as
-/// Sentry paginates.
-fn link(call: &Call<'_>, offset: usize, limit: usize, more: bool) -> String {
-    let url = |cursor: &str| {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in call.query.iter().filter(|(k, _)| k != "cursor") {
-            q.append_pair(k, v);
-        }
-        q.append_pair("cursor", cursor);
-        format!("{}{}?{}", call.origin, call.path, q.finish())
-    };
-    let prev = format!("0:{}:1", offset.saturating_sub(limit));
-    let next = format!("0:{}:0", offset + limit);
-    format!(
-        "<{}>; rel=\"previous\"; results=\"{}\"; cursor=\"{prev}\", <{}>; rel=\"next\"; results=\"{more}\"; cursor=\"{next}\"",
-        url(&prev),
-        offset > 0,
-        url(&next),
-    )
-}
-
-async fn issues(call: &Call<'_>, project: Option<&str>) -> Result<Reply, ApiError> {
-    let search = query::search(param(call, "query").unwrap_or("is:unresolved"))?;
-    let now = crate::time::now();
-    let since = match (param(call, "start"), param(call, "statsPeriod")) {
-        (Some(start), _) => time_field("start", Some(start))?,
-        (None, Some(p)) if !p.is_empty() => Some(now - query::period(p)?),
-        _ => None,
-    };
-    let until = time_field("end", param(call, "end"))?;
-    let limit = query::limit(param(call, "limit"), ISSUES_PAGE, ISSUES_MAX)?;
-    let offset = param(call, "cursor")
-        .map(query::cursor)
-        .transpose()?
-        .unwrap_or(0);
-    let mut projects: Vec<String> = match project {
-        Some(p) => vec![p.to_string()],
-        None => params(call, "project")
-            .into_iter()
-            .filter(|p| *p != "-1")
-            .map(str::to_string)
-            .collect(),
-    };
-    projects.dedup();
-    let environments = params(call, "environment");
-    let op = IssueSearch {
-        projects,
-        status: search.status,
-        level: search.level,
-        release: search.release,
-        environment: search
-            .environment
-            .or_else(|| environments.first().map(|e| e.to_string())),
-        text: search.text,
-        since,
-        until,
-        sort: query::sort(param(call, "sort").unwrap_or(""))?,
-        offset,
-        limit,
-    };
-    let page: IssuePage = run(call, op).await?;
-    let all = visible_projects(call).await?;
-    let body = issue_list(call, &page.issues, &all);
-    Ok(Reply {
-        status: StatusCode::OK,
-        body,
-        link: Some(link(call, offset, limit, page.more)),
-    })
-}
-
-fn issue_list(call: &Call<'_>, issues: &[IssueView], projects: &[Project]) -> Value {
-    let base = call.api.handle.config.base_url();
-    let org = call.api.organization();
-    issues
-        .iter()
-        .filter_map(|i| {
-            let p = projects.iter().find(|p| p.id == i.project_id)?;
-            Some(shapes::issue(i, p, org, &base))
-        })
-        .collect()
-}
-
-/// The project and issue an API issue id names, if the actor may see the project.
-async fn issue_ref(call: &Call<'_>, id: &str) -> Result<(Project, u64), ApiError> {
-    let missing = || ApiError::Manage(ManageError::NotFound(format!("no issue {id}")));
-    let id: u64 = id.parse().map_err(|_| missing())?;
-    let (project, issue) = shapes::split_issue_id(id);
-    let project = visible_project(call, &project.to_string())
-        .await
-        .map_err(|_| missing())?;
-    Ok((project, issue))
-}
-
-/// What a status change in a request body asks for.
-fn status_change(v: &Value) -> Result<Option<StatusChange>, ApiError> {
-    let Some(status) = v.get("status") else {
-        return Ok(None);
-    };
-    let details = v.get("statusDetails").cloned().unwrap_or(Value::Null);
-    Ok(Some(match status.as_str() {
-        Some("resolved" | "resolvedInNextRelease") => StatusChange::Resolve,
-        Some("unresolved") => StatusChange::Unresolve,
-        Some("ignored" | "archived" | "muted") => {
-            let minutes = details.get("ignoreDuration").and_then(Value::as_f64);
-            let until = match details.get("ignoreUntil").and_then(Value::as_str) {
-                Some(t) => time_field("statusDetails.ignoreUntil", Some(t))?,
-                None => minutes.map(|m| crate::time::now() + m * 60.0),
-            };
-            let more_events = details
-                .get("ignoreCount")
-                .or_else(|| details.get("ignoreUserCount"))
-                .and_then(Value::as_u64);
-            StatusChange::Ignore { until, more_events }
-        }
-        _ => {
-            return Err(ApiError::BadRequest(format!(
-                "status: {status} is not a status (resolved, unresolved or ignored)"
-            )));
-        }
-    }))
-}
-
-async fn issue(call: &Call<'_>, id: &str) -> Result<Reply, ApiError> {
-    only(call, &[Method::GET, Method::PUT, Method::DELETE])?;
-    let (project, number) = issue_ref(call, id).await?;
-    let slug = project.id.to_string();
-    let base = call.api.handle.config.base_url();
-    let org = call.api.organization().to_string();
-    match call.method {
-        Method::GET => {
-            let view = run(
-                call,
-                IssueShow {
-                    project: slug,
-                    issue: number,
-                },
-            )
-            .await?;
-            Ok(Reply::ok(shapes::issue(&view, &project, &org, &base)))
-        }
-        Method::PUT => {
-            let change: Value = body(call)?;
-            let view = match status_change(&change)? {
-                Some(change) => {
-                    run(
-                        call,
-                        IssueStatus {
-                            project: slug,
-                            issue: number,
-                            change,
-                        },
-                    )
-                    .await?
-                }
-                None => {
-                    run(
-                        call,
-                        IssueShow {
-                            project: slug,
-                            issue: number,
-                        },
-                    )
-                    .await?
-                }
-            };
-            Ok(Reply::ok(shapes::issue(&view, &project, &org, &base)))
-        }
-        _ => {
-            call.actor.require_admin("delete issues")?;
-            run(
-                call,
-                IssueDelete {
-                    project: slug,
-                    issue: number,
-                },
-            )
-            .await?;
-            Ok(Reply::with_status(StatusCode::ACCEPTED, Value::Null))
-        }
-    }
-}
-
-/// `PUT` or `DELETE` on a project's issues: `?id=…` (repeated) names them; without ids it
-/// applies to the issues the `query` finds (as Sentry does), at most a page of them.
-async fn bulk(call: &Call<'_>, project: &str) -> Result<Reply, ApiError> {
-    let project = visible_project(call, project).await?;
-    let mut ids = Vec::new();
-    for id in params(call, "id") {
-        let n: u64 = id
-            .parse()
-            .map_err(|_| ApiError::BadRequest(format!("id: '{id}' is not an issue id")))?;
-        let (p, issue) = shapes::split_issue_id(n);
-        if p != project.id {
-            return Err(ManageError::NotFound(format!("no issue {id}")).into());
-        }
-        ids.push(issue);
-    }
-    if ids.is_empty() {
-        let search = query::search(param(call, "query").unwrap_or("is:unresolved"))?;
-        let page: IssuePage = run(
-            call,
-            IssueSearch {
-                projects: vec![project.id.to_string()],
-                status: search.status,
-                level: search.level,
-                release: search.release,
-                environment: search.environment,
-                text: search.text,
-                limit: ISSUES_MAX,
-                ..Default::default()
-            },
-        )
-        .await?;
-        ids = page.issues.iter().map(|i| i.id).collect();
-    }
-    if call.method == Method::DELETE {
-        call.actor.require_admin("delete issues")?;
-        for issue in ids {
-            run(
-                call,
-                IssueDelete {
-                    project: project.id.to_string(),
-                    issue,
-                },
-            )
-            .await?;
-        }
-        return Ok(Reply::with_status(StatusCode::NO_CONTENT, Value::Null));
-    }
-    let asked: Value = body(call)?;
-    let change = status_change(&asked)?
-        .ok_or_else(|| ApiError::BadRequest("status: give the status to set".into()))?;
-    for issue in &ids {
-        run(
-            call,
-            IssueStatus {
-                project: project.id.to_string(),
-                issue: *issue,
-                change,
-            },
-        )
-        .await?;
-    }
-    let mut answer = asked;
-    if let Value::Object(map) = &mut answer {
-        map.entry("statusDetails").or_insert_with(|| json!({}));
-    }
-    Ok(Reply::ok(answer))
-}
-
-async fn issue_events(call: &Call<'_>, id: &str) -> Result<Reply, ApiError> {
-    let (project, issue) = issue_ref(call, id).await?;
-    let all = run(
-        call,
-        EventList {
-            project: project.id.to_string(),
-            issue,
-        },
-    )
-    .await?;
-    let limit = query::limit(param(call, "limit"), EVENTS_PAGE, ISSUES_MAX)?;
-    let offset = param(call, "cursor")
-        .map(query::cursor)
-        .transpose()?
-        .unwrap_or(0);
-    let more = all.len() > offset + limit;
-    let body = all
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|e| shapes::event_summary(e, &project))
-        .collect();
-    Ok(Reply {
-        status: StatusCode::OK,
-        body,
-        link: Some(link(call, offset, limit, more)),
-    })
-}
-
-async fn issue_event(call: &Call<'_>, id: &str, which: &str) -> Result<Reply, ApiError> {
-    let (project, issue) = issue_ref(call, id).await?;
-    let view = run(
-        call,
-        IssueShow {
-            project: project.id.to_string(),
-            issue,
-        },
-    )
-    .await?;
-    let event_id = match which {
-        "latest" | "recommended" | "helpful" => view.last_event.to_string(),
-        "oldest" => view.first_event.to_string(),
-        other => other.to_string(),
-    };
-    let found = run(
-        call,
-        EventDetail {
-            project: project.id.to_string(),
-            event_id,
-        },
-    )
-    .await?;
-    if found.issue != issue {
-        return Err(ManageError::NotFound(format!("no event {which} in issue {id}")).into());
-    }
-    Ok(Reply::ok(shapes::event(&found.event, &project, issue)))
-}
-
-async fn project_event(call: &Call<'_>, project: &str, event_id: &str) -> Result<Reply, ApiError> {
-    let project = visible_project(call, project).await?;
-    let found = run(
-        call,
-        EventDetail {
-            project: project.id.to_string(),
-            event_id: event_id.to_string(),
-        },
-    )
-    .await?;
-    Ok(Reply::ok(shapes::event(
-        &found.event,
-        &project,
-        found.issue,
-    )))
-}
-
-async fn releases(call: &Call<'_>, project: Option<&str>) -> Result<Reply, ApiError> {
-    let list = run(
-        call,
-        ReleaseList {
-            project: project.map(str::to_string),
-        },
-    )
-    .await?;
-    let org = call.api.organization();
-    let wanted = param(call, "query").unwrap_or("");
-    Ok(Reply::ok(
-        list.iter()
-            .filter(|r| r.version.contains(wanted))
-            .map(|r| shapes::release(r, org))
-            .collect(),
-    ))
-}
-
-/// A project named in a release body: a slug, or a numeric id.
-fn project_names(v: Option<&Value>) -> Result<Option<Vec<String>>, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|p| match p {
-                Value::String(s) => Ok(s.clone()),
-                Value::Number(n) => Ok(n.to_string()),
-                other => Err(ApiError::BadRequest(format!(
-                    "projects: {other} is not a project slug or id"
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "projects: {other} is not a list of projects"
-        ))),
-    }
-}
-
-fn text_field(v: &Value, field: &str) -> Result<Option<String>, ApiError> {
-    match v.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "{field}: {other} is not a string"
-        ))),
-    }
-}
-
-async fn new_release(call: &Call<'_>, project: Option<&str>) -> Result<Reply, ApiError> {
-    let v: Value = body(call)?;
-    let version = text_field(&v, "version")?
-        .ok_or_else(|| ApiError::BadRequest("version: this field is required".into()))?;
-    let mut projects = project_names(v.get("projects"))?.unwrap_or_default();
-    if let Some(p) = project {
-        projects.push(p.to_string());
-    }
-    let op = ReleaseCreate {
-        version,
-        projects,
-        url: text_field(&v, "url")?,
-        reference: text_field(&v, "ref")?,
-        date_started: time_field("dateStarted", text_field(&v, "dateStarted")?.as_deref())?,
-        date_released: time_field("dateReleased", text_field(&v, "dateReleased")?.as_deref())?,
-    };
-    let made = run(call, op).await?;
-    let status = if made.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::ALREADY_REPORTED
-    };
-    Ok(Reply::with_status(
-        status,
-        shapes::release(&made.release, call.api.organization()),
-    ))
-}
-
-async fn release(call: &Call<'_>, version: &str) -> Result<Reply, ApiError> {
-    let org = call.api.organization().to_string();
-    let version = version.to_string();
-    match call.method {
-        Method::GET => {
-            let r = run(call, ReleaseShow { version }).await?;
-            Ok(Reply::ok(shapes::release(&r, &org)))
-        }
-        Method::PUT => {
-            let v: Value = body(call)?;
-            let op = ReleaseUpdate {
-                version,
-                projects: project_names(v.get("projects"))?,
-                url: text_field(&v, "url")?,
-                reference: text_field(&v, "ref")?,
-                date_started: time_field("dateStarted", text_field(&v, "dateStarted")?.as_deref())?,
-                date_released: time_field(
-                    "dateReleased",
-                    text_field(&v, "dateReleased")?.as_deref(),
-                )?,
-            };
-            let r = run(call, op).await?;
-            Ok(Reply::ok(shapes::release(&r, &org)))
-        }
-        _ => {
-            run(call, ReleaseDelete { version }).await?;
-            Ok(Reply::with_status(StatusCode::NO_CONTENT, Value::Null))
-        }
-    }
-}
-
-async fn deploys(call: &Call<'_>, version: &str) -> Result<Reply, ApiError> {
-    let version = version.to_string();
-    if call.method == Method::GET {
-        let list = run(call, DeployList { version }).await?;
-        return Ok(Reply::ok(list.iter().map(shapes::deploy).collect()));
-    }
-    let v: Value = body(call)?;
-    let environment = text_field(&v, "environment")?
-        .ok_or_else(|| ApiError::BadRequest("environment: this field is required".into()))?;
-    let op = DeployCreate {
-        version,
-        environment,
-        name: text_field(&v, "name")?,
-        url: text_field(&v, "url")?,
-        date_started: time_field("dateStarted", text_field(&v, "dateStarted")?.as_deref())?,
-        date_finished: time_field("dateFinished", text_field(&v, "dateFinished")?.as_deref())?,
-    };
-    let d = run(call, op).await?;
-    Ok(Reply::with_status(StatusCode::CREATED, shapes::deploy(&d)))
 }
