@@ -1,6 +1,7 @@
-//! Low value types that every layer may use: an event's id, a DSN, and a rate limit. They
-//! hold no I/O and import nothing of picket, so `event`, `store`, `intake`, `manage` and the
-//! front ends can all name them without importing each other.
+//! Low value types that every layer may use: an event's id, a DSN, a rate limit, and a URL
+//! path's decoded segments. They hold no I/O and import nothing of picket, so `event`,
+//! `store`, `intake`, `manage` and the front ends can all name them without importing each
+//! other.
 
 use std::fmt;
 use std::str::FromStr;
@@ -233,6 +234,18 @@ impl RateLimit {
     pub fn per_second(&self) -> f64 {
         f64::from(self.per_minute) / 60.0
     }
+}
+
+/// A URL path's segments, each percent-decoded, empty ones dropped.
+pub fn path_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -245,16 +245,7 @@ async fn serve(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
         }
     }
     let path = req.uri().path().to_string();
-    let segments: Vec<String> = path
-        .trim_start_matches("/api/0")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segments = crate::ids::path_segments(path.trim_start_matches("/api/0"));
     let query = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::{ApiError, Call, Reply, body, param, run, shapes, time_field};
 use crate::manage::releases::{
-    DeployCreate, DeployList, ReleaseCreate, ReleaseDelete, ReleaseList, ReleaseShow, ReleaseUpdate,
+    DeployCreate, DeployList, ReleaseCreate, ReleaseDelete, ReleaseFields, ReleaseList,
+    ReleaseShow, ReleaseUpdate,
 };
 
 pub(super) async fn list(call: &Call<'_>, project: Option<&str>) -> Result<Reply, ApiError> {
@@ -60,10 +61,7 @@ pub(super) async fn create(call: &Call<'_>, project: Option<&str>) -> Result<Rep
     let op = ReleaseCreate {
         version,
         projects,
-        url: text_field(&v, "url")?,
-        reference: text_field(&v, "ref")?,
-        date_started: time_field("dateStarted", text_field(&v, "dateStarted")?.as_deref())?,
-        date_released: time_field("dateReleased", text_field(&v, "dateReleased")?.as_deref())?,
+        fields: release_fields(&v)?,
     };
     let made = run(call, op).await?;
     let status = if made.created {
@@ -90,13 +88,7 @@ pub(super) async fn one(call: &Call<'_>, version: &str) -> Result<Reply, ApiErro
             let op = ReleaseUpdate {
                 version,
                 projects: project_names(v.get("projects"))?,
-                url: text_field(&v, "url")?,
-                reference: text_field(&v, "ref")?,
-                date_started: time_field("dateStarted", text_field(&v, "dateStarted")?.as_deref())?,
-                date_released: time_field(
-                    "dateReleased",
-                    text_field(&v, "dateReleased")?.as_deref(),
-                )?,
+                fields: release_fields(&v)?,
             };
             let r = run(call, op).await?;
             Ok(Reply::ok(shapes::release(&r, &org)))
@@ -122,8 +114,8 @@ pub(super) async fn deploys(call: &Call<'_>, version: &str) -> Result<Reply, Api
         environment,
         name: text_field(&v, "name")?,
         url: text_field(&v, "url")?,
-        date_started: time_field("dateStarted", text_field(&v, "dateStarted")?.as_deref())?,
-        date_finished: time_field("dateFinished", text_field(&v, "dateFinished")?.as_deref())?,
+        date_started: time(&v, "dateStarted")?,
+        date_finished: time(&v, "dateFinished")?,
     };
     let d = run(call, op).await?;
     Ok(Reply::with_status(StatusCode::CREATED, shapes::deploy(&d)))
@@ -137,4 +129,19 @@ fn text_field(v: &Value, field: &str) -> Result<Option<String>, ApiError> {
             "{field}: {other} is not a string"
         ))),
     }
+}
+
+/// A time field of a body (RFC 3339), naming the field when it is not one.
+fn time(v: &Value, field: &str) -> Result<Option<f64>, ApiError> {
+    time_field(field, text_field(v, field)?.as_deref())
+}
+
+/// What a release body sets besides its version and projects.
+fn release_fields(v: &Value) -> Result<ReleaseFields, ApiError> {
+    Ok(ReleaseFields {
+        url: text_field(v, "url")?,
+        reference: text_field(v, "ref")?,
+        date_started: time(v, "dateStarted")?,
+        date_released: time(v, "dateReleased")?,
+    })
 }

@@ -198,16 +198,39 @@ impl Operation for ReleaseShow {
     }
 }
 
+/// What making or updating a release may set; what is not given stays as it was.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReleaseFields {
+    pub url: Option<String>,
+    pub reference: Option<String>,
+    pub date_started: Option<f64>,
+    /// Set: the release is finalized.
+    pub date_released: Option<f64>,
+}
+
+impl ReleaseFields {
+    /// Sets what is given on `release` and adds the projects it does not name yet.
+    fn apply(self, release: &mut Release, projects: Vec<u64>) {
+        for id in projects {
+            if !release.projects.contains(&id) {
+                release.projects.push(id);
+            }
+        }
+        release.url = self.url.or(release.url.take());
+        release.reference = self.reference.or(release.reference.take());
+        release.date_started = self.date_started.or(release.date_started);
+        release.date_released = self.date_released.or(release.date_released);
+    }
+}
+
 /// Makes a release for projects, or adds the projects to the one that exists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReleaseCreate {
     pub version: String,
     /// Slugs or ids.
     pub projects: Vec<String>,
-    pub url: Option<String>,
-    pub reference: Option<String>,
-    pub date_started: Option<f64>,
-    pub date_released: Option<f64>,
+    #[serde(flatten)]
+    pub fields: ReleaseFields,
 }
 
 /// A release made or found, and whether it was new.
@@ -247,15 +270,7 @@ impl Operation for ReleaseCreate {
                 date_created: now,
                 ..Default::default()
             });
-            for id in ids {
-                if !release.projects.contains(&id) {
-                    release.projects.push(id);
-                }
-            }
-            release.url = self.url.or(release.url);
-            release.reference = self.reference.or(release.reference);
-            release.date_started = self.date_started.or(release.date_started);
-            release.date_released = self.date_released.or(release.date_released);
+            self.fields.apply(&mut release, ids);
             releases::put(txn, &release)?;
             Ok((release, created))
         })?;
@@ -273,10 +288,8 @@ pub struct ReleaseUpdate {
     pub version: String,
     /// Projects to add (slugs or ids).
     pub projects: Option<Vec<String>>,
-    pub url: Option<String>,
-    pub reference: Option<String>,
-    pub date_started: Option<f64>,
-    pub date_released: Option<f64>,
+    #[serde(flatten)]
+    pub fields: ReleaseFields,
 }
 
 impl Operation for ReleaseUpdate {
@@ -296,15 +309,7 @@ impl Operation for ReleaseUpdate {
                 releases::get(&txn.open_table(RELEASES)?, &version)?.ok_or_else(|| {
                     crate::store::StoreError::NotFound(format!("no release '{version}'"))
                 })?;
-            for id in added {
-                if !release.projects.contains(&id) {
-                    release.projects.push(id);
-                }
-            }
-            release.url = self.url.or(release.url);
-            release.reference = self.reference.or(release.reference);
-            release.date_started = self.date_started.or(release.date_started);
-            release.date_released = self.date_released.or(release.date_released);
+            self.fields.apply(&mut release, added);
             releases::put(txn, &release)?;
             Ok(release)
         })?;

@@ -26,15 +26,7 @@ pub fn is_ui_path(path: &str) -> bool {
 /// Serves one UI request.
 pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Page {
     let path = req.uri().path().to_string();
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segments = crate::ids::path_segments(&path);
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method().clone();
     if method == Method::GET && seg.as_slice() == ["static", "picket.css"] {
