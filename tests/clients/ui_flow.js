@@ -104,6 +104,32 @@ async function main() {
   await page.goto(`${base}/projects/default/?status=all`);
   if (shots) await page.screenshot({ path: `${shots}/issue-list.png`, fullPage: true });
 
+  // The issue names its first release; the releases page lists it with its events.
+  await page.goto(issueUrl);
+  check((await page.textContent("#first-release")).trim() === "shop@2.0", "the issue names its first release");
+  await page.goto(`${base}/projects/default/releases`);
+  const releases = await page.textContent("#releases");
+  check(releases.includes("shop@2.0"), "the releases page lists the release");
+
+  // Settings show the lines sentry-cli needs beside the DSN.
+  await page.goto(`${base}/projects/default/settings`);
+  const cliEnv = await page.textContent("#cli-env");
+  check(cliEnv.includes("SENTRY_ORG=picket") && cliEnv.includes("SENTRY_PROJECT=default") && cliEnv.includes(`SENTRY_URL=${base}`), `the settings page shows the sentry-cli lines: ${cliEnv}`);
+
+  // A token made on the account page works against the API until it is revoked.
+  await page.goto(`${base}/account`);
+  await page.getByLabel("Token name").fill("grafana");
+  await page.getByRole("button", { name: "Make token" }).click();
+  const token = (await page.textContent("#new-token")).trim();
+  check(token.startsWith("sntryu_"), `a token is shown once: ${token}`);
+  const api = () => fetch(`${base}/api/0/projects/`, { headers: { Authorization: `Bearer ${token}` } });
+  const before = await api();
+  check(before.status === 200 && (await before.text()).includes("\"slug\":\"default\""), "the token reads the API");
+  await page.goto(`${base}/account`);
+  check(!(await page.textContent("body")).includes(token), "the secret is not shown again");
+  await page.getByRole("row", { name: /grafana/ }).getByRole("button", { name: "Revoke" }).click();
+  check((await api()).status === 401, "a revoked token is refused");
+
   // Signed out, the issue page is refused.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/login/);
