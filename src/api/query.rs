@@ -20,25 +20,26 @@ pub struct Search {
 #[error("{0}")]
 pub struct BadParameter(pub String);
 
-/// Splits a search into tokens: words, `key:value` pairs, values in double quotes.
+/// Splits a search into tokens: words, `key:value` pairs, values in double quotes (an
+/// unclosed quote runs to the end). Blank tokens are dropped.
 fn tokens(query: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut quoted = false;
+    let mut end = |current: &mut String| {
+        let token = std::mem::take(current);
+        if !token.trim().is_empty() {
+            out.push(token);
+        }
+    };
     for c in query.chars() {
         match c {
             '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !current.is_empty() {
-                    out.push(std::mem::take(&mut current));
-                }
-            }
+            c if c.is_whitespace() && !quoted => end(&mut current),
             c => current.push(c),
         }
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
+    end(&mut current);
     out
 }
 
@@ -162,6 +163,9 @@ mod tests {
         assert_eq!((s.status, s.text), (Some(Status::Ignored), None));
         assert!(search("is:bookmarked").is_err());
         assert_eq!(search("").unwrap(), Search::default());
+        assert_eq!(search(r#"" " "#).unwrap(), Search::default());
+        let quoted = search(r#""disk is:full"#).unwrap();
+        assert_eq!(quoted.text.as_deref(), Some("disk is:full"));
     }
 
     #[test]

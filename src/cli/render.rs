@@ -295,6 +295,7 @@ pub fn status(r: &StatusReport) -> String {
         ("rejected", &r.rejected),
         ("UDP dropped", &r.dropped),
         ("items dropped", &r.items_dropped),
+        ("API paths not supported", &r.api_unsupported),
     ] {
         if !map.is_empty() {
             let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
