@@ -40,8 +40,13 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "web",
-        &["intake"],
+        &["intake", "api"],
         "the web UI acts through the management layer",
+    ),
+    (
+        "api",
+        &["web"],
+        "the Web API acts through the management layer",
     ),
 ];
 
