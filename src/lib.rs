@@ -10,6 +10,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod artifacts;
 pub mod cli;
 pub mod config;
 pub mod event;

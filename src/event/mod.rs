@@ -6,6 +6,7 @@ pub mod grouping;
 pub mod limits;
 pub mod model;
 pub mod normalize;
+pub mod symbolicate;
 
 pub use grouping::{Grouping, Strategy};
 pub use limits::EventLimits;

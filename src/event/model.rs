@@ -158,6 +158,9 @@ pub struct Exception {
     pub mechanism: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stacktrace: Option<Stacktrace>,
+    /// The frames as the SDK sent them, kept when source maps changed `stacktrace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_stacktrace: Option<Stacktrace>,
 }
 
 impl Exception {
@@ -213,6 +216,9 @@ pub struct Frame {
     pub vars: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instruction_addr: Option<String>,
+    /// Why source maps could not map this frame, when they were tried and failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_error: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -324,6 +324,7 @@ fn exception(v: Value, max_frames: usize) -> Option<Exception> {
                 m.remove("raw_stacktrace")
                     .and_then(|v| stacktrace(v, max_frames))
             }),
+        raw_stacktrace: None,
     };
     (ex.ty.is_some() || ex.value.is_some() || ex.stacktrace.is_some()).then_some(ex)
 }
@@ -380,6 +381,7 @@ fn frame(v: Value) -> Option<Frame> {
         in_app: m.remove("in_app").and_then(|v| v.as_bool()),
         vars: m.remove("vars").filter(|v| !v.is_null()),
         instruction_addr: opt_string(&mut m, "instruction_addr"),
+        map_error: None,
     })
 }
 

@@ -7,6 +7,7 @@
 //! tuples: they are an index, not a record. Counters are plain `u64`.
 
 pub mod alerts;
+pub mod artifacts;
 pub mod backup;
 pub mod dictionary;
 pub mod events;
@@ -85,6 +86,17 @@ pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("use
 pub(crate) const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
 /// Releases by version.
 pub(crate) const RELEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("releases");
+/// Uploaded chunks by SHA-1 (8 bytes of upload time, then the data), until assembled.
+pub(crate) const CHUNKS: TableDefinition<&str, &[u8]> = TableDefinition::new("chunks");
+/// Artifact bundles by (project, id).
+pub(crate) const ARTIFACT_BUNDLES: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("artifact_bundles");
+/// Artifact files by (project, `{bundle}/{n}`).
+pub(crate) const ARTIFACT_FILES: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("artifact_files");
+/// Where to find an artifact file, by (project, `debug/…` or `url/…` key).
+pub(crate) const ARTIFACT_INDEX: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("artifact_index");
 /// What (project, version)'s events said about a release.
 pub(crate) const RELEASE_STATS: TableDefinition<(u64, &str), &[u8]> =
     TableDefinition::new("release_stats");
@@ -116,6 +128,10 @@ macro_rules! for_each_table {
         $apply!($crate::store::API_TOKENS);
         $apply!($crate::store::RELEASES);
         $apply!($crate::store::RELEASE_STATS);
+        $apply!($crate::store::CHUNKS);
+        $apply!($crate::store::ARTIFACT_BUNDLES);
+        $apply!($crate::store::ARTIFACT_FILES);
+        $apply!($crate::store::ARTIFACT_INDEX);
     };
 }
 pub(crate) use for_each_table;

@@ -1,0 +1,148 @@
+//! Uploaded JavaScript artifacts and their use: reading artifact bundles ([`bundle`]), and
+//! finding the source map for an event's frame within the event's own project (by debug id,
+//! else by release, dist and URL, else through the minified file's `Sourcemap` reference),
+//! with parsed maps kept in an LRU cache bounded by bytes, so that a burst of events from one
+//! bundle parses its map once.
+
+pub mod bundle;
+
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, ReadableDatabase};
+
+use crate::event::Event;
+use crate::event::symbolicate::{self, FrameFile, MapFile, MapLookup};
+use crate::store::artifacts::{self, FileKind, FileRef};
+use crate::store::{ARTIFACT_FILES, ARTIFACT_INDEX};
+
+/// Parsed maps kept, by total weight.
+const CACHE_BYTES: usize = 256 << 20;
+
+/// Finds and caches source maps for the server's intake.
+pub struct Symbolicator {
+    db: Arc<Database>,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    maps: lru::LruCache<(u64, String), Arc<MapFile>>,
+    weight: usize,
+}
+
+impl Symbolicator {
+    pub fn new(db: Arc<Database>) -> Symbolicator {
+        Symbolicator {
+            db,
+            cache: Mutex::new(Cache {
+                maps: lru::LruCache::unbounded(),
+                weight: 0,
+            }),
+        }
+    }
+
+    /// Maps the event's JavaScript frames with the project's uploads; returns frames mapped.
+    pub fn symbolicate(&self, project: u64, event: &mut Event) -> usize {
+        symbolicate::symbolicate(event, &ProjectMaps { s: self, project })
+    }
+
+    /// Drops cached maps of a project (after an upload or a delete changed what applies).
+    pub fn forget(&self, project: u64) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let stale: Vec<(u64, String)> = cache
+            .maps
+            .iter()
+            .filter(|((p, _), _)| *p == project)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            if let Some(m) = cache.maps.pop(&key) {
+                cache.weight -= m.weight();
+            }
+        }
+    }
+
+    fn cached(&self, key: &(u64, String)) -> Option<Arc<MapFile>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.maps.get(key).cloned()
+    }
+
+    fn keep(&self, key: (u64, String), map: Arc<MapFile>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.weight += map.weight();
+        if let Some(old) = cache.maps.put(key, map) {
+            cache.weight -= old.weight();
+        }
+        while cache.weight > CACHE_BYTES && cache.maps.len() > 1 {
+            match cache.maps.pop_lru() {
+                Some((_, m)) => cache.weight -= m.weight(),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The maps of one project.
+struct ProjectMaps<'a> {
+    s: &'a Symbolicator,
+    project: u64,
+}
+
+impl ProjectMaps<'_> {
+    /// The stored map file for a frame's file, and the minified file beside it, if any.
+    fn locate(&self, file: &FrameFile<'_>) -> Result<(FileRef, Option<FileRef>), String> {
+        let txn = self.s.db.begin_read().map_err(|e| e.to_string())?;
+        let index = txn.open_table(ARTIFACT_INDEX).map_err(|e| e.to_string())?;
+        if let Some(id) = file.debug_id {
+            let map = artifacts::by_debug_id(&index, self.project, id, FileKind::SourceMap)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no source map for debug id {id}"))?;
+            let minified =
+                artifacts::by_debug_id(&index, self.project, id, FileKind::MinifiedSource)
+                    .ok()
+                    .flatten();
+            return Ok((map, minified));
+        }
+        let release = file.release.ok_or_else(|| {
+            format!(
+                "no debug id for {} and the event has no release",
+                file.abs_path
+            )
+        })?;
+        let minified = artifacts::by_url(&index, self.project, release, file.dist, file.abs_path)
+            .map_err(|e| e.to_string())?;
+        let map_url = match &minified {
+            Some(m) => m.sourcemap.clone(),
+            None => None,
+        }
+        .unwrap_or_else(|| format!("{}.map", file.abs_path));
+        let map_url = artifacts::resolve_url(file.abs_path, &map_url);
+        let map = artifacts::by_url(&index, self.project, release, file.dist, &map_url)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no source map for {} in release {release}", file.abs_path))?;
+        Ok((map, minified))
+    }
+}
+
+impl MapLookup for ProjectMaps<'_> {
+    fn map_for(&self, file: &FrameFile<'_>) -> Result<Arc<MapFile>, String> {
+        let (map, minified) = self.locate(file)?;
+        let key = (self.project, map.key.clone());
+        if let Some(m) = self.s.cached(&key) {
+            return Ok(m);
+        }
+        let txn = self.s.db.begin_read().map_err(|e| e.to_string())?;
+        let files = txn.open_table(ARTIFACT_FILES).map_err(|e| e.to_string())?;
+        let map_bytes = artifacts::content(&files, self.project, &map.key)
+            .map_err(|e| e.to_string())?
+            .ok_or("the source map's file is gone")?;
+        let minified_bytes = match &minified {
+            Some(m) => artifacts::content(&files, self.project, &m.key)
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        let parsed = Arc::new(MapFile::parse(&map_bytes, minified_bytes.as_deref())?);
+        self.s.keep(key, parsed.clone());
+        Ok(parsed)
+    }
+}
