@@ -216,6 +216,7 @@ pub fn run(
             config.retention.min_free_disk.0,
         ),
         codec: codec.clone(),
+        symbolicator: Arc::new(crate::artifacts::Symbolicator::new(db.clone())),
     });
     let forward_state = Arc::new(crate::forward::State::new(db.clone()));
     let forward_client = {

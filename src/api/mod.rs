@@ -6,6 +6,7 @@
 //! Paths picket does not serve answer 404 and are counted, so an operator sees what a tool
 //! wanted.
 
+mod artifacts;
 mod issues;
 pub mod query;
 mod releases;
@@ -148,6 +149,7 @@ struct Call<'a> {
     body: Bytes,
     /// `scheme://host` of this request, for the `Link` header.
     origin: String,
+    content_type: String,
     path: String,
 }
 
@@ -261,11 +263,23 @@ async fn serve(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
         }
     };
     let method = req.method().clone();
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    // Chunk uploads carry up to maxRequestSize of multipart; everything else is small JSON.
+    let limit = if path.ends_with("/chunk-upload/") {
+        crate::manage::artifacts::MAX_REQUEST + 64 * 1024
+    } else {
+        MAX_BODY
+    };
+    let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return Err(ApiError::BadRequest(format!(
-                "body: cannot read it ({e}); at most {MAX_BODY} bytes"
+                "body: cannot read it ({e}); at most {limit} bytes"
             )));
         }
     };
@@ -276,6 +290,7 @@ async fn serve(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
         query,
         body,
         origin,
+        content_type,
         path,
     };
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -390,6 +405,19 @@ async fn route(call: &Call<'_>, seg: &[&str]) -> Result<Reply, ApiError> {
             only(call, &[M::GET, M::PUT, M::DELETE])?;
             call.api.check_org(org)?;
             releases::one(call, version).await
+        }
+        ["organizations", org, "chunk-upload"] => {
+            only(call, &[M::GET, M::POST])?;
+            call.api.check_org(org)?;
+            match call.method {
+                M::GET => Ok(artifacts::options(call, org)),
+                _ => artifacts::upload(call).await,
+            }
+        }
+        ["organizations", org, "artifactbundle", "assemble"] => {
+            only(call, &[M::POST])?;
+            call.api.check_org(org)?;
+            artifacts::assemble(call).await
         }
         ["organizations", org, "releases", version, "deploys"] => {
             only(call, &[M::GET, M::POST])?;

@@ -8,12 +8,12 @@ pub mod bundle;
 
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::event::Event;
 use crate::event::symbolicate::{self, FrameFile, MapFile, MapLookup};
 use crate::store::artifacts::{self, FileKind, FileRef};
-use crate::store::{ARTIFACT_FILES, ARTIFACT_INDEX};
+use crate::store::{ARTIFACT_BUNDLES, ARTIFACT_FILES, ARTIFACT_INDEX};
 
 /// Parsed maps kept, by total weight.
 const CACHE_BYTES: usize = 256 << 20;
@@ -41,24 +41,30 @@ impl Symbolicator {
     }
 
     /// Maps the event's JavaScript frames with the project's uploads; returns frames mapped.
+    /// Events of other platforms, and of projects with no uploads, are left as they are.
     pub fn symbolicate(&self, project: u64, event: &mut Event) -> usize {
-        symbolicate::symbolicate(event, &ProjectMaps { s: self, project })
-    }
-
-    /// Drops cached maps of a project (after an upload or a delete changed what applies).
-    pub fn forget(&self, project: u64) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let stale: Vec<(u64, String)> = cache
-            .maps
-            .iter()
-            .filter(|((p, _), _)| *p == project)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in stale {
-            if let Some(m) = cache.maps.pop(&key) {
-                cache.weight -= m.weight();
-            }
+        if !symbolicate::is_javascript(event) {
+            return 0;
         }
+        let Ok(txn) = self.db.begin_read() else {
+            return 0;
+        };
+        let has_uploads = txn
+            .open_table(ARTIFACT_BUNDLES)
+            .ok()
+            .and_then(|t| artifacts::bundles_exist(&t, project).ok())
+            .unwrap_or(false);
+        if !has_uploads {
+            return 0;
+        }
+        symbolicate::symbolicate(
+            event,
+            &ProjectMaps {
+                s: self,
+                project,
+                txn,
+            },
+        )
     }
 
     fn cached(&self, key: &(u64, String)) -> Option<Arc<MapFile>> {
@@ -81,17 +87,20 @@ impl Symbolicator {
     }
 }
 
-/// The maps of one project.
+/// The maps of one project, read in one snapshot for the whole event.
 struct ProjectMaps<'a> {
     s: &'a Symbolicator,
     project: u64,
+    txn: ReadTransaction,
 }
 
 impl ProjectMaps<'_> {
     /// The stored map file for a frame's file, and the minified file beside it, if any.
     fn locate(&self, file: &FrameFile<'_>) -> Result<(FileRef, Option<FileRef>), String> {
-        let txn = self.s.db.begin_read().map_err(|e| e.to_string())?;
-        let index = txn.open_table(ARTIFACT_INDEX).map_err(|e| e.to_string())?;
+        let index = self
+            .txn
+            .open_table(ARTIFACT_INDEX)
+            .map_err(|e| e.to_string())?;
         if let Some(id) = file.debug_id {
             let map = artifacts::by_debug_id(&index, self.project, id, FileKind::SourceMap)
                 .map_err(|e| e.to_string())?
@@ -130,8 +139,10 @@ impl MapLookup for ProjectMaps<'_> {
         if let Some(m) = self.s.cached(&key) {
             return Ok(m);
         }
-        let txn = self.s.db.begin_read().map_err(|e| e.to_string())?;
-        let files = txn.open_table(ARTIFACT_FILES).map_err(|e| e.to_string())?;
+        let files = self
+            .txn
+            .open_table(ARTIFACT_FILES)
+            .map_err(|e| e.to_string())?;
         let map_bytes = artifacts::content(&files, self.project, &map.key)
             .map_err(|e| e.to_string())?
             .ok_or("the source map's file is gone")?;

@@ -69,7 +69,7 @@ pub trait MapLookup {
 }
 
 /// Whether an event's frames are JavaScript that source maps may apply to.
-fn is_javascript(event: &Event) -> bool {
+pub fn is_javascript(event: &Event) -> bool {
     matches!(event.platform.as_str(), "javascript" | "node")
 }
 

@@ -38,6 +38,8 @@ pub struct Intake {
     pub disk: crate::intake::disk::DiskGuard,
     /// Compresses events for storage, with the store's trained dictionary.
     pub codec: Arc<crate::store::dictionary::Codec>,
+    /// Maps JavaScript frames through the project's uploaded source maps.
+    pub symbolicator: Arc<crate::artifacts::Symbolicator>,
 }
 
 type Body = Full<Bytes>;
@@ -441,12 +443,14 @@ impl Intake {
         Ok(key.project)
     }
 
-    /// Groups, compresses and queues an event; the receiver resolves once it is durable.
+    /// Symbolicates, groups, compresses and queues an event; the receiver resolves once it is
+    /// durable.
     pub fn enqueue(
         &self,
         project: u64,
-        event: Event,
+        mut event: Event,
     ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
+        self.symbolicator.symbolicate(project, &mut event);
         let arrival = Arrival::new(project, event, &self.codec);
         self.queue.submit(arrival).map_err(|e| match e {
             QueueError::Full => IntakeError::QueueFull,

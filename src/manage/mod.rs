@@ -8,6 +8,7 @@
 //! [`Actor`], and a project the actor may not see answers exactly like one that does not exist.
 
 pub mod alerts;
+pub mod artifacts;
 pub mod backup;
 pub mod forward;
 pub mod issues;
@@ -417,6 +418,10 @@ operations! {
     TokenList => tokens::TokenList,
     TokenRevoke => tokens::TokenRevoke,
     ReleaseList => releases::ReleaseList,
+    ChunkUpload => artifacts::ChunkUpload,
+    BundleAssemble => artifacts::BundleAssemble,
+    BundleList => artifacts::BundleList,
+    BundleDelete => artifacts::BundleDelete,
     ReleaseShow => releases::ReleaseShow,
     ReleaseCreate => releases::ReleaseCreate,
     ReleaseUpdate => releases::ReleaseUpdate,

@@ -264,6 +264,17 @@ pub fn bundles(
     Ok(out)
 }
 
+/// Whether a project has any upload.
+pub fn bundles_exist(
+    table: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
+    project: u64,
+) -> Result<bool, StoreError> {
+    Ok(table
+        .range((project, "")..(project + 1, ""))?
+        .next()
+        .is_some())
+}
+
 /// Whether a project has this bundle already.
 pub fn has_bundle(
     table: &impl ReadableTable<(u64, &'static str), &'static [u8]>,

@@ -1,0 +1,283 @@
+//! Source-map uploads as sentry-cli makes them: chunks kept by their SHA-1, artifact bundles
+//! assembled from them for the caller's projects (answering the chunks still missing first),
+//! and a project's uploads listed and deleted. Who may upload is decided here: a token needs
+//! `project:releases`, and every project named must be one the caller may see.
+
+use redb::ReadableDatabase;
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+
+use super::{Actor, Handle, ManageError, Operation};
+use crate::artifacts::bundle::{self, BundleLimits};
+use crate::store::artifacts::{self, BundleInfo, NewFile};
+use crate::store::backup::Progress;
+use crate::store::projects::Project;
+use crate::store::{ARTIFACT_BUNDLES, CHUNKS};
+
+/// What the server tells sentry-cli about chunks: their size, how many go in one request…
+pub const CHUNK_SIZE: usize = 8 << 20;
+pub const CHUNKS_PER_REQUEST: usize = 64;
+pub const MAX_REQUEST: usize = 32 << 20;
+/// …and the largest file (bundle) assembled from them.
+pub const MAX_FILE: u64 = 256 << 20;
+
+/// The SHA-1 of bytes, as 40 lowercase hex digits.
+pub fn sha1_hex(data: &[u8]) -> String {
+    crate::ids::hex(&Sha1::digest(data))
+}
+
+/// One uploaded chunk: its SHA-1 (checked by the caller) and its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Chunk {
+    pub checksum: String,
+    pub data: Vec<u8>,
+}
+
+/// Keeps chunks until a bundle made of them is assembled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkUpload {
+    pub chunks: Vec<Chunk>,
+}
+
+impl Operation for ChunkUpload {
+    type Answer = usize;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<usize, ManageError> {
+        actor.require_scope("project:releases")?;
+        if h.visible_projects(actor)?.is_empty() {
+            return Err(ManageError::Forbidden(
+                "you may not upload to any project".into(),
+            ));
+        }
+        for c in &self.chunks {
+            if sha1_hex(&c.data) != c.checksum {
+                return Err(ManageError::Invalid(format!(
+                    "chunk {}: its SHA-1 is {}",
+                    c.checksum,
+                    sha1_hex(&c.data)
+                )));
+            }
+        }
+        let n = self.chunks.len();
+        let now = crate::time::now();
+        h.write(move |txn| {
+            for c in &self.chunks {
+                artifacts::put_chunk(txn, &c.checksum, &c.data, now)?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+}
+
+/// Assembles an artifact bundle from chunks, for projects (sentry-cli's
+/// `artifactbundle/assemble`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleAssemble {
+    pub projects: Vec<String>,
+    pub checksum: String,
+    pub chunks: Vec<String>,
+    pub release: Option<String>,
+    pub dist: Option<String>,
+}
+
+/// Where an assembly stands, in sentry-cli's words: `ok`, `not_found` (with the chunks to
+/// upload), `error` (with why).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assembly {
+    pub state: String,
+    pub missing_chunks: Vec<String>,
+    pub detail: Option<String>,
+}
+
+impl Assembly {
+    fn state(state: &str) -> Assembly {
+        Assembly {
+            state: state.into(),
+            missing_chunks: Vec::new(),
+            detail: None,
+        }
+    }
+
+    fn error(detail: String) -> Assembly {
+        Assembly {
+            detail: Some(detail),
+            ..Assembly::state("error")
+        }
+    }
+}
+
+/// Whether a manifest's project name is one of these projects.
+fn names(name: &str, projects: &[Project]) -> bool {
+    projects
+        .iter()
+        .any(|p| p.slug == name || p.id.to_string() == name)
+}
+
+impl Operation for BundleAssemble {
+    type Answer = Assembly;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<Assembly, ManageError> {
+        actor.require_scope("project:releases")?;
+        if self.projects.is_empty() {
+            return Err(ManageError::Invalid(
+                "projects: name the projects the bundle is for".into(),
+            ));
+        }
+        let projects = self
+            .projects
+            .iter()
+            .map(|p| h.project(actor, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let checksum = self.checksum.to_ascii_lowercase();
+        let txn = h.db.begin_read()?;
+        {
+            let bundles = txn.open_table(ARTIFACT_BUNDLES)?;
+            let mut all = true;
+            for p in &projects {
+                all &= artifacts::has_bundle(&bundles, p.id, &checksum)?;
+            }
+            if all {
+                return Ok(Assembly::state("ok"));
+            }
+        }
+        let chunks = txn.open_table(CHUNKS)?;
+        let missing = artifacts::missing_chunks(&chunks, &self.chunks)?;
+        if !missing.is_empty() {
+            return Ok(Assembly {
+                missing_chunks: missing,
+                ..Assembly::state("not_found")
+            });
+        }
+        let data = match artifacts::join_chunks(&chunks, &self.chunks, MAX_FILE) {
+            Ok(d) => d,
+            Err(e) => return Ok(Assembly::error(e.to_string())),
+        };
+        drop((chunks, txn));
+        if sha1_hex(&data) != checksum {
+            return Ok(Assembly::error(format!(
+                "the chunks do not add up to {checksum} (their SHA-1 is {})",
+                sha1_hex(&data)
+            )));
+        }
+        let read = match bundle::read(&data, &BundleLimits::default()) {
+            Ok(b) => b,
+            Err(e) => return Ok(Assembly::error(e.to_string())),
+        };
+        if let Some(org) = read.org.as_deref()
+            && org != h.config.organization
+        {
+            return Ok(Assembly::error(format!(
+                "the bundle is for organization '{org}', not '{}'",
+                h.config.organization
+            )));
+        }
+        if let Some(other) = read.projects.iter().find(|n| !names(n, &projects)) {
+            return Ok(Assembly::error(format!(
+                "the bundle's manifest names project '{other}', which this upload is not for"
+            )));
+        }
+        let release = self.release.filter(|r| !r.is_empty()).or(read.release);
+        let dist = self.dist.filter(|d| !d.is_empty()).or(read.dist);
+        let info = BundleInfo {
+            id: checksum,
+            uploaded: crate::time::now(),
+            size: data.len() as u64,
+            release,
+            dist,
+            files: Vec::new(),
+        };
+        let files = read.files;
+        let ids: Vec<u64> = projects.iter().map(|p| p.id).collect();
+        let chunk_list = self.chunks;
+        h.write(move |txn| {
+            for id in ids {
+                let copies = files
+                    .iter()
+                    .map(|f| NewFile {
+                        url: f.url.clone(),
+                        kind: f.kind,
+                        debug_id: f.debug_id.clone(),
+                        sourcemap: f.sourcemap.clone(),
+                        content: f.content.clone(),
+                    })
+                    .collect();
+                artifacts::put_bundle(txn, id, info.clone(), copies)?;
+            }
+            artifacts::drop_chunks(txn, &chunk_list)
+        })?;
+        Ok(Assembly::state("ok"))
+    }
+}
+
+/// An upload as the CLI and the UI list it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleView {
+    pub id: String,
+    pub uploaded: String,
+    pub size: u64,
+    pub release: Option<String>,
+    pub dist: Option<String>,
+    pub files: usize,
+    pub debug_ids: Vec<String>,
+    pub urls: Vec<String>,
+}
+
+impl From<&BundleInfo> for BundleView {
+    fn from(b: &BundleInfo) -> BundleView {
+        let mut debug_ids: Vec<String> =
+            b.files.iter().filter_map(|f| f.debug_id.clone()).collect();
+        debug_ids.sort();
+        debug_ids.dedup();
+        BundleView {
+            id: b.id.clone(),
+            uploaded: crate::time::rfc3339(b.uploaded),
+            size: b.size,
+            release: b.release.clone(),
+            dist: b.dist.clone(),
+            files: b.files.len(),
+            debug_ids,
+            urls: b.files.iter().map(|f| f.url.clone()).collect(),
+        }
+    }
+}
+
+/// A project's uploaded bundles, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleList {
+    pub project: String,
+}
+
+impl Operation for BundleList {
+    type Answer = Vec<BundleView>;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<Vec<BundleView>, ManageError> {
+        actor.require_scope("project:read")?;
+        let project = h.project(actor, &self.project)?;
+        let txn = h.db.begin_read()?;
+        let list = artifacts::bundles(&txn.open_table(ARTIFACT_BUNDLES)?, project.id)?;
+        Ok(list.iter().map(BundleView::from).collect())
+    }
+}
+
+/// Deletes an uploaded bundle: its maps no longer apply to new events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleDelete {
+    pub project: String,
+    pub id: String,
+}
+
+impl Operation for BundleDelete {
+    type Answer = BundleView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<BundleView, ManageError> {
+        actor.require_scope("project:releases")?;
+        let project = h.project(actor, &self.project)?;
+        let id = self.id.clone();
+        let gone = h.write(move |txn| artifacts::delete_bundle(txn, project.id, &id))?;
+        gone.as_ref()
+            .map(BundleView::from)
+            .ok_or_else(|| ManageError::NotFound(format!("no upload {}", self.id)))
+    }
+}
