@@ -231,6 +231,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => key_command(&cli, cmd),
         Command::Token(cmd) => token_command(&cli, cmd),
         Command::User(cmd) => user_command(&cli, cmd),
+        Command::Sourcemaps {
+            project,
+            delete,
+            json,
+        } => {
+            match delete {
+                Some(id) => {
+                    let op = manage::artifacts::BundleDelete {
+                        project: project.clone(),
+                        id: id.clone(),
+                    };
+                    print(*json, &call(&cli, op)?, render::bundle_deleted);
+                }
+                None => {
+                    let op = manage::artifacts::BundleList {
+                        project: project.clone(),
+                    };
+                    print(*json, call(&cli, op)?.as_slice(), render::bundles);
+                }
+            }
+            Ok(())
+        }
         Command::Releases { project, json } => {
             let op = manage::releases::ReleaseList {
                 project: Some(project.clone()),

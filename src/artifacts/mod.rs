@@ -57,14 +57,16 @@ impl Symbolicator {
         if !has_uploads {
             return 0;
         }
-        symbolicate::symbolicate(
+        let mapped = symbolicate::symbolicate(
             event,
             &ProjectMaps {
                 s: self,
                 project,
                 txn,
             },
-        )
+        );
+        tracing::debug!("source maps mapped {mapped} frames of an event of project {project}");
+        mapped
     }
 
     fn cached(&self, key: &(u64, String)) -> Option<Arc<MapFile>> {

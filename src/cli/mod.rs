@@ -71,6 +71,16 @@ pub enum Command {
     /// Make, list and revoke tokens of the Web API (what sentry-cli and other tools send)
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List a project's uploaded source maps (artifact bundles), newest first
+    Sourcemaps {
+        /// Project slug or numeric id
+        project: String,
+        /// Delete the upload with this id instead
+        #[arg(long)]
+        delete: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List a project's releases, newest first, with what events said about each
     Releases {
         /// Project slug or numeric id

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::manage::alerts::AlertsView;
+use crate::manage::artifacts::BundleView;
 use crate::manage::forward::DeadLetterAnswer;
 use crate::manage::issues::{EventSummary, IssueDeleted, IssueView};
 use crate::manage::keys::KeyView;
@@ -445,4 +446,30 @@ pub fn users(list: &[UserView]) -> String {
         })
         .collect();
     table(&["email", "role", "state"], rows)
+}
+
+/// `picket sourcemaps`: one row per upload, newest first.
+pub fn bundles(list: &[BundleView]) -> String {
+    let rows = list
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.clone(),
+                b.uploaded.clone(),
+                b.size.to_string(),
+                b.files.to_string(),
+                b.release.clone().unwrap_or_else(|| "-".into()),
+                b.debug_ids.join(" "),
+            ]
+        })
+        .collect();
+    table(
+        &["id", "uploaded", "bytes", "files", "release", "debug_ids"],
+        rows,
+    )
+}
+
+/// `picket sourcemaps --delete`.
+pub fn bundle_deleted(b: &BundleView) -> String {
+    format!("upload {} ({} files) is deleted\n", b.id, b.files)
 }

@@ -108,11 +108,15 @@ pub fn symbolicate(event: &mut Event, lookup: &dyn MapLookup) -> usize {
         let raw = stack.clone();
         let mut changed = false;
         for frame in &mut stack.frames {
-            let (Some(abs_path), Some(_), Some(_)) =
-                (frame.abs_path.clone(), frame.lineno, frame.colno)
-            else {
+            // Browser SDKs send the script's URL as `filename` and no `abs_path`.
+            let path = frame.abs_path.clone().or_else(|| frame.filename.clone());
+            let (Some(abs_path), Some(_), Some(_)) = (path, frame.lineno, frame.colno) else {
                 continue;
             };
+            // `<anonymous>`, `native`, `[eval]`: nothing a map could be uploaded for.
+            if !abs_path.contains('/') || abs_path.starts_with('<') {
+                continue;
+            }
             let file = FrameFile {
                 abs_path: &abs_path,
                 debug_id: ids
@@ -171,16 +175,26 @@ fn map_frame(frame: &mut Frame, file: &MapFile) -> Result<(), String> {
         .get_source()
         .ok_or("the source map names no source here")?
         .to_string();
-    let function = match (&frame.function, &file.minified) {
-        (Some(minified), Some(view)) => file
-            .map
-            .get_original_function_name(line0, col0, minified, view)
-            .map(str::to_string),
-        _ => None,
-    }
-    .or_else(|| token.get_name().map(str::to_string));
     let (src_line, src_col) = (token.get_src_line(), token.get_src_col());
     let contents = file.map.get_source_contents(token.get_src_id());
+    // The enclosing function in the original source names the frame the same in every build;
+    // else the map's guess from the minified source; else the minified name stays.
+    let function = contents
+        .and_then(|c| enclosing_function(c, src_line as usize, src_col as usize))
+        .or_else(|| match (&frame.function, &file.minified) {
+            (Some(minified), Some(view)) => file
+                .map
+                .get_original_function_name(line0, col0, minified, view)
+                .map(str::to_string),
+            _ => None,
+        })
+        .or_else(|| {
+            frame
+                .function
+                .is_none()
+                .then(|| token.get_name().map(str::to_string))
+                .flatten()
+        });
     frame.abs_path = Some(source.clone());
     frame.filename = Some(readable_path(&source));
     frame.lineno = Some(u64::from(src_line) + 1);
@@ -213,6 +227,124 @@ fn map_frame(frame: &mut Frame, file: &MapFile) -> Result<(), String> {
         .map(|l| l.to_string())
         .collect();
     Ok(())
+}
+
+/// Words before `(` that open a block, not a function.
+const NOT_FUNCTIONS: [&str; 9] = [
+    "if", "for", "while", "switch", "catch", "with", "return", "function", "typeof",
+];
+
+/// The name of the function enclosing a position of JavaScript source, found by walking back
+/// to the nearest unmatched `{` that opens a function (`function name(…) {`, `name(…) {`,
+/// `name = function (…) {`, `name = (…) => {`, `name: function (…) {`). Blocks of `if`, `for`
+/// and the like are walked out of. A heuristic over text: braces in strings and comments can
+/// mislead it, and then the caller falls back to the map's names.
+pub fn enclosing_function(source: &str, line: usize, col: usize) -> Option<String> {
+    let start: usize = source
+        .split_inclusive('\n')
+        .take(line)
+        .map(str::len)
+        .sum::<usize>()
+        + col;
+    let bytes = source.as_bytes();
+    let mut at = start.min(bytes.len());
+    let mut depth = 0i64;
+    // Bounded, so a huge file costs at most this much per frame.
+    let floor = at.saturating_sub(200_000);
+    while at > floor {
+        at -= 1;
+        match bytes[at] {
+            b'}' => depth += 1,
+            b'{' if depth > 0 => depth -= 1,
+            b'{' => {
+                if let Some(name) = function_before(&source[floor..at]) {
+                    return Some(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The function a `{` opens, from the text before it, if it opens one.
+fn function_before(head: &str) -> Option<String> {
+    let head = head.trim_end();
+    let ident = |s: &str| -> Option<String> {
+        let name: String = s
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        (!name.is_empty() && !name.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            .then_some(name)
+    };
+    // `… => {`: the arrow's name is what it is assigned to.
+    let before_params = if let Some(arrow) = head.strip_suffix("=>") {
+        let arrow = arrow.trim_end();
+        let params = if arrow.ends_with(')') {
+            let open = matching_open(arrow)?;
+            &arrow[..open]
+        } else {
+            arrow.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_' || c == '$')
+        };
+        return assigned_name(params.trim_end().trim_end_matches("async").trim_end());
+    } else if head.ends_with(')') {
+        &head[..matching_open(head)?]
+    } else {
+        return None;
+    };
+    let before_params = before_params.trim_end();
+    let name = ident(before_params);
+    let rest =
+        before_params[..before_params.len() - name.as_ref().map_or(0, |n| n.len())].trim_end();
+    match name {
+        // `function name(…) {`, `x = function name(…) {` and a method `name(…) {`.
+        Some(n) if !NOT_FUNCTIONS.contains(&n.as_str()) => Some(n),
+        // `function (…) {`: named by what it is assigned to.
+        Some(n) if n == "function" => assigned_name(rest.trim_end_matches("async").trim_end()),
+        _ => None,
+    }
+}
+
+/// `name =`, `obj.name =`, `name:` before a function expression → `name`.
+fn assigned_name(text: &str) -> Option<String> {
+    let text = text.trim_end();
+    let text = text
+        .strip_suffix('=')
+        .filter(|t| !t.ends_with(['=', '!', '<', '>']))
+        .or_else(|| text.strip_suffix(':'))?
+        .trim_end();
+    let name: String = text
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Where the `(` matching the `)` that ends `text` is.
+fn matching_open(text: &str) -> Option<usize> {
+    let mut depth = 0i64;
+    for (i, c) in text.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -302,6 +434,19 @@ mod tests {
             Some("t"),
             "the minified frame is kept"
         );
+    }
+
+    #[test]
+    fn enclosing_functions_are_found_in_the_original_source() {
+        let src = "// cart\nexport function computeTotal(items) {\n  for (const i of items) {\n    if (!i.price) {\n      throw new Error('x');\n    }\n  }\n}\nwindow.runShop = async function () {\n  go();\n};\nconst pay = async (x) => {\n  charge(x);\n};\nclass Cart { add(item) { this.items.push(item); } }\n";
+        assert_eq!(
+            enclosing_function(src, 4, 6).as_deref(),
+            Some("computeTotal")
+        );
+        assert_eq!(enclosing_function(src, 9, 2).as_deref(), Some("runShop"));
+        assert_eq!(enclosing_function(src, 12, 2).as_deref(), Some("pay"));
+        assert_eq!(enclosing_function(src, 14, 26).as_deref(), Some("add"));
+        assert_eq!(enclosing_function(src, 0, 3), None);
     }
 
     #[test]
