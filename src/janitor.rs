@@ -1,5 +1,6 @@
 //! The janitor: a worker of the server that deletes events older than `retention.max_age`, a
-//! few thousand per write transaction through the writer's queue so intake never waits long.
+//! few thousand per write transaction through the writer's queue so intake never waits long,
+//! and uploaded source-map chunks that were never assembled.
 //! An issue's first and latest events are kept, and counts users see do not change; only
 //! `stored` goes down.
 
@@ -15,23 +16,48 @@ use crate::store::StoreError;
 use crate::store::issues::Issue;
 use crate::store::tables::Tables;
 
-/// Deletes events older than `max_age`, every few seconds, until stopped.
+/// How long an uploaded chunk waits to be assembled into a bundle…
+const CHUNK_AGE: Duration = Duration::from_secs(86_400);
+/// …and how often the janitor looks for such chunks.
+const CHUNK_SWEEP: Duration = Duration::from_secs(3600);
+
+/// Deletes events older than `max_age`, and chunks never assembled, every few seconds, until
+/// stopped.
 pub async fn run(
     queue: Queue,
     max_age: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
+    let mut last_chunk_sweep = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval(max_age)) => {}
             _ = crate::supervisor::stopped(&mut stop) => return Ok(()),
         }
         let queue = queue.clone();
-        let swept = tokio::task::spawn_blocking(move || sweep(&queue, max_age))
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
+        // Chunks are looked at hourly: a write transaction for them every few seconds would
+        // cost a commit each time for nothing.
+        let chunks_due = last_chunk_sweep.elapsed() >= CHUNK_SWEEP;
+        if chunks_due {
+            last_chunk_sweep = std::time::Instant::now();
+        }
+        let (swept, expired) = tokio::task::spawn_blocking(move || {
+            let swept = sweep(&queue, max_age)?;
+            let cutoff = crate::time::now() - CHUNK_AGE.as_secs_f64();
+            let expired = if chunks_due {
+                queue.write(move |txn| crate::store::artifacts::expire_chunks(txn, cutoff))?
+            } else {
+                0
+            };
+            Ok::<_, StoreError>((swept, expired))
+        })
+        .await
+        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
         if swept > 0 {
             tracing::info!("retention: deleted {swept} events older than {max_age:?}");
+        }
+        if expired > 0 {
+            tracing::info!("deleted {expired} uploaded chunks never assembled");
         }
     }
 }
