@@ -118,6 +118,37 @@ fn minified_browser_errors_show_their_original_frames_and_group_across_builds() 
             .any(|u| u["release"] == "shop@3"),
         "{uploads}"
     );
+
+    // The pages: original frames, the minified ones behind a toggle, the uploads with delete.
+    common::create_admin(
+        &server.data_dir,
+        "admin@example.com",
+        "correct horse battery",
+    );
+    let dir = common::node_clients();
+    let out = Command::new("node")
+        .arg(dir.join("sourcemap_pages.js"))
+        .current_dir(&dir)
+        .env("PICKET_URL", &server.url)
+        .env("PICKET_EMAIL", "admin@example.com")
+        .env("PICKET_PASSWORD", "correct horse battery")
+        .env("ISSUE", ev["issue"].to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the pages flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        server
+            .json(&["sourcemaps", "default"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// A POST to the API with a bearer token: status and JSON body.

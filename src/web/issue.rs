@@ -55,6 +55,8 @@ struct FrameView {
     first_line: u64,
     context: Vec<(String, bool)>,
     vars: Vec<(String, String)>,
+    /// Why source maps could not map the frame.
+    map_error: Option<String>,
 }
 
 struct ExceptionView {
@@ -62,6 +64,50 @@ struct ExceptionView {
     value: String,
     mechanism: Option<String>,
     frames: Vec<FrameView>,
+    /// The frames as the SDK sent them, when source maps changed them.
+    raw_frames: Vec<FrameView>,
+}
+
+/// A frame as the event page shows it, newest first within its exception.
+fn frame_view(f: &crate::event::model::Frame) -> FrameView {
+    let file = f
+        .filename
+        .clone()
+        .or_else(|| f.abs_path.clone())
+        .or_else(|| f.module.clone())
+        .unwrap_or_else(|| "?".into());
+    let mut location = file;
+    if let Some(l) = f.lineno {
+        location.push_str(&format!(":{l}"));
+        if let Some(c) = f.colno {
+            location.push_str(&format!(":{c}"));
+        }
+    }
+    if let Some(func) = &f.function {
+        location.push_str(&format!(" in {func}"));
+    }
+    let mut context: Vec<(String, bool)> =
+        f.pre_context.iter().map(|l| (l.clone(), false)).collect();
+    if let Some(line) = &f.context_line {
+        context.push((line.clone(), true));
+    }
+    context.extend(f.post_context.iter().map(|l| (l.clone(), false)));
+    FrameView {
+        location,
+        in_app: f.in_app == Some(true),
+        first_line: f
+            .lineno
+            .unwrap_or(1)
+            .saturating_sub(f.pre_context.len() as u64)
+            .max(1),
+        context: if f.context_line.is_some() {
+            context
+        } else {
+            Vec::new()
+        },
+        vars: rows_of(f.vars.as_ref()),
+        map_error: f.map_error.clone(),
+    }
 }
 
 struct Crumb {
@@ -275,42 +321,13 @@ fn event_view(ev: &Event) -> EventView {
                 .stacktrace
                 .iter()
                 .flat_map(|st| st.frames.iter().rev())
-                .map(|f| {
-                    let file = f
-                        .filename
-                        .clone()
-                        .or_else(|| f.abs_path.clone())
-                        .or_else(|| f.module.clone())
-                        .unwrap_or_else(|| "?".into());
-                    let mut location = file;
-                    if let Some(l) = f.lineno {
-                        location.push_str(&format!(":{l}"));
-                    }
-                    if let Some(func) = &f.function {
-                        location.push_str(&format!(" in {func}"));
-                    }
-                    let mut context: Vec<(String, bool)> =
-                        f.pre_context.iter().map(|l| (l.clone(), false)).collect();
-                    if let Some(line) = &f.context_line {
-                        context.push((line.clone(), true));
-                    }
-                    context.extend(f.post_context.iter().map(|l| (l.clone(), false)));
-                    FrameView {
-                        location,
-                        in_app: f.in_app == Some(true),
-                        first_line: f
-                            .lineno
-                            .unwrap_or(1)
-                            .saturating_sub(f.pre_context.len() as u64)
-                            .max(1),
-                        context: if f.context_line.is_some() {
-                            context
-                        } else {
-                            Vec::new()
-                        },
-                        vars: rows_of(f.vars.as_ref()),
-                    }
-                })
+                .map(frame_view)
+                .collect(),
+            raw_frames: e
+                .raw_stacktrace
+                .iter()
+                .flat_map(|st| st.frames.iter().rev())
+                .map(frame_view)
                 .collect(),
         })
         .collect();

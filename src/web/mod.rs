@@ -20,6 +20,7 @@ mod routes;
 mod sessions;
 mod settings;
 mod snapshot;
+mod sourcemaps;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;

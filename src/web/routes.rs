@@ -12,7 +12,7 @@ use hyper::{Method, Request, StatusCode};
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
     Form, Nav, Page, Web, accounts, issue, issues, message, not_found, page, projects, query,
-    redirect, releases, settings,
+    redirect, releases, settings, sourcemaps,
 };
 
 /// Largest form body accepted.
@@ -121,6 +121,12 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
         }
         (&Method::GET, ["projects", slug, "events", file]) => {
             issue::raw_event(&web, &visitor, slug, file)
+        }
+        (&Method::GET, ["projects", slug, "sourcemaps"]) => {
+            sourcemaps::sourcemaps(&web, &visitor, slug, Nav::of(&visitor)).await
+        }
+        (&Method::POST, ["projects", slug, "sourcemaps", "delete"]) => {
+            sourcemaps::delete(&web, &visitor, slug, &form).await
         }
         (&Method::GET, ["projects", slug, "releases"]) => {
             releases::releases(&web, &visitor, slug).await
