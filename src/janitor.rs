@@ -18,34 +18,62 @@ use crate::store::tables::Tables;
 
 /// How long an uploaded chunk waits to be assembled into a bundle…
 const CHUNK_AGE: Duration = Duration::from_secs(86_400);
-/// …and how often the janitor looks for such chunks.
-const CHUNK_SWEEP: Duration = Duration::from_secs(3600);
+/// …and how often the janitor looks, at most, for such chunks and for unused uploads.
+const UPLOADS_SWEEP: Duration = Duration::from_secs(3600);
+
+/// What the janitor needs to expire source-map uploads: who notes their use, and how long an
+/// unused one is kept.
+#[derive(Clone)]
+pub struct Uploads {
+    pub symbolicator: std::sync::Arc<crate::artifacts::Symbolicator>,
+    pub max_age: Duration,
+}
+
+/// Records when uploads were last used, then deletes those unused for `max_age` and chunks
+/// never assembled. Blocking. Returns how many went.
+fn expire_uploads(queue: &Queue, uploads: &Uploads) -> Result<u64, StoreError> {
+    let used = uploads.symbolicator.take_used();
+    let now = crate::time::now();
+    let (bundle_cutoff, chunk_cutoff) = (
+        now - uploads.max_age.as_secs_f64(),
+        now - CHUNK_AGE.as_secs_f64(),
+    );
+    queue.write(move |txn| {
+        Ok(
+            crate::store::artifacts::touch_and_expire(txn, &used, bundle_cutoff)?
+                + crate::store::artifacts::expire_chunks(txn, chunk_cutoff)?,
+        )
+    })
+}
 
 /// Deletes events older than `max_age`, and chunks never assembled, every few seconds, until
 /// stopped.
 pub async fn run(
     queue: Queue,
     max_age: Duration,
+    uploads: Uploads,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let mut last_chunk_sweep = std::time::Instant::now();
+    let mut last_uploads_sweep = std::time::Instant::now();
+    // Uploads are looked at hourly, or more often when they expire sooner: a write
+    // transaction for them every few seconds would cost a commit each time for nothing.
+    let uploads_every = interval(uploads.max_age).max(UPLOADS_SWEEP.min(uploads.max_age / 4));
+    let tick = interval(max_age).min(uploads_every);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval(max_age)) => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = crate::supervisor::stopped(&mut stop) => return Ok(()),
         }
         let queue = queue.clone();
-        // Chunks are looked at hourly: a write transaction for them every few seconds would
-        // cost a commit each time for nothing.
-        let chunks_due = last_chunk_sweep.elapsed() >= CHUNK_SWEEP;
+        let chunks_due = last_uploads_sweep.elapsed() >= uploads_every;
         if chunks_due {
-            last_chunk_sweep = std::time::Instant::now();
+            last_uploads_sweep = std::time::Instant::now();
         }
+        let uploads = uploads.clone();
         let (swept, expired) = tokio::task::spawn_blocking(move || {
             let swept = sweep(&queue, max_age)?;
-            let cutoff = crate::time::now() - CHUNK_AGE.as_secs_f64();
             let expired = if chunks_due {
-                queue.write(move |txn| crate::store::artifacts::expire_chunks(txn, cutoff))?
+                expire_uploads(&queue, &uploads)?
             } else {
                 0
             };
@@ -57,7 +85,7 @@ pub async fn run(
             tracing::info!("retention: deleted {swept} events older than {max_age:?}");
         }
         if expired > 0 {
-            tracing::info!("deleted {expired} uploaded chunks never assembled");
+            tracing::info!("deleted {expired} unused source-map uploads and chunks");
         }
     }
 }

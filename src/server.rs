@@ -204,6 +204,7 @@ pub fn run(
     let keys = Arc::new(KeyCache::load(&db).map_err(loading("cannot load the client keys"))?);
     let codec =
         Arc::new(Codec::load(&db).map_err(loading("cannot load the compression dictionaries"))?);
+    let symbolicator = Arc::new(crate::artifacts::Symbolicator::new(db.clone()));
     let intake = Arc::new(Intake {
         keys: keys.clone(),
         queue: queue.clone(),
@@ -216,7 +217,7 @@ pub fn run(
             config.retention.min_free_disk.0,
         ),
         codec: codec.clone(),
-        symbolicator: Arc::new(crate::artifacts::Symbolicator::new(db.clone())),
+        symbolicator: symbolicator.clone(),
     });
     let forward_state = Arc::new(crate::forward::State::new(db.clone()));
     let forward_client = {
@@ -299,8 +300,12 @@ pub fn run(
             let queue = intake.queue.clone();
             let max_age = config.retention.max_age.0;
             let stop = stop_rx.clone();
+            let uploads = crate::janitor::Uploads {
+                symbolicator: symbolicator.clone(),
+                max_age: config.sourcemaps.max_age.0,
+            };
             supervisor::supervise_task(workers.clone(), "janitor", stop_rx.clone(), move || {
-                crate::janitor::run(queue.clone(), max_age, stop.clone())
+                crate::janitor::run(queue.clone(), max_age, uploads.clone(), stop.clone())
             });
         }
         {

@@ -35,6 +35,9 @@ pub struct StatusReport {
     /// Web API requests for paths picket does not serve, by method and path.
     #[serde(default)]
     pub api_unsupported: BTreeMap<String, u64>,
+    /// Source maps parsed since start (cached ones are not parsed again).
+    #[serde(default)]
+    pub source_maps_parsed: u64,
     /// Per forwarding project, by slug.
     pub forward: BTreeMap<String, ForwardReport>,
     pub alerts: AlertReport,
@@ -128,6 +131,7 @@ impl Live {
             dropped: names(counters.udp_dropped()),
             items_dropped: counters.dropped_items(),
             api_unsupported: self.api_unsupported.counts(),
+            source_maps_parsed: self.intake.symbolicator.maps_parsed(),
             forward: self.forward.report(),
             alerts: self.alerts.report(&self.db, &self.mail),
         }

@@ -331,3 +331,39 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }
+
+#[test]
+fn unused_uploads_are_deleted_after_sourcemaps_max_age() {
+    let server = Server::start_with_config("[sourcemaps]\nmax_age = \"2s\"\n", &[]);
+    let token = server.json(&["token", "create", "ci"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bundle = zip_of(&[
+        ("manifest.json", br#"{"org":"picket","project":"default","files":{"_/_/a.js.map":{"url":"~/a.js.map","type":"source_map","headers":{"debug-id":"ce9df349-42c1-587f-b549-43160087adf5"}}}}"#),
+        ("_/_/a.js.map", br#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#),
+    ]);
+    let (_, answer) = upload_and_assemble(&server, &token, &bundle, json!(["default"]));
+    assert_eq!(answer["state"], "ok", "{answer}");
+    assert_eq!(
+        server
+            .json(&["sourcemaps", "default"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server
+        .json(&["sourcemaps", "default"])
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an unused upload was kept past sourcemaps.max_age"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

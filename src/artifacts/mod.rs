@@ -6,6 +6,8 @@
 
 pub mod bundle;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadTransaction, ReadableDatabase};
@@ -18,10 +20,15 @@ use crate::store::{ARTIFACT_BUNDLES, ARTIFACT_FILES, ARTIFACT_INDEX};
 /// Parsed maps kept, by total weight.
 const CACHE_BYTES: usize = 256 << 20;
 
-/// Finds and caches source maps for the server's intake.
+/// Finds and caches source maps for the server's intake, and notes which uploads it used
+/// (for retention).
 pub struct Symbolicator {
     db: Arc<Database>,
     cache: Mutex<Cache>,
+    /// When each (project, bundle) last mapped a frame, since the janitor last took them.
+    used: Mutex<HashMap<(u64, String), f64>>,
+    /// Source maps parsed since start (a burst from one bundle should parse its map once).
+    parsed: AtomicU64,
 }
 
 struct Cache {
@@ -37,7 +44,26 @@ impl Symbolicator {
                 maps: lru::LruCache::unbounded(),
                 weight: 0,
             }),
+            used: Mutex::new(HashMap::new()),
+            parsed: AtomicU64::new(0),
         }
+    }
+
+    /// Source maps parsed since start.
+    pub fn maps_parsed(&self) -> u64 {
+        self.parsed.load(Ordering::Relaxed)
+    }
+
+    /// The uploads used since the last call, with when: (project, bundle id, time).
+    pub fn take_used(&self) -> Vec<(u64, String, f64)> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.drain().map(|((p, b), t)| (p, b, t)).collect()
+    }
+
+    fn note_use(&self, project: u64, file_key: &str) {
+        let bundle = file_key.split('/').next().unwrap_or(file_key).to_string();
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.insert((project, bundle), crate::time::now());
     }
 
     /// Maps the event's JavaScript frames with the project's uploads; returns frames mapped.
@@ -137,6 +163,7 @@ impl ProjectMaps<'_> {
 impl MapLookup for ProjectMaps<'_> {
     fn map_for(&self, file: &FrameFile<'_>) -> Result<Arc<MapFile>, String> {
         let (map, minified) = self.locate(file)?;
+        self.s.note_use(self.project, &map.key);
         let key = (self.project, map.key.clone());
         if let Some(m) = self.s.cached(&key) {
             return Ok(m);
@@ -155,6 +182,7 @@ impl MapLookup for ProjectMaps<'_> {
             None => None,
         };
         let parsed = Arc::new(MapFile::parse(&map_bytes, minified_bytes.as_deref())?);
+        self.s.parsed.fetch_add(1, Ordering::Relaxed);
         self.s.keep(key, parsed.clone());
         Ok(parsed)
     }

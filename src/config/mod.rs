@@ -47,6 +47,23 @@ pub struct Config {
     /// The slug of the one organization the Web API shows.
     pub organization: String,
     pub api: Api,
+    pub sourcemaps: Sourcemaps,
+}
+
+/// Uploaded source maps.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sourcemaps {
+    /// An upload neither made nor used by an event for this long is deleted.
+    pub max_age: Duration,
+}
+
+impl Default for Sourcemaps {
+    fn default() -> Self {
+        Sourcemaps {
+            max_age: Duration(std::time::Duration::from_secs(90 * 86_400)),
+        }
+    }
 }
 
 /// The Web API.
@@ -303,6 +320,7 @@ impl Default for Config {
             tail: Vec::new(),
             organization: "picket".into(),
             api: Api::default(),
+            sourcemaps: Sourcemaps::default(),
         }
     }
 }

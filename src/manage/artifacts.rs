@@ -184,6 +184,7 @@ impl Operation for BundleAssemble {
             release,
             dist,
             files: Vec::new(),
+            last_used: None,
         };
         let files = read.files;
         let ids: Vec<u64> = projects.iter().map(|p| p.id).collect();

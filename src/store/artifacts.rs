@@ -77,6 +77,8 @@ pub struct BundleInfo {
     pub release: Option<String>,
     pub dist: Option<String>,
     pub files: Vec<FileInfo>,
+    /// When an event last had a frame mapped through it (as of the janitor's last look).
+    pub last_used: Option<f64>,
 }
 
 /// `https://shop.example/static/app.js?v=2` or `~/static/app.js` → `~/static/app.js`, so that a
@@ -249,6 +251,40 @@ pub fn put_bundle(
     txn.open_table(ARTIFACT_BUNDLES)?
         .insert((project, info.id.as_str()), encode(&info).as_slice())?;
     Ok(info)
+}
+
+/// Records when bundles were last used, then deletes every bundle neither uploaded nor used
+/// since `cutoff`. Returns how many were deleted.
+pub fn touch_and_expire(
+    txn: &WriteTransaction,
+    used: &[(u64, String, f64)],
+    cutoff: f64,
+) -> Result<u64, StoreError> {
+    let mut stale = Vec::new();
+    {
+        let mut table = txn.open_table(ARTIFACT_BUNDLES)?;
+        for (project, id, at) in used {
+            let info = table
+                .get((*project, id.as_str()))?
+                .map(|row| decode::<BundleInfo>("artifact_bundles", row.value()))
+                .transpose()?;
+            if let Some(mut info) = info {
+                info.last_used = Some(info.last_used.map_or(*at, |t| t.max(*at)));
+                table.insert((*project, id.as_str()), encode(&info).as_slice())?;
+            }
+        }
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let info: BundleInfo = decode("artifact_bundles", value.value())?;
+            if info.uploaded.max(info.last_used.unwrap_or(0.0)) < cutoff {
+                stale.push((key.value().0, info.id));
+            }
+        }
+    }
+    for (project, id) in &stale {
+        delete_bundle(txn, *project, id)?;
+    }
+    Ok(stale.len() as u64)
 }
 
 /// A project's bundles, newest first.
