@@ -20,8 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(0, |b| *b as usize).min(data.len());
     let (head, map) = data.split_at(split);
     if let Ok(text) = std::str::from_utf8(map) {
-        for (line, col) in [(0, 0), (1, 5), (3, 40), (usize::MAX / 2, 7)] {
-            let _ = symbolicate::enclosing_function(text, line, col);
+        for offset in [0, 5, 40, text.len() / 2, text.len(), usize::MAX / 2] {
+            let _ = symbolicate::enclosing_function(text, offset);
         }
     }
     let Ok(parsed) = MapFile::parse(map, Some(head)) else {

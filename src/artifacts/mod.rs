@@ -29,6 +29,9 @@ pub struct Symbolicator {
     used: Mutex<HashMap<(u64, String), f64>>,
     /// Source maps parsed since start (a burst from one bundle should parse its map once).
     parsed: AtomicU64,
+    /// Held while a map is parsed, so that a burst of events needing the same uncached map
+    /// parses it once (the others wait, then find it cached).
+    parsing: Mutex<()>,
 }
 
 struct Cache {
@@ -46,6 +49,7 @@ impl Symbolicator {
             }),
             used: Mutex::new(HashMap::new()),
             parsed: AtomicU64::new(0),
+            parsing: Mutex::new(()),
         }
     }
 
@@ -165,6 +169,10 @@ impl MapLookup for ProjectMaps<'_> {
         let (map, minified) = self.locate(file)?;
         self.s.note_use(self.project, &map.key);
         let key = (self.project, map.key.clone());
+        if let Some(m) = self.s.cached(&key) {
+            return Ok(m);
+        }
+        let _parsing = self.s.parsing.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = self.s.cached(&key) {
             return Ok(m);
         }

@@ -176,11 +176,16 @@ fn map_frame(frame: &mut Frame, file: &MapFile) -> Result<(), String> {
         .ok_or("the source map names no source here")?
         .to_string();
     let (src_line, src_col) = (token.get_src_line(), token.get_src_col());
-    let contents = file.map.get_source_contents(token.get_src_id());
-    // The enclosing function in the original source names the frame the same in every build;
-    // else the map's guess from the minified source; else the minified name stays.
-    let function = contents
-        .and_then(|c| enclosing_function(c, src_line as usize, src_col as usize))
+    // The map's view of the original source indexes its lines once, so each frame costs a
+    // lookup, not a walk over the whole file.
+    let view = file.map.get_source_view(token.get_src_id());
+    let offset_of = |view: &SourceView, line: u32, col: u32| {
+        view.get_line(line).map(|l| {
+            (l.as_ptr() as usize - view.source().as_ptr() as usize) + (col as usize).min(l.len())
+        })
+    };
+    let function = view
+        .and_then(|v| enclosing_function(v.source(), offset_of(v, src_line, src_col)?))
         .or_else(|| match (&frame.function, &file.minified) {
             (Some(minified), Some(view)) => file
                 .map
@@ -207,24 +212,27 @@ fn map_frame(frame: &mut Frame, file: &MapFile) -> Result<(), String> {
     frame.post_context.clear();
     frame.context_line = None;
     frame.map_error = None;
-    let Some(contents) = contents else {
+    let Some(view) = view else {
         frame.map_error = Some("the source map has no sourcesContent for this file".into());
         return Ok(());
     };
-    let lines: Vec<&str> = contents.lines().collect();
-    let at = src_line as usize;
-    let Some(current) = lines.get(at) else {
-        frame.map_error = Some(format!("line {} is beyond the original source", at + 1));
+    let Some(current) = view.get_line(src_line) else {
+        frame.map_error = Some(format!(
+            "line {} is beyond the original source",
+            src_line + 1
+        ));
         return Ok(());
     };
-    frame.context_line = Some(current.to_string());
-    frame.pre_context = lines[at.saturating_sub(CONTEXT_LINES)..at]
-        .iter()
-        .map(|l| l.to_string())
+    frame.context_line = Some(current.trim_end_matches(['\r', '\n']).to_string());
+    let line_text = |n: u32| {
+        view.get_line(n)
+            .map(|l| l.trim_end_matches(['\r', '\n']).to_string())
+    };
+    frame.pre_context = (src_line.saturating_sub(CONTEXT_LINES as u32)..src_line)
+        .filter_map(line_text)
         .collect();
-    frame.post_context = lines[at + 1..(at + 1 + CONTEXT_LINES).min(lines.len())]
-        .iter()
-        .map(|l| l.to_string())
+    frame.post_context = (src_line + 1..src_line + 1 + CONTEXT_LINES as u32)
+        .map_while(line_text)
         .collect();
     Ok(())
 }
@@ -234,20 +242,14 @@ const NOT_FUNCTIONS: [&str; 9] = [
     "if", "for", "while", "switch", "catch", "with", "return", "function", "typeof",
 ];
 
-/// The name of the function enclosing a position of JavaScript source, found by walking back
+/// The name of the function enclosing a byte offset of JavaScript source, found by walking back
 /// to the nearest unmatched `{` that opens a function (`function name(…) {`, `name(…) {`,
 /// `name = function (…) {`, `name = (…) => {`, `name: function (…) {`). Blocks of `if`, `for`
 /// and the like are walked out of. A heuristic over text: braces in strings and comments can
 /// mislead it, and then the caller falls back to the map's names.
-pub fn enclosing_function(source: &str, line: usize, col: usize) -> Option<String> {
-    let start: usize = source
-        .split_inclusive('\n')
-        .take(line)
-        .map(str::len)
-        .sum::<usize>()
-        + col;
+pub fn enclosing_function(source: &str, offset: usize) -> Option<String> {
     let bytes = source.as_bytes();
-    let mut at = start.min(bytes.len());
+    let mut at = offset.min(bytes.len());
     let mut depth = 0i64;
     // Bounded, so a huge file costs at most this much per frame.
     let floor = at.saturating_sub(200_000);
@@ -439,14 +441,24 @@ mod tests {
     #[test]
     fn enclosing_functions_are_found_in_the_original_source() {
         let src = "// cart\nexport function computeTotal(items) {\n  for (const i of items) {\n    if (!i.price) {\n      throw new Error('x');\n    }\n  }\n}\nwindow.runShop = async function () {\n  go();\n};\nconst pay = async (x) => {\n  charge(x);\n};\nclass Cart { add(item) { this.items.push(item); } }\n";
+        let at = |line: usize, col: usize| {
+            src.split_inclusive('\n')
+                .take(line)
+                .map(str::len)
+                .sum::<usize>()
+                + col
+        };
         assert_eq!(
-            enclosing_function(src, 4, 6).as_deref(),
+            enclosing_function(src, at(4, 6)).as_deref(),
             Some("computeTotal")
         );
-        assert_eq!(enclosing_function(src, 9, 2).as_deref(), Some("runShop"));
-        assert_eq!(enclosing_function(src, 12, 2).as_deref(), Some("pay"));
-        assert_eq!(enclosing_function(src, 14, 26).as_deref(), Some("add"));
-        assert_eq!(enclosing_function(src, 0, 3), None);
+        assert_eq!(
+            enclosing_function(src, at(9, 2)).as_deref(),
+            Some("runShop")
+        );
+        assert_eq!(enclosing_function(src, at(12, 2)).as_deref(), Some("pay"));
+        assert_eq!(enclosing_function(src, at(14, 26)).as_deref(), Some("add"));
+        assert_eq!(enclosing_function(src, at(0, 3)), None);
     }
 
     #[test]
