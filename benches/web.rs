@@ -93,6 +93,7 @@ fn main() {
         config,
         live: None,
         keys: Some(Arc::new(KeyCache::load(&db).unwrap())),
+        symbolicator: None,
     };
     let web = Web::new(handle, queue.shared_stats());
     let admin = users::find(&db, "admin@example.com").unwrap().unwrap();

@@ -261,6 +261,7 @@ pub fn run(
         config: config.clone(),
         live: Some(live.clone()),
         keys: Some(keys.clone()),
+        symbolicator: Some(symbolicator.clone()),
     };
     let web = Arc::new(crate::web::Web::new(
         handle.clone(),

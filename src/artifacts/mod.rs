@@ -6,9 +6,9 @@
 
 pub mod bundle;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
@@ -32,6 +32,9 @@ pub struct Symbolicator {
     /// Held while a map is parsed, so that a burst of events needing the same uncached map
     /// parses it once (the others wait, then find it cached).
     parsing: Mutex<()>,
+    /// The projects that have uploads: events of the others are not even looked at, so that
+    /// JavaScript intake without source maps costs nothing more.
+    with_uploads: RwLock<HashSet<u64>>,
 }
 
 struct Cache {
@@ -41,7 +44,7 @@ struct Cache {
 
 impl Symbolicator {
     pub fn new(db: Arc<Database>) -> Symbolicator {
-        Symbolicator {
+        let symbolicator = Symbolicator {
             db,
             cache: Mutex::new(Cache {
                 maps: lru::LruCache::unbounded(),
@@ -50,6 +53,21 @@ impl Symbolicator {
             used: Mutex::new(HashMap::new()),
             parsed: AtomicU64::new(0),
             parsing: Mutex::new(()),
+            with_uploads: RwLock::new(HashSet::new()),
+        };
+        symbolicator.refresh();
+        symbolicator
+    }
+
+    /// Reads again which projects have uploads (after uploads were made or deleted).
+    pub fn refresh(&self) {
+        let read = || -> Result<HashSet<u64>, crate::store::StoreError> {
+            let txn = self.db.begin_read()?;
+            artifacts::projects_with_bundles(&txn.open_table(ARTIFACT_BUNDLES)?)
+        };
+        match read() {
+            Ok(set) => *self.with_uploads.write().unwrap_or_else(|e| e.into_inner()) = set,
+            Err(e) => tracing::error!("reading which projects have source maps failed: {e}"),
         }
     }
 
@@ -73,20 +91,18 @@ impl Symbolicator {
     /// Maps the event's JavaScript frames with the project's uploads; returns frames mapped.
     /// Events of other platforms, and of projects with no uploads, are left as they are.
     pub fn symbolicate(&self, project: u64, event: &mut Event) -> usize {
-        if !symbolicate::is_javascript(event) {
+        if !symbolicate::is_javascript(event)
+            || !self
+                .with_uploads
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&project)
+        {
             return 0;
         }
         let Ok(txn) = self.db.begin_read() else {
             return 0;
         };
-        let has_uploads = txn
-            .open_table(ARTIFACT_BUNDLES)
-            .ok()
-            .and_then(|t| artifacts::bundles_exist(&t, project).ok())
-            .unwrap_or(false);
-        if !has_uploads {
-            return 0;
-        }
         let mapped = symbolicate::symbolicate(
             event,
             &ProjectMaps {

@@ -205,6 +205,7 @@ impl Operation for BundleAssemble {
             }
             artifacts::drop_chunks(txn, &chunk_list)
         })?;
+        h.uploads_changed();
         Ok(Assembly::state("ok"))
     }
 }
@@ -277,6 +278,7 @@ impl Operation for BundleDelete {
         let project = h.project(actor, &self.project)?;
         let id = self.id.clone();
         let gone = h.write(move |txn| artifacts::delete_bundle(txn, project.id, &id))?;
+        h.uploads_changed();
         gone.as_ref()
             .map(BundleView::from)
             .ok_or_else(|| ManageError::NotFound(format!("no upload {}", self.id)))

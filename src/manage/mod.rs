@@ -231,6 +231,8 @@ pub struct Handle {
     pub live: Option<Arc<Live>>,
     /// The running server's key cache, reloaded after operations that change keys.
     pub keys: Option<Arc<KeyCache>>,
+    /// The running server's symbolicator, told when source-map uploads change.
+    pub symbolicator: Option<Arc<crate::artifacts::Symbolicator>>,
 }
 
 impl Handle {
@@ -243,6 +245,7 @@ impl Handle {
             config,
             live: None,
             keys: None,
+            symbolicator: None,
         })
     }
 
@@ -321,6 +324,13 @@ impl Handle {
         tokio::task::spawn_blocking(move || handle.run(&actor, op))
             .await
             .map_err(|e| ManageError::Storage(format!("internal error: {e}")))?
+    }
+
+    /// Tells the running server that source-map uploads were made or deleted.
+    pub fn uploads_changed(&self) {
+        if let Some(s) = &self.symbolicator {
+            s.refresh();
+        }
     }
 
     fn reload_keys(&self) {

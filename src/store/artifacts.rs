@@ -300,15 +300,22 @@ pub fn bundles(
     Ok(out)
 }
 
-/// Whether a project has any upload.
-pub fn bundles_exist(
+/// The projects that have at least one upload.
+pub fn projects_with_bundles(
     table: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
-    project: u64,
-) -> Result<bool, StoreError> {
-    Ok(table
-        .range((project, "")..(project + 1, ""))?
-        .next()
-        .is_some())
+) -> Result<std::collections::HashSet<u64>, StoreError> {
+    let mut out = std::collections::HashSet::new();
+    let mut from = 0u64;
+    // One probe per project that has uploads, not one per upload.
+    while let Some(row) = table.range((from, "")..)?.next() {
+        let project = row?.0.value().0;
+        out.insert(project);
+        match project.checked_add(1) {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a project has this bundle already.
