@@ -19,7 +19,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -359,52 +359,6 @@ fn ceiling_server() -> SocketAddr {
     addr
 }
 
-fn cli(data_dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-struct Picket {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-fn start_picket() -> Picket {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
-        .env("PICKET_LOG", "warn")
-        .env("PICKET_RETENTION_MAX_EVENTS_PER_PROJECT", "0")
-        .env("PICKET_RETENTION_MAX_EVENTS_PER_ISSUE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(url) = line.strip_prefix("picket: listening on http://") {
-            break url.parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Picket { child, addr, dir }
-}
-
 fn main() {
     // `cargo test --all-targets` runs this too (without --bench): then a short smoke run.
     let Some(benching) = support::benching() else {
@@ -457,15 +411,18 @@ fn main() {
     let ceiling = ceiling_server();
     let mut rows = Vec::new();
     for r in 0..runs {
-        let picket = start_picket();
-        let project = cli(&picket.dir.path().join("data"), &["project", "list"])[0].clone();
+        let picket = support::start_picket(&[
+            ("PICKET_RETENTION_MAX_EVENTS_PER_PROJECT", "0"),
+            ("PICKET_RETENTION_MAX_EVENTS_PER_ISSUE", "0"),
+        ]);
+        let project = support::cli(&picket.data(), &["project", "list"])[0].clone();
         let dsn = picket::ids::Dsn::parse(project["dsn"].as_str().unwrap()).unwrap();
         let path = format!("/api/{}/envelope/", dsn.project_id);
         let auth = dsn.auth_header("picket-load/1");
         let run = load(picket.addr, &path, &auth, &templates, connections, seconds);
         // Everything answered 200 is durable already; count what the store holds.
         let data = picket.dir.path().join("data");
-        let issues = cli(&data, &["issues", "default", "--status", "all"]);
+        let issues = support::cli(&data, &["issues", "default", "--status", "all"]);
         let stored: u64 = issues
             .as_array()
             .unwrap()
@@ -474,9 +431,7 @@ fn main() {
             .sum();
         let rss = support::status_kb(picket.child.id(), "VmHWM");
         let disk = std::fs::metadata(data.join("picket.redb")).unwrap().len();
-        let mut picket = picket;
-        let _ = picket.child.kill();
-        let _ = picket.child.wait();
+        drop(picket);
         let ceiling_run = load(
             ceiling,
             "/api/1/envelope/",

@@ -8,8 +8,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -74,57 +74,6 @@ fn zip(minified: &str, map: &[u8]) -> Vec<u8> {
     out.into_inner()
 }
 
-struct Picket {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Picket {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_picket() -> Picket {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
-        .env("PICKET_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(url) = line.strip_prefix("picket: listening on ") {
-            break url.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Picket { child, url, dir }
-}
-
-fn cli(p: &Picket, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_picket"))
-        .arg("--data-dir")
-        .arg(p.dir.path().join("data"))
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn main() {
     let Some(benching) = support::benching() else {
         return;
@@ -143,12 +92,14 @@ fn main() {
         bundle.len() as f64 / 1e6
     );
 
-    let picket = start_picket();
-    let token = cli(&picket, &["token", "create", "bench"])["token"]
+    let picket = support::start_picket(&[]);
+    let data = picket.data();
+    let url = picket.url();
+    let token = support::cli(&data, &["token", "create", "bench"])["token"]
         .as_str()
         .unwrap()
         .to_string();
-    let project = cli(&picket, &["project", "list"])[0].clone();
+    let project = support::cli(&data, &["project", "list"])[0].clone();
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -169,10 +120,7 @@ fn main() {
         body.extend_from_slice(chunk);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let resp = agent
-            .post(format!(
-                "{}/api/0/organizations/picket/chunk-upload/",
-                picket.url
-            ))
+            .post(format!("{}/api/0/organizations/picket/chunk-upload/", url))
             .header("Authorization", &format!("Bearer {token}"))
             .header(
                 "Content-Type",
@@ -185,7 +133,7 @@ fn main() {
     let resp = agent
         .post(format!(
             "{}/api/0/organizations/picket/artifactbundle/assemble/",
-            picket.url
+            url
         ))
         .header("Authorization", &format!("Bearer {token}"))
         .send(json!({"checksum": checksum, "chunks": names, "projects": ["default"]}).to_string())
@@ -195,7 +143,7 @@ fn main() {
 
     let store = format!(
         "{}/api/{}/store/?sentry_key={}",
-        picket.url,
+        url,
         project["id"],
         project["public_key"].as_str().unwrap()
     );
@@ -228,13 +176,13 @@ fn main() {
     let status = {
         let out = Command::new(env!("CARGO_BIN_EXE_picket"))
             .arg("--data-dir")
-            .arg(picket.dir.path().join("data"))
+            .arg(&data)
             .args(["status", "--json"])
             .output()
             .unwrap();
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    let issues = cli(&picket, &["issues", "default"]);
+    let issues = support::cli(&data, &["issues", "default"]);
     let mapped = issues
         .as_array()
         .unwrap()

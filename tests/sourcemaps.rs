@@ -16,25 +16,36 @@ fn flow(server: &Server, token: &str, workdir: &std::path::Path, variant: &str) 
         .as_str()
         .unwrap()
         .to_string();
+    let workdir = workdir.to_string_lossy();
+    let printed = node(
+        "sourcemap_flow.js",
+        &[&workdir, variant],
+        &[
+            ("PICKET_URL", &server.url),
+            ("SENTRY_DSN", &dsn),
+            ("SENTRY_AUTH_TOKEN", token),
+        ],
+    );
+    printed["event_id"].as_str().unwrap().to_string()
+}
+
+/// Runs one of the Node clients with arguments and environment; the JSON it prints.
+fn node(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
     let dir = common::node_clients();
     let out = Command::new("node")
-        .arg(dir.join("sourcemap_flow.js"))
-        .arg(workdir)
-        .arg(variant)
+        .arg(dir.join(script))
+        .args(args)
         .current_dir(&dir)
-        .env("PICKET_URL", &server.url)
-        .env("SENTRY_DSN", &dsn)
-        .env("SENTRY_AUTH_TOKEN", token)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "the {variant} flow failed:\n{}\n{}",
+        "{script} {args:?} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("the flow's JSON");
-    printed["event_id"].as_str().unwrap().to_string()
+    serde_json::from_slice(&out.stdout).expect("the client's JSON")
 }
 
 /// The stored event, waited for (the browser's flush returns once sent).
@@ -125,21 +136,16 @@ fn minified_browser_errors_show_their_original_frames_and_group_across_builds() 
         "admin@example.com",
         "correct horse battery",
     );
-    let dir = common::node_clients();
-    let out = Command::new("node")
-        .arg(dir.join("sourcemap_pages.js"))
-        .current_dir(&dir)
-        .env("PICKET_URL", &server.url)
-        .env("PICKET_EMAIL", "admin@example.com")
-        .env("PICKET_PASSWORD", "correct horse battery")
-        .env("ISSUE", ev["issue"].to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the pages flow failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let issue = ev["issue"].to_string();
+    node(
+        "sourcemap_pages.js",
+        &[],
+        &[
+            ("PICKET_URL", &server.url),
+            ("PICKET_EMAIL", "admin@example.com"),
+            ("PICKET_PASSWORD", "correct horse battery"),
+            ("ISSUE", &issue),
+        ],
     );
     assert_eq!(
         server

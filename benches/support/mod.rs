@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -103,4 +107,70 @@ pub fn fill(
     for done in pending {
         wait(done);
     }
+}
+
+/// A `picket serve` started for a benchmark on a fresh data directory.
+pub struct Picket {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Picket {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for Picket {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `picket serve` (this build's binary) on a fresh data directory and an ephemeral
+/// port, with extra environment.
+pub fn start_picket(env: &[(&str, &str)]) -> Picket {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
+        .env("PICKET_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(url) = line.strip_prefix("picket: listening on http://") {
+            break url.parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Picket { child, addr, dir }
+}
+
+/// Runs a CLI command with `--json` on a data directory and parses what it prints.
+pub fn cli(data_dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

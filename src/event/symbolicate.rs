@@ -272,18 +272,6 @@ pub fn enclosing_function(source: &str, offset: usize) -> Option<String> {
 /// The function a `{` opens, from the text before it, if it opens one.
 fn function_before(head: &str) -> Option<String> {
     let head = head.trim_end();
-    let ident = |s: &str| -> Option<String> {
-        let name: String = s
-            .chars()
-            .rev()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        (!name.is_empty() && !name.chars().next().is_some_and(|c| c.is_ascii_digit()))
-            .then_some(name)
-    };
     // `… => {`: the arrow's name is what it is assigned to.
     let before_params = if let Some(arrow) = head.strip_suffix("=>") {
         let arrow = arrow.trim_end();
@@ -300,7 +288,7 @@ fn function_before(head: &str) -> Option<String> {
         return None;
     };
     let before_params = before_params.trim_end();
-    let name = ident(before_params);
+    let name = trailing_identifier(before_params);
     let rest =
         before_params[..before_params.len() - name.as_ref().map_or(0, |n| n.len())].trim_end();
     match name {
@@ -320,15 +308,19 @@ fn assigned_name(text: &str) -> Option<String> {
         .filter(|t| !t.ends_with(['=', '!', '<', '>']))
         .or_else(|| text.strip_suffix(':'))?
         .trim_end();
-    let name: String = text
-        .chars()
+    trailing_identifier(text)
+}
+
+/// The JavaScript identifier that `text` ends with, if it ends with one.
+fn trailing_identifier(text: &str) -> Option<String> {
+    let start = text
+        .char_indices()
         .rev()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    (!name.is_empty()).then_some(name)
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_' || *c == '$')
+        .last()
+        .map(|(i, _)| i)?;
+    let name = &text[start..];
+    (!name.starts_with(|c: char| c.is_ascii_digit())).then(|| name.to_string())
 }
 
 /// Where the `(` matching the `)` that ends `text` is.
