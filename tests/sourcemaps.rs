@@ -180,9 +180,14 @@ fn multipart(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "picket-test-boundary";
     let mut body = Vec::new();
     for (name, filename, data) in parts {
+        let file = if filename.is_empty() {
+            String::new()
+        } else {
+            format!("; filename=\"{filename}\"")
+        };
         body.extend_from_slice(
             format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\nContent-Type: application/octet-stream\r\n\r\n"
             )
             .as_bytes(),
         );
@@ -372,4 +377,93 @@ fn unused_uploads_are_deleted_after_sourcemaps_max_age() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+#[test]
+fn files_uploaded_for_a_release_the_pre_bundle_way_map_events() {
+    let server = Server::start();
+    let token = server.json(&["token", "create", "ci"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A minified file and its map, as older tools uploaded them one by one for a release.
+    let minified = b"function t(o){if(!o.price)throw new Error(\"no price\")}t({});\n";
+    let mut b = sourcemap::SourceMapBuilder::new(Some("shop.min.js"));
+    let src = b.add_source("../src/prices.js");
+    b.set_source_contents(
+        src,
+        Some("// Prices.\nexport function priceOf(item) {\n  if (!item.price) {\n    throw new Error(\"no price\");\n  }\n}\n"),
+    );
+    b.add_raw(0, 0, 1, 0, Some(src), None, false);
+    b.add_raw(0, 26, 3, 4, Some(src), None, false);
+    let mut map = Vec::new();
+    b.into_sourcemap().to_writer(&mut map).unwrap();
+    let (status, _) = post(
+        &server,
+        &token,
+        "organizations/picket/releases/",
+        "application/json",
+        json!({"version": "shop@4", "projects": ["default"]})
+            .to_string()
+            .into_bytes(),
+    );
+    assert_eq!(status, 201);
+    for (name, content, header) in [
+        (
+            "~/static/shop.min.js",
+            &minified[..],
+            Some("Sourcemap:shop.min.js.map"),
+        ),
+        ("~/static/shop.min.js.map", &map[..], None),
+    ] {
+        let mut parts: Vec<(&str, &str, &[u8])> =
+            vec![("file", "upload", content), ("name", "", name.as_bytes())];
+        if let Some(h) = header {
+            parts.push(("header", "", h.as_bytes()));
+        }
+        let (ct, body) = multipart(&parts);
+        let (status, answer) = post(
+            &server,
+            &token,
+            "projects/picket/default/releases/shop@4/files/",
+            &ct,
+            body,
+        );
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(answer["name"], name);
+    }
+    // The same name again is a conflict, as in Sentry.
+    let (ct, body) = multipart(&[
+        ("file", "upload", minified),
+        ("name", "", b"~/static/shop.min.js"),
+    ]);
+    let (status, _) = post(
+        &server,
+        &token,
+        "projects/picket/default/releases/shop@4/files/",
+        &ct,
+        body,
+    );
+    assert_eq!(status, 409);
+
+    let project = &server.json(&["project", "list"])[0];
+    let event = json!({
+        "platform": "javascript",
+        "release": "shop@4",
+        "exception": {"values": [{"type": "Error", "value": "no price", "stacktrace": {"frames": [
+            {"filename": "https://shop.example/static/shop.min.js", "function": "t", "lineno": 1, "colno": 27, "in_app": true}
+        ]}}]},
+    });
+    let resp = common::agent()
+        .post(common::store_url(&server, project))
+        .send(event.to_string())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let id: Value = serde_json::from_str(&resp.into_body().read_to_string().unwrap()).unwrap();
+    let ev = self::event(&server, id["id"].as_str().unwrap());
+    let frame = &ev["exception"]["values"][0]["stacktrace"]["frames"][0];
+    assert_eq!(frame["filename"], "src/prices.js", "{frame}");
+    assert_eq!(frame["lineno"], 4, "{frame}");
+    assert_eq!(frame["function"], "priceOf", "{frame}");
+    assert_eq!(frame["context_line"], "    throw new Error(\"no price\");");
 }

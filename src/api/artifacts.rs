@@ -12,6 +12,7 @@ use serde_json::json;
 use super::{ApiError, Call, Reply, body, run};
 use crate::manage::artifacts::{
     BundleAssemble, CHUNK_SIZE, CHUNKS_PER_REQUEST, Chunk, ChunkUpload, MAX_FILE, MAX_REQUEST,
+    ReleaseFileList, ReleaseFileUpload, ReleaseFileView,
 };
 
 /// `GET chunk-upload/`: how sentry-cli should cut and send its files.
@@ -45,13 +46,18 @@ fn gunzip(data: &[u8], cap: usize, name: &str) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
-/// `POST chunk-upload/`: keeps each chunk once its SHA-1 is checked.
-pub(super) async fn upload(call: &Call<'_>) -> Result<Reply, ApiError> {
+/// The request's multipart form.
+fn form(call: &Call<'_>) -> Result<multer::Multipart<'static>, ApiError> {
     let boundary = multer::parse_boundary(&call.content_type)
         .map_err(|e| ApiError::BadRequest(format!("body: expected multipart/form-data ({e})")))?;
     let data = call.body.clone();
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(data) });
-    let mut form = multer::Multipart::new(stream, boundary);
+    Ok(multer::Multipart::new(stream, boundary))
+}
+
+/// `POST chunk-upload/`: keeps each chunk once its SHA-1 is checked.
+pub(super) async fn upload(call: &Call<'_>) -> Result<Reply, ApiError> {
+    let mut form = form(call)?;
     let mut chunks = Vec::new();
     while let Some(field) = form
         .next_field()
@@ -138,4 +144,82 @@ pub(super) async fn assemble(call: &Call<'_>) -> Result<Reply, ApiError> {
         "missingChunks": answer.missing_chunks,
         "detail": answer.detail,
     })))
+}
+
+fn release_file(f: &ReleaseFileView) -> serde_json::Value {
+    let headers: serde_json::Map<String, serde_json::Value> = f
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "dist": f.dist,
+        "size": f.size,
+        "sha1": f.sha1,
+        "dateCreated": f.uploaded,
+        "headers": headers,
+    })
+}
+
+/// `GET|POST …/releases/{version}/files/`: files uploaded for a release the way tools did
+/// before artifact bundles (`file`, `name`, `dist` and `header: Key:Value` parts).
+pub(super) async fn release_files(
+    call: &Call<'_>,
+    project: Option<&str>,
+    version: &str,
+) -> Result<Reply, ApiError> {
+    let (project, version) = (project.map(str::to_string), version.to_string());
+    if call.method == hyper::Method::GET {
+        let list = run(call, ReleaseFileList { project, version }).await?;
+        return Ok(Reply::ok(list.iter().map(release_file).collect()));
+    }
+    let mut form = form(call)?;
+    let (mut content, mut name, mut dist, mut headers) = (None, None, None, Vec::new());
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
+    {
+        let part = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("{part}: {e}")))?;
+        let text = || String::from_utf8_lossy(&bytes).trim().to_string();
+        match part.as_str() {
+            "file" => {
+                name = name.or(file_name.map(|f| format!("~/{f}")));
+                content = Some(bytes.to_vec());
+            }
+            "name" => name = Some(text()),
+            "dist" => dist = Some(text()),
+            "header" => {
+                let line = text();
+                let (k, v) = line.split_once(':').ok_or_else(|| {
+                    ApiError::BadRequest(format!("header: '{line}' is not Key:Value"))
+                })?;
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            _ => {}
+        }
+    }
+    let content =
+        content.ok_or_else(|| ApiError::BadRequest("file: this part is required".into()))?;
+    let name = name.ok_or_else(|| ApiError::BadRequest("name: this part is required".into()))?;
+    let op = ReleaseFileUpload {
+        project,
+        version,
+        name,
+        dist,
+        headers,
+        content,
+    };
+    let made = run(call, op).await?;
+    Ok(Reply::with_status(
+        hyper::StatusCode::CREATED,
+        release_file(&made),
+    ))
 }

@@ -270,7 +270,7 @@ async fn serve(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
         .unwrap_or("")
         .to_string();
     // Chunk uploads carry up to maxRequestSize of multipart; everything else is small JSON.
-    let limit = if path.ends_with("/chunk-upload/") {
+    let limit = if path.ends_with("/chunk-upload/") || path.ends_with("/files/") {
         crate::manage::artifacts::MAX_REQUEST + 64 * 1024
     } else {
         MAX_BODY
@@ -418,6 +418,16 @@ async fn route(call: &Call<'_>, seg: &[&str]) -> Result<Reply, ApiError> {
             only(call, &[M::POST])?;
             call.api.check_org(org)?;
             artifacts::assemble(call).await
+        }
+        ["organizations", org, "releases", version, "files"] => {
+            only(call, &[M::GET, M::POST])?;
+            call.api.check_org(org)?;
+            artifacts::release_files(call, None, version).await
+        }
+        ["projects", org, project, "releases", version, "files"] => {
+            only(call, &[M::GET, M::POST])?;
+            call.api.check_org(org)?;
+            artifacts::release_files(call, Some(project), version).await
         }
         ["organizations", org, "releases", version, "deploys"] => {
             only(call, &[M::GET, M::POST])?;

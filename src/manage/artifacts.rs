@@ -284,3 +284,205 @@ impl Operation for BundleDelete {
             .ok_or_else(|| ManageError::NotFound(format!("no upload {}", self.id)))
     }
 }
+
+/// A file uploaded for a release the way tools did before artifact bundles
+/// (`POST …/releases/{version}/files/`): a minified source or a source map, found later by the
+/// event's release, dist and URL path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseFileUpload {
+    /// The project (slug or id); none: every project of the release the caller may see.
+    pub project: Option<String>,
+    pub version: String,
+    /// `~/static/app.min.js` or a full URL.
+    pub name: String,
+    pub dist: Option<String>,
+    /// `Sourcemap: app.min.js.map` and the like.
+    pub headers: Vec<(String, String)>,
+    pub content: Vec<u8>,
+}
+
+/// A release file as the API lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseFileView {
+    pub id: String,
+    pub name: String,
+    pub dist: Option<String>,
+    pub size: u64,
+    pub sha1: String,
+    pub uploaded: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The id a release file is kept under: one per (release, dist, name).
+fn release_file_id(version: &str, dist: Option<&str>, name: &str) -> String {
+    format!(
+        "release-file-{}",
+        sha1_hex(format!("{version}\n{}\n{name}", dist.unwrap_or("")).as_bytes())
+    )
+}
+
+/// The projects a release-file request is for: the one named, or the release's own that the
+/// actor may see. The release must exist.
+fn release_projects(
+    h: &Handle,
+    actor: &Actor,
+    project: Option<&str>,
+    version: &str,
+) -> Result<Vec<Project>, ManageError> {
+    let release = super::releases::ReleaseShow {
+        version: version.to_string(),
+    }
+    .apply(h, actor, &|_, _| {})?;
+    let projects = match project {
+        Some(p) => vec![h.project(actor, p)?],
+        None => release
+            .projects
+            .iter()
+            .map(|p| h.project(actor, &p.id.to_string()))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if let Some(p) = projects
+        .iter()
+        .find(|p| !release.projects.iter().any(|r| r.id == p.id))
+    {
+        return Err(ManageError::NotFound(format!(
+            "release '{version}' is not a release of project '{}'",
+            p.slug
+        )));
+    }
+    Ok(projects)
+}
+
+impl Operation for ReleaseFileUpload {
+    type Answer = ReleaseFileView;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<ReleaseFileView, ManageError> {
+        actor.require_scope("project:releases")?;
+        let name = self.name.trim().to_string();
+        if name.is_empty() || name.len() > 1024 {
+            return Err(ManageError::Invalid(
+                "name: give the file's URL (~/static/app.js) of at most 1024 characters".into(),
+            ));
+        }
+        if self.content.len() as u64 > MAX_FILE {
+            return Err(ManageError::Invalid(format!(
+                "file: larger than {MAX_FILE} bytes"
+            )));
+        }
+        let projects = release_projects(h, actor, self.project.as_deref(), &self.version)?;
+        let dist = self.dist.filter(|d| !d.is_empty());
+        let id = release_file_id(&self.version, dist.as_deref(), &name);
+        {
+            let txn = h.db.begin_read()?;
+            let bundles = txn.open_table(ARTIFACT_BUNDLES)?;
+            for p in &projects {
+                if artifacts::has_bundle(&bundles, p.id, &id)? {
+                    return Err(ManageError::Conflict(format!(
+                        "a file named {name} exists already for release {}",
+                        self.version
+                    )));
+                }
+            }
+        }
+        let header = |key: &str| {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.trim().to_string())
+        };
+        let kind = if name.ends_with(".map") {
+            artifacts::FileKind::SourceMap
+        } else {
+            artifacts::FileKind::MinifiedSource
+        };
+        let sourcemap = header("sourcemap").or_else(|| header("x-sourcemap"));
+        let info = BundleInfo {
+            id: id.clone(),
+            uploaded: crate::time::now(),
+            size: self.content.len() as u64,
+            release: Some(self.version.clone()),
+            dist: dist.clone(),
+            files: Vec::new(),
+            last_used: None,
+        };
+        let view = ReleaseFileView {
+            id: id.clone(),
+            name: name.clone(),
+            dist,
+            size: self.content.len() as u64,
+            sha1: sha1_hex(&self.content),
+            uploaded: crate::time::rfc3339(info.uploaded),
+            headers: self.headers.clone(),
+        };
+        let ids: Vec<u64> = projects.iter().map(|p| p.id).collect();
+        let content = self.content;
+        h.write(move |txn| {
+            for project in ids {
+                let file = NewFile {
+                    url: name.clone(),
+                    kind,
+                    debug_id: None,
+                    sourcemap: sourcemap.clone(),
+                    content: content.clone(),
+                };
+                artifacts::put_bundle(txn, project, info.clone(), vec![file])?;
+            }
+            Ok(())
+        })?;
+        h.uploads_changed();
+        Ok(view)
+    }
+}
+
+/// The files uploaded for a release the pre-bundle way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseFileList {
+    pub project: Option<String>,
+    pub version: String,
+}
+
+impl Operation for ReleaseFileList {
+    type Answer = Vec<ReleaseFileView>;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<Vec<ReleaseFileView>, ManageError> {
+        actor.require_scope("project:releases")?;
+        let projects = release_projects(h, actor, self.project.as_deref(), &self.version)?;
+        let txn = h.db.begin_read()?;
+        let bundles = txn.open_table(ARTIFACT_BUNDLES)?;
+        let contents = txn.open_table(crate::store::ARTIFACT_FILES)?;
+        let mut out: Vec<ReleaseFileView> = Vec::new();
+        for p in &projects {
+            for b in artifacts::bundles(&bundles, p.id)? {
+                let is_file = b.id.starts_with("release-file-")
+                    && b.release.as_deref() == Some(self.version.as_str());
+                if !is_file || out.iter().any(|f| f.id == b.id) {
+                    continue;
+                }
+                let Some(file) = b.files.first() else {
+                    continue;
+                };
+                let sha1 = artifacts::content(&contents, p.id, &format!("{}/0", b.id))?
+                    .map(|c| sha1_hex(&c))
+                    .unwrap_or_default();
+                out.push(ReleaseFileView {
+                    id: b.id.clone(),
+                    name: file.url.clone(),
+                    dist: b.dist.clone(),
+                    size: b.size,
+                    sha1,
+                    uploaded: crate::time::rfc3339(b.uploaded),
+                    headers: Vec::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}

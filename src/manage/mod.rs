@@ -432,6 +432,8 @@ operations! {
     BundleAssemble => artifacts::BundleAssemble,
     BundleList => artifacts::BundleList,
     BundleDelete => artifacts::BundleDelete,
+    ReleaseFileUpload => artifacts::ReleaseFileUpload,
+    ReleaseFileList => artifacts::ReleaseFileList,
     ReleaseShow => releases::ReleaseShow,
     ReleaseCreate => releases::ReleaseCreate,
     ReleaseUpdate => releases::ReleaseUpdate,
