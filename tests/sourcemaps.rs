@@ -334,6 +334,25 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
         "{answer}"
     );
 
+    // A request declaring 2 GB is refused before its body is read.
+    {
+        use std::io::{Read, Write};
+        let addr = server.url.trim_start_matches("http://");
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            tcp,
+            "POST /api/0/organizations/picket/chunk-upload/ HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 2147483648\r\n\r\n--x"
+        )
+        .unwrap();
+        let mut answer = [0u8; 512];
+        let n = tcp.read(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("2147483648 bytes"), "{answer}");
+    }
+
     // Nothing was kept, and the server still answers.
     assert_eq!(server.json(&["sourcemaps", "default"]), json!([]));
     let resp = common::agent()

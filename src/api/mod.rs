@@ -53,6 +53,8 @@ pub enum ApiError {
     NotSupported(String),
     #[error("method {0} not allowed here")]
     MethodNotAllowed(Method),
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl From<query::BadParameter> for ApiError {
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::Manage(ManageError::Storage(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -275,6 +278,17 @@ async fn serve(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
     } else {
         MAX_BODY
     };
+    // A declared size over the limit is refused before a byte of the body is read.
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        return Err(ApiError::TooLarge(format!(
+            "body: {n} bytes is more than the {limit} this endpoint takes"
+        )));
+    }
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {

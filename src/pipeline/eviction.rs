@@ -183,9 +183,13 @@ impl DiskBudget {
             self.density = rows.disk_density()?;
             self.loaded = true;
         }
-        let Ok(len) = std::fs::metadata(&self.file).map(|m| m.len()) else {
+        let Ok(file_len) = std::fs::metadata(&self.file).map(|m| m.len()) else {
             return Ok(self.cap);
         };
+        // Source-map uploads live in the file too: events get what they leave.
+        let uploads = rows.artifact_bytes()?;
+        let len = file_len.saturating_sub(uploads);
+        let max = self.max.saturating_sub(uploads);
         if len > self.last_len {
             // It grew: the shorter file was full with the events stored before this batch.
             if self.last_len > 0 && self.last_total > 0 {
@@ -196,23 +200,24 @@ impl DiskBudget {
             self.last_len = len;
         }
         self.last_total = total;
-        let cap = if crate::store::next_growth(len) <= self.max {
+        let cap = if crate::store::next_growth(file_len) <= self.max {
             None
         } else {
             // Without a measured growth, assume the file is full now: a smaller cap, the safe side.
             let density = self.density.unwrap_or(total as f64 / len.max(1) as f64);
-            Some((density * len.min(self.max) as f64 * DISK_FILL) as u64)
+            Some((density * len.min(max) as f64 * DISK_FILL) as u64)
         };
         if cap != self.cap {
             match cap {
-                Some(n) if len > self.max => tracing::warn!(
-                    "the data file ({len} bytes) is larger than retention.max_disk ({} bytes): \
-                     keeping at most {n} events; `picket compact` returns the space",
+                Some(n) if file_len > self.max => tracing::warn!(
+                    "the data file ({file_len} bytes, {uploads} of them source maps) is larger \
+                     than retention.max_disk ({} bytes): keeping at most {n} events; \
+                     `picket compact` returns the space",
                     self.max
                 ),
                 Some(n) => tracing::info!(
-                    "the data file ({len} bytes) is as large as retention.max_disk ({} bytes) \
-                     lets it grow: keeping at most {n} events",
+                    "the data file ({file_len} bytes, {uploads} of them source maps) is as large \
+                     as retention.max_disk ({} bytes) lets it grow: keeping at most {n} events",
                     self.max
                 ),
                 None => tracing::info!("the data file has room to grow within retention.max_disk"),

@@ -5,7 +5,18 @@
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{ARTIFACT_BUNDLES, ARTIFACT_FILES, ARTIFACT_INDEX, CHUNKS, StoreError, decode, encode};
+use super::{
+    ARTIFACT_BUNDLES, ARTIFACT_BYTES, ARTIFACT_FILES, ARTIFACT_INDEX, CHUNKS, META, StoreError,
+    decode, encode,
+};
+
+/// Adds (or takes away) bytes from the uploads' share of the file.
+fn count_bytes(txn: &WriteTransaction, added: u64, removed: u64) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let now = meta.get(ARTIFACT_BYTES)?.map_or(0, |v| v.value());
+    meta.insert(ARTIFACT_BYTES, (now + added).saturating_sub(removed))?;
+    Ok(())
+}
 
 /// What a file in a bundle is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +261,7 @@ pub fn put_bundle(
     }
     txn.open_table(ARTIFACT_BUNDLES)?
         .insert((project, info.id.as_str()), encode(&info).as_slice())?;
+    count_bytes(txn, info.files.iter().map(|f| f.size).sum(), 0)?;
     Ok(info)
 }
 
@@ -367,6 +379,7 @@ pub fn delete_bundle(
             }
         }
     }
+    count_bytes(txn, 0, info.files.iter().map(|f| f.size).sum())?;
     Ok(Some(info))
 }
 

@@ -33,6 +33,8 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// META key of the last arrival sequence number handed out (how many events have arrived).
 pub(crate) const EVENT_SEQ: &str = "event_seq";
+/// META key of the bytes source-map uploads hold, which the disk budget leaves to them.
+pub(crate) const ARTIFACT_BYTES: &str = "artifact_bytes";
 /// Project id → Project.
 pub(crate) const PROJECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("projects");
 /// Slug → project id.

@@ -58,6 +58,14 @@ impl<'t> Tables<'t> {
             .map(|v| f64::from_bits(v.value())))
     }
 
+    /// Bytes the source-map uploads hold (they share `retention.max_disk` with events).
+    pub fn artifact_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(super::ARTIFACT_BYTES)?
+            .map_or(0, |v| v.value()))
+    }
+
     pub fn set_disk_density(&mut self, density: f64) -> Result<(), StoreError> {
         self.meta.insert("disk_density", density.to_bits())?;
         Ok(())
