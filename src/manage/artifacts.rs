@@ -20,6 +20,8 @@ pub const CHUNKS_PER_REQUEST: usize = 64;
 pub const MAX_REQUEST: usize = 32 << 20;
 /// …and the largest file (bundle) assembled from them.
 pub const MAX_FILE: u64 = 256 << 20;
+/// The most bytes of chunks kept waiting to be assembled, all uploads together.
+pub const MAX_WAITING: u64 = 1 << 30;
 
 /// The SHA-1 of bytes, as 40 lowercase hex digits.
 pub fn sha1_hex(data: &[u8]) -> String {
@@ -61,7 +63,7 @@ impl Operation for ChunkUpload {
         let now = crate::time::now();
         h.write(move |txn| {
             for c in &self.chunks {
-                artifacts::put_chunk(txn, &c.checksum, &c.data, now)?;
+                artifacts::put_chunk(txn, &c.checksum, &c.data, now, MAX_WAITING)?;
             }
             Ok(())
         })?;

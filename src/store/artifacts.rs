@@ -6,16 +6,22 @@ use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ARTIFACT_BUNDLES, ARTIFACT_BYTES, ARTIFACT_FILES, ARTIFACT_INDEX, CHUNKS, META, StoreError,
-    decode, encode,
+    ARTIFACT_BUNDLES, ARTIFACT_BYTES, ARTIFACT_FILES, ARTIFACT_INDEX, CHUNK_BYTES, CHUNKS, META,
+    StoreError, decode, encode,
 };
+
+/// Adds (or takes away) bytes from a META counter; returns the new figure.
+fn count(txn: &WriteTransaction, key: &str, added: u64, removed: u64) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let now = meta.get(key)?.map_or(0, |v| v.value());
+    let new = (now + added).saturating_sub(removed);
+    meta.insert(key, new)?;
+    Ok(new)
+}
 
 /// Adds (or takes away) bytes from the uploads' share of the file.
 fn count_bytes(txn: &WriteTransaction, added: u64, removed: u64) -> Result<(), StoreError> {
-    let mut meta = txn.open_table(META)?;
-    let now = meta.get(ARTIFACT_BYTES)?.map_or(0, |v| v.value());
-    meta.insert(ARTIFACT_BYTES, (now + added).saturating_sub(removed))?;
-    Ok(())
+    count(txn, ARTIFACT_BYTES, added, removed).map(|_| ())
 }
 
 /// What a file in a bundle is.
@@ -140,17 +146,29 @@ fn url_key(release: &str, dist: Option<&str>, url: &str) -> String {
     format!("url/{release}\n{}\n{}", dist.unwrap_or(""), url_path(url))
 }
 
-/// Keeps an uploaded chunk until it is assembled.
+/// Keeps an uploaded chunk until it is assembled, unless the chunks waiting would then hold
+/// more than `cap` bytes (a conflict: assemble what was uploaded, or wait for it to expire).
 pub fn put_chunk(
     txn: &WriteTransaction,
     checksum: &str,
     data: &[u8],
     now: f64,
+    cap: u64,
 ) -> Result<(), StoreError> {
+    let mut table = txn.open_table(CHUNKS)?;
+    if table.get(checksum)?.is_some() {
+        return Ok(());
+    }
     let mut row = Vec::with_capacity(data.len() + 8);
     row.extend_from_slice(&(now as u64).to_le_bytes());
     row.extend_from_slice(data);
-    txn.open_table(CHUNKS)?.insert(checksum, row.as_slice())?;
+    table.insert(checksum, row.as_slice())?;
+    drop(table);
+    if count(txn, CHUNK_BYTES, data.len() as u64, 0)? > cap {
+        return Err(StoreError::Conflict(format!(
+            "uploads waiting to be assembled would hold more than {cap} bytes; assemble them first"
+        )));
+    }
     Ok(())
 }
 
@@ -192,10 +210,14 @@ pub fn join_chunks(
 
 pub fn drop_chunks(txn: &WriteTransaction, chunks: &[String]) -> Result<(), StoreError> {
     let mut table = txn.open_table(CHUNKS)?;
+    let mut freed = 0;
     for c in chunks {
-        table.remove(c.as_str())?;
+        if let Some(row) = table.remove(c.as_str())? {
+            freed += row.value().len().saturating_sub(8) as u64;
+        }
     }
-    Ok(())
+    drop(table);
+    count(txn, CHUNK_BYTES, 0, freed).map(|_| ())
 }
 
 /// Deletes chunks uploaded before `cutoff` (Unix seconds) that were never assembled.
@@ -213,9 +235,14 @@ pub fn expire_chunks(txn: &WriteTransaction, cutoff: f64) -> Result<u64, StoreEr
             old.push(k.value().to_string());
         }
     }
+    let mut freed = 0;
     for k in &old {
-        table.remove(k.as_str())?;
+        if let Some(row) = table.remove(k.as_str())? {
+            freed += row.value().len().saturating_sub(8) as u64;
+        }
     }
+    drop(table);
+    count(txn, CHUNK_BYTES, 0, freed)?;
     Ok(old.len() as u64)
 }
 
@@ -431,6 +458,30 @@ pub fn content(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_waiting_are_capped_and_counted_out_when_assembled() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open(dir.path()).unwrap();
+        let put = |name: &str, len: usize| {
+            let txn = db.begin_write().unwrap();
+            let done = put_chunk(&txn, name, &vec![7u8; len], 0.0, 100);
+            if done.is_ok() {
+                txn.commit().unwrap();
+            }
+            done
+        };
+        put("a", 60).unwrap();
+        put("a", 60).unwrap();
+        assert!(
+            matches!(put("b", 60), Err(StoreError::Conflict(_))),
+            "over the cap"
+        );
+        let txn = db.begin_write().unwrap();
+        drop_chunks(&txn, &["a".to_string()]).unwrap();
+        txn.commit().unwrap();
+        put("b", 60).unwrap();
+    }
 
     #[test]
     fn urls_match_any_host_and_references_resolve() {

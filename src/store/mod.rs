@@ -35,6 +35,8 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(crate) const EVENT_SEQ: &str = "event_seq";
 /// META key of the bytes source-map uploads hold, which the disk budget leaves to them.
 pub(crate) const ARTIFACT_BYTES: &str = "artifact_bytes";
+/// META key of the bytes of uploaded chunks waiting to be assembled.
+pub(crate) const CHUNK_BYTES: &str = "chunk_bytes";
 /// Project id → Project.
 pub(crate) const PROJECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("projects");
 /// Slug → project id.
