@@ -37,6 +37,20 @@ fn link(call: &Call<'_>, offset: usize, limit: usize, more: bool) -> String {
     )
 }
 
+/// The search an API query asks for, over `projects`; paging, sort and time left at their
+/// defaults for the caller to set.
+fn searching(search: query::Search, projects: Vec<String>) -> IssueSearch {
+    IssueSearch {
+        projects,
+        status: search.status,
+        level: search.level,
+        release: search.release,
+        environment: search.environment,
+        text: search.text,
+        ..Default::default()
+    }
+}
+
 pub(super) async fn list(call: &Call<'_>, project: Option<&str>) -> Result<Reply, ApiError> {
     let search = query::search(param(call, "query").unwrap_or("is:unresolved"))?;
     let now = crate::time::now();
@@ -61,20 +75,18 @@ pub(super) async fn list(call: &Call<'_>, project: Option<&str>) -> Result<Reply
     };
     projects.dedup();
     let environments = params(call, "environment");
+    let environment = search
+        .environment
+        .clone()
+        .or_else(|| environments.first().map(|e| e.to_string()));
     let op = IssueSearch {
-        projects,
-        status: search.status,
-        level: search.level,
-        release: search.release,
-        environment: search
-            .environment
-            .or_else(|| environments.first().map(|e| e.to_string())),
-        text: search.text,
+        environment,
         since,
         until,
         sort: query::sort(param(call, "sort").unwrap_or(""))?,
         offset,
         limit,
+        ..searching(search, projects)
     };
     let page: IssuePage = run(call, op).await?;
     let all = visible_projects(call).await?;
@@ -218,14 +230,8 @@ pub(super) async fn bulk(call: &Call<'_>, project: &str) -> Result<Reply, ApiErr
         let page: IssuePage = run(
             call,
             IssueSearch {
-                projects: vec![project.id.to_string()],
-                status: search.status,
-                level: search.level,
-                release: search.release,
-                environment: search.environment,
-                text: search.text,
                 limit: ISSUES_MAX,
-                ..Default::default()
+                ..searching(search, vec![project.id.to_string()])
             },
         )
         .await?;

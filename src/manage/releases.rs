@@ -74,17 +74,7 @@ fn view(h: &Handle, release: &Release, visible: &[Project]) -> Result<ReleaseVie
     let mut total = ReleaseStats::default();
     let mut projects = Vec::new();
     for p in visible.iter().filter(|p| release.projects.contains(&p.id)) {
-        let s = releases::stats(&table, p.id, &release.version)?;
-        if s.events > 0 {
-            total.first_event = if total.events == 0 {
-                s.first_event
-            } else {
-                total.first_event.min(s.first_event)
-            };
-            total.last_event = total.last_event.max(s.last_event);
-            total.events += s.events;
-            total.new_issues += s.new_issues;
-        }
+        total.merge(&releases::stats(&table, p.id, &release.version)?);
         projects.push(ProjectRef {
             id: p.id,
             slug: p.slug.clone(),

@@ -3,7 +3,7 @@
 //! command line without `--user` acts as the operator. Users manage their own tokens; admins
 //! and the operator see and revoke every token.
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::{Actor, DEFAULT_SCOPES, Handle, ManageError, Operation, SCOPES, TokenActor};
@@ -27,15 +27,18 @@ pub struct TokenView {
 }
 
 impl TokenView {
-    fn of(token: &ApiToken, h: &Handle) -> TokenView {
-        let project = token.project.map(|id| {
-            h.db.begin_read()
-                .ok()
-                .and_then(|txn| txn.open_table(PROJECTS).ok())
-                .and_then(|t| projects::get(&t, id).ok().flatten())
-                .map_or_else(|| id.to_string(), |p| p.slug)
-        });
-        TokenView {
+    /// A token as shown, its project named by slug (by id once the project is gone).
+    fn of(
+        token: &ApiToken,
+        projects: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<TokenView, ManageError> {
+        let project = match token.project {
+            Some(id) => {
+                Some(projects::get(projects, id)?.map_or_else(|| id.to_string(), |p| p.slug))
+            }
+            None => None,
+        };
+        Ok(TokenView {
             id: token.id.to_string(),
             name: token.name.clone(),
             scopes: token.scopes.clone(),
@@ -43,7 +46,7 @@ impl TokenView {
             user: token.user.clone(),
             created: crate::time::rfc3339(token.created),
             hint: token.hint.clone(),
-        }
+        })
     }
 }
 
@@ -179,11 +182,11 @@ impl Operation for TokenList {
     ) -> Result<Vec<TokenView>, ManageError> {
         let txn = h.db.begin_read()?;
         let all = tokens::list(&txn.open_table(API_TOKENS)?)?;
-        Ok(all
-            .iter()
+        let projects = txn.open_table(PROJECTS)?;
+        all.iter()
             .filter(|t| may_manage(actor, t))
-            .map(|t| TokenView::of(t, h))
-            .collect())
+            .map(|t| TokenView::of(t, &projects))
+            .collect()
     }
 }
 
@@ -216,7 +219,7 @@ impl Operation for TokenRevoke {
             .ok_or_else(missing)?;
         drop(txn);
         let revoked = h.write(move |txn| tokens::revoke(txn, token.id))?;
-        Ok(TokenView::of(&revoked, h))
+        TokenView::of(&revoked, &h.db.begin_read()?.open_table(PROJECTS)?)
     }
 }
 

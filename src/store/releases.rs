@@ -63,7 +63,8 @@ impl ReleaseStats {
         self.new_issues += u64::from(opened_issue);
     }
 
-    fn merge(&mut self, other: &ReleaseStats) {
+    /// Adds what other events said (another batch, another project).
+    pub fn merge(&mut self, other: &ReleaseStats) {
         if other.events == 0 {
             return;
         }
