@@ -95,13 +95,6 @@ fn api(
     (status, value, link)
 }
 
-fn token(server: &Server, args: &[&str]) -> String {
-    let mut full = vec!["token", "create"];
-    full.extend_from_slice(args);
-    let made = server.json(&full);
-    made["token"].as_str().expect("a token").to_string()
-}
-
 /// Sends a Python exception (with a breadcrumb and a stack with source lines) through
 /// sentry-sdk, from a script file so that frames carry their context.
 fn python_error(dsn: &str, message: &str, release: &str) {
@@ -125,16 +118,7 @@ sentry_sdk.flush(5)
         ),
     )
     .unwrap();
-    let out = Command::new(common::python())
-        .arg(&script)
-        .env("SENTRY_DSN", dsn)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python_file(&script, dsn);
 }
 
 #[test]
@@ -272,7 +256,7 @@ fn sentry_cli_makes_releases_and_deploys_and_sends_events() {
 #[test]
 fn the_read_api_answers_as_gitlab_and_grafana_read_it() {
     let server = Server::start();
-    let secret = token(&server, &["grafana"]);
+    let secret = server.token(&["grafana"]);
     let dsn = server.json(&["project", "list"])[0]["dsn"]
         .as_str()
         .unwrap()
@@ -457,9 +441,9 @@ fn tokens_reach_only_what_their_user_may_and_what_their_scopes_allow() {
         .to_string();
     python_error(&default_dsn, "mine", "1.0");
     python_error(other["dsn"].as_str().unwrap(), "theirs", "1.0");
-    let admin = token(&server, &["admin"]);
-    let member = token(&server, &["member", "--user", "member@example.com"]);
-    let reader = token(&server, &["reader", "--scopes", "project:read"]);
+    let admin = server.token(&["admin"]);
+    let member = server.token(&["member", "--user", "member@example.com"]);
+    let reader = server.token(&["reader", "--scopes", "project:read"]);
 
     // The other project's issue and event, found with the operator's token.
     let (_, theirs, _) = api(
@@ -544,16 +528,13 @@ fn tokens_reach_only_what_their_user_may_and_what_their_scopes_allow() {
     );
     assert_eq!(still["status"], "unresolved", "nothing changed");
     // A member may not delete (it takes an admin), even with a token that has event:admin.
-    let member_admin = token(
-        &server,
-        &[
-            "m2",
-            "--user",
-            "member@example.com",
-            "--scopes",
-            "event:admin",
-        ],
-    );
+    let member_admin = server.token(&[
+        "m2",
+        "--user",
+        "member@example.com",
+        "--scopes",
+        "event:admin",
+    ]);
     let (_, mine, _) = api(
         &server,
         "GET",
@@ -623,7 +604,7 @@ fn tokens_reach_only_what_their_user_may_and_what_their_scopes_allow() {
     );
 
     // Past the token's rate limit: 429 with Retry-After.
-    let limited = token(&server, &["busy"]);
+    let limited = server.token(&["busy"]);
     let statuses: Vec<u16> = (0..40)
         .map(|_| api(&server, "GET", &limited, "projects/", None).0)
         .collect();
@@ -634,7 +615,7 @@ fn tokens_reach_only_what_their_user_may_and_what_their_scopes_allow() {
 #[test]
 fn issues_page_through_sentry_cursors() {
     let server = Server::start();
-    let secret = token(&server, &["pager"]);
+    let secret = server.token(&["pager"]);
     let project = &server.json(&["project", "list"])[0];
     let url = common::store_url(&server, project);
     let agent = common::agent();

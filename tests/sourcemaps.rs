@@ -94,10 +94,7 @@ fn assert_original(ev: &Value) {
 #[test]
 fn minified_browser_errors_show_their_original_frames_and_group_across_builds() {
     let server = Server::start();
-    let token = server.json(&["token", "create", "ci"])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = server.token(&["ci"]);
     let work = tempfile::tempdir().unwrap();
 
     let first = flow(&server, &token, work.path(), "debug-ids");
@@ -245,10 +242,7 @@ fn upload_and_assemble(server: &Server, token: &str, file: &[u8], projects: Valu
 fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
     let server = Server::start();
     server.project("payments");
-    let token = server.json(&["token", "create", "ci"])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = server.token(&["ci"]);
 
     // A chunk whose SHA-1 does not match its name.
     let (ct, body) = multipart(&[("file", &sha1(b"something else"), b"chunk data")]);
@@ -365,10 +359,7 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
 #[test]
 fn unused_uploads_are_deleted_after_sourcemaps_max_age() {
     let server = Server::start_with_config("[sourcemaps]\nmax_age = \"2s\"\n", &[]);
-    let token = server.json(&["token", "create", "ci"])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = server.token(&["ci"]);
     let bundle = zip_of(&[
         ("manifest.json", br#"{"org":"picket","project":"default","files":{"_/_/a.js.map":{"url":"~/a.js.map","type":"source_map","headers":{"debug-id":"ce9df349-42c1-587f-b549-43160087adf5"}}}}"#),
         ("_/_/a.js.map", br#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#),
@@ -401,10 +392,7 @@ fn unused_uploads_are_deleted_after_sourcemaps_max_age() {
 #[test]
 fn files_uploaded_for_a_release_the_pre_bundle_way_map_events() {
     let server = Server::start();
-    let token = server.json(&["token", "create", "ci"])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = server.token(&["ci"]);
     // A minified file and its map, as older tools uploaded them one by one for a release.
     let minified = b"function t(o){if(!o.price)throw new Error(\"no price\")}t({});\n";
     let mut b = sourcemap::SourceMapBuilder::new(Some("shop.min.js"));

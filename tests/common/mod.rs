@@ -161,6 +161,16 @@ impl Server {
         cli_json(&self.data_dir, args)
     }
 
+    /// `picket token create ARGS…`: the new token's secret.
+    pub fn token(&self, args: &[&str]) -> String {
+        let mut full = vec!["token", "create"];
+        full.extend_from_slice(args);
+        self.json(&full)["token"]
+            .as_str()
+            .expect("a token")
+            .to_string()
+    }
+
     /// Creates a project and returns its `project create --json` answer.
     pub fn project(&self, name: &str) -> Value {
         self.json(&["project", "create", name])
@@ -321,8 +331,17 @@ pub fn store_url(server: &Server, project: &Value) -> String {
 /// Runs a Python snippet with the test venv and `SENTRY_DSN` set; fails the test if it fails.
 /// Returns what it printed.
 pub fn run_python(script: &str, dsn: &str) -> String {
+    python_with(&[std::ffi::OsStr::new("-c"), script.as_ref()], dsn)
+}
+
+/// Runs a Python script file (whose frames then carry source lines) the same way.
+pub fn run_python_file(script: &Path, dsn: &str) -> String {
+    python_with(&[script.as_os_str()], dsn)
+}
+
+fn python_with(args: &[&std::ffi::OsStr], dsn: &str) -> String {
     let out = Command::new(python())
-        .args(["-c", script])
+        .args(args)
         .env("SENTRY_DSN", dsn)
         .output()
         .expect("run python");
