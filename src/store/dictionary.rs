@@ -197,28 +197,42 @@ pub fn due(db: &Database) -> Result<Option<u64>, StoreError> {
 
 /// Trains a dictionary on the most recent stored events (their uncompressed form). `None`
 /// when there are too few, or too uniform, for zstd to find anything to share.
+///
+/// The rows are copied out of the read snapshot as stored and decompressed only after it is
+/// dropped: while a snapshot lives, redb cannot reuse the pages later commits free, so a
+/// long-lived one makes the file grow under a steady flow.
 pub fn train(db: &Database) -> Result<Option<Dictionary>, StoreError> {
-    let mut samples: Vec<Vec<u8>> = Vec::new();
+    let mut rows: Vec<Vec<u8>> = Vec::new();
     {
         let txn = db.begin_read()?;
         let arrivals = txn.open_table(ARRIVALS)?;
         let events = txn.open_table(EVENTS)?;
         let mut bytes = 0;
         for row in arrivals.iter()?.rev() {
-            if samples.len() >= SAMPLE_EVENTS || bytes >= SAMPLE_BYTES {
+            if rows.len() >= SAMPLE_EVENTS || bytes >= SAMPLE_BYTES {
                 break;
             }
             let (_, arrival) = row?;
             let Some(arrival) = super::tables::ArrivalRecord::decode(arrival.value()) else {
                 continue;
             };
-            if let Some(row) = events.get((arrival.project, arrival.id.0.as_slice()))?
-                && let Ok(packed) = super::events::packed(row.value())
-            {
-                bytes += packed.len();
-                samples.push(packed);
+            if let Some(row) = events.get((arrival.project, arrival.id.0.as_slice()))? {
+                bytes += row.value().len();
+                rows.push(row.value().to_vec());
             }
         }
+    }
+    let mut samples: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0;
+    for packed in rows
+        .iter()
+        .filter_map(|row| super::events::packed(row).ok())
+    {
+        if bytes >= SAMPLE_BYTES {
+            break;
+        }
+        bytes += packed.len();
+        samples.push(packed);
     }
     if samples.len() < 100 {
         return Ok(None);
