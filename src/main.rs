@@ -260,6 +260,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print(*json, call(&cli, op)?.as_slice(), render::releases);
             Ok(())
         }
+        Command::Feedback {
+            project,
+            issue,
+            json,
+        } => {
+            let op = manage::feedback::FeedbackList {
+                project: project.clone(),
+                issue: *issue,
+                limit: None,
+            };
+            print(*json, call(&cli, op)?.as_slice(), render::feedback);
+            Ok(())
+        }
         Command::Tail(args) => {
             let cmd = picket::tail::Command {
                 dsn: args.dsn.clone(),

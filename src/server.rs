@@ -642,7 +642,7 @@ async fn route(
     if crate::web::is_ui_path(path) {
         return crate::web::handle(fronts.web.clone(), req, peer.ip()).await;
     }
-    if crate::api::is_api_path(path) && crate::intake::route(path).is_none() {
+    if crate::api::is_api_path(path) && !crate::intake::serves(path) {
         return crate::api::handle(fronts.api.clone(), req).await;
     }
     http::handle(fronts.intake.clone(), req, peer.ip()).await

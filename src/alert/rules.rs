@@ -104,6 +104,30 @@ pub fn evaluate(
             ));
         }
     }
+    throttled(rules, issue, at, fired)
+}
+
+/// The alert user feedback on an issue sets off, throttled like the others.
+pub fn on_feedback(
+    rules: &AlertRules,
+    issue: &mut Issue,
+    at: f64,
+    throttle: f64,
+    message: &str,
+) -> Vec<Triggered> {
+    let quoted: String = message.chars().take(200).collect();
+    let detail = format!("new user feedback: \"{quoted}\"");
+    throttled(rules, issue, at, vec![(Rule::Feedback, detail, throttle)])
+}
+
+/// Keeps the rules that are on and have not fired for the issue within their window, and
+/// records their firing on the issue.
+fn throttled(
+    rules: &AlertRules,
+    issue: &mut Issue,
+    at: f64,
+    fired: Vec<(Rule, String, f64)>,
+) -> Vec<Triggered> {
     let mut out = Vec::new();
     for (rule, detail, window) in fired {
         if !rules.fires(rule) {

@@ -88,6 +88,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the feedback a project's end users sent, newest first
+    Feedback {
+        /// Project slug or numeric id
+        project: String,
+        /// Only the feedback about this issue's events
+        #[arg(long)]
+        issue: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List a project's issues, most recently seen first
     Issues {
         /// Project slug or numeric id

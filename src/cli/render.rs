@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::manage::alerts::AlertsView;
 use crate::manage::artifacts::BundleView;
+use crate::manage::feedback::FeedbackView;
 use crate::manage::forward::DeadLetterAnswer;
 use crate::manage::issues::{EventSummary, IssueDeleted, IssueView};
 use crate::manage::keys::KeyView;
@@ -423,6 +424,29 @@ pub fn releases(list: &[ReleaseView]) -> String {
         ],
         rows,
     )
+}
+
+/// `picket feedback`: one row per feedback, newest first, the message cut to one line.
+pub fn feedback(list: &[FeedbackView]) -> String {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let rows = list
+        .iter()
+        .map(|f| {
+            let line = f.message.lines().next().unwrap_or_default();
+            let mut message: String = line.chars().take(60).collect();
+            if message.len() < f.message.len() {
+                message.push('…');
+            }
+            vec![
+                f.received.clone(),
+                f.issue_id.map_or_else(|| "-".into(), |i| i.to_string()),
+                or_dash(&f.name),
+                or_dash(&f.email),
+                message,
+            ]
+        })
+        .collect();
+    table(&["received", "issue", "name", "email", "message"], rows)
 }
 
 /// `picket user create` and `picket user link`.

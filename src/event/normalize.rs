@@ -23,6 +23,8 @@ pub enum NormalizeError {
     NotAnObject,
     #[error("the event nests JSON deeper than the limit max_json_depth ({max})")]
     TooDeep { max: usize },
+    #[error("invalid feedback: {0}")]
+    Feedback(&'static str),
 }
 
 /// What the transport knows about an event that its payload may not say.

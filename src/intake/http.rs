@@ -52,6 +52,17 @@ pub async fn handle(state: Arc<Intake>, req: Request<Incoming>, remote: IpAddr) 
     if path == "/health" {
         return health(&state);
     }
+    if super::dialog::is_dialog_path(&path) {
+        if req.method() == Method::OPTIONS {
+            return preflight();
+        }
+        return super::dialog::handle(&state, req)
+            .await
+            .unwrap_or_else(|e| {
+                state.counters.reject(e.reason());
+                error_response(&e)
+            });
+    }
     let Some(route) = route(&path) else {
         return error_response(&IntakeError::NotFound);
     };
@@ -90,7 +101,7 @@ fn health(state: &Intake) -> Response<Body> {
     resp
 }
 
-fn cors(headers: &mut HeaderMap) {
+pub(super) fn cors(headers: &mut HeaderMap) {
     headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     headers.insert(
         "access-control-expose-headers",
@@ -396,28 +407,52 @@ async fn accept_envelope(
         });
     }
     let mut event = None;
+    let mut feedback = Vec::new();
+    let event_size = |item: &envelope::Item<'_>| {
+        let limit = state.limits.max_event_size.0;
+        if item.payload.len() as u64 > limit {
+            return Err(IntakeError::TooLarge {
+                name: "max_event_size",
+                limit,
+            });
+        }
+        Ok(())
+    };
     for item in &env.items {
         match item.header.ty.as_str() {
             "event" if event.is_none() => {
-                let limit = state.limits.max_event_size.0;
-                if item.payload.len() as u64 > limit {
-                    return Err(IntakeError::TooLarge {
-                        name: "max_event_size",
-                        limit,
-                    });
-                }
+                event_size(item)?;
                 event = Some(normalize::normalize(
                     item.payload,
                     &origin.context(header_id),
                 )?);
             }
+            "feedback" => {
+                event_size(item)?;
+                let parsed = normalize::normalize(item.payload, &origin.context(header_id))?;
+                feedback.push(crate::event::feedback::from_event(&parsed)?);
+            }
+            "user_report" => {
+                event_size(item)?;
+                feedback.push(crate::event::feedback::from_user_report(
+                    item.payload,
+                    origin.received,
+                    header_id,
+                )?);
+            }
             other => state.counters.drop_item(other),
         }
     }
-    match event {
-        Some(event) => state.submit(project, event).await.map(Some),
-        None => Ok(header_id),
+    // Everything is parsed before anything is queued: a bad item refuses the whole envelope.
+    let mut answer = header_id;
+    if let Some(event) = event {
+        answer = Some(state.submit(project, event).await?);
     }
+    for feedback in feedback {
+        let id = state.submit_feedback(project, feedback).await?;
+        answer = answer.or(Some(id));
+    }
+    Ok(answer)
 }
 
 impl Intake {
@@ -452,26 +487,50 @@ impl Intake {
     ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
         self.symbolicator.symbolicate(project, &mut event);
         let arrival = Arrival::new(project, event, &self.codec);
-        self.queue.submit(arrival).map_err(|e| match e {
-            QueueError::Full => IntakeError::QueueFull,
-            QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
-        })
+        self.queue.submit(arrival).map_err(queue_error)
     }
 }
 
 impl Intake {
+    /// Queues user feedback and waits until it is durable; its id.
+    pub async fn submit_feedback(
+        &self,
+        project: u64,
+        feedback: crate::event::feedback::Feedback,
+    ) -> Result<EventId, IntakeError> {
+        let id = feedback.id;
+        let done = self
+            .queue
+            .submit_feedback(crate::pipeline::FeedbackArrival { project, feedback })
+            .map_err(queue_error)?;
+        settle(done.await).map(|_| id)
+    }
+
     /// Queues an event and waits until it is durable; its id.
     pub async fn submit(&self, project: u64, event: Event) -> Result<EventId, IntakeError> {
         let id = event.event_id;
         let done = self.enqueue(project, event)?;
-        match done.await {
-            Ok(Ok(Ack::Stored | Ack::Duplicate)) => {
-                self.counters.accept_event();
-                Ok(id)
-            }
-            Ok(Err(e)) => Err(IntakeError::Unavailable(e.to_string())),
-            Err(_) => Err(IntakeError::Unavailable("the writer has stopped".into())),
-        }
+        settle(done.await)?;
+        self.counters.accept_event();
+        Ok(id)
+    }
+}
+
+/// What the writer's answer means to the client.
+fn settle(
+    answer: Result<Result<Ack, StoreError>, oneshot::error::RecvError>,
+) -> Result<Ack, IntakeError> {
+    match answer {
+        Ok(Ok(ack)) => Ok(ack),
+        Ok(Err(e)) => Err(IntakeError::Unavailable(e.to_string())),
+        Err(_) => Err(IntakeError::Unavailable("the writer has stopped".into())),
+    }
+}
+
+fn queue_error(e: QueueError) -> IntakeError {
+    match e {
+        QueueError::Full => IntakeError::QueueFull,
+        QueueError::Closed => IntakeError::Unavailable("the writer has stopped".into()),
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod conn;
 pub mod decode;
+pub mod dialog;
 pub mod disk;
 pub mod envelope;
 pub mod http;
@@ -44,6 +45,8 @@ pub enum IntakeError {
     EnvelopeAuth(String),
     #[error("bad project path parameter")]
     BadProjectPath,
+    #[error("{0}")]
+    Dialog(&'static str),
     #[error("event submission rejected: {0}")]
     Rejected(&'static str),
     #[error("empty request body")]
@@ -131,7 +134,7 @@ impl IntakeError {
             }
             IntakeError::Decode(_) | IntakeError::Body(_) | IntakeError::EmptyBody => "bad_body",
             IntakeError::Envelope(_) | IntakeError::HeaderMismatch(_) => "bad_envelope",
-            IntakeError::Event(_) => "bad_event",
+            IntakeError::Event(_) | IntakeError::Dialog(_) => "bad_event",
             IntakeError::QueueFull => "queue_full",
             IntakeError::DiskFull => "disk_full",
             IntakeError::RateLimited { .. } => "rate_limited",
@@ -199,6 +202,11 @@ impl Counters {
     pub fn dropped_items(&self) -> BTreeMap<String, u64> {
         copy(&self.dropped_items)
     }
+}
+
+/// Whether intake answers this path: an ingest route or the crash-report dialog.
+pub fn serves(path: &str) -> bool {
+    route(path).is_some() || dialog::is_dialog_path(path)
 }
 
 /// Maps a request path to an ingest route. Runs of slashes fold into one and the trailing

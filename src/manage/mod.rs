@@ -10,6 +10,7 @@
 pub mod alerts;
 pub mod artifacts;
 pub mod backup;
+pub mod feedback;
 pub mod forward;
 pub mod issues;
 pub mod keys;
@@ -440,6 +441,7 @@ operations! {
     ReleaseDelete => releases::ReleaseDelete,
     DeployCreate => releases::DeployCreate,
     DeployList => releases::DeployList,
+    FeedbackList => feedback::FeedbackList,
     #[cfg(debug_assertions)]
     Crash => status::Crash,
 }

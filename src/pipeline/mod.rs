@@ -120,9 +120,19 @@ type AdminWork = Box<
     dyn FnOnce(&WriteTransaction) -> (bool, Box<dyn FnOnce(Result<(), StoreError>) + Send>) + Send,
 >;
 
+/// User feedback ready to store for `project`.
+pub struct FeedbackArrival {
+    pub project: u64,
+    pub feedback: crate::event::feedback::Feedback,
+}
+
+/// Where the writer answers once a record is durable.
+pub type Reply = oneshot::Sender<Result<Ack, StoreError>>;
+
 /// What the writer thread receives.
 pub enum Job {
-    Event(Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>),
+    Event(Box<Arrival>, Reply),
+    Feedback(Box<FeedbackArrival>, Reply),
     Admin(AdminWork),
     /// Makes the writer panic, to test its supervision. Not in release builds.
     #[cfg(debug_assertions)]
@@ -219,8 +229,23 @@ impl Queue {
         &self,
         arrival: Arrival,
     ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, QueueError> {
+        self.offer(|ack| Job::Event(Box::new(arrival), ack))
+    }
+
+    /// Queues user feedback without waiting for room; the receiver resolves once it is durable.
+    pub fn submit_feedback(
+        &self,
+        feedback: FeedbackArrival,
+    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, QueueError> {
+        self.offer(|ack| Job::Feedback(Box::new(feedback), ack))
+    }
+
+    fn offer(
+        &self,
+        job: impl FnOnce(Reply) -> Job,
+    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, QueueError> {
         let (ack, done) = oneshot::channel();
-        match self.tx.try_send(Job::Event(Box::new(arrival), ack)) {
+        match self.tx.try_send(job(ack)) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
                 Ok(done)

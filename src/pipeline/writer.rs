@@ -8,13 +8,14 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::cache::IssueCache;
 use super::changes::BatchChanges;
-use super::{Ack, Arrival, Job, Jobs, Stats};
+use super::{Ack, Arrival, FeedbackArrival, Job, Jobs, Reply, Stats};
 use crate::store::StoreError;
+use crate::store::feedback::{self, FeedbackRows};
 use crate::store::issues::{Issue, Status};
 use crate::store::projects::Project;
 use crate::store::tables::Tables;
@@ -43,6 +44,20 @@ pub struct WriterConfig {
 /// An event waiting in a batch, with where to send its ack.
 type Submitted = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
 
+/// What one transaction stores: events, then feedback (so feedback about an event of the
+/// same batch finds it).
+#[derive(Default)]
+struct Batch {
+    events: Vec<Submitted>,
+    feedback: Vec<(Box<FeedbackArrival>, Reply)>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.events.len() + self.feedback.len()
+    }
+}
+
 pub struct Writer {
     db: Arc<Database>,
     jobs: Jobs,
@@ -51,6 +66,9 @@ pub struct Writer {
     config: WriterConfig,
     disk: Option<super::eviction::DiskBudget>,
     windows: crate::alert::rules::Windows,
+    /// Feedback waiting for its event, as last counted: while there is none, storing an
+    /// event does not look for any.
+    feedback_waiting: u64,
 }
 
 impl Writer {
@@ -65,6 +83,7 @@ impl Writer {
             disk: (config.max_disk > 0)
                 .then(|| super::eviction::DiskBudget::new(config.max_disk, config.file.clone())),
             windows: Default::default(),
+            feedback_waiting: u64::MAX,
             config,
         }
     }
@@ -76,13 +95,15 @@ impl Writer {
         let jobs = jobs.lock().unwrap_or_else(|e| e.into_inner());
         self.stats.running.store(true, Ordering::SeqCst);
         let _stopped = RunningFlag(self.stats.clone());
+        self.feedback_waiting = self.count_waiting_feedback().unwrap_or(u64::MAX);
         while let Ok(job) = jobs.recv() {
-            let mut batch = Vec::new();
+            let mut batch = Batch::default();
             let mut admin = None;
             let mut next = Some(job);
             while let Some(job) = next.take() {
                 match job {
-                    Job::Event(arrival, ack) => batch.push((arrival, ack)),
+                    Job::Event(arrival, ack) => batch.events.push((arrival, ack)),
+                    Job::Feedback(feedback, ack) => batch.feedback.push((feedback, ack)),
                     Job::Admin(work) => admin = Some(work),
                     #[cfg(debug_assertions)]
                     Job::Crash => panic!("writer crash requested for testing"),
@@ -91,7 +112,7 @@ impl Writer {
                     next = jobs.try_recv().ok();
                 }
             }
-            if !batch.is_empty() {
+            if batch.len() > 0 {
                 self.write_batch(batch);
             }
             if let Some(work) = admin {
@@ -137,13 +158,21 @@ impl Writer {
         Ok(txn)
     }
 
-    fn write_batch(&mut self, batch: Vec<Submitted>) {
+    fn count_waiting_feedback(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let waiting = txn.open_table(feedback::FEEDBACK_PENDING)?;
+        Ok(redb::ReadableTableMetadata::len(&waiting)?)
+    }
+
+    fn write_batch(&mut self, batch: Batch) {
         self.stats
             .queued
             .fetch_sub(batch.len() as u64, Ordering::Relaxed);
-        let arrivals: Vec<&Arrival> = batch.iter().map(|(a, _)| a.as_ref()).collect();
-        match self.commit_batch(&arrivals) {
-            Ok((acks, committed)) => {
+        let arrivals: Vec<&Arrival> = batch.events.iter().map(|(a, _)| a.as_ref()).collect();
+        let feedback: Vec<&FeedbackArrival> =
+            batch.feedback.iter().map(|(f, _)| f.as_ref()).collect();
+        match self.commit_batch(&arrivals, &feedback) {
+            Ok((acks, feedback_acks, committed)) => {
                 let touched: Vec<(u64, u64)> =
                     committed.iter().map(|(_, i)| (i.project, i.id)).collect();
                 self.changed(Some(&touched));
@@ -156,14 +185,19 @@ impl Writer {
                     .duplicates
                     .fetch_add(acks.len() as u64 - stored, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                for ((_, reply), ack) in batch.into_iter().zip(acks) {
+                for ((_, reply), ack) in batch.events.into_iter().zip(acks) {
+                    let _ = reply.send(Ok(ack));
+                }
+                for ((_, reply), ack) in batch.feedback.into_iter().zip(feedback_acks) {
                     let _ = reply.send(Ok(ack));
                 }
             }
             Err(e) => {
-                tracing::error!("writing a batch of {} events failed: {e}", batch.len());
+                tracing::error!("writing a batch of {} records failed: {e}", batch.len());
                 self.cache.clear();
-                for (_, reply) in batch {
+                self.feedback_waiting = u64::MAX;
+                let replies = batch.events.into_iter().map(|(_, reply)| reply);
+                for reply in replies.chain(batch.feedback.into_iter().map(|(_, reply)| reply)) {
                     let _ = reply.send(Err(StoreError::Db(e.to_string())));
                 }
             }
@@ -176,11 +210,14 @@ impl Writer {
     fn commit_batch(
         &mut self,
         batch: &[&Arrival],
-    ) -> Result<(Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
+        feedback: &[&FeedbackArrival],
+    ) -> Result<(Vec<Ack>, Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
         let txn = self.begin()?;
         let mut changes = BatchChanges::default();
         let mut acks = Vec::with_capacity(batch.len());
         let mut rows = Tables::open(&txn)?;
+        // Opened only when a batch has feedback to store or link.
+        let mut feedback_rows: Option<FeedbackRows<'_>> = None;
         let mut seq = rows.seq()?;
         for &arrival in batch {
             if rows.event_exists(arrival.project, &arrival.event_id)? {
@@ -188,12 +225,7 @@ impl Writer {
                 continue;
             }
             let hash = arrival.grouping.hash;
-            let project = match changes.projects.entry(arrival.project) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(rows.project(arrival.project)?.ok_or_else(|| {
-                    StoreError::NotFound(format!("project {} is gone", arrival.project))
-                })?),
-            };
+            let project = project_of(&mut changes.projects, &rows, arrival.project)?;
             project.stored += 1;
             let mut opened = false;
             let issue = match changes.issues.entry((arrival.project, hash)) {
@@ -228,25 +260,11 @@ impl Writer {
                 &mut self.windows,
                 self.config.alert_throttle,
             );
-            let targets = self.config.alert_mail || !project.alerts.webhooks.is_empty();
-            for t in fired.into_iter().filter(|_| targets) {
-                changes.alerts.push(crate::store::alerts::Alert {
-                    project: arrival.project,
-                    issue: issue.id,
-                    rule: t.rule,
-                    event_id: arrival.event_id,
-                    created: arrival.facts.received,
-                    detail: t.detail,
-                    mail: self.config.alert_mail,
-                    webhooks: project
-                        .alerts
-                        .webhooks
-                        .iter()
-                        .map(|h| h.url.clone())
-                        .collect(),
-                    held: false,
-                });
-            }
+            let at = arrival.facts.received;
+            let mail = self.config.alert_mail;
+            changes
+                .alerts
+                .extend(alerts(project, issue.id, fired, arrival.event_id, at, mail));
             rows.insert_event(
                 arrival.project,
                 issue.id,
@@ -254,6 +272,33 @@ impl Writer {
                 &arrival.event_id,
                 &arrival.encoded,
             )?;
+            if self.feedback_waiting > 0 {
+                let waiting = match &mut feedback_rows {
+                    Some(f) => f,
+                    None => feedback_rows.insert(FeedbackRows::open(&txn)?),
+                };
+                for row in waiting.link(arrival.project, &arrival.event_id, issue.id)? {
+                    issue.feedback += 1;
+                    let throttle = self.config.alert_throttle;
+                    let message = &row.feedback.message;
+                    let fired = crate::alert::rules::on_feedback(
+                        &project.alerts,
+                        issue,
+                        row.feedback.received,
+                        throttle,
+                        message,
+                    );
+                    let at = row.feedback.received;
+                    changes.alerts.extend(alerts(
+                        project,
+                        issue.id,
+                        fired,
+                        arrival.event_id,
+                        at,
+                        mail,
+                    ));
+                }
+            }
             if project.forward_to.is_some() {
                 changes.forwards.push(crate::store::outbox::OutboxEntry {
                     project: arrival.project,
@@ -266,6 +311,18 @@ impl Writer {
             changes.count(issue, arrival, opened);
             acks.push(Ack::Stored);
         }
+        let mut feedback_acks = Vec::with_capacity(feedback.len());
+        for &arrival in feedback {
+            let stored = match &mut feedback_rows {
+                Some(f) => f,
+                None => feedback_rows.insert(FeedbackRows::open(&txn)?),
+            };
+            feedback_acks.push(self.store_feedback(&mut changes, &rows, stored, arrival)?);
+        }
+        if let Some(f) = &feedback_rows {
+            self.feedback_waiting = f.waiting()?;
+        }
+        drop(feedback_rows);
         let evicted =
             super::eviction::enforce_caps(
                 &mut rows,
@@ -279,7 +336,61 @@ impl Writer {
         rows.set_seq(seq)?;
         let committed = changes.write(rows, &txn)?;
         txn.commit()?;
-        Ok((acks, committed))
+        Ok((acks, feedback_acks, committed))
+    }
+
+    /// Stores one feedback, linked to its event's issue when that is stored, and counts it
+    /// on the issue (which may set off the feedback alert).
+    fn store_feedback(
+        &mut self,
+        changes: &mut BatchChanges<'_>,
+        rows: &Tables<'_>,
+        stored: &mut FeedbackRows<'_>,
+        arrival: &FeedbackArrival,
+    ) -> Result<Ack, StoreError> {
+        let FeedbackArrival { project, feedback } = arrival;
+        if stored.exists(*project, &feedback.id)? {
+            return Ok(Ack::Duplicate);
+        }
+        let number = match &feedback.event_id {
+            Some(event) => rows.event_issue(*project, event)?,
+            None => None,
+        };
+        let held = project_of(&mut changes.projects, rows, *project)?;
+        stored.insert(*project, number, feedback)?;
+        held.feedback += 1;
+        if held.feedback > feedback::MAX_PER_PROJECT {
+            let dropped =
+                stored.drop_oldest(*project, held.feedback - feedback::MAX_PER_PROJECT)?;
+            held.feedback -= dropped;
+        }
+        let Some(number) = number else {
+            return Ok(Ack::Stored);
+        };
+        let Some(found) = rows.issue(*project, number)? else {
+            return Ok(Ack::Stored);
+        };
+        let Ok(hash) = <[u8; 16]>::try_from(found.hash.as_slice()) else {
+            return Ok(Ack::Stored);
+        };
+        let issue = match changes.issues.entry((*project, hash)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.cache.get(*project, &hash).unwrap_or(found)),
+        };
+        issue.feedback += 1;
+        let held = project_of(&mut changes.projects, rows, *project)?;
+        let fired = crate::alert::rules::on_feedback(
+            &held.alerts,
+            issue,
+            feedback.received,
+            self.config.alert_throttle,
+            &feedback.message,
+        );
+        let event = feedback.event_id.unwrap_or(feedback.id);
+        let mail = self.config.alert_mail;
+        let queued = alerts(held, issue.id, fired, event, feedback.received, mail);
+        changes.alerts.extend(queued);
+        Ok(Ack::Stored)
     }
 
     /// Evicts events when the file has no room left within `retention.max_disk`.
@@ -306,6 +417,53 @@ impl Writer {
             None => Ok(0),
         }
     }
+}
+
+/// The batch's copy of a project, read from the file the first time the batch needs it.
+fn project_of<'c>(
+    projects: &'c mut HashMap<u64, Project>,
+    rows: &Tables<'_>,
+    id: u64,
+) -> Result<&'c mut Project, StoreError> {
+    Ok(match projects.entry(id) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(
+            rows.project(id)?
+                .ok_or_else(|| StoreError::NotFound(format!("project {id} is gone")))?,
+        ),
+    })
+}
+
+/// The outbox entries for the alerts an event or feedback set off on an issue of `project`,
+/// when there is anywhere to send them.
+fn alerts(
+    project: &Project,
+    issue: u64,
+    fired: Vec<crate::alert::rules::Triggered>,
+    event_id: crate::ids::EventId,
+    at: f64,
+    mail: bool,
+) -> impl Iterator<Item = crate::store::alerts::Alert> + '_ {
+    let targets = mail || !project.alerts.webhooks.is_empty();
+    fired
+        .into_iter()
+        .filter(move |_| targets)
+        .map(move |t| crate::store::alerts::Alert {
+            project: project.id,
+            issue,
+            rule: t.rule,
+            event_id,
+            created: at,
+            detail: t.detail,
+            mail,
+            webhooks: project
+                .alerts
+                .webhooks
+                .iter()
+                .map(|h| h.url.clone())
+                .collect(),
+            held: false,
+        })
 }
 
 /// Clears the running flag when the writer stops, also by panic, so `/health` tells.

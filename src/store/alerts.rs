@@ -22,6 +22,8 @@ pub enum Rule {
     Reappeared,
     /// More than N events in M minutes, once per window.
     Frequency,
+    /// An end user sent feedback about one of the issue's events.
+    Feedback,
 }
 
 impl Rule {
@@ -31,6 +33,7 @@ impl Rule {
             Rule::Regression => "regression",
             Rule::Reappeared => "reappeared",
             Rule::Frequency => "frequency",
+            Rule::Feedback => "user feedback",
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct AlertRules {
     pub regression: bool,
     pub reappeared: bool,
     pub frequency: Option<Frequency>,
+    /// New user feedback on an issue.
+    pub feedback: bool,
     /// Addresses mailed beside the members and admins.
     pub emails: Vec<String>,
     pub webhooks: Vec<Webhook>,
@@ -82,6 +87,7 @@ impl Default for AlertRules {
             regression: true,
             reappeared: true,
             frequency: None,
+            feedback: true,
             emails: Vec::new(),
             webhooks: Vec::new(),
             opt_out: Vec::new(),
@@ -96,6 +102,7 @@ impl AlertRules {
             Rule::Regression => self.regression,
             Rule::Reappeared => self.reappeared,
             Rule::Frequency => self.frequency.is_some(),
+            Rule::Feedback => self.feedback,
         }
     }
 }

@@ -85,6 +85,11 @@ fn word(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
+/// The issue a stored row belongs to.
+pub(crate) fn issue_of(row: &[u8]) -> Option<u64> {
+    word(row, 1)
+}
+
 /// A row's event as MessagePack, decompressed.
 pub(crate) fn packed(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
     let (dictionary, payload) = match bytes.first() {

@@ -67,6 +67,8 @@ pub struct Issue {
     pub ignore_until_count: Option<u64>,
     /// When each alert rule last fired for this issue (for throttling and frequency windows).
     pub alerted: Vec<(super::alerts::Rule, f64)>,
+    /// User feedback about its events.
+    pub feedback: u64,
 }
 
 /// A change of an issue's status, as the CLI and the UI's buttons ask for it.

@@ -11,6 +11,7 @@ pub mod artifacts;
 pub mod backup;
 pub mod dictionary;
 pub mod events;
+pub mod feedback;
 pub mod issues;
 pub mod key_cache;
 pub mod outbox;
@@ -136,6 +137,9 @@ macro_rules! for_each_table {
         $apply!($crate::store::ARTIFACT_BUNDLES);
         $apply!($crate::store::ARTIFACT_FILES);
         $apply!($crate::store::ARTIFACT_INDEX);
+        $apply!($crate::store::feedback::FEEDBACK);
+        $apply!($crate::store::feedback::FEEDBACK_IDS);
+        $apply!($crate::store::feedback::FEEDBACK_PENDING);
     };
 }
 pub(crate) use for_each_table;

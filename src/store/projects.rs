@@ -23,6 +23,8 @@ pub struct Project {
     /// Emails of the users who are members (admins see every project without it).
     pub members: Vec<String>,
     pub alerts: super::alerts::AlertRules,
+    /// User feedback of this project still stored.
+    pub feedback: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

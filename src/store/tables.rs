@@ -75,6 +75,14 @@ impl<'t> Tables<'t> {
         Ok(self.events.get((project, id.0.as_slice()))?.is_some())
     }
 
+    /// The issue a stored event belongs to.
+    pub fn event_issue(&self, project: u64, id: &EventId) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .events
+            .get((project, id.0.as_slice()))?
+            .and_then(|row| events::issue_of(row.value())))
+    }
+
     pub fn insert_event(
         &mut self,
         project: u64,
@@ -263,6 +271,7 @@ impl<'t> Tables<'t> {
             .remove(project.slug.as_str())?;
         self.projects.remove(project.id)?;
         super::outbox::Outbox::open(txn)?.forget(project.id)?;
+        super::feedback::FeedbackRows::open(txn)?.forget(project.id)?;
         Ok((ids.len() as u64, events))
     }
 

@@ -17,6 +17,9 @@ use crate::event::Event;
 use crate::store::issues::{self, Issue};
 use crate::store::{EVENTS, ISSUE_EVENTS, ISSUE_HOURS, ISSUE_TAGS, ISSUES, StoreError, events};
 
+/// User feedback shown on an issue page, the latest first.
+const FEEDBACK_SHOWN: usize = 20;
+
 struct TagValue {
     value: String,
     percent: u64,
@@ -45,6 +48,8 @@ struct IssueView {
     last_seen: String,
     last_seen_exact: String,
     strategy: &'static str,
+    /// User feedback about its events.
+    feedback: u64,
     /// The charts and tag distributions, shared with the cache.
     agg: Arc<Aggregates>,
 }
@@ -140,6 +145,8 @@ struct IssuePage {
     position: String,
     newer: Option<String>,
     older: Option<String>,
+    /// The latest user feedback about its events.
+    feedback: Vec<super::feedback::FeedbackRow>,
 }
 
 /// An issue's charts and tag distributions, cached by its event count and the hour.
@@ -225,6 +232,22 @@ pub fn issue_page(
             None => None,
         };
         let link = |i: usize| format!("/projects/{}/issues/{id}/?event={}", project.slug, ids[i]);
+        let feedback = if issue.feedback == 0 {
+            Vec::new()
+        } else {
+            let op = crate::manage::feedback::FeedbackList {
+                project: project.slug.clone(),
+                issue: Some(id),
+                limit: Some(FEEDBACK_SHOWN),
+            };
+            match web.handle.run(&visitor.actor(), op) {
+                Ok(list) => list.into_iter().map(Into::into).collect(),
+                Err(e) => {
+                    tracing::warn!("feedback of issue {id} not shown: {e}");
+                    Vec::new()
+                }
+            }
+        };
         let missing = match (&wanted, index) {
             (Some(w), None) if !w.is_empty() => format!("No stored event {w} in this issue."),
             _ => "No event of this issue is stored any more (retention removed them).".into(),
@@ -258,8 +281,10 @@ pub fn issue_page(
                 last_seen: ago(issue.last_seen),
                 last_seen_exact: crate::time::rfc3339(issue.last_seen),
                 strategy: issue.strategy.as_str(),
+                feedback: issue.feedback,
                 agg,
             },
+            feedback,
         }))
     };
     match build() {

@@ -12,6 +12,7 @@
 
 mod accounts;
 mod charts;
+mod feedback;
 mod issue;
 mod issues;
 mod projects;

@@ -11,8 +11,8 @@ use hyper::{Method, Request, StatusCode};
 
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
-    Form, Nav, Page, Web, accounts, issue, issues, message, not_found, page, projects, query,
-    redirect, releases, settings, sourcemaps,
+    Form, Nav, Page, Web, accounts, feedback, issue, issues, message, not_found, page, projects,
+    query, redirect, releases, settings, sourcemaps,
 };
 
 /// Largest form body accepted.
@@ -127,6 +127,9 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
         }
         (&Method::POST, ["projects", slug, "sourcemaps", "delete"]) => {
             sourcemaps::delete(&web, &visitor, slug, &form).await
+        }
+        (&Method::GET, ["projects", slug, "feedback"]) => {
+            feedback::feedback(&web, &visitor, slug).await
         }
         (&Method::GET, ["projects", slug, "releases"]) => {
             releases::releases(&web, &visitor, slug).await
