@@ -580,6 +580,7 @@ fn alerts_command(cli: &Cli, cmd: &AlertsCommand) -> anyhow::Result<()> {
             new_issue,
             regression,
             reappeared,
+            feedback,
             frequency,
             minutes,
             no_frequency,
@@ -597,6 +598,7 @@ fn alerts_command(cli: &Cli, cmd: &AlertsCommand) -> anyhow::Result<()> {
                 new_issue: *new_issue,
                 regression: *regression,
                 reappeared: *reappeared,
+                feedback: *feedback,
                 frequency,
             };
             (project, change, json)

@@ -295,6 +295,9 @@ pub enum AlertsCommand {
         /// Alert when an ignored issue comes back (on by default)
         #[arg(long, value_parser = clap::builder::BoolishValueParser::new(), value_name = "on|off")]
         reappeared: Option<bool>,
+        /// Alert when an end user sends feedback about an issue's event (on by default)
+        #[arg(long, value_parser = clap::builder::BoolishValueParser::new(), value_name = "on|off")]
+        feedback: Option<bool>,
         /// Alert when an issue gets more than N events within --minutes, once per window
         #[arg(
             long,

@@ -254,12 +254,13 @@ pub fn alerts(v: &AlertsView) -> String {
     let on = |b: bool| if b { "on" } else { "off" };
     let rules = &v.rules;
     let mut out = format!(
-        "alerts of {} (mail {})\nnew issue: {}, regression: {}, reappeared: {}, frequency: {}\n",
+        "alerts of {} (mail {})\nnew issue: {}, regression: {}, reappeared: {}, feedback: {}, frequency: {}\n",
         v.project,
         v.mail,
         on(rules.new_issue),
         on(rules.regression),
         on(rules.reappeared),
+        on(rules.feedback),
         match &rules.frequency {
             Some(f) => format!("more than {} events in {} minutes", f.events, f.minutes),
             None => "off".into(),

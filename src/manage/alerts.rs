@@ -27,6 +27,9 @@ pub enum AlertChange {
         new_issue: Option<bool>,
         regression: Option<bool>,
         reappeared: Option<bool>,
+        /// User feedback on an issue.
+        #[serde(default)]
+        feedback: Option<bool>,
         /// `Some(None)` turns the frequency rule off.
         frequency: Option<Option<Frequency>>,
     },
@@ -112,8 +115,10 @@ fn apply_change(rules: &mut AlertRules, change: AlertChange) {
             new_issue,
             regression,
             reappeared,
+            feedback,
             frequency,
         } => {
+            rules.feedback = feedback.unwrap_or(rules.feedback);
             rules.new_issue = new_issue.unwrap_or(rules.new_issue);
             rules.regression = regression.unwrap_or(rules.regression);
             rules.reappeared = reappeared.unwrap_or(rules.reappeared);
