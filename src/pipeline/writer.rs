@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
-use tokio::sync::oneshot;
 
 use super::cache::IssueCache;
 use super::changes::BatchChanges;
@@ -42,7 +41,7 @@ pub struct WriterConfig {
 }
 
 /// An event waiting in a batch, with where to send its ack.
-type Submitted = (Box<Arrival>, oneshot::Sender<Result<Ack, StoreError>>);
+type Submitted = (Box<Arrival>, Reply);
 
 /// What one transaction stores: events, then feedback (so feedback about an event of the
 /// same batch finds it).
@@ -216,8 +215,12 @@ impl Writer {
         let mut changes = BatchChanges::default();
         let mut acks = Vec::with_capacity(batch.len());
         let mut rows = Tables::open(&txn)?;
-        // Opened only when a batch has feedback to store or link.
-        let mut feedback_rows: Option<FeedbackRows<'_>> = None;
+        // Opened only when the batch has feedback to store or some waits for an event.
+        let mut feedback_rows = if self.feedback_waiting > 0 || !feedback.is_empty() {
+            Some(FeedbackRows::open(&txn)?)
+        } else {
+            None
+        };
         let mut seq = rows.seq()?;
         for &arrival in batch {
             if rows.event_exists(arrival.project, &arrival.event_id)? {
@@ -272,31 +275,13 @@ impl Writer {
                 &arrival.event_id,
                 &arrival.encoded,
             )?;
-            if self.feedback_waiting > 0 {
-                let waiting = match &mut feedback_rows {
-                    Some(f) => f,
-                    None => feedback_rows.insert(FeedbackRows::open(&txn)?),
-                };
+            if self.feedback_waiting > 0
+                && let Some(waiting) = &mut feedback_rows
+            {
                 for row in waiting.link(arrival.project, &arrival.event_id, issue.id)? {
-                    issue.feedback += 1;
-                    let throttle = self.config.alert_throttle;
-                    let message = &row.feedback.message;
-                    let fired = crate::alert::rules::on_feedback(
-                        &project.alerts,
-                        issue,
-                        row.feedback.received,
-                        throttle,
-                        message,
-                    );
-                    let at = row.feedback.received;
-                    changes.alerts.extend(alerts(
-                        project,
-                        issue.id,
-                        fired,
-                        arrival.event_id,
-                        at,
-                        mail,
-                    ));
+                    let about = arrival.event_id;
+                    let queued = self.count_feedback(project, issue, &row.feedback, about);
+                    changes.alerts.extend(queued);
                 }
             }
             if project.forward_to.is_some() {
@@ -312,15 +297,11 @@ impl Writer {
             acks.push(Ack::Stored);
         }
         let mut feedback_acks = Vec::with_capacity(feedback.len());
-        for &arrival in feedback {
-            let stored = match &mut feedback_rows {
-                Some(f) => f,
-                None => feedback_rows.insert(FeedbackRows::open(&txn)?),
-            };
-            feedback_acks.push(self.store_feedback(&mut changes, &rows, stored, arrival)?);
-        }
-        if let Some(f) = &feedback_rows {
-            self.feedback_waiting = f.waiting()?;
+        if let Some(stored) = &mut feedback_rows {
+            for &arrival in feedback {
+                feedback_acks.push(self.store_feedback(&mut changes, &rows, stored, arrival)?);
+            }
+            self.feedback_waiting = stored.waiting()?;
         }
         drop(feedback_rows);
         let evicted =
@@ -377,20 +358,30 @@ impl Writer {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(self.cache.get(*project, &hash).unwrap_or(found)),
         };
+        let about = feedback.event_id.unwrap_or(feedback.id);
+        let queued = self.count_feedback(held, issue, feedback, about);
+        changes.alerts.extend(queued);
+        Ok(Ack::Stored)
+    }
+
+    /// Counts one feedback on its issue; the alerts it sets off (about event `about`).
+    fn count_feedback(
+        &self,
+        project: &Project,
+        issue: &mut Issue,
+        feedback: &crate::event::feedback::Feedback,
+        about: crate::ids::EventId,
+    ) -> Vec<crate::store::alerts::Alert> {
         issue.feedback += 1;
-        let held = project_of(&mut changes.projects, rows, *project)?;
+        let at = feedback.received;
         let fired = crate::alert::rules::on_feedback(
-            &held.alerts,
+            &project.alerts,
             issue,
-            feedback.received,
+            at,
             self.config.alert_throttle,
             &feedback.message,
         );
-        let event = feedback.event_id.unwrap_or(feedback.id);
-        let mail = self.config.alert_mail;
-        let queued = alerts(held, issue.id, fired, event, feedback.received, mail);
-        changes.alerts.extend(queued);
-        Ok(Ack::Stored)
+        alerts(project, issue.id, fired, about, at, self.config.alert_mail).collect()
     }
 
     /// Evicts events when the file has no room left within `retention.max_disk`.
