@@ -273,6 +273,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print(*json, call(&cli, op)?.as_slice(), render::feedback);
             Ok(())
         }
+        Command::Attachment {
+            project,
+            event_id,
+            name,
+            output,
+        } => {
+            let op = manage::attachments::AttachmentFetch {
+                project: project.clone(),
+                event_id: event_id.clone(),
+                which: manage::attachments::Which::Name(name.clone()),
+            };
+            let found = call(&cli, op)?;
+            match output {
+                Some(path) => std::fs::write(path, &found.data)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => std::io::Write::write_all(&mut std::io::stdout().lock(), &found.data)?,
+            }
+            Ok(())
+        }
         Command::Tail(args) => {
             let cmd = picket::tail::Command {
                 dsn: args.dsn.clone(),
@@ -434,6 +453,17 @@ fn project_command(cli: &Cli, cmd: &ProjectCommand) -> anyhow::Result<()> {
                 max_events: *max_events,
             };
             print(*json, &call(cli, op)?, render::project_retention);
+        }
+        ProjectCommand::Attachments {
+            project,
+            state,
+            json,
+        } => {
+            let op = manage::attachments::ProjectAttachments {
+                project: project.clone(),
+                enabled: state == "on",
+            };
+            print(*json, &call(cli, op)?, render::project_attachments);
         }
         ProjectCommand::Forward {
             project,

@@ -310,6 +310,12 @@ pub fn run(
             });
         }
         {
+            let (intake, stop) = (intake.clone(), stop_rx.clone());
+            supervisor::supervise_task(workers.clone(), "outcomes", stop_rx.clone(), move || {
+                count_outcomes(intake.clone(), stop.clone())
+            });
+        }
+        {
             let (db, queue, codec) = (db.clone(), intake.queue.clone(), codec.clone());
             let stop = stop_rx.clone();
             supervisor::supervise_task(workers.clone(), "trainer", stop_rx.clone(), move || {
@@ -418,6 +424,32 @@ fn open_store(config: &Config) -> Result<Database, ServeError> {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => return Err(ServeError::Open(e)),
+        }
+    }
+}
+
+/// How often what intake dropped is counted in the data file.
+const OUTCOMES_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Hands what intake counted as dropped (per project) to the writer every few seconds, and
+/// once more when the server stops.
+async fn count_outcomes(
+    intake: Arc<crate::intake::http::Intake>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(OUTCOMES_INTERVAL) => false,
+            _ = supervisor::stopped(&mut stop) => true,
+        };
+        let counts = intake.counters.take_outcomes();
+        if !counts.is_empty()
+            && let Err(back) = intake.queue.count_outcomes(counts)
+        {
+            intake.counters.restore_outcomes(back);
+        }
+        if stopping {
+            return Ok(());
         }
     }
 }

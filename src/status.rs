@@ -32,6 +32,11 @@ pub struct StatusReport {
     pub dropped: BTreeMap<String, u64>,
     /// Envelope items accepted but not kept, by item type.
     pub items_dropped: BTreeMap<String, u64>,
+    /// Per project (by slug), what was not kept as the data file counts it (since the project
+    /// was made): by the server (items not stored, attachments refused) and by the SDKs (their
+    /// client reports).
+    #[serde(default)]
+    pub projects_dropped: BTreeMap<String, Vec<crate::store::outcomes::Outcome>>,
     /// Web API requests for paths picket does not serve, by method and path.
     #[serde(default)]
     pub api_unsupported: BTreeMap<String, u64>,
@@ -130,11 +135,31 @@ impl Live {
             rejected: names(counters.rejected()),
             dropped: names(counters.udp_dropped()),
             items_dropped: counters.dropped_items(),
+            projects_dropped: self.projects_dropped(),
             api_unsupported: self.api_unsupported.counts(),
             source_maps_parsed: self.intake.symbolicator.maps_parsed(),
             forward: self.forward.report(),
             alerts: self.alerts.report(&self.db, &self.mail),
         }
+    }
+
+    fn projects_dropped(&self) -> BTreeMap<String, Vec<crate::store::outcomes::Outcome>> {
+        let read = || -> Result<_, crate::store::StoreError> {
+            let txn = redb::ReadableDatabase::begin_read(&*self.db)?;
+            let projects = crate::store::projects::list(&txn.open_table(crate::store::PROJECTS)?)?;
+            let mut out = BTreeMap::new();
+            for p in projects {
+                let counts = crate::store::outcomes::of_project(&txn, p.id)?;
+                if !counts.is_empty() {
+                    out.insert(p.slug, counts);
+                }
+            }
+            Ok(out)
+        };
+        read().unwrap_or_else(|e| {
+            tracing::warn!("status: drop counters not read: {e}");
+            BTreeMap::new()
+        })
     }
 
     pub fn prometheus(&self) -> String {

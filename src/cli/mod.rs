@@ -98,6 +98,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the bytes of an attachment of a stored event (to standard output without -o)
+    Attachment {
+        /// Project slug or numeric id
+        project: String,
+        /// 32 hex digits (dashes allowed)
+        event_id: String,
+        /// The attachment's file name, as `picket event --json` lists it
+        name: String,
+        /// Write to this file instead
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// List a project's issues, most recently seen first
     Issues {
         /// Project slug or numeric id
@@ -213,6 +225,16 @@ pub enum ProjectCommand {
         /// Stop forwarding (entries still pending stay, and go out if forwarding resumes)
         #[arg(long)]
         off: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store the attachments sent with a project's events (on, the default), or refuse them
+    /// and count them as dropped (off)
+    Attachments {
+        /// Project slug or numeric id
+        project: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
         #[arg(long)]
         json: bool,
     },

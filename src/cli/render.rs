@@ -97,6 +97,20 @@ pub fn project_retention(p: &ProjectView) -> String {
     }
 }
 
+pub fn project_attachments(p: &ProjectView) -> String {
+    if p.attachments {
+        format!(
+            "project {} stores the attachments sent with its events\n",
+            p.slug
+        )
+    } else {
+        format!(
+            "project {} refuses attachments (they are counted as dropped)\n",
+            p.slug
+        )
+    }
+}
+
 pub fn project_forward(p: &ProjectView) -> String {
     match &p.forward_to {
         Some(to) => format!(
@@ -304,6 +318,10 @@ pub fn status(r: &StatusReport) -> String {
             let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
             out += &format!("{title}: {}\n", parts.join(", "));
         }
+    }
+    for (project, counts) in &r.projects_dropped {
+        let parts: Vec<String> = counts.iter().map(|o| o.describe()).collect();
+        out += &format!("project {project}: {}\n", parts.join("; "));
     }
     let last_error = |e: &Option<String>| {
         e.as_ref()

@@ -252,6 +252,10 @@ pub struct Limits {
     pub max_envelope_items: usize,
     /// One event (a store body, or an envelope's event item) after decompression.
     pub max_event_size: ByteSize,
+    /// One attachment as sent; a larger one is refused (and counted), its event kept.
+    pub max_attachment_size: ByteSize,
+    /// All attachments of one envelope together; more refuse the whole envelope (413).
+    pub max_attachments_size: ByteSize,
     /// Deepest nesting of JSON arrays and objects in an event.
     pub max_json_depth: usize,
     /// Tags kept per event.
@@ -335,6 +339,8 @@ impl Default for Limits {
             max_envelope_size: ByteSize(100 << 20),
             max_envelope_items: 1000,
             max_event_size: ByteSize(1 << 20),
+            max_attachment_size: ByteSize(20 << 20),
+            max_attachments_size: ByteSize(50 << 20),
             max_json_depth: event.max_json_depth,
             max_tags: event.max_tags,
             max_frames: event.max_frames,

@@ -14,15 +14,17 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::auth::{self, Credentials, Sources};
 use super::decode::{self, Encoding};
-use super::envelope;
 use super::{IntakeError, Route, route};
+use super::{envelope, items};
 use crate::config::Limits;
 use crate::event::Event;
 use crate::event::normalize::{self, Context};
 use crate::ids::{Dsn, EventId};
 use crate::pipeline::{Ack, Arrival, Queue, QueueError};
 use crate::store::StoreError;
+use crate::store::attachments::EncodedAttachment;
 use crate::store::key_cache::KeyCache;
+use crate::store::outcomes::Source;
 use tokio::sync::oneshot;
 
 /// Everything a request handler needs, shared by all connections.
@@ -249,7 +251,7 @@ async fn ingest(
         // Old SDKs post transactions to /store/ too; like envelope transactions they are
         // accepted and not kept.
         if event.other.get("type").and_then(|t| t.as_str()) == Some("transaction") {
-            state.counters.drop_item("transaction");
+            state.counters.drop_item(project, "transaction");
             return Ok(Some(event.event_id));
         }
         state.submit(project, event).await.map(Some)
@@ -408,6 +410,10 @@ async fn accept_envelope(
     }
     let mut event = None;
     let mut feedback = Vec::new();
+    let mut attachments = Vec::new();
+    let mut attachments_size = 0u64;
+    let mut dropped: Vec<(String, &'static str, u64)> = Vec::new();
+    let mut reports = Vec::new();
     let event_size = |item: &envelope::Item<'_>| {
         let limit = state.limits.max_event_size.0;
         if item.payload.len() as u64 > limit {
@@ -440,19 +446,103 @@ async fn accept_envelope(
                     header_id,
                 )?);
             }
-            other => state.counters.drop_item(other),
+            "attachment" => {
+                let size = item.payload.len() as u64;
+                attachments_size += size;
+                let limit = state.limits.max_attachments_size.0;
+                if attachments_size > limit {
+                    return Err(IntakeError::TooLarge {
+                        name: "max_attachments_size",
+                        limit,
+                    });
+                }
+                if size > state.limits.max_attachment_size.0 {
+                    dropped.push(("attachment".into(), "too_large", 1));
+                } else {
+                    attachments.push(items::AttachmentItem::of(item));
+                }
+            }
+            "client_report" => reports.extend(items::client_report(item.payload)?),
+            other => dropped.push((items::label(other), "not_stored", 1)),
         }
     }
     // Everything is parsed before anything is queued: a bad item refuses the whole envelope.
+    for (category, reason, n) in reports {
+        state
+            .counters
+            .count_outcome(project, Source::Client, &category, &reason, n);
+    }
+    if event.is_none()
+        && attachments
+            .iter()
+            .any(items::AttachmentItem::is_crash_report)
+    {
+        event = Some(crash_report_event(header_id, origin)?);
+    }
+    if event.is_none() && !attachments.is_empty() {
+        // Attachments are kept with the event they came with; alone they have nothing to
+        // belong to.
+        dropped.push(("attachment".into(), "no_event", attachments.len() as u64));
+        attachments.clear();
+    }
+    for (category, reason, n) in dropped {
+        if reason == "not_stored" {
+            state.counters.drop_item(project, &category);
+        } else {
+            state
+                .counters
+                .count_outcome(project, Source::Server, &category, reason, n);
+        }
+    }
     let mut answer = header_id;
     if let Some(event) = event {
-        answer = Some(state.submit(project, event).await?);
+        let encoded = encode_attachments(attachments).await;
+        answer = Some(state.submit_with(project, event, encoded).await?);
     }
     for feedback in feedback {
         let id = state.submit_feedback(project, feedback).await?;
         answer = answer.or(Some(id));
     }
     Ok(answer)
+}
+
+/// The event a crash report sent without one stands for, so that its attachment is kept and
+/// the crash is seen: a fatal, unhandled native crash whose report is attached.
+fn crash_report_event(id: Option<EventId>, origin: &Origin) -> Result<Event, IntakeError> {
+    let mut body = serde_json::json!({
+        "level": "fatal",
+        "platform": "native",
+        "exception": {"values": [{
+            "type": "Minidump",
+            "value": "Native crash (the crash report is attached; picket does not symbolicate it)",
+            "mechanism": {"type": "minidump", "handled": false, "synthetic": true},
+        }]},
+    });
+    if let Some(id) = id {
+        body["event_id"] = id.to_string().into();
+    }
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    Ok(normalize::normalize(&bytes, &origin.context(id))?)
+}
+
+/// Attachments above this many bytes together are compressed off the async workers.
+const BLOCKING_COMPRESSION: usize = 256 << 10;
+
+/// Compresses attachments for storage.
+async fn encode_attachments(attachments: Vec<items::AttachmentItem<'_>>) -> Vec<EncodedAttachment> {
+    let encode = |a: &items::AttachmentItem<'_>| {
+        crate::store::attachments::encode_attachment(
+            &a.name,
+            a.content_type.as_deref(),
+            &a.attachment_type,
+            a.payload,
+        )
+    };
+    let total: usize = attachments.iter().map(|a| a.payload.len()).sum();
+    if total <= BLOCKING_COMPRESSION {
+        return attachments.iter().map(encode).collect();
+    }
+    tokio::task::block_in_place(|| attachments.iter().map(encode).collect())
 }
 
 impl Intake {
@@ -483,10 +573,20 @@ impl Intake {
     pub fn enqueue(
         &self,
         project: u64,
+        event: Event,
+    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
+        self.enqueue_with(project, event, Vec::new())
+    }
+
+    fn enqueue_with(
+        &self,
+        project: u64,
         mut event: Event,
+        attachments: Vec<EncodedAttachment>,
     ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
         self.symbolicator.symbolicate(project, &mut event);
-        let arrival = Arrival::new(project, event, &self.codec);
+        let mut arrival = Arrival::new(project, event, &self.codec);
+        arrival.attachments = attachments;
         self.queue.submit(arrival).map_err(queue_error)
     }
 }
@@ -508,8 +608,18 @@ impl Intake {
 
     /// Queues an event and waits until it is durable; its id.
     pub async fn submit(&self, project: u64, event: Event) -> Result<EventId, IntakeError> {
+        self.submit_with(project, event, Vec::new()).await
+    }
+
+    /// Queues an event with its attachments and waits until it is durable; its id.
+    pub async fn submit_with(
+        &self,
+        project: u64,
+        event: Event,
+        attachments: Vec<EncodedAttachment>,
+    ) -> Result<EventId, IntakeError> {
         let id = event.event_id;
-        let done = self.enqueue(project, event)?;
+        let done = self.enqueue_with(project, event, attachments)?;
         settle(done.await)?;
         self.counters.accept_event();
         Ok(id)

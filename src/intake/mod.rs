@@ -12,14 +12,16 @@ pub mod dialog;
 pub mod disk;
 pub mod envelope;
 pub mod http;
+pub mod items;
 pub mod ratelimit;
 pub mod udp;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::event::NormalizeError;
+use crate::store::outcomes::{OutcomeKey, Source};
 use auth::AuthError;
 use decode::DecodeError;
 use envelope::EnvelopeError;
@@ -59,6 +61,8 @@ pub enum IntakeError {
     Envelope(#[from] EnvelopeError),
     #[error("{0}")]
     Event(#[from] NormalizeError),
+    #[error("{0}")]
+    ClientReport(#[from] items::ClientReportError),
     #[error("{0} header mismatch between envelope and request")]
     HeaderMismatch(&'static str),
     #[error("failed to read request body: {0}")]
@@ -133,7 +137,9 @@ impl IntakeError {
                 "too_large"
             }
             IntakeError::Decode(_) | IntakeError::Body(_) | IntakeError::EmptyBody => "bad_body",
-            IntakeError::Envelope(_) | IntakeError::HeaderMismatch(_) => "bad_envelope",
+            IntakeError::Envelope(_)
+            | IntakeError::HeaderMismatch(_)
+            | IntakeError::ClientReport(_) => "bad_envelope",
             IntakeError::Event(_) | IntakeError::Dialog(_) => "bad_event",
             IntakeError::QueueFull => "queue_full",
             IntakeError::DiskFull => "disk_full",
@@ -153,7 +159,13 @@ pub struct Counters {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     udp_dropped: Mutex<BTreeMap<&'static str, u64>>,
     dropped_items: Mutex<BTreeMap<String, u64>>,
+    /// What was dropped per project, waiting to be counted in the data file.
+    outcomes: Mutex<HashMap<OutcomeKey, u64>>,
 }
+
+/// Distinct per-project drop counters waiting to be written; past it, new ones wait for the
+/// next flush under `other`.
+const MAX_PENDING_OUTCOMES: usize = 10_000;
 
 /// Item types are client-chosen strings; past this many distinct ones, the rest count as "other".
 const MAX_ITEM_TYPES: usize = 64;
@@ -180,7 +192,47 @@ impl Counters {
         bump(&self.udp_dropped, reason);
     }
 
-    pub fn drop_item(&self, ty: &str) {
+    /// Counts `n` of `category` that `project` did not keep, and why.
+    pub fn count_outcome(
+        &self,
+        project: u64,
+        source: Source,
+        category: &str,
+        reason: &str,
+        n: u64,
+    ) {
+        let mut map = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut key = OutcomeKey {
+            project,
+            source,
+            category: category.to_string(),
+            reason: reason.to_string(),
+        };
+        if map.len() >= MAX_PENDING_OUTCOMES && !map.contains_key(&key) {
+            key.category = "other".into();
+            key.reason = "other".into();
+        }
+        *map.entry(key).or_default() += n;
+    }
+
+    /// Takes the per-project drop counts waiting to be written.
+    pub fn take_outcomes(&self) -> HashMap<OutcomeKey, u64> {
+        std::mem::take(&mut *self.outcomes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts back counts that could not be written yet.
+    pub fn restore_outcomes(&self, counts: HashMap<OutcomeKey, u64>) {
+        let mut map = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, n) in counts {
+            *map.entry(k).or_default() += n;
+        }
+    }
+
+    /// Counts an item of type `ty` that `project` accepted and does not keep.
+    pub fn drop_item(&self, project: u64, ty: &str) {
+        let ty = items::label(ty);
+        self.count_outcome(project, Source::Server, &ty, "not_stored", 1);
+        let ty = ty.as_str();
         let known = self.dropped_items.lock().unwrap_or_else(|e| e.into_inner());
         let key = if known.contains_key(ty) || known.len() < MAX_ITEM_TYPES {
             ty

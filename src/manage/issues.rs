@@ -232,6 +232,12 @@ impl Operation for EventShow {
         actor: &Actor,
         progress: Progress<'_>,
     ) -> Result<Map<String, Value>, ManageError> {
+        let project = h.project(actor, &self.project)?;
+        let attachments = super::attachments::of_event(
+            h,
+            &project,
+            &super::attachments::event_id(&self.event_id)?,
+        )?;
         let detail = EventDetail {
             project: self.project,
             event_id: self.event_id,
@@ -251,6 +257,10 @@ impl Operation for EventShow {
         );
         v.insert("title".into(), event.title().into());
         v.insert("culprit".into(), event.culprit().into());
+        v.insert(
+            "attachments".into(),
+            serde_json::to_value(&attachments).unwrap_or_default(),
+        );
         Ok(v)
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod artifacts;
+pub mod attachments;
 pub mod backup;
 pub mod feedback;
 pub mod forward;
@@ -442,6 +443,9 @@ operations! {
     DeployCreate => releases::DeployCreate,
     DeployList => releases::DeployList,
     FeedbackList => feedback::FeedbackList,
+    AttachmentList => attachments::AttachmentList,
+    AttachmentFetch => attachments::AttachmentFetch,
+    ProjectAttachments => attachments::ProjectAttachments,
     #[cfg(debug_assertions)]
     Crash => status::Crash,
 }

@@ -24,6 +24,8 @@ pub struct ProjectView {
     pub max_events: Option<u64>,
     /// The upstream DSN it forwards to, without the secret.
     pub forward_to: Option<String>,
+    /// Whether attachments sent with its events are stored.
+    pub attachments: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dsn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +46,7 @@ impl ProjectView {
             created: crate::time::rfc3339(p.created),
             stored_events: p.stored,
             max_events: p.max_events,
+            attachments: !p.attachments_off,
             forward_to: p
                 .forward_to
                 .as_deref()

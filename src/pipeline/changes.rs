@@ -12,6 +12,7 @@ use crate::store::StoreError;
 use crate::store::alerts::{Alert, AlertOutbox};
 use crate::store::issues::Issue;
 use crate::store::outbox::{Outbox, OutboxEntry};
+use crate::store::outcomes::{self, OutcomeKey};
 use crate::store::projects::Project;
 use crate::store::releases::{self, ReleaseStats};
 use crate::store::tables::Tables;
@@ -30,6 +31,8 @@ pub(super) struct BatchChanges<'a> {
     releases: HashMap<(u64, &'a str), ReleaseStats>,
     pub forwards: Vec<OutboxEntry>,
     pub alerts: Vec<Alert>,
+    /// What was dropped, by project, source, category and reason.
+    pub outcomes: HashMap<OutcomeKey, u64>,
 }
 
 impl<'a> BatchChanges<'a> {
@@ -80,6 +83,7 @@ impl<'a> BatchChanges<'a> {
         for ((project, version), seen) in &self.releases {
             releases::record_seen(txn, *project, version, seen)?;
         }
+        outcomes::add(txn, &self.outcomes)?;
         if !self.forwards.is_empty() {
             Outbox::open(txn)?.push(&self.forwards)?;
         }

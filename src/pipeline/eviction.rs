@@ -186,8 +186,9 @@ impl DiskBudget {
         let Ok(file_len) = std::fs::metadata(&self.file).map(|m| m.len()) else {
             return Ok(self.cap);
         };
-        // Source-map uploads live in the file too: events get what they leave.
-        let uploads = rows.artifact_bytes()?;
+        // Source-map uploads and attachments live in the file too: events get what they
+        // leave. Attachments go with their events, so evicting events makes room for both.
+        let uploads = rows.artifact_bytes()? + rows.attachment_bytes()?;
         let len = file_len.saturating_sub(uploads);
         let max = self.max.saturating_sub(uploads);
         if len > self.last_len {
@@ -210,13 +211,13 @@ impl DiskBudget {
         if cap != self.cap {
             match cap {
                 Some(n) if file_len > self.max => tracing::warn!(
-                    "the data file ({file_len} bytes, {uploads} of them source maps) is larger \
+                    "the data file ({file_len} bytes, {uploads} of them source maps and attachments) is larger \
                      than retention.max_disk ({} bytes): keeping at most {n} events; \
                      `picket compact` returns the space",
                     self.max
                 ),
                 Some(n) => tracing::info!(
-                    "the data file ({file_len} bytes, {uploads} of them source maps) is as large \
+                    "the data file ({file_len} bytes, {uploads} of them source maps and attachments) is as large \
                      as retention.max_disk ({} bytes) lets it grow: keeping at most {n} events",
                     self.max
                 ),

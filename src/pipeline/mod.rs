@@ -18,8 +18,10 @@ use tokio::sync::oneshot;
 use crate::event::{Event, Grouping, Level};
 use crate::ids::EventId;
 use crate::store::StoreError;
+use crate::store::attachments::EncodedAttachment;
 use crate::store::dictionary::Codec;
 use crate::store::events::EncodedEvent;
+use crate::store::outcomes::OutcomeKey;
 
 pub use writer::{Writer, WriterConfig};
 
@@ -32,6 +34,8 @@ pub struct Arrival {
     pub grouping: Grouping,
     pub facts: Facts,
     pub encoded: EncodedEvent,
+    /// Attachments sent with the event, compressed; stored only with a new event.
+    pub attachments: Vec<EncodedAttachment>,
 }
 
 /// What an issue learns from one of its events.
@@ -81,6 +85,7 @@ impl Arrival {
             grouping,
             facts,
             encoded,
+            attachments: Vec::new(),
         }
     }
 }
@@ -134,6 +139,8 @@ pub enum Job {
     Event(Box<Arrival>, Reply),
     Feedback(Box<FeedbackArrival>, Reply),
     Admin(AdminWork),
+    /// Counts of what was dropped, added in the next batch (not acknowledged).
+    Outcomes(std::collections::HashMap<OutcomeKey, u64>),
     /// Makes the writer panic, to test its supervision. Not in release builds.
     #[cfg(debug_assertions)]
     Crash,
@@ -252,6 +259,21 @@ impl Queue {
             }
             Err(TrySendError::Full(_)) => Err(QueueError::Full),
             Err(TrySendError::Disconnected(_)) => Err(QueueError::Closed),
+        }
+    }
+
+    /// Queues counts of what was dropped without waiting for room or for the commit; gives
+    /// them back when the queue is full.
+    pub fn count_outcomes(
+        &self,
+        counts: std::collections::HashMap<OutcomeKey, u64>,
+    ) -> Result<(), std::collections::HashMap<OutcomeKey, u64>> {
+        match self.tx.try_send(Job::Outcomes(counts)) {
+            Ok(()) => Ok(()),
+            Err(
+                TrySendError::Full(Job::Outcomes(c)) | TrySendError::Disconnected(Job::Outcomes(c)),
+            ) => Err(c),
+            Err(_) => Ok(()),
         }
     }
 

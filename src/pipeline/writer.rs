@@ -16,6 +16,7 @@ use super::{Ack, Arrival, FeedbackArrival, Job, Jobs, Reply, Stats};
 use crate::store::StoreError;
 use crate::store::feedback::{self, FeedbackRows};
 use crate::store::issues::{Issue, Status};
+use crate::store::outcomes::{OutcomeKey, Source};
 use crate::store::projects::Project;
 use crate::store::tables::Tables;
 
@@ -49,6 +50,7 @@ type Submitted = (Box<Arrival>, Reply);
 struct Batch {
     events: Vec<Submitted>,
     feedback: Vec<(Box<FeedbackArrival>, Reply)>,
+    outcomes: HashMap<OutcomeKey, u64>,
 }
 
 impl Batch {
@@ -104,6 +106,11 @@ impl Writer {
                     Job::Event(arrival, ack) => batch.events.push((arrival, ack)),
                     Job::Feedback(feedback, ack) => batch.feedback.push((feedback, ack)),
                     Job::Admin(work) => admin = Some(work),
+                    Job::Outcomes(counts) => {
+                        for (k, n) in counts {
+                            *batch.outcomes.entry(k).or_default() += n;
+                        }
+                    }
                     #[cfg(debug_assertions)]
                     Job::Crash => panic!("writer crash requested for testing"),
                 }
@@ -111,7 +118,7 @@ impl Writer {
                     next = jobs.try_recv().ok();
                 }
             }
-            if batch.len() > 0 {
+            if batch.len() > 0 || !batch.outcomes.is_empty() {
                 self.write_batch(batch);
             }
             if let Some(work) = admin {
@@ -163,14 +170,15 @@ impl Writer {
         Ok(redb::ReadableTableMetadata::len(&waiting)?)
     }
 
-    fn write_batch(&mut self, batch: Batch) {
+    fn write_batch(&mut self, mut batch: Batch) {
         self.stats
             .queued
             .fetch_sub(batch.len() as u64, Ordering::Relaxed);
         let arrivals: Vec<&Arrival> = batch.events.iter().map(|(a, _)| a.as_ref()).collect();
         let feedback: Vec<&FeedbackArrival> =
             batch.feedback.iter().map(|(f, _)| f.as_ref()).collect();
-        match self.commit_batch(&arrivals, &feedback) {
+        let outcomes = std::mem::take(&mut batch.outcomes);
+        match self.commit_batch(&arrivals, &feedback, outcomes) {
             Ok((acks, feedback_acks, committed)) => {
                 let touched: Vec<(u64, u64)> =
                     committed.iter().map(|(_, i)| (i.project, i.id)).collect();
@@ -210,9 +218,11 @@ impl Writer {
         &mut self,
         batch: &[&Arrival],
         feedback: &[&FeedbackArrival],
+        outcomes: HashMap<OutcomeKey, u64>,
     ) -> Result<(Vec<Ack>, Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
         let txn = self.begin()?;
         let mut changes = BatchChanges::default();
+        changes.outcomes = outcomes;
         let mut acks = Vec::with_capacity(batch.len());
         let mut rows = Tables::open(&txn)?;
         // Opened only when the batch has feedback to store or some waits for an event.
@@ -275,6 +285,23 @@ impl Writer {
                 &arrival.event_id,
                 &arrival.encoded,
             )?;
+            if !arrival.attachments.is_empty() {
+                if project.attachments_off {
+                    let key = OutcomeKey {
+                        project: arrival.project,
+                        source: Source::Server,
+                        category: "attachment".into(),
+                        reason: "disabled".into(),
+                    };
+                    *changes.outcomes.entry(key).or_default() += arrival.attachments.len() as u64;
+                } else {
+                    rows.insert_attachments(
+                        arrival.project,
+                        &arrival.event_id,
+                        &arrival.attachments,
+                    )?;
+                }
+            }
             if self.feedback_waiting > 0
                 && let Some(waiting) = &mut feedback_rows
             {

@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod artifacts;
+pub mod attachments;
 pub mod backup;
 pub mod dictionary;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod feedback;
 pub mod issues;
 pub mod key_cache;
 pub mod outbox;
+pub mod outcomes;
 pub mod projects;
 pub mod releases;
 pub mod sessions;
@@ -140,6 +142,9 @@ macro_rules! for_each_table {
         $apply!($crate::store::feedback::FEEDBACK);
         $apply!($crate::store::feedback::FEEDBACK_IDS);
         $apply!($crate::store::feedback::FEEDBACK_PENDING);
+        $apply!($crate::store::attachments::ATTACHMENTS);
+        $apply!($crate::store::attachments::ATTACHMENT_DATA);
+        $apply!($crate::store::outcomes::OUTCOMES);
     };
 }
 pub(crate) use for_each_table;

@@ -25,6 +25,8 @@ pub struct Project {
     pub alerts: super::alerts::AlertRules,
     /// User feedback of this project still stored.
     pub feedback: u64,
+    /// Attachments are refused (and counted as dropped) instead of stored.
+    pub attachments_off: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -5,6 +5,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::ids::EventId;
 
+use super::attachments::{AttachmentRows, EncodedAttachment};
 use super::events::{self, EncodedEvent};
 use super::issues::Issue;
 use super::projects::Project;
@@ -23,6 +24,7 @@ pub struct Tables<'t> {
     issue_events: Table<'t, (u64, u64, u64), &'static [u8]>,
     hours: Table<'t, (u64, u64, u64), u64>,
     tags: Table<'t, (u64, u64, &'static str, &'static str), u64>,
+    attachments: AttachmentRows<'t>,
 }
 
 impl<'t> Tables<'t> {
@@ -37,6 +39,7 @@ impl<'t> Tables<'t> {
             issue_events: txn.open_table(ISSUE_EVENTS)?,
             hours: txn.open_table(ISSUE_HOURS)?,
             tags: txn.open_table(ISSUE_TAGS)?,
+            attachments: AttachmentRows::open(txn)?,
         })
     }
 
@@ -123,7 +126,27 @@ impl<'t> Tables<'t> {
         self.events.remove((project, id.0.as_slice()))?;
         self.issue_events.remove((project, issue, seq))?;
         self.arrivals.remove(seq)?;
-        Ok(())
+        let freed = self.attachments.delete(project, id)?;
+        super::attachments::count_bytes(&mut self.meta, 0, freed)
+    }
+
+    /// Stores attachments of a stored event (or feedback) after the ones it has.
+    pub fn insert_attachments(
+        &mut self,
+        project: u64,
+        id: &EventId,
+        attachments: &[EncodedAttachment],
+    ) -> Result<(), StoreError> {
+        let added = self.attachments.insert(project, id, attachments)?;
+        super::attachments::count_bytes(&mut self.meta, added, 0)
+    }
+
+    /// Bytes attachments hold (they share `retention.max_disk` with events).
+    pub fn attachment_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(super::attachments::ATTACHMENT_BYTES)?
+            .map_or(0, |v| v.value()))
     }
 
     /// Deletes one event and lowers its issue's and project's `stored`. Returns whether it was
@@ -272,6 +295,7 @@ impl<'t> Tables<'t> {
         self.projects.remove(project.id)?;
         super::outbox::Outbox::open(txn)?.forget(project.id)?;
         super::feedback::FeedbackRows::open(txn)?.forget(project.id)?;
+        super::outcomes::forget(txn, project.id)?;
         Ok((ids.len() as u64, events))
     }
 

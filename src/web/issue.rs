@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use hyper::StatusCode;
+use hyper::header::HeaderValue;
 use redb::ReadableDatabase;
 use serde_json::Value;
 
@@ -131,6 +132,7 @@ struct EventView {
     exceptions: Vec<ExceptionView>,
     breadcrumbs: Vec<Crumb>,
     sections: Vec<(String, Vec<(String, String)>)>,
+    attachments: Vec<crate::manage::attachments::AttachmentView>,
 }
 
 #[derive(Template)]
@@ -262,7 +264,18 @@ pub fn issue_page(
             },
             newer: index.filter(|&i| i + 1 < ids.len()).map(|i| link(i + 1)),
             older: index.filter(|&i| i > 0).map(|i| link(i - 1)),
-            event: stored.map(|s| event_view(&s.event)),
+            event: stored.map(|s| {
+                let mut view = event_view(&s.event);
+                let op = crate::manage::attachments::AttachmentList {
+                    project: project.slug.clone(),
+                    event_id: s.event.event_id.to_string(),
+                };
+                match web.handle.run(&visitor.actor(), op) {
+                    Ok(list) => view.attachments = list,
+                    Err(e) => tracing::warn!("attachments of an event not shown: {e}"),
+                }
+                view
+            }),
             missing,
             issue: IssueView {
                 id: issue.id,
@@ -416,7 +429,48 @@ fn event_view(ev: &Event) -> EventView {
         exceptions,
         breadcrumbs,
         sections,
+        attachments: Vec::new(),
     }
+}
+
+/// An attachment's bytes as a download, never shown inline: served as
+/// `application/octet-stream` with `Content-Disposition: attachment` and `nosniff`.
+pub fn attachment(web: &Web, visitor: &Visitor, slug: &str, event: &str, id: &str) -> Page {
+    let Ok(id) = id.parse::<u32>() else {
+        return not_found(Nav::of(visitor));
+    };
+    let op = crate::manage::attachments::AttachmentFetch {
+        project: slug.to_string(),
+        event_id: event.to_string(),
+        which: crate::manage::attachments::Which::Id(id),
+    };
+    match web.handle.run(&visitor.actor(), op) {
+        Ok(found) => {
+            let mut page = super::page(StatusCode::OK, "application/octet-stream", found.data);
+            if let Ok(v) = HeaderValue::from_str(&content_disposition(&found.view.name)) {
+                page.headers_mut().insert("content-disposition", v);
+            }
+            page
+        }
+        Err(_) => not_found(Nav::of(visitor)),
+    }
+}
+
+/// `attachment` with the file name twice: plain ASCII for old clients, and RFC 5987's UTF-8
+/// form for the rest.
+fn content_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
 }
 
 pub fn raw_event(web: &Web, visitor: &Visitor, slug: &str, file: &str) -> Page {

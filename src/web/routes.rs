@@ -122,6 +122,9 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
         (&Method::GET, ["projects", slug, "events", file]) => {
             issue::raw_event(&web, &visitor, slug, file)
         }
+        (&Method::GET, ["projects", slug, "events", event, "attachments", id]) => {
+            issue::attachment(&web, &visitor, slug, event, id)
+        }
         (&Method::GET, ["projects", slug, "sourcemaps"]) => {
             sourcemaps::sourcemaps(&web, &visitor, slug, Nav::of(&visitor)).await
         }

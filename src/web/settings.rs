@@ -41,6 +41,9 @@ struct SettingsPage {
     default_max_events: u64,
     stored: u64,
     forward_to: String,
+    attachments: bool,
+    /// What was not kept, one line each ("the SDK dropped 120 error: ratelimit_backoff").
+    dropped: Vec<String>,
 }
 
 /// Copy-paste setup for the official SDKs with the project's real DSN.
@@ -142,6 +145,11 @@ pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
                 .unwrap_or_default(),
             default_max_events: config.retention.max_events_per_project,
             stored: project.stored,
+            attachments: !project.attachments_off,
+            dropped: crate::store::outcomes::of_project(&txn, project.id)?
+                .iter()
+                .map(|o| o.describe())
+                .collect(),
             forward_to: project
                 .forward_to
                 .as_deref()
@@ -210,6 +218,13 @@ pub async fn settings_action(
             let op = ProjectRetention {
                 project: id,
                 max_events: field("max_events").parse::<u64>().ok(),
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        "attachments" => {
+            let op = crate::manage::attachments::ProjectAttachments {
+                project: id,
+                enabled: field("enabled") == "on",
             };
             web.act(visitor, op).await.map(drop)
         }

@@ -1,0 +1,400 @@
+//! Everything the SDKs send besides errors, end to end with the real SDKs: user feedback
+//! (@sentry/node's `captureFeedback` about an event sent before, after and not at all, and the
+//! crash-report dialog's script and form), attachments (sentry-sdk's `add_attachment`, read
+//! back byte for byte through the CLI and the UI's download), client reports and item types
+//! picket does not keep (counted per project).
+
+mod common;
+
+use std::path::Path;
+
+use common::{Server, node_clients, run_client};
+use serde_json::Value;
+
+fn feedback(server: &Server) -> Vec<Value> {
+    server
+        .json(&["feedback", "default"])
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn by_message<'a>(list: &'a [Value], message: &str) -> &'a Value {
+    list.iter()
+        .find(|f| f["message"] == message)
+        .unwrap_or_else(|| panic!("no feedback {message:?} in {list:?}"))
+}
+
+#[test]
+fn feedback_from_the_node_sdk_is_stored_and_linked_to_its_issue() {
+    let server = Server::start();
+    let dsn = server.json(&["project", "list"])[0]["dsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sent = run_client(
+        Path::new("node"),
+        &node_clients().join("feedback_node.js"),
+        &dsn,
+    );
+    let list = feedback(&server);
+    assert_eq!(list.len(), 3, "{list:?}");
+
+    let pay = by_message(&list, "I clicked Pay and nothing happened");
+    assert_eq!(pay["event_id"], sent["before"]);
+    assert_eq!(pay["name"], "Ann Example");
+    assert_eq!(pay["email"], "ann@example.com");
+    assert_eq!(pay["url"], "https://shop.example/checkout");
+    let issue = pay["issue_id"]
+        .as_u64()
+        .expect("linked to the event's issue");
+
+    // Sent before its event: linked once the event is stored.
+    let blank = by_message(&list, "The page went blank");
+    assert_eq!(blank["event_id"], sent["after"]);
+    let later_issue = blank["issue_id"]
+        .as_u64()
+        .expect("linked when the event came");
+    assert_ne!(issue, later_issue);
+
+    let alone = by_message(&list, "Please add dark mode");
+    assert!(alone["issue_id"].is_null() && alone["event_id"].is_null());
+    for f in &list {
+        assert_eq!(f["release"], "shop@2.0.0");
+        assert_eq!(f["id"].as_str().unwrap().len(), 32);
+    }
+
+    let only = server.json(&["feedback", "default", "--issue", &issue.to_string()]);
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    assert_eq!(only[0]["message"], pay["message"]);
+    // Nothing of it was dropped as an unknown item.
+    let status = server.status();
+    assert!(
+        status.to_string().find("\"feedback\"").is_none(),
+        "feedback counted as dropped: {status}"
+    );
+}
+
+#[test]
+fn the_crash_report_dialog_serves_its_form_and_stores_what_it_posts() {
+    let server = Server::start();
+    let project = server.json(&["project", "list"])[0].clone();
+    let dsn = project["dsn"].as_str().unwrap();
+    let event = common::agent()
+        .post(&common::store_url(&server, &project))
+        .send(br#"{"message":"crash"}"#.as_slice())
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .map(|b| serde_json::from_str::<Value>(&b).unwrap())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("dsn", dsn)
+        .append_pair("eventId", &event)
+        .append_pair("title", "</script><b>Oops</b>")
+        .finish();
+    let url = format!("{}/api/embed/error-page/?{query}", server.url);
+    let agent = common::agent();
+
+    let mut script = agent.get(&url).call().unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let js = script.body_mut().read_to_string().unwrap();
+    assert!(js.contains("__sentry_reportdialog_closed__"));
+    assert!(js.contains("What happened?"), "Sentry's default labels");
+    assert!(
+        !js.contains("</script>") && js.contains("\\u003c/script\\u003e"),
+        "texts from the query cannot end the script"
+    );
+
+    let post = |body: &str| {
+        let mut resp = agent
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(body.as_bytes())
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    let (status, answer) = post("name=Dee&email=not-an-address&comments=");
+    assert_eq!(status, 400);
+    assert!(answer["errors"]["comments"].is_string() && answer["errors"]["email"].is_string());
+    assert!(
+        feedback(&server).is_empty(),
+        "a refused form stores nothing"
+    );
+
+    let (status, _) = post("name=Dee&email=dee%40example.com&comments=It+crashed+on+save");
+    assert_eq!(status, 200);
+    let list = feedback(&server);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["message"], "It crashed on save");
+    assert_eq!(list[0]["email"], "dee@example.com");
+    assert_eq!(list[0]["source"], "crash_report_dialog");
+    assert_eq!(list[0]["event_id"], event.as_str());
+    assert!(list[0]["issue_id"].is_u64());
+
+    // A wrong key or a missing event id is refused with a reason.
+    let bad = format!(
+        "{}/api/embed/error-page/?dsn=http%3A%2F%2F0000%40127.0.0.1%2F1&eventId={event}",
+        server.url
+    );
+    let resp = agent
+        .get(&bad)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = agent
+        .get(&format!(
+            "{}/api/embed/error-page/?dsn={}",
+            server.url,
+            project["dsn"]
+                .as_str()
+                .map(|d| form_urlencoded::byte_serialize(d.as_bytes()).collect::<String>())
+                .unwrap()
+        ))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+/// A signed-in browser session without a browser: the cookies of `/login`.
+fn sign_in(server: &Server, email: &str, password: &str) -> String {
+    common::create_admin(&server.data_dir, email, password);
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let mut form = agent.get(&format!("{}/login", server.url)).call().unwrap();
+    let cookies: Vec<String> = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let page = form.body_mut().read_to_string().unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = page[at..].split('"').next().unwrap();
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("csrf", csrf),
+            ("next", "/"),
+            ("email", email),
+            ("password", password),
+        ])
+        .finish();
+    let resp = agent
+        .post(&format!("{}/login", server.url))
+        .header("cookie", &cookies.join("; "))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "sign-in failed");
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .chain(cookies)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The bytes sentry-sdk attaches in [`ATTACHMENTS_PY`]: 1 MiB of every byte value, then a tail.
+fn state_bin() -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+    bytes.extend_from_slice(b"tail");
+    bytes
+}
+
+const ATTACHMENTS_PY: &str = r#"
+import json, os, sys
+import sentry_sdk
+sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], default_integrations=False, release="app@3.1.0")
+state = bytes(range(256)) * 4096 + b"tail"
+ids = {}
+with sentry_sdk.new_scope() as scope:
+    scope.add_attachment(bytes=state, filename="state.bin", content_type="application/octet-stream")
+    scope.add_attachment(bytes=b"<script>alert(1)</script>", filename="report \"1\".html", content_type="text/html")
+    ids["with"] = sentry_sdk.capture_message("crash with attachments")
+with sentry_sdk.new_scope() as scope:
+    scope.add_attachment(bytes=b"x" * (3 * 1024 * 1024), filename="huge.log")
+    scope.add_attachment(bytes=b"small", filename="small.txt")
+    ids["over"] = sentry_sdk.capture_message("one attachment over the limit")
+sentry_sdk.flush(timeout=10)
+json.dump(ids, sys.stdout)
+"#;
+
+#[test]
+fn attachments_from_sentry_sdk_read_back_identical_through_the_cli_and_the_ui() {
+    let server = Server::start_with_config("[limits]\nmax_attachment_size = \"2MiB\"\n", &[]);
+    let dsn = server.json(&["project", "list"])[0]["dsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ids: Value = serde_json::from_str(&common::run_python(ATTACHMENTS_PY, &dsn)).unwrap();
+    let with = ids["with"].as_str().unwrap();
+
+    let event = server.json(&["event", "default", with]);
+    let listed = event["attachments"].as_array().expect("attachments listed");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["name"], "state.bin");
+    assert_eq!(listed[0]["size"], (1 << 20) + 4);
+    assert_eq!(listed[0]["attachment_type"], "event.attachment");
+    assert_eq!(listed[0]["content_type"], "application/octet-stream");
+    assert_eq!(listed[1]["name"], "report \"1\".html");
+
+    // The CLI writes the bytes as sent, to a file and to standard output.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("state.bin");
+    let written = server.cli(&[
+        "attachment",
+        "default",
+        with,
+        "state.bin",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert!(
+        std::fs::read(&file).unwrap() == state_bin(),
+        "the CLI's copy differs"
+    );
+    let html = server.cli(&["attachment", "default", with, "report \"1\".html"]);
+    assert_eq!(html.stdout, b"<script>alert(1)</script>");
+    let missing = server.cli(&["attachment", "default", with, "nope.txt"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.txt"));
+
+    // The UI lists them on the event and serves them as downloads, never inline.
+    let cookies = sign_in(&server, "admin@example.com", "a long enough password");
+    let agent = common::agent();
+    let issue = event["issue"].as_u64().unwrap();
+    let page = agent
+        .get(&format!(
+            "{}/projects/default/issues/{issue}/?event={with}",
+            server.url
+        ))
+        .header("cookie", &cookies)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        page.contains("state.bin") && page.contains("1.04 MB"),
+        "{page}"
+    );
+    assert!(page.contains("report &#34;1&#34;.html") || page.contains("report &quot;1&quot;.html"));
+    for (id, name, bytes) in [
+        (0, "state.bin", state_bin()),
+        (1, "html", b"<script>alert(1)</script>".to_vec()),
+    ] {
+        let mut resp = agent
+            .get(&format!(
+                "{}/projects/default/events/{with}/attachments/{id}",
+                server.url
+            ))
+            .header("cookie", &cookies)
+            .call()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let header = |h: &str| {
+            resp.headers()
+                .get(h)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some("application/octet-stream")
+        );
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+        let disposition = header("content-disposition").unwrap();
+        assert!(
+            disposition.starts_with("attachment; filename=\""),
+            "{disposition}"
+        );
+        assert!(
+            disposition.contains(name.split('.').next().unwrap()),
+            "{disposition}"
+        );
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(10 << 20)
+            .read_to_vec()
+            .unwrap();
+        assert!(body == bytes, "the UI's download of {name} differs");
+    }
+    // Without a session: no bytes.
+    let anonymous = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+        .get(&format!(
+            "{}/projects/default/events/{with}/attachments/0",
+            server.url
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 303, "not sent to sign in");
+
+    // Over max_attachment_size: that attachment is refused and counted, the event and the
+    // other attachment kept.
+    let over = server.json(&["event", "default", ids["over"].as_str().unwrap()]);
+    let names: Vec<&str> = over["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["small.txt"]);
+    let dropped = wait_for_outcome(&server, "attachment", "too_large");
+    assert_eq!(dropped, 1);
+}
+
+/// The count a project's page and `picket status` show for (category, reason) once the
+/// server has written it (it counts every few seconds).
+fn wait_for_outcome(server: &Server, category: &str, reason: &str) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = server.status();
+        let found = status["projects_dropped"]["default"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["category"] == category && o["reason"] == reason)
+            .and_then(|o| o["quantity"].as_u64());
+        if let Some(n) = found {
+            return n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {category}/{reason} in {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
