@@ -398,3 +398,85 @@ fn wait_for_outcome(server: &Server, category: &str, reason: &str) -> u64 {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+const SESSIONS_PY: &str = r#"
+import os, sys
+import sentry_sdk
+from sentry_sdk.utils import event_from_exception
+sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], default_integrations=False,
+                release="desk@4.2.0", environment="production")
+client = sentry_sdk.get_client()
+for i in range(10):
+    scope = sentry_sdk.get_isolation_scope()
+    sentry_sdk.set_user({"id": "user-%d" % (i % 4)})
+    scope.start_session()
+    if i in (3, 7):
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            event, hint = event_from_exception(sys.exc_info(), client_options=client.options,
+                                               mechanism={"type": "excepthook", "handled": False})
+            sentry_sdk.capture_event(event, hint=hint)
+    elif i == 5:
+        sentry_sdk.capture_exception(ValueError("handled"))
+    scope.end_session()
+sentry_sdk.flush(timeout=10)
+"#;
+
+#[test]
+fn sessions_from_sentry_sdk_give_the_crash_free_rates() {
+    let server = Server::start();
+    let dsn = server.json(&["project", "list"])[0]["dsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::run_python(SESSIONS_PY, &dsn);
+    let releases = server.json(&["releases", "default"]);
+    let release = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == "desk@4.2.0")
+        .unwrap_or_else(|| panic!("no release desk@4.2.0 in {releases}"));
+    // Ten sessions of four users; two crashed, both of user-3; one more only errored.
+    assert_eq!(release["sessions"], 10, "{release}");
+    assert_eq!(release["crashed_sessions"], 2, "{release}");
+    assert_eq!(release["errored_sessions"], 3, "{release}");
+    assert_eq!(release["crash_free_sessions"], 80.0, "{release}");
+    assert_eq!(release["users"], 4, "{release}");
+    assert_eq!(release["crash_free_users"], 75.0, "{release}");
+    assert_eq!(release["adoption"], 100.0, "{release}");
+}
+
+#[test]
+fn a_session_with_a_huge_release_is_refused_by_name_and_nothing_else_changes() {
+    let server = Server::start();
+    let project = server.json(&["project", "list"])[0].clone();
+    let url = format!(
+        "{}/api/{}/envelope/?sentry_key={}",
+        server.url,
+        project["id"],
+        project["public_key"].as_str().unwrap()
+    );
+    let session = |release: &str| {
+        format!(
+            "{{}}\n{{\"type\":\"session\"}}\n{{\"sid\":\"{}\",\"init\":true,\"status\":\"ok\",\"attrs\":{{\"release\":\"{release}\"}}}}\n",
+            "a".repeat(32)
+        )
+    };
+    let agent = common::agent();
+    let ok = agent.post(&url).send(session("fine@1").as_bytes()).unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let mut bad = agent
+        .post(&url)
+        .send(session(&"r".repeat(10_000)).as_bytes())
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let body = bad.body_mut().read_to_string().unwrap();
+    assert!(body.contains("attrs.release"), "{body}");
+    let releases = server.json(&["releases", "default"]);
+    let list = releases.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{releases}");
+    assert_eq!(list[0]["version"], "fine@1");
+    assert_eq!(list[0]["sessions"], 1);
+}

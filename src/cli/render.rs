@@ -423,6 +423,10 @@ pub fn releases(list: &[ReleaseView]) -> String {
                 or_dash(&r.last_event),
                 r.events.to_string(),
                 r.new_issues.to_string(),
+                r.health.sessions.to_string(),
+                r.health
+                    .crash_free_sessions
+                    .map_or("-".into(), |p| format!("{p}%")),
                 r.deploys
                     .iter()
                     .map(|d| d.environment.clone())
@@ -439,6 +443,8 @@ pub fn releases(list: &[ReleaseView]) -> String {
             "last_event",
             "events",
             "new_issues",
+            "sessions",
+            "crash_free",
             "deploys",
         ],
         rows,

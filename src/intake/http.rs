@@ -15,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::auth::{self, Credentials, Sources};
 use super::decode::{self, Encoding};
 use super::{IntakeError, Route, route};
-use super::{envelope, items};
+use super::{envelope, items, sessions};
 use crate::config::Limits;
 use crate::event::Event;
 use crate::event::normalize::{self, Context};
@@ -414,6 +414,7 @@ async fn accept_envelope(
     let mut attachments_size = 0u64;
     let mut dropped: Vec<(String, &'static str, u64)> = Vec::new();
     let mut reports = Vec::new();
+    let mut health = Vec::new();
     let event_size = |item: &envelope::Item<'_>| {
         let limit = state.limits.max_event_size.0;
         if item.payload.len() as u64 > limit {
@@ -463,6 +464,11 @@ async fn accept_envelope(
                 }
             }
             "client_report" => reports.extend(items::client_report(item.payload)?),
+            "session" => match sessions::session(item.payload, origin.received)? {
+                Some(counts) => health.push(counts),
+                None => dropped.push(("session".into(), "no_release", 1)),
+            },
+            "sessions" => health.extend(sessions::aggregates(item.payload, origin.received)?),
             other => dropped.push((items::label(other), "not_stored", 1)),
         }
     }
@@ -502,6 +508,14 @@ async fn accept_envelope(
     for feedback in feedback {
         let id = state.submit_feedback(project, feedback).await?;
         answer = answer.or(Some(id));
+    }
+    if !health.is_empty() {
+        let arrival = crate::pipeline::SessionArrival {
+            project,
+            counts: health,
+        };
+        let done = state.queue.submit_sessions(arrival).map_err(queue_error)?;
+        settle(done.await)?;
     }
     Ok(answer)
 }

@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod http;
 pub mod items;
 pub mod ratelimit;
+pub mod sessions;
 pub mod udp;
 
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +64,8 @@ pub enum IntakeError {
     Event(#[from] NormalizeError),
     #[error("{0}")]
     ClientReport(#[from] items::ClientReportError),
+    #[error("{0}")]
+    Session(#[from] sessions::SessionError),
     #[error("{0} header mismatch between envelope and request")]
     HeaderMismatch(&'static str),
     #[error("failed to read request body: {0}")]
@@ -139,7 +142,8 @@ impl IntakeError {
             IntakeError::Decode(_) | IntakeError::Body(_) | IntakeError::EmptyBody => "bad_body",
             IntakeError::Envelope(_)
             | IntakeError::HeaderMismatch(_)
-            | IntakeError::ClientReport(_) => "bad_envelope",
+            | IntakeError::ClientReport(_)
+            | IntakeError::Session(_) => "bad_envelope",
             IntakeError::Event(_) | IntakeError::Dialog(_) => "bad_event",
             IntakeError::QueueFull => "queue_full",
             IntakeError::DiskFull => "disk_full",

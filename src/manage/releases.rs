@@ -34,6 +34,9 @@ pub struct ReleaseView {
     pub new_issues: u64,
     pub events: u64,
     pub deploys: Vec<DeployView>,
+    /// Release health from the SDKs' sessions.
+    #[serde(flatten)]
+    pub health: crate::store::health::Health,
 }
 
 /// A project named in a release.
@@ -81,6 +84,9 @@ fn view(h: &Handle, release: &Release, visible: &[Project]) -> Result<ReleaseVie
             name: p.name.clone(),
         });
     }
+    let ids: Vec<u64> = projects.iter().map(|p| p.id).collect();
+    let health =
+        crate::store::health::of_release(&txn, &ids, &release.version, crate::time::now())?;
     let seen = |t: f64| (total.events > 0).then(|| crate::time::rfc3339(t));
     Ok(ReleaseView {
         version: release.version.clone(),
@@ -95,6 +101,7 @@ fn view(h: &Handle, release: &Release, visible: &[Project]) -> Result<ReleaseVie
         new_issues: total.new_issues,
         events: total.events,
         deploys: release.deploys.iter().rev().map(DeployView::from).collect(),
+        health,
     })
 }
 

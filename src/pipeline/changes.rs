@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use redb::WriteTransaction;
 
-use super::Arrival;
+use super::{Arrival, SessionArrival};
 use crate::store::StoreError;
 use crate::store::alerts::{Alert, AlertOutbox};
+use crate::store::health::{self, BucketKey, HealthBucket};
 use crate::store::issues::Issue;
 use crate::store::outbox::{Outbox, OutboxEntry};
 use crate::store::outcomes::{self, OutcomeKey};
@@ -33,6 +34,8 @@ pub(super) struct BatchChanges<'a> {
     pub alerts: Vec<Alert>,
     /// What was dropped, by project, source, category and reason.
     pub outcomes: HashMap<OutcomeKey, u64>,
+    /// Release-health counts by project and (release, environment, hour).
+    health: HashMap<u64, HashMap<BucketKey, HealthBucket>>,
 }
 
 impl<'a> BatchChanges<'a> {
@@ -52,6 +55,14 @@ impl<'a> BatchChanges<'a> {
                 .entry((arrival.project, release))
                 .or_default()
                 .count(arrival.facts.received, opened);
+        }
+    }
+
+    /// Adds one envelope's session counts.
+    pub fn count_sessions(&mut self, sessions: &SessionArrival) {
+        let project = self.health.entry(sessions.project).or_default();
+        for (key, counts) in &sessions.counts {
+            project.entry(key.clone()).or_default().merge(counts);
         }
     }
 
@@ -84,6 +95,19 @@ impl<'a> BatchChanges<'a> {
             releases::record_seen(txn, *project, version, seen)?;
         }
         outcomes::add(txn, &self.outcomes)?;
+        for (project, counts) in self.health {
+            let counts: Vec<(BucketKey, HealthBucket)> = counts.into_iter().collect();
+            health::record(txn, project, &counts)?;
+            let mut named: Vec<(&str, u64)> = counts
+                .iter()
+                .map(|(k, _)| (k.release.as_str(), k.hour * 3600))
+                .collect();
+            named.sort_unstable();
+            named.dedup_by_key(|(release, _)| *release);
+            for (release, at) in named {
+                releases::belongs(txn, project, release, at as f64)?;
+            }
+        }
         if !self.forwards.is_empty() {
             Outbox::open(txn)?.push(&self.forwards)?;
         }

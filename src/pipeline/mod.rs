@@ -131,6 +131,15 @@ pub struct FeedbackArrival {
     pub feedback: crate::event::feedback::Feedback,
 }
 
+/// Release-health counts of one envelope's sessions, ready to add for `project`.
+pub struct SessionArrival {
+    pub project: u64,
+    pub counts: Vec<(
+        crate::store::health::BucketKey,
+        crate::store::health::HealthBucket,
+    )>,
+}
+
 /// Where the writer answers once a record is durable.
 pub type Reply = oneshot::Sender<Result<Ack, StoreError>>;
 
@@ -138,6 +147,7 @@ pub type Reply = oneshot::Sender<Result<Ack, StoreError>>;
 pub enum Job {
     Event(Box<Arrival>, Reply),
     Feedback(Box<FeedbackArrival>, Reply),
+    Sessions(Box<SessionArrival>, Reply),
     Admin(AdminWork),
     /// Counts of what was dropped, added in the next batch (not acknowledged).
     Outcomes(std::collections::HashMap<OutcomeKey, u64>),
@@ -245,6 +255,15 @@ impl Queue {
         feedback: FeedbackArrival,
     ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, QueueError> {
         self.offer(|ack| Job::Feedback(Box::new(feedback), ack))
+    }
+
+    /// Queues session counts without waiting for room; the receiver resolves once they are
+    /// durable.
+    pub fn submit_sessions(
+        &self,
+        sessions: SessionArrival,
+    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, QueueError> {
+        self.offer(|ack| Job::Sessions(Box::new(sessions), ack))
     }
 
     fn offer(

@@ -12,7 +12,7 @@ use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 
 use super::cache::IssueCache;
 use super::changes::BatchChanges;
-use super::{Ack, Arrival, FeedbackArrival, Job, Jobs, Reply, Stats};
+use super::{Ack, Arrival, FeedbackArrival, Job, Jobs, Reply, SessionArrival, Stats};
 use crate::store::StoreError;
 use crate::store::feedback::{self, FeedbackRows};
 use crate::store::issues::{Issue, Status};
@@ -50,12 +50,13 @@ type Submitted = (Box<Arrival>, Reply);
 struct Batch {
     events: Vec<Submitted>,
     feedback: Vec<(Box<FeedbackArrival>, Reply)>,
+    sessions: Vec<(Box<SessionArrival>, Reply)>,
     outcomes: HashMap<OutcomeKey, u64>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.events.len() + self.feedback.len()
+        self.events.len() + self.feedback.len() + self.sessions.len()
     }
 }
 
@@ -105,6 +106,7 @@ impl Writer {
                 match job {
                     Job::Event(arrival, ack) => batch.events.push((arrival, ack)),
                     Job::Feedback(feedback, ack) => batch.feedback.push((feedback, ack)),
+                    Job::Sessions(sessions, ack) => batch.sessions.push((sessions, ack)),
                     Job::Admin(work) => admin = Some(work),
                     Job::Outcomes(counts) => {
                         for (k, n) in counts {
@@ -177,8 +179,12 @@ impl Writer {
         let arrivals: Vec<&Arrival> = batch.events.iter().map(|(a, _)| a.as_ref()).collect();
         let feedback: Vec<&FeedbackArrival> =
             batch.feedback.iter().map(|(f, _)| f.as_ref()).collect();
-        let outcomes = std::mem::take(&mut batch.outcomes);
-        match self.commit_batch(&arrivals, &feedback, outcomes) {
+        let mut extra = BatchChanges::default();
+        extra.outcomes = std::mem::take(&mut batch.outcomes);
+        for (sessions, _) in &batch.sessions {
+            extra.count_sessions(sessions);
+        }
+        match self.commit_batch(&arrivals, &feedback, extra) {
             Ok((acks, feedback_acks, committed)) => {
                 let touched: Vec<(u64, u64)> =
                     committed.iter().map(|(_, i)| (i.project, i.id)).collect();
@@ -198,13 +204,19 @@ impl Writer {
                 for ((_, reply), ack) in batch.feedback.into_iter().zip(feedback_acks) {
                     let _ = reply.send(Ok(ack));
                 }
+                for (_, reply) in batch.sessions {
+                    let _ = reply.send(Ok(Ack::Stored));
+                }
             }
             Err(e) => {
                 tracing::error!("writing a batch of {} records failed: {e}", batch.len());
                 self.cache.clear();
                 self.feedback_waiting = u64::MAX;
                 let replies = batch.events.into_iter().map(|(_, reply)| reply);
-                for reply in replies.chain(batch.feedback.into_iter().map(|(_, reply)| reply)) {
+                let replies = replies
+                    .chain(batch.feedback.into_iter().map(|(_, reply)| reply))
+                    .chain(batch.sessions.into_iter().map(|(_, reply)| reply));
+                for reply in replies {
                     let _ = reply.send(Err(StoreError::Db(e.to_string())));
                 }
             }
@@ -218,11 +230,10 @@ impl Writer {
         &mut self,
         batch: &[&Arrival],
         feedback: &[&FeedbackArrival],
-        outcomes: HashMap<OutcomeKey, u64>,
+        changes: BatchChanges<'_>,
     ) -> Result<(Vec<Ack>, Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
         let txn = self.begin()?;
-        let mut changes = BatchChanges::default();
-        changes.outcomes = outcomes;
+        let mut changes = changes;
         let mut acks = Vec::with_capacity(batch.len());
         let mut rows = Tables::open(&txn)?;
         // Opened only when the batch has feedback to store or some waits for an event.

@@ -117,8 +117,7 @@ impl<'t> AttachmentRows<'t> {
         for (index, a) in (first..).zip(attachments) {
             self.metas
                 .insert((project, key, index), encode(&a.meta).as_slice())?;
-            self.data
-                .insert((project, key, index), a.data.as_slice())?;
+            self.data.insert((project, key, index), a.data.as_slice())?;
             bytes += a.meta.stored;
         }
         Ok(bytes)

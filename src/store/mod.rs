@@ -13,6 +13,7 @@ pub mod backup;
 pub mod dictionary;
 pub mod events;
 pub mod feedback;
+pub mod health;
 pub mod issues;
 pub mod key_cache;
 pub mod outbox;
@@ -145,6 +146,7 @@ macro_rules! for_each_table {
         $apply!($crate::store::attachments::ATTACHMENTS);
         $apply!($crate::store::attachments::ATTACHMENT_DATA);
         $apply!($crate::store::outcomes::OUTCOMES);
+        $apply!($crate::store::health::SESSION_HOURS);
     };
 }
 pub(crate) use for_each_table;

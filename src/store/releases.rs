@@ -148,15 +148,26 @@ pub fn record_seen(
     stats_table.insert((project, version), encode(&stats).as_slice())?;
     drop(stats_table);
     if first_sight {
-        let mut release = get(&txn.open_table(RELEASES)?, version)?.unwrap_or_else(|| Release {
-            version: version.to_string(),
-            date_created: seen.first_event,
-            ..Default::default()
-        });
-        if !release.projects.contains(&project) {
-            release.projects.push(project);
-            put(txn, &release)?;
-        }
+        belongs(txn, project, version, seen.first_event)?;
+    }
+    Ok(())
+}
+
+/// Makes the release when this is its first sight (at `at`), or adds the project to it.
+pub fn belongs(
+    txn: &WriteTransaction,
+    project: u64,
+    version: &str,
+    at: f64,
+) -> Result<(), StoreError> {
+    let mut release = get(&txn.open_table(RELEASES)?, version)?.unwrap_or_else(|| Release {
+        version: version.to_string(),
+        date_created: at,
+        ..Default::default()
+    });
+    if !release.projects.contains(&project) {
+        release.projects.push(project);
+        put(txn, &release)?;
     }
     Ok(())
 }

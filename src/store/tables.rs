@@ -296,6 +296,7 @@ impl<'t> Tables<'t> {
         super::outbox::Outbox::open(txn)?.forget(project.id)?;
         super::feedback::FeedbackRows::open(txn)?.forget(project.id)?;
         super::outcomes::forget(txn, project.id)?;
+        super::health::forget(txn, project.id)?;
         Ok((ids.len() as u64, events))
     }
 

@@ -149,6 +149,8 @@ struct IssuePage {
     older: Option<String>,
     /// The latest user feedback about its events.
     feedback: Vec<super::feedback::FeedbackRow>,
+    /// The crash-free rates of the issue's last release, when its SDK sends sessions.
+    release_health: Option<String>,
 }
 
 /// An issue's charts and tag distributions, cached by its event count and the hour.
@@ -254,7 +256,27 @@ pub fn issue_page(
             (Some(w), None) if !w.is_empty() => format!("No stored event {w} in this issue."),
             _ => "No event of this issue is stored any more (retention removed them).".into(),
         };
+        let release_health = match &issue.last_release {
+            Some(release) => {
+                let h = crate::store::health::of_release(
+                    &txn,
+                    &[project.id],
+                    release,
+                    crate::time::now(),
+                )?;
+                (h.sessions > 0).then(|| {
+                    format!(
+                        "{} crash-free sessions, {} crash-free users ({} sessions)",
+                        super::releases::percent(h.crash_free_sessions),
+                        super::releases::percent(h.crash_free_users),
+                        h.sessions
+                    )
+                })
+            }
+            None => None,
+        };
         Ok(Some(IssuePage {
+            release_health,
             nav: Nav::of(visitor),
             slug: project.slug.clone(),
             project_name: project.name.clone(),

@@ -1,5 +1,6 @@
 //! A project's releases page: each version with when it was made and finalized, its first and
-//! last event, its events and the issues it opened, and where it was deployed.
+//! last event, its events and the issues it opened, its health (sessions, crash-free sessions
+//! and users, adoption) and where it was deployed.
 
 use askama::Template;
 
@@ -23,6 +24,10 @@ struct ReleaseRow {
     last_event: String,
     events: u64,
     new_issues: u64,
+    sessions: u64,
+    crash_free_sessions: String,
+    crash_free_users: String,
+    adoption: String,
     /// (environment, name, when) of each deploy, newest first.
     deploys: Vec<(String, String, String)>,
 }
@@ -34,6 +39,14 @@ fn when(t: Option<&str>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
+/// A percentage as "99.5 %", or a dash when there is nothing to count.
+pub(super) fn percent(p: Option<f64>) -> String {
+    match p {
+        Some(p) => format!("{} %", (p * 100.0).round() / 100.0),
+        None => "–".into(),
+    }
+}
+
 impl From<ReleaseView> for ReleaseRow {
     fn from(r: ReleaseView) -> ReleaseRow {
         ReleaseRow {
@@ -43,6 +56,10 @@ impl From<ReleaseView> for ReleaseRow {
             last_event: when(r.last_event.as_deref()),
             events: r.events,
             new_issues: r.new_issues,
+            sessions: r.health.sessions,
+            crash_free_sessions: percent(r.health.crash_free_sessions),
+            crash_free_users: percent(r.health.crash_free_users),
+            adoption: percent(r.health.adoption),
             deploys: r
                 .deploys
                 .iter()
