@@ -13,57 +13,26 @@ use super::{StoreError, decode, encode};
 pub(crate) const SESSION_HOURS: TableDefinition<(u64, &str, &str, u64), &[u8]> =
     TableDefinition::new("session_hours");
 
-/// Registers of a sketch: about 3 % standard error, 1 KiB once used.
-const REGISTERS: usize = 1024;
-const INDEX_BITS: u32 = 10;
+/// Registers of a sketch: 2^10, about 3 % standard error, 1 KiB once used.
+const SKETCH_BITS: u32 = 10;
 
-/// A HyperLogLog sketch of distinct 64-bit hashes. Empty until the first hash is added.
+/// A sketch of distinct session or user ids ([`super::sketch`]). Empty until first used.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(transparent)]
 pub struct Sketch(#[serde(with = "serde_bytes_compat")] Vec<u8>);
 
 impl Sketch {
     pub fn add(&mut self, hash: u64) {
-        if self.0.is_empty() {
-            self.0 = vec![0; REGISTERS];
-        }
-        let index = (hash >> (64 - INDEX_BITS)) as usize;
-        let rest = hash << INDEX_BITS;
-        let rank = (rest.leading_zeros().min(64 - INDEX_BITS) + 1) as u8;
-        if self.0[index] < rank {
-            self.0[index] = rank;
-        }
+        super::sketch::add(&mut self.0, SKETCH_BITS, hash);
     }
 
     pub fn merge(&mut self, other: &Sketch) {
-        if other.0.len() != REGISTERS {
-            return;
-        }
-        if self.0.len() != REGISTERS {
-            self.0 = other.0.clone();
-            return;
-        }
-        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
-            *mine = (*mine).max(*theirs);
-        }
+        super::sketch::merge(&mut self.0, &other.0);
     }
 
-    /// The estimated number of distinct hashes added.
+    /// The estimated number of distinct ids added.
     pub fn count(&self) -> u64 {
-        if self.0.len() != REGISTERS {
-            return 0;
-        }
-        let m = REGISTERS as f64;
-        let zeros = self.0.iter().filter(|r| **r == 0).count();
-        let sum: f64 = self.0.iter().map(|r| 2f64.powi(-i32::from(*r))).sum();
-        let alpha = 0.7213 / (1.0 + 1.079 / m);
-        let raw = alpha * m * m / sum;
-        let estimate = if raw <= 2.5 * m && zeros > 0 {
-            m * (m / zeros as f64).ln()
-        } else {
-            raw
-        };
-        estimate.round() as u64
+        super::sketch::count(&self.0)
     }
 }
 
@@ -149,11 +118,7 @@ pub struct BucketKey {
 
 /// A 64-bit hash of a session or user id, the same in every process.
 pub fn id_hash(id: &str) -> u64 {
-    use sha1::Digest;
-    let digest = sha1::Sha1::digest(id.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
+    super::sketch::hash(id.as_bytes())
 }
 
 /// Adds a project's session counts.

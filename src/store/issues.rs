@@ -117,11 +117,15 @@ pub fn set_status(
 impl Issue {
     /// Approximate number of distinct users seen.
     pub fn user_count(&self) -> u64 {
-        hll_estimate(&self.users)
+        super::sketch::count(&self.users)
     }
 
     pub fn add_user(&mut self, identity: &str) {
-        hll_add(&mut self.users, identity);
+        super::sketch::add(
+            &mut self.users,
+            USER_BITS,
+            super::sketch::hash(identity.as_bytes()),
+        );
     }
 
     pub fn remember_release(&mut self, release: &str) {
@@ -139,49 +143,8 @@ fn remember(list: &mut Vec<String>, value: &str) {
     }
 }
 
-const HLL_BITS: u32 = 6;
-const HLL_REGISTERS: usize = 1 << HLL_BITS;
-
-fn hll_add(registers: &mut Vec<u8>, item: &str) {
-    if registers.len() != HLL_REGISTERS {
-        registers.resize(HLL_REGISTERS, 0);
-    }
-    let h = fnv1a64(item.as_bytes());
-    let index = (h >> (64 - HLL_BITS)) as usize;
-    let rest = (h << HLL_BITS) | (1 << (HLL_BITS - 1));
-    let rank = rest.leading_zeros() as u8 + 1;
-    registers[index] = registers[index].max(rank);
-}
-
-fn hll_estimate(registers: &[u8]) -> u64 {
-    if registers.len() != HLL_REGISTERS {
-        return 0;
-    }
-    let m = HLL_REGISTERS as f64;
-    let sum: f64 = registers.iter().map(|r| 2f64.powi(-i32::from(*r))).sum();
-    let raw = 0.709 * m * m / sum;
-    let zeros = registers.iter().filter(|r| **r == 0).count();
-    let estimate = if raw <= 2.5 * m && zeros > 0 {
-        m * (m / zeros as f64).ln()
-    } else {
-        raw
-    };
-    estimate.round() as u64
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    // Finalize (splitmix64) so that nearby inputs spread over the registers.
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
-}
+/// Registers of an issue's users sketch: 2^6, about 13 % error, 64 bytes.
+const USER_BITS: u32 = 6;
 
 pub fn get(
     table: &impl ReadableTable<(u64, u64), &'static [u8]>,

@@ -21,6 +21,7 @@ pub mod outcomes;
 pub mod projects;
 pub mod releases;
 pub mod sessions;
+pub mod sketch;
 pub mod tables;
 pub mod tokens;
 pub mod users;
