@@ -19,6 +19,7 @@ pub mod ids;
 pub mod intake;
 pub mod janitor;
 pub mod manage;
+pub mod monitors;
 pub mod outbound;
 pub mod pipeline;
 pub mod server;

@@ -12,8 +12,8 @@ use clap::Parser;
 
 use picket::cli::render::{self, print};
 use picket::cli::{
-    AlertsCommand, Cli, Command, ForwardCommand, IssueCommand, KeyCommand, ProjectCommand,
-    ServeArgs, TokenCommand, UserCommand,
+    AlertsCommand, Cli, Command, ForwardCommand, IssueCommand, KeyCommand, MonitorCommand,
+    ProjectCommand, ServeArgs, TokenCommand, UserCommand,
 };
 use picket::config::{Config, Overrides, TEMPLATE};
 use picket::manage::alerts::{AlertChange, Alerts};
@@ -337,6 +337,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Alerts(cmd) => alerts_command(&cli, cmd),
+        Command::Monitors { project, json } => {
+            let op = manage::monitors::MonitorList {
+                project: project.clone(),
+            };
+            print(*json, call(&cli, op)?.as_slice(), render::monitors);
+            Ok(())
+        }
+        Command::Monitor(MonitorCommand::Mute {
+            project,
+            slug,
+            off,
+            json,
+        }) => {
+            let op = manage::monitors::MonitorMute {
+                project: project.clone(),
+                slug: slug.clone(),
+                muted: !*off,
+            };
+            print(*json, &call(&cli, op)?, render::monitor_muted);
+            Ok(())
+        }
+        Command::Monitor(MonitorCommand::Delete {
+            project,
+            slug,
+            json,
+        }) => {
+            let op = manage::monitors::MonitorDelete {
+                project: project.clone(),
+                slug: slug.clone(),
+            };
+            print(*json, &call(&cli, op)?, |d| {
+                format!("deleted monitor {}\n", d.deleted)
+            });
+            Ok(())
+        }
         Command::Forward(ForwardCommand::DeadLetter { retry, json }) => {
             let answer = call(&cli, manage::forward::DeadLetters { retry: *retry })?;
             print(*json, &answer, render::dead_letters);

@@ -310,6 +310,12 @@ pub fn run(
             });
         }
         {
+            let (db, intake, stop) = (db.clone(), intake.clone(), stop_rx.clone());
+            supervisor::supervise_task(workers.clone(), "monitors", stop_rx.clone(), move || {
+                crate::monitors::worker::run(db.clone(), intake.clone(), stop.clone())
+            });
+        }
+        {
             let (intake, stop) = (intake.clone(), stop_rx.clone());
             supervisor::supervise_task(workers.clone(), "outcomes", stop_rx.clone(), move || {
                 count_outcomes(intake.clone(), stop.clone())

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::sink::Sink;
+
 use std::path::Path;
 
 use common::{Server, node_clients, run_client};
@@ -479,4 +481,156 @@ fn a_session_with_a_huge_release_is_refused_by_name_and_nothing_else_changes() {
     assert_eq!(list.len(), 1, "{releases}");
     assert_eq!(list[0]["version"], "fine@1");
     assert_eq!(list[0]["sessions"], 1);
+}
+
+const CHECKIN_PY: &str = r#"
+import os, sys
+import sentry_sdk
+from sentry_sdk.crons import capture_checkin
+sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], default_integrations=False, environment="production")
+config = {"schedule": {"type": "interval", "value": 1, "unit": "minute"},
+          "checkin_margin": 0, "max_runtime": 5, "timezone": "Europe/Vienna"}
+started = capture_checkin(monitor_slug="nightly-backup", status="in_progress", monitor_config=config)
+capture_checkin(monitor_slug="nightly-backup", check_in_id=started, status="ok", duration=1.5)
+sentry_sdk.flush(timeout=10)
+print(started)
+"#;
+
+fn monitor(server: &Server, slug: &str) -> Value {
+    let list = server.json(&["monitors", "default"]);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["slug"] == slug)
+        .unwrap_or_else(|| panic!("no monitor {slug} in {list}"))
+        .clone()
+}
+
+fn wait_until(what: &str, limit: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(limit);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_monitor_goes_ok_missed_and_ok_again_with_one_alert_and_its_issue_resolved() {
+    let sink = Sink::start(Box::new(|_, _, _| (200, vec![])));
+    let server = Server::start_with_config("[alerts]\nallow_private_webhooks = true\n", &[]);
+    let hook = format!("http://127.0.0.1:{}/hooks/picket", sink.port);
+    server.json(&["alerts", "webhook", "default", &hook]);
+    let project = server.json(&["project", "list"])[0].clone();
+    let dsn = project["dsn"].as_str().unwrap();
+
+    // sentry-sdk: a run that starts and ends, with the monitor's config: the monitor is made.
+    let started = common::run_python(CHECKIN_PY, dsn);
+    let m = monitor(&server, "nightly-backup");
+    assert_eq!(m["status"], "ok", "{m}");
+    assert_eq!(m["schedule"], "every minute");
+    assert_eq!(m["timezone"], "Europe/Vienna");
+    let checkins = m["checkins"].as_array().unwrap();
+    assert_eq!(checkins.len(), 1, "the start and end are one run: {m}");
+    assert_eq!(checkins[0]["id"], started.trim().replace('-', ""));
+    assert_eq!(checkins[0]["duration"], 1.5);
+    let next = m["next_expected"]
+        .as_str()
+        .expect("a next expected check-in");
+    let last = m["last_checkin"].as_str().unwrap();
+    let gap = common::parse_time(next) - common::parse_time(last);
+    assert!((gap - 60.0).abs() < 1.5, "next {next} after last {last}");
+
+    // No check-in within the minute (margin 0): missed, and the monitor's issue opens once.
+    wait_until("the monitor is missed", 100, || {
+        monitor(&server, "nightly-backup")["status"] == "missed"
+    });
+    let title = "Cron failure: nightly-backup (missed check-in)";
+    let issue = |server: &Server| {
+        server
+            .json(&["issues", "default", "--status", "all"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"] == title)
+            .cloned()
+    };
+    wait_until("the monitor's issue is stored", 20, || {
+        issue(&server).is_some()
+    });
+    assert_eq!(issue(&server).unwrap()["status"], "unresolved");
+    wait_until("the webhook is called", 20, || !sink.requests().is_empty());
+
+    // A shell script checks in over HTTP: the monitor is ok and its issue resolved.
+    let url = format!(
+        "{}/api/{}/cron/nightly-backup/{}/?status=ok",
+        server.url,
+        project["id"],
+        project["public_key"].as_str().unwrap()
+    );
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", &url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("202"), "{text}");
+    assert_eq!(monitor(&server, "nightly-backup")["status"], "ok");
+    assert_eq!(issue(&server).unwrap()["status"], "resolved");
+    let statuses: Vec<String> = monitor(&server, "nightly-backup")["checkins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["ok", "missed", "ok"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let posts = sink.requests();
+    assert_eq!(posts.len(), 1, "one alert: {posts:?}");
+    assert!(
+        posts[0].body.contains("nightly-backup"),
+        "{}",
+        posts[0].body
+    );
+
+    // An unknown monitor over HTTP: 404 naming it; bad check-ins: 400 naming the field.
+    let unknown = url.replace("nightly-backup", "no-such-job");
+    let resp = common::agent().get(&unknown).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let envelope = format!(
+        "{}/api/{}/envelope/?sentry_key={}",
+        server.url,
+        project["id"],
+        project["public_key"].as_str().unwrap()
+    );
+    for (config, field) in [
+        (
+            r#"{"schedule":{"type":"crontab","value":"61 * * * *"}}"#,
+            "monitor_config.schedule",
+        ),
+        (
+            r#"{"schedule":{"type":"crontab","value":"0 2 * * *"},"timezone":"Mars/Olympus"}"#,
+            "monitor_config.timezone",
+        ),
+    ] {
+        let body = format!(
+            "{{}}\n{{\"type\":\"check_in\"}}\n{{\"monitor_slug\":\"other\",\"status\":\"ok\",\"monitor_config\":{config}}}\n"
+        );
+        let mut resp = common::agent()
+            .post(&envelope)
+            .send(body.as_bytes())
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        let detail = resp.body_mut().read_to_string().unwrap();
+        assert!(detail.contains(field), "{detail}");
+    }
+    assert_eq!(
+        server
+            .json(&["monitors", "default"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

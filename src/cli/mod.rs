@@ -163,6 +163,17 @@ pub enum Command {
     /// Alert rules and targets of a project (mail to members and admins, webhooks)
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// List a project's cron monitors: status, schedule, next expected check-in and the
+    /// latest check-ins
+    Monitors {
+        /// Project slug or numeric id
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mute, unmute or delete a cron monitor
+    #[command(subcommand)]
+    Monitor(MonitorCommand),
     /// Show the running server's workers, queue and counters
     Status {
         #[arg(long)]
@@ -191,6 +202,30 @@ pub struct ServeArgs {
     /// Address for raven UDP datagrams, "" to disable [env: PICKET_UDP_ADDR]
     #[arg(long, value_name = "ADDR")]
     pub udp_addr: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// Keep recording a monitor's check-ins but open no issue for its failures (--off: open
+    /// them again)
+    Mute {
+        /// Project slug or numeric id
+        project: String,
+        slug: String,
+        #[arg(long)]
+        off: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a monitor and its check-ins (its issue stays); the next check-in with a
+    /// monitor_config makes it again
+    Delete {
+        /// Project slug or numeric id
+        project: String,
+        slug: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -522,3 +522,49 @@ pub fn bundles(list: &[BundleView]) -> String {
 pub fn bundle_deleted(b: &BundleView) -> String {
     format!("upload {} ({} files) is deleted\n", b.id, b.files)
 }
+
+/// `picket monitors`: one row per monitor.
+pub fn monitors(list: &[crate::manage::monitors::MonitorView]) -> String {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let rows = list
+        .iter()
+        .map(|m| {
+            vec![
+                m.slug.clone(),
+                if m.muted {
+                    format!("{} (muted)", m.status)
+                } else {
+                    m.status.clone()
+                },
+                format!("{} {}", m.schedule, m.timezone),
+                or_dash(&m.last_checkin),
+                or_dash(&m.next_expected),
+                m.checkins
+                    .iter()
+                    .take(10)
+                    .map(|c| c.status.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "slug",
+            "status",
+            "schedule",
+            "last_checkin",
+            "next_expected",
+            "latest",
+        ],
+        rows,
+    )
+}
+
+pub fn monitor_muted(m: &crate::manage::monitors::MonitorView) -> String {
+    if m.muted {
+        format!("monitor {} is muted: its failures open no issue\n", m.slug)
+    } else {
+        format!("monitor {} is no longer muted\n", m.slug)
+    }
+}

@@ -65,6 +65,25 @@ pub async fn handle(state: Arc<Intake>, req: Request<Incoming>, remote: IpAddr) 
                 error_response(&e)
             });
     }
+    if let Some(cron) = super::cron::route(&path) {
+        let answer = match req.method().clone() {
+            Method::OPTIONS => return preflight(),
+            Method::GET | Method::POST => super::cron::handle(&state, req, cron).await,
+            _ => Err(IntakeError::MethodNotAllowed),
+        };
+        return match answer {
+            Ok((status, body)) => {
+                let mut resp = json_ok(None);
+                *resp.status_mut() = status;
+                *resp.body_mut() = Full::new(Bytes::from(body.to_string()));
+                resp
+            }
+            Err(e) => {
+                state.counters.reject(e.reason());
+                error_response(&e)
+            }
+        };
+    }
     let Some(route) = route(&path) else {
         return error_response(&IntakeError::NotFound);
     };
@@ -415,6 +434,7 @@ async fn accept_envelope(
     let mut dropped: Vec<(String, &'static str, u64)> = Vec::new();
     let mut reports = Vec::new();
     let mut health = Vec::new();
+    let mut check_ins = Vec::new();
     let event_size = |item: &envelope::Item<'_>| {
         let limit = state.limits.max_event_size.0;
         if item.payload.len() as u64 > limit {
@@ -469,6 +489,10 @@ async fn accept_envelope(
                 None => dropped.push(("session".into(), "no_release", 1)),
             },
             "sessions" => health.extend(sessions::aggregates(item.payload, origin.received)?),
+            "check_in" => {
+                event_size(item)?;
+                check_ins.push(crate::monitors::checkin::from_item(item.payload)?);
+            }
             other => dropped.push((items::label(other), "not_stored", 1)),
         }
     }
@@ -517,6 +541,7 @@ async fn accept_envelope(
         let done = state.queue.submit_sessions(arrival).map_err(queue_error)?;
         settle(done.await)?;
     }
+    state.check_ins(project, check_ins).await?;
     Ok(answer)
 }
 

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod conn;
+pub mod cron;
 pub mod decode;
 pub mod dialog;
 pub mod disk;
@@ -66,6 +67,11 @@ pub enum IntakeError {
     ClientReport(#[from] items::ClientReportError),
     #[error("{0}")]
     Session(#[from] sessions::SessionError),
+    #[error("{0}")]
+    CheckIn(#[from] crate::monitors::checkin::CheckInError),
+    /// A check-in for a monitor that does not exist, or one too many.
+    #[error("{0}")]
+    Monitor(String),
     #[error("{0} header mismatch between envelope and request")]
     HeaderMismatch(&'static str),
     #[error("failed to read request body: {0}")]
@@ -100,7 +106,7 @@ impl IntakeError {
             IntakeError::QueueFull | IntakeError::Unavailable(_) | IntakeError::Receive(_) => 503,
             IntakeError::RateLimited { .. } | IntakeError::DiskFull => 429,
             IntakeError::Event(NormalizeError::TooDeep { .. }) => 413,
-            IntakeError::NotFound => 404,
+            IntakeError::NotFound | IntakeError::Monitor(_) => 404,
             IntakeError::MethodNotAllowed => 405,
             _ => 400,
         }
@@ -143,7 +149,9 @@ impl IntakeError {
             IntakeError::Envelope(_)
             | IntakeError::HeaderMismatch(_)
             | IntakeError::ClientReport(_)
-            | IntakeError::Session(_) => "bad_envelope",
+            | IntakeError::Session(_)
+            | IntakeError::CheckIn(_) => "bad_envelope",
+            IntakeError::Monitor(_) => "unknown_monitor",
             IntakeError::Event(_) | IntakeError::Dialog(_) => "bad_event",
             IntakeError::QueueFull => "queue_full",
             IntakeError::DiskFull => "disk_full",
@@ -262,7 +270,7 @@ impl Counters {
 
 /// Whether intake answers this path: an ingest route or the crash-report dialog.
 pub fn serves(path: &str) -> bool {
-    route(path).is_some() || dialog::is_dialog_path(path)
+    route(path).is_some() || dialog::is_dialog_path(path) || cron::route(path).is_some()
 }
 
 /// Maps a request path to an ingest route. Runs of slashes fold into one and the trailing

@@ -16,6 +16,7 @@ pub mod forward;
 pub mod issues;
 pub mod keys;
 pub mod members;
+pub mod monitors;
 pub mod projects;
 pub mod releases;
 pub mod retention;
@@ -446,6 +447,9 @@ operations! {
     AttachmentList => attachments::AttachmentList,
     AttachmentFetch => attachments::AttachmentFetch,
     ProjectAttachments => attachments::ProjectAttachments,
+    MonitorList => monitors::MonitorList,
+    MonitorMute => monitors::MonitorMute,
+    MonitorDelete => monitors::MonitorDelete,
     #[cfg(debug_assertions)]
     Crash => status::Crash,
 }

@@ -16,6 +16,7 @@ pub mod feedback;
 pub mod health;
 pub mod issues;
 pub mod key_cache;
+pub mod monitors;
 pub mod outbox;
 pub mod outcomes;
 pub mod projects;
@@ -148,6 +149,7 @@ macro_rules! for_each_table {
         $apply!($crate::store::attachments::ATTACHMENT_DATA);
         $apply!($crate::store::outcomes::OUTCOMES);
         $apply!($crate::store::health::SESSION_HOURS);
+        $apply!($crate::store::monitors::MONITORS);
     };
 }
 pub(crate) use for_each_table;

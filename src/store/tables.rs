@@ -297,6 +297,7 @@ impl<'t> Tables<'t> {
         super::feedback::FeedbackRows::open(txn)?.forget(project.id)?;
         super::outcomes::forget(txn, project.id)?;
         super::health::forget(txn, project.id)?;
+        super::monitors::forget(txn, project.id)?;
         Ok((ids.len() as u64, events))
     }
 

@@ -15,6 +15,7 @@ mod charts;
 mod feedback;
 mod issue;
 mod issues;
+mod monitors;
 mod projects;
 mod releases;
 mod routes;

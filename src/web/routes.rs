@@ -11,8 +11,8 @@ use hyper::{Method, Request, StatusCode};
 
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
-    Form, Nav, Page, Web, accounts, feedback, issue, issues, message, not_found, page, projects,
-    query, redirect, releases, settings, sourcemaps,
+    Form, Nav, Page, Web, accounts, feedback, issue, issues, message, monitors, not_found, page,
+    projects, query, redirect, releases, settings, sourcemaps,
 };
 
 /// Largest form body accepted.
@@ -133,6 +133,12 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
         }
         (&Method::GET, ["projects", slug, "feedback"]) => {
             feedback::feedback(&web, &visitor, slug).await
+        }
+        (&Method::GET, ["projects", slug, "monitors"]) => {
+            monitors::monitors(&web, &visitor, slug).await
+        }
+        (&Method::POST, ["projects", slug, "monitors", action]) => {
+            monitors::action(&web, &visitor, slug, action, &form).await
         }
         (&Method::GET, ["projects", slug, "releases"]) => {
             releases::releases(&web, &visitor, slug).await

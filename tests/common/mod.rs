@@ -402,3 +402,9 @@ pub fn sum<'a>(issues: impl IntoIterator<Item = &'a Value>, field: &str) -> u64 
         })
         .sum()
 }
+
+/// Unix seconds of an RFC 3339 time, as picket prints them.
+pub fn parse_time(text: &str) -> f64 {
+    let t = chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    t.timestamp_millis() as f64 / 1000.0
+}
