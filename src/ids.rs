@@ -306,3 +306,78 @@ mod tests {
         assert!(Dsn::parse("http://k@host").is_err());
     }
 }
+
+/// An address or a network (`10.0.0.0/8`, `::1`), as `trusted_proxies` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpRange {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl TryFrom<String> for IpRange {
+    type Error = String;
+    fn try_from(text: String) -> Result<IpRange, String> {
+        let bad = || format!("'{text}' is not an IP address or network (10.0.0.0/8, ::1)");
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (text.trim(), None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(IpRange { addr, prefix })
+    }
+}
+
+impl From<IpRange> for String {
+    fn from(r: IpRange) -> String {
+        format!("{}/{}", r.addr, r.prefix)
+    }
+}
+
+impl IpRange {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |a: std::net::IpAddr| -> (u128, u8) {
+            match a {
+                std::net::IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+                std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => (u128::from(u32::from(v4)) << 96, 32),
+                    None => (u128::from(v6), 128),
+                },
+            }
+        };
+        let ((net, width), (ip, ip_width)) = (bits(self.addr), bits(ip));
+        if width != ip_width {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        net & mask == ip & mask
+    }
+}
+
+#[cfg(test)]
+mod ip_range_tests {
+    use super::IpRange;
+
+    #[test]
+    fn ranges_contain_their_addresses() {
+        let r = IpRange::try_from("10.0.0.0/8".to_string()).unwrap();
+        assert!(r.contains("10.9.8.7".parse().unwrap()));
+        assert!(!r.contains("11.0.0.1".parse().unwrap()));
+        let one = IpRange::try_from("::1".to_string()).unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.1".parse().unwrap()));
+        let mapped = IpRange::try_from("127.0.0.1".to_string()).unwrap();
+        assert!(mapped.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(IpRange::try_from("10.0.0.0/33".to_string()).is_err());
+        assert!(IpRange::try_from("proxy".to_string()).is_err());
+    }
+}

@@ -218,6 +218,7 @@ pub fn run(
         ),
         codec: codec.clone(),
         symbolicator: symbolicator.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     let forward_state = Arc::new(crate::forward::State::new(db.clone()));
     let forward_client = {

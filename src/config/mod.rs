@@ -46,6 +46,8 @@ pub struct Config {
     pub tail: Vec<TailSource>,
     /// The slug of the one organization the Web API shows.
     pub organization: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or networks).
+    pub trusted_proxies: Vec<crate::ids::IpRange>,
     pub api: Api,
     pub sourcemaps: Sourcemaps,
 }
@@ -323,6 +325,10 @@ impl Default for Config {
             alerts: Alerts::default(),
             tail: Vec::new(),
             organization: "picket".into(),
+            trusted_proxies: ["127.0.0.1/8", "::1"]
+                .into_iter()
+                .filter_map(|r| crate::ids::IpRange::try_from(r.to_string()).ok())
+                .collect(),
             api: Api::default(),
             sourcemaps: Sourcemaps::default(),
         }

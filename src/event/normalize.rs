@@ -133,7 +133,24 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     ev.breadcrumbs = crumbs.into_iter().filter_map(breadcrumb).collect();
     ev.tags = tags(obj.remove("tags"));
     ev.extra = object(obj.remove("extra"));
-    ev.user = take(&mut obj, "user", "sentry.interfaces.User").and_then(|v| user(v, ctx.client_ip));
+    let infer_ip = obj
+        .get("sdk")
+        .and_then(|s| s.pointer("/settings/infer_ip"))
+        .and_then(Value::as_str);
+    let (infer_auto, infer_never) = (infer_ip == Some("auto"), infer_ip == Some("never"));
+    let client_ip = ctx.client_ip.filter(|_| !infer_never);
+    ev.user = match take(&mut obj, "user", "sentry.interfaces.User") {
+        Some(v) => user(v, client_ip),
+        None => None,
+    };
+    // Current browser SDKs ask for the address with `sdk.settings.infer_ip: "auto"` instead
+    // of `{{auto}}`.
+    if infer_auto
+        && let Some(ip) = client_ip
+        && ev.user.as_ref().is_none_or(|u| u.ip_address.is_none())
+    {
+        ev.user.get_or_insert_with(User::default).ip_address = Some(ip.to_string());
+    }
     ev.request = take(&mut obj, "request", "sentry.interfaces.Http").filter(Value::is_object);
     ev.contexts = object(take(&mut obj, "contexts", "sentry.interfaces.Contexts"));
     ev.fingerprint = match obj.remove("fingerprint") {
@@ -653,5 +670,22 @@ mod tests {
         };
         let ev = normalize(br#"{"user": {"ip_address": "{{auto}}"}}"#, &ctx).unwrap();
         assert_eq!(ev.user.unwrap().ip_address.as_deref(), Some("10.1.2.3"));
+        let auto =
+            br#"{"sdk": {"name": "sentry.javascript.browser", "settings": {"infer_ip": "auto"}}}"#;
+        let ev = normalize(auto, &ctx).unwrap();
+        assert_eq!(ev.user.unwrap().ip_address.as_deref(), Some("10.1.2.3"));
+        let kept =
+            br#"{"user": {"ip_address": "1.1.1.1"}, "sdk": {"settings": {"infer_ip": "auto"}}}"#;
+        let ev = normalize(kept, &ctx).unwrap();
+        assert_eq!(ev.user.unwrap().ip_address.as_deref(), Some("1.1.1.1"));
+        let never =
+            br#"{"user": {"ip_address": "{{auto}}"}, "sdk": {"settings": {"infer_ip": "never"}}}"#;
+        assert!(normalize(never, &ctx).unwrap().user.is_none());
+        assert!(
+            normalize(br#"{"message": "m"}"#, &ctx)
+                .unwrap()
+                .user
+                .is_none()
+        );
     }
 }

@@ -42,6 +42,8 @@ pub struct Intake {
     pub codec: Arc<crate::store::dictionary::Codec>,
     /// Maps JavaScript frames through the project's uploaded source maps.
     pub symbolicator: Arc<crate::artifacts::Symbolicator>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::ids::IpRange>,
 }
 
 type Body = Full<Bytes>;
@@ -252,7 +254,7 @@ async fn ingest(
     let data = decode_body(state, body, &encodings, route)?;
     let origin = Origin {
         received: crate::time::now(),
-        client_ip: client_ip(&parts.headers, remote),
+        client_ip: client_ip(&parts.headers, remote, &state.trusted_proxies),
         limits: state.limits.event(),
     };
 
@@ -353,12 +355,28 @@ fn decode_store_body(state: &Intake, data: Vec<u8>) -> Result<Vec<u8>, IntakeErr
 
 /// The client address an `{{auto}}` IP stands for: the first `X-Forwarded-For` hop when a
 /// proxy set one, else the peer.
-fn client_ip(headers: &HeaderMap, remote: IpAddr) -> String {
-    header(headers, "x-forwarded-for")
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| v.parse::<IpAddr>().is_ok())
-        .map_or_else(|| remote.to_string(), str::to_string)
+/// The client's address: the connection's, or behind a trusted reverse proxy the nearest
+/// address in `X-Forwarded-For` that is not a trusted proxy itself.
+fn client_ip(headers: &HeaderMap, remote: IpAddr, trusted: &[crate::ids::IpRange]) -> String {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    if !is_trusted(remote) {
+        return remote.to_string();
+    }
+    let mut client = remote;
+    if let Some(list) = header(headers, "x-forwarded-for") {
+        for hop in list.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !is_trusted(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    client.to_string()
 }
 
 /// Where and when a request came from, for normalizing its events.
@@ -701,7 +719,7 @@ async fn store_get(
     let json = decode_store_body(state, data)?;
     let origin = Origin {
         received: crate::time::now(),
-        client_ip: client_ip(&parts.headers, remote),
+        client_ip: client_ip(&parts.headers, remote, &state.trusted_proxies),
         limits: state.limits.event(),
     };
     let event = normalize::normalize(&json, &origin.context(None))?;
