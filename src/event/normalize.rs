@@ -103,7 +103,7 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     ev.logentry = log_entry(&mut obj);
 
     let max_frames = ctx.limits.max_frames;
-    ev.exception = values(take(&mut obj, "exception", "sentry.interfaces.Exception"))
+    ev.exception = exception_values(take(&mut obj, "exception", "sentry.interfaces.Exception"))
         .into_iter()
         .filter_map(|v| exception(v, max_frames))
         .collect();
@@ -212,6 +212,27 @@ fn values(v: Option<Value>) -> Vec<Value> {
         },
         _ => Vec::new(),
     }
+}
+
+/// An exception interface's values. raven-js 3 puts the mechanism (`{"type": "onerror",
+/// "handled": false}` for uncaught errors) beside `values` instead of in them; it belongs to
+/// the values that have none.
+fn exception_values(v: Option<Value>) -> Vec<Value> {
+    let mechanism = match &v {
+        Some(Value::Object(m)) if m.contains_key("values") => m.get("mechanism").cloned(),
+        _ => None,
+    };
+    let mut list = values(v);
+    if let Some(mechanism) = mechanism.filter(Value::is_object) {
+        for value in &mut list {
+            if let Value::Object(m) = value
+                && !m.contains_key("mechanism")
+            {
+                m.insert("mechanism".into(), mechanism.clone());
+            }
+        }
+    }
+    list
 }
 
 fn number(v: &Value) -> Option<f64> {
@@ -433,6 +454,7 @@ fn breadcrumb(v: Value) -> Option<Breadcrumb> {
             .map(|l| l.as_str().to_string()),
         message: opt_string(&mut m, "message"),
         data: m.remove("data").filter(|v| !v.is_null()),
+        event_id: opt_string(&mut m, "event_id").filter(|s| !s.is_empty()),
     })
 }
 
@@ -659,6 +681,20 @@ mod tests {
             normalize(b"[1]", &Context::default()),
             Err(NormalizeError::NotAnObject)
         );
+    }
+
+    #[test]
+    fn raven_js_unhandled_marker_and_breadcrumb_event_ids_are_kept() {
+        let ev = normalize(
+            br#"{"exception": {"values": [{"type": "TypeError", "value": "x"}], "mechanism": {"type": "onerror", "handled": false}},
+                "breadcrumbs": {"values": [{"category": "sentry.event", "event_id": "abc123", "message": "Error: y"}]}}"#,
+            &Context::default(),
+        )
+        .unwrap();
+        let mechanism = ev.exception[0].mechanism.as_ref().unwrap();
+        assert_eq!(mechanism["handled"], false);
+        assert_eq!(mechanism["type"], "onerror");
+        assert_eq!(ev.breadcrumbs[0].event_id.as_deref(), Some("abc123"));
     }
 
     #[test]

@@ -72,6 +72,52 @@ struct ExceptionView {
     frames: Vec<FrameView>,
     /// The frames as the SDK sent them, when source maps changed them.
     raw_frames: Vec<FrameView>,
+    /// Nesting in an exception group (0: top level).
+    depth: usize,
+    /// Whether it is an exception group (its children follow, indented).
+    group: bool,
+}
+
+/// The order to show exceptions in, with their depth: an exception group's tree (parents
+/// before their children, by `mechanism.exception_id` and `parent_id`) or, without one, the
+/// chain newest first.
+fn exception_order(list: &[crate::event::model::Exception]) -> Vec<(usize, usize)> {
+    let id_of = |i: usize, key: &str| {
+        list[i]
+            .mechanism
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_u64)
+    };
+    if !(0..list.len()).any(|i| id_of(i, "parent_id").is_some()) {
+        return (0..list.len()).rev().map(|i| (i, 0)).collect();
+    }
+    let mut out = Vec::with_capacity(list.len());
+    let mut stack: Vec<(usize, usize)> = (0..list.len())
+        .rev()
+        .filter(|&i| id_of(i, "parent_id").is_none())
+        .map(|i| (i, 0))
+        .collect();
+    while let Some((i, depth)) = stack.pop() {
+        if out.iter().any(|(seen, _)| *seen == i) || depth > list.len() {
+            continue;
+        }
+        out.push((i, depth));
+        if let Some(id) = id_of(i, "exception_id") {
+            for child in (0..list.len()).rev() {
+                if id_of(child, "parent_id") == Some(id) {
+                    stack.push((child, depth + 1));
+                }
+            }
+        }
+    }
+    // Anything the tree did not reach (a broken parent link) still shows.
+    for i in (0..list.len()).rev() {
+        if !out.iter().any(|(seen, _)| *seen == i) {
+            out.push((i, 0));
+        }
+    }
+    out
 }
 
 /// A frame as the event page shows it, newest first within its exception.
@@ -365,11 +411,17 @@ fn event_view(ev: &Event) -> EventView {
     if !ev.truncated.is_empty() {
         summary.push(("truncated", ev.truncated.join(", ")));
     }
-    let exceptions = ev
-        .exception
-        .iter()
-        .rev()
-        .map(|e| ExceptionView {
+    let exceptions = exception_order(&ev.exception)
+        .into_iter()
+        .map(|(i, depth)| (&ev.exception[i], depth))
+        .map(|(e, depth)| ExceptionView {
+            depth: depth.min(5),
+            group: e
+                .mechanism
+                .as_ref()
+                .and_then(|m| m.get("is_exception_group"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             ty: e.ty.clone().unwrap_or_else(|| "Error".into()),
             value: e.value.clone().unwrap_or_default(),
             mechanism: e
