@@ -4,7 +4,8 @@
 
 use askama::Template;
 
-use super::{Form, Nav, Page, Visitor, Web, ago, manage_error, not_found, redirect, render};
+use super::releases::when;
+use super::{Form, Nav, Page, Visitor, Web, manage_error, not_found, redirect, render};
 use crate::manage::monitors::{MonitorDelete, MonitorList, MonitorMute, MonitorView};
 
 #[derive(Template)]
@@ -25,12 +26,6 @@ struct MonitorRow {
     next_expected: String,
     /// (status, when, duration) newest first.
     checkins: Vec<(String, String, String)>,
-}
-
-fn when(t: Option<&str>) -> String {
-    t.and_then(crate::time::parse_iso)
-        .map(ago)
-        .unwrap_or_else(|| "–".into())
 }
 
 /// A duration in seconds as "1.2 s" or "3 min 4 s".

@@ -33,7 +33,7 @@ struct ReleaseRow {
 }
 
 /// An RFC 3339 time as "5 minutes ago", or a dash.
-fn when(t: Option<&str>) -> String {
+pub(super) fn when(t: Option<&str>) -> String {
     t.and_then(crate::time::parse_iso)
         .map(ago)
         .unwrap_or_else(|| "–".into())
