@@ -230,19 +230,8 @@ pub fn of_release(
 
 /// Deletes a project's session counts.
 pub fn forget(txn: &WriteTransaction, project: u64) -> Result<(), StoreError> {
-    let mut table = txn.open_table(SESSION_HOURS)?;
-    let keys: Vec<(String, String, u64)> = table
-        .range((project, "", "", 0)..(project + 1, "", "", 0))?
-        .map(|row| {
-            row.map(|(k, _)| {
-                let (_, r, e, h) = k.value();
-                (r.to_string(), e.to_string(), h)
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    for (r, e, h) in keys {
-        table.remove((project, r.as_str(), e.as_str(), h))?;
-    }
+    txn.open_table(SESSION_HOURS)?
+        .retain_in((project, "", "", 0)..(project + 1, "", "", 0), |_, _| false)?;
     Ok(())
 }
 

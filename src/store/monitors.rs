@@ -63,13 +63,7 @@ pub fn remove(txn: &WriteTransaction, project: u64, slug: &str) -> Result<bool, 
 
 /// Deletes a project's monitors.
 pub fn forget(txn: &WriteTransaction, project: u64) -> Result<(), StoreError> {
-    let mut table = txn.open_table(MONITORS)?;
-    let slugs: Vec<String> = table
-        .range((project, "")..(project + 1, ""))?
-        .map(|row| row.map(|(k, _)| k.value().1.to_string()))
-        .collect::<Result<_, _>>()?;
-    for slug in slugs {
-        table.remove((project, slug.as_str()))?;
-    }
+    txn.open_table(MONITORS)?
+        .retain_in((project, "")..(project + 1, ""), |_, _| false)?;
     Ok(())
 }

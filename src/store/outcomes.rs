@@ -137,18 +137,9 @@ pub fn of_project(txn: &redb::ReadTransaction, project: u64) -> Result<Vec<Outco
 
 /// Deletes a project's counters.
 pub fn forget(txn: &WriteTransaction, project: u64) -> Result<(), StoreError> {
-    let mut table = txn.open_table(OUTCOMES)?;
-    let keys: Vec<(String, String, String)> = table
-        .range((project, "", "", "")..(project + 1, "", "", ""))?
-        .map(|row| {
-            row.map(|(k, _)| {
-                let (_, s, c, r) = k.value();
-                (s.to_string(), c.to_string(), r.to_string())
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    for (s, c, r) in keys {
-        table.remove((project, s.as_str(), c.as_str(), r.as_str()))?;
-    }
+    txn.open_table(OUTCOMES)?
+        .retain_in((project, "", "", "")..(project + 1, "", "", ""), |_, _| {
+            false
+        })?;
     Ok(())
 }
