@@ -1,8 +1,10 @@
 //! Everything the SDKs send besides errors, end to end with the real SDKs: user feedback
-//! (@sentry/node's `captureFeedback` about an event sent before, after and not at all, and the
-//! crash-report dialog's script and form), attachments (sentry-sdk's `add_attachment`, read
-//! back byte for byte through the CLI and the UI's download), client reports and item types
-//! picket does not keep (counted per project).
+//! (@sentry/node's `captureFeedback` about an event sent before, after and not at all;
+//! @sentry/browser in chromium sending feedback and opening the crash-report dialog, whose
+//! script and form are also checked over HTTP), attachments (sentry-sdk's `add_attachment`,
+//! read back byte for byte through the CLI and the UI's download; 1,000 in one envelope),
+//! client reports and item types picket does not keep (counted per project), release health
+//! from sentry-sdk's sessions, and a cron monitor going ok → missed → ok with its issue.
 
 mod common;
 
@@ -179,6 +181,64 @@ fn the_crash_report_dialog_serves_its_form_and_stores_what_it_posts() {
 }
 
 /// A signed-in browser session without a browser: the cookies of `/login`.
+#[test]
+fn the_browser_sdk_sends_feedback_and_the_report_dialog_works_in_chromium() {
+    let server = Server::start();
+    let dsn = server.json(&["project", "list"])[0]["dsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::create_admin(
+        &server.data_dir,
+        "admin@example.com",
+        "a long enough password",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let sent = common::run_node(
+        "feedback_browser.js",
+        &[work.path().to_str().unwrap()],
+        &[
+            ("PICKET_URL", &server.url),
+            ("SENTRY_DSN", &dsn),
+            ("PICKET_EMAIL", "admin@example.com"),
+            ("PICKET_PASSWORD", "a long enough password"),
+        ],
+    );
+    let event_id = sent["event_id"].as_str().unwrap();
+    let event = server.json(&["event", "default", event_id]);
+    // The browser SDK asks for the sender's address (`sdk.settings.infer_ip: "auto"`).
+    assert_eq!(
+        event["user"]["ip_address"], "127.0.0.1",
+        "{}",
+        event["user"]
+    );
+    assert_eq!(event["user"]["id"], "u-42");
+
+    let list = feedback(&server);
+    assert_eq!(list.len(), 2, "{list:?}");
+    let widget = by_message(&list, "The pay button did nothing");
+    assert_eq!(widget["name"], "Browser User");
+    assert_eq!(widget["email"], "browser@example.com");
+    assert_eq!(widget["url"], "https://shop.example/pay");
+    let dialog = by_message(&list, "I clicked pay twice and got a blank page");
+    assert_eq!(dialog["name"], "Dialog User");
+    assert_eq!(dialog["email"], "dialog@example.com");
+    for f in [widget, dialog] {
+        assert_eq!(f["event_id"], event_id);
+        assert_eq!(
+            f["issue_id"], event["issue"],
+            "linked to the event's issue: {f}"
+        );
+    }
+    // The issue page the browser reached from the feedback list shows both reports.
+    let page = sent["issue_page"].as_str().unwrap();
+    assert!(
+        page.contains("The pay button did nothing")
+            && page.contains("I clicked pay twice and got a blank page"),
+        "{page}"
+    );
+}
+
 fn sign_in(server: &Server, email: &str, password: &str) -> String {
     common::create_admin(&server.data_dir, email, password);
     let agent = ureq::Agent::config_builder()
@@ -350,6 +410,54 @@ fn attachments_from_sentry_sdk_read_back_identical_through_the_cli_and_the_ui() 
             .unwrap();
         assert!(body == bytes, "the UI's download of {name} differs");
     }
+    // The Web API lists them as Sentry does and serves one as a download.
+    let token = server.token(&["attachments-reader"]);
+    let base = format!(
+        "{}/api/0/projects/picket/default/events/{with}/attachments/",
+        server.url
+    );
+    let get = |url: &str| {
+        agent
+            .get(url)
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap()
+    };
+    let listed: Value =
+        serde_json::from_str(&get(&base).body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(listed[0]["id"], "0");
+    assert_eq!(listed[0]["name"], "state.bin");
+    assert_eq!(listed[0]["type"], "event.attachment");
+    assert_eq!(listed[0]["mimetype"], "application/octet-stream");
+    assert_eq!(listed[0]["size"], (1 << 20) + 4);
+    assert_eq!(listed[0]["event_id"], with);
+    assert_eq!(listed[1]["name"], "report \"1\".html");
+    let mut download = get(&format!("{base}1/?download=1"));
+    assert_eq!(
+        download.headers().get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
+    assert!(
+        download
+            .headers()
+            .get("content-disposition")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert_eq!(
+        download.body_mut().read_to_vec().unwrap(),
+        b"<script>alert(1)</script>"
+    );
+    let mut one = get(&format!("{base}9/"));
+    assert_eq!(
+        one.status().as_u16(),
+        404,
+        "{}",
+        one.body_mut().read_to_string().unwrap()
+    );
+
     // Without a session: no bytes.
     let anonymous = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -378,6 +486,68 @@ fn attachments_from_sentry_sdk_read_back_identical_through_the_cli_and_the_ui() 
     assert_eq!(dropped, 1);
 }
 
+/// An envelope with an event and `n` small attachments.
+fn many_attachments(event_id: &str, n: usize) -> Vec<u8> {
+    let mut body = format!(
+        "{{\"event_id\":\"{event_id}\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"with {n} attachments\"}}\n"
+    )
+    .into_bytes();
+    for i in 0..n {
+        let payload = format!("line {i}\n").repeat(8);
+        body.extend_from_slice(
+            format!(
+                "{{\"type\":\"attachment\",\"length\":{},\"filename\":\"part-{i}.log\"}}\n{payload}\n",
+                payload.len()
+            )
+            .as_bytes(),
+        );
+    }
+    body
+}
+
+#[test]
+fn a_thousand_attachments_in_one_envelope_are_answered_as_documented() {
+    let server = Server::start();
+    let project = server.json(&["project", "list"])[0].clone();
+    let url = format!(
+        "{}/api/{}/envelope/?sentry_key={}",
+        server.url,
+        project["id"],
+        project["public_key"].as_str().unwrap()
+    );
+    let post = |body: Vec<u8>| {
+        let mut resp = common::agent().post(&url).send(&body[..]).unwrap();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (resp.status().as_u16(), text)
+    };
+    // An event and 1,000 attachments are 1,001 items: over `limits.max_envelope_items`, the
+    // whole envelope is refused by name and nothing of it is stored.
+    let refused = "0123456789abcdef0123456789abcdef";
+    let (status, text) = post(many_attachments(refused, 1000));
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("max_envelope_items"), "{text}");
+    assert!(common::stored_event(&server.data_dir, "default", refused).is_none());
+
+    // Within the limit, every attachment is kept with its event.
+    let kept = "fedcba9876543210fedcba9876543210";
+    let (status, text) = post(many_attachments(kept, 999));
+    assert_eq!(status, 200, "{text}");
+    let event = server.json(&["event", "default", kept]);
+    let listed = event["attachments"].as_array().unwrap();
+    assert_eq!(listed.len(), 999);
+    assert_eq!(listed[998]["name"], "part-998.log");
+    let bytes = server.cli(&["attachment", "default", kept, "part-500.log"]);
+    assert_eq!(bytes.stdout, "line 500\n".repeat(8).as_bytes());
+    assert_eq!(
+        server
+            .json(&["issues", "default"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 /// The count a project's page and `picket status` show for (category, reason) once the
 /// server has written it (it counts every few seconds).
 fn wait_for_outcome(server: &Server, category: &str, reason: &str) -> u64 {
@@ -399,6 +569,48 @@ fn wait_for_outcome(server: &Server, category: &str, reason: &str) -> u64 {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+const CLIENT_REPORTS_PY: &str = r#"
+import os
+import sentry_sdk
+
+def before_send(event, hint):
+    text = event.get("message") or (event.get("logentry") or {}).get("message") or ""
+    return None if text.startswith("drop") else event
+
+sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], default_integrations=False,
+                before_send=before_send, traces_sample_rate=1.0)
+for i in range(3):
+    sentry_sdk.capture_message("drop me %d" % i)
+sentry_sdk.capture_message("keep me")
+with sentry_sdk.start_transaction(name="nightly-report", op="task"):
+    pass
+sentry_sdk.flush(timeout=10)
+"#;
+
+#[test]
+fn what_the_sdk_discarded_and_what_picket_does_not_keep_are_counted() {
+    let server = Server::start();
+    let dsn = server.json(&["project", "list"])[0]["dsn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::run_python(CLIENT_REPORTS_PY, &dsn);
+    // sentry-sdk's client report says its before_send dropped three errors; the transaction
+    // reached picket, which does not keep transactions, and says so.
+    assert_eq!(wait_for_outcome(&server, "error", "before_send"), 3);
+    assert_eq!(wait_for_outcome(&server, "transaction", "not_stored"), 1);
+    let issues = server.json(&["issues", "default"]);
+    let titles: Vec<&str> = issues
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["keep me"]);
+    let text = String::from_utf8_lossy(&server.cli(&["status"]).stdout).into_owned();
+    assert!(text.contains("before_send"), "{text}");
 }
 
 const SESSIONS_PY: &str = r#"

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Server;
 use serde_json::{Value, json};
 
@@ -17,7 +15,7 @@ fn flow(server: &Server, token: &str, workdir: &std::path::Path, variant: &str) 
         .unwrap()
         .to_string();
     let workdir = workdir.to_string_lossy();
-    let printed = node(
+    let printed = common::run_node(
         "sourcemap_flow.js",
         &[&workdir, variant],
         &[
@@ -27,25 +25,6 @@ fn flow(server: &Server, token: &str, workdir: &std::path::Path, variant: &str) 
         ],
     );
     printed["event_id"].as_str().unwrap().to_string()
-}
-
-/// Runs one of the Node clients with arguments and environment; the JSON it prints.
-fn node(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let dir = common::node_clients();
-    let out = Command::new("node")
-        .arg(dir.join(script))
-        .args(args)
-        .current_dir(&dir)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the client's JSON")
 }
 
 /// The stored event, waited for (the browser's flush returns once sent).
@@ -134,7 +113,7 @@ fn minified_browser_errors_show_their_original_frames_and_group_across_builds() 
         "correct horse battery",
     );
     let issue = ev["issue"].to_string();
-    node(
+    common::run_node(
         "sourcemap_pages.js",
         &[],
         &[

@@ -1,5 +1,6 @@
 //! Supervision and the process as an operator sees it: the watchdog bringing the server back
-//! after SIGKILL with no acknowledged event lost, a graceful SIGTERM under load, a worker
+//! after SIGKILL with nothing acknowledged lost (events, and the attachments, feedback and
+//! check-ins sent beside them), a graceful SIGTERM under load, a worker
 //! restarted after a panic, raven UDP datagrams, SIGHUP reloads and `/metrics`.
 
 mod common;
@@ -84,6 +85,126 @@ fn steady_sender(
     (transport, sender)
 }
 
+/// What the mixed sender was answered 200 for, by kind.
+#[derive(Default)]
+struct MixedAcks {
+    /// Events sent with an attachment: (event id, n), the attachment `proof-n.txt`.
+    attachments: Vec<(String, u64)>,
+    /// Feedback messages.
+    feedback: Vec<String>,
+    /// Check-ins: (monitor slug, check-in id).
+    check_ins: Vec<(String, String)>,
+}
+
+fn proof(n: u64) -> String {
+    format!("attachment {n} of the mixed load\n").repeat(20)
+}
+
+/// Sends raw envelopes the SDKs send besides plain events, in turn, from a thread until
+/// `stop`: an event with an attachment, feedback, a cron check-in that makes its monitor.
+fn mixed_sender(
+    server: &Server,
+    project: &Value,
+    stop: Arc<AtomicBool>,
+) -> (Arc<Mutex<MixedAcks>>, std::thread::JoinHandle<()>) {
+    let url = format!(
+        "{}/api/{}/envelope/?sentry_key={}",
+        server.url,
+        project["id"],
+        project["public_key"].as_str().unwrap()
+    );
+    let acks = Arc::new(Mutex::new(MixedAcks::default()));
+    let record = acks.clone();
+    let sender = std::thread::spawn(move || {
+        let agent = common::agent();
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) && n < 900 {
+            let id = format!("{:032x}", 0xabc0_0000_u64 + n);
+            let body = match n % 3 {
+                0 => {
+                    let proof = proof(n);
+                    format!(
+                        "{{\"event_id\":\"{id}\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"mixed event {n}\"}}\n\
+                         {{\"type\":\"attachment\",\"length\":{},\"filename\":\"proof-{n}.txt\"}}\n{proof}\n",
+                        proof.len()
+                    )
+                }
+                1 => format!(
+                    "{{\"event_id\":\"{id}\"}}\n{{\"type\":\"feedback\"}}\n\
+                     {{\"contexts\":{{\"feedback\":{{\"message\":\"mixed feedback {n}\",\"contact_email\":\"u@example.com\"}}}}}}\n"
+                ),
+                _ => format!(
+                    "{{}}\n{{\"type\":\"check_in\"}}\n\
+                     {{\"check_in_id\":\"{id}\",\"monitor_slug\":\"job-{n}\",\"status\":\"ok\",\
+                     \"monitor_config\":{{\"schedule\":{{\"type\":\"interval\",\"value\":1,\"unit\":\"day\"}}}}}}\n"
+                ),
+            };
+            let acked = agent
+                .post(&url)
+                .send(body.as_bytes())
+                .is_ok_and(|r| r.status() == 200);
+            if acked {
+                let mut acks = record.lock().unwrap();
+                match n % 3 {
+                    0 => acks.attachments.push((id, n)),
+                    1 => acks.feedback.push(format!("mixed feedback {n}")),
+                    _ => acks.check_ins.push((format!("job-{n}"), id)),
+                }
+            }
+            n += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    (acks, sender)
+}
+
+/// Every attachment, feedback and check-in the mixed sender was answered 200 for is stored.
+fn assert_mixed_stored(server: &Server, project: &str, acks: &MixedAcks) {
+    assert!(
+        acks.attachments.len() > 5 && acks.feedback.len() > 5 && acks.check_ins.len() > 5,
+        "too little mixed load acknowledged to mean anything"
+    );
+    for (event_id, n) in &acks.attachments {
+        let name = format!("proof-{n}.txt");
+        let out = server.cli(&["attachment", project, event_id, &name]);
+        assert!(
+            out.status.success() && out.stdout == proof(*n).as_bytes(),
+            "the acknowledged attachment {name} of {event_id} was lost: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let feedback = server.json(&["feedback", project]);
+    let messages: BTreeSet<&str> = feedback
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .collect();
+    for message in &acks.feedback {
+        assert!(
+            messages.contains(message.as_str()),
+            "lost feedback {message:?}"
+        );
+    }
+    let monitors = server.json(&["monitors", project]);
+    let check_ins: BTreeSet<(String, String)> = monitors
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| {
+            let slug = m["slug"].as_str().unwrap().to_string();
+            m["checkins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |c| (slug.clone(), c["id"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    for check_in in &acks.check_ins {
+        assert!(check_ins.contains(check_in), "lost check-in {check_in:?}");
+    }
+}
+
 /// Every event id stored for a project, over all its issues.
 fn stored_ids(server: &Server, project: &str) -> BTreeSet<String> {
     let issues = server.json(&["issues", project, "--status", "all"]);
@@ -116,6 +237,7 @@ fn sigkill_loses_no_acknowledged_event() {
     let project = server.project("steady");
     let stop = Arc::new(AtomicBool::new(false));
     let (transport, sender) = steady_sender(&server, &project, stop.clone());
+    let (mixed, mixed_sender) = mixed_sender(&server, &project, stop.clone());
 
     let mut pids = vec![server.status()["pid"].as_u64().unwrap()];
     for _ in 0..3 {
@@ -148,6 +270,7 @@ fn sigkill_loses_no_acknowledged_event() {
     }
     stop.store(true, Ordering::SeqCst);
     sender.join().unwrap();
+    mixed_sender.join().unwrap();
     let acked = transport.acked();
     assert!(
         acked.len() > 50,
@@ -155,6 +278,7 @@ fn sigkill_loses_no_acknowledged_event() {
         acked.len()
     );
     assert_all_stored(&acked, &stored_ids(&server, "steady"));
+    assert_mixed_stored(&server, "steady", &mixed.lock().unwrap());
     assert!(
         server.stderr().contains("was killed by signal 9"),
         "the watchdog logs each restart"

@@ -1,6 +1,6 @@
 //! The issue and event endpoints: search with Sentry's query syntax and cursor pages, show,
 //! change the status of one or many, delete, and read an issue's events or one event with
-//! its `entries`.
+//! its `entries`, and an event's attachments (listed, or one downloaded).
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -10,6 +10,7 @@ use super::{
     run, shapes, time_field, visible_project, visible_projects,
 };
 use crate::manage::ManageError;
+use crate::manage::attachments::{AttachmentFetch, AttachmentList, Which};
 use crate::manage::issues::{
     EventDetail, EventList, IssueDelete, IssuePage, IssueSearch, IssueShow, IssueStatus, IssueView,
 };
@@ -92,9 +93,8 @@ pub(super) async fn list(call: &Call<'_>, project: Option<&str>) -> Result<Reply
     let all = visible_projects(call).await?;
     let body = issue_list(call, &page.issues, &all);
     Ok(Reply {
-        status: StatusCode::OK,
-        body,
         link: Some(link(call, offset, limit, page.more)),
+        ..Reply::ok(body)
     })
 }
 
@@ -295,9 +295,8 @@ pub(super) async fn events(call: &Call<'_>, id: &str) -> Result<Reply, ApiError>
         .map(|e| shapes::event_summary(e, &project))
         .collect();
     Ok(Reply {
-        status: StatusCode::OK,
-        body,
         link: Some(link(call, offset, limit, more)),
+        ..Reply::ok(body)
     })
 }
 
@@ -348,5 +347,64 @@ pub(super) async fn project_event(
         &found.event,
         &project,
         found.issue,
+    )))
+}
+
+/// An event's attachments as Sentry lists them; with an id, that one, and with `download`
+/// in the query its bytes.
+pub(super) async fn attachments(
+    call: &Call<'_>,
+    project: &str,
+    event_id: &str,
+    id: Option<&str>,
+) -> Result<Reply, ApiError> {
+    let project = visible_project(call, project).await?;
+    let found = run(
+        call,
+        EventDetail {
+            project: project.id.to_string(),
+            event_id: event_id.to_string(),
+        },
+    )
+    .await?;
+    let event_id = found.event.event_id.to_string();
+    let received = found.event.received;
+    let Some(id) = id else {
+        let list = run(
+            call,
+            AttachmentList {
+                project: project.id.to_string(),
+                event_id: event_id.clone(),
+            },
+        )
+        .await?;
+        return Ok(Reply::ok(Value::Array(
+            list.iter()
+                .map(|a| shapes::attachment(a, &event_id, received))
+                .collect(),
+        )));
+    };
+    let id = id.parse::<u32>().map_err(|_| {
+        ManageError::NotFound(format!("attachment '{id}' not found: its id is a number"))
+    })?;
+    let fetched = run(
+        call,
+        AttachmentFetch {
+            project: project.id.to_string(),
+            event_id: event_id.clone(),
+            which: Which::Id(id),
+        },
+    )
+    .await?;
+    if call.query.iter().any(|(k, _)| k == "download") {
+        return Ok(Reply::download(
+            fetched.view.content_disposition(),
+            fetched.data,
+        ));
+    }
+    Ok(Reply::ok(shapes::attachment(
+        &fetched.view,
+        &event_id,
+        received,
     )))
 }

@@ -88,15 +88,13 @@ struct Reply {
     status: StatusCode,
     body: Value,
     link: Option<String>,
+    /// A file served as a download instead of `body`: its `Content-Disposition` and bytes.
+    download: Option<(String, Vec<u8>)>,
 }
 
 impl Reply {
     fn ok(body: Value) -> Reply {
-        Reply {
-            status: StatusCode::OK,
-            body,
-            link: None,
-        }
+        Reply::with_status(StatusCode::OK, body)
     }
 
     fn with_status(status: StatusCode, body: Value) -> Reply {
@@ -104,6 +102,15 @@ impl Reply {
             status,
             body,
             link: None,
+            download: None,
+        }
+    }
+
+    /// Bytes as a download, never rendered: `application/octet-stream`, `nosniff`.
+    fn download(disposition: String, bytes: Vec<u8>) -> Reply {
+        Reply {
+            download: Some((disposition, bytes)),
+            ..Reply::ok(Value::Null)
         }
     }
 }
@@ -191,6 +198,25 @@ pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Full<Byte
     let method = req.method().clone();
     let answer = serve(&api, req).await;
     match answer {
+        Ok(Reply {
+            download: Some((disposition, bytes)),
+            ..
+        }) => {
+            let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+            let headers = resp.headers_mut();
+            headers.insert(
+                "content-type",
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                headers.insert("content-disposition", v);
+            }
+            resp
+        }
         Ok(reply) => respond(reply.status, &reply.body, reply.link, None),
         Err(e) => {
             if matches!(e, ApiError::NotSupported(_)) {
@@ -398,6 +424,24 @@ async fn route(call: &Call<'_>, seg: &[&str]) -> Result<Reply, ApiError> {
             only(call, &[M::GET])?;
             call.api.check_org(org)?;
             issues::project_event(call, project, event_id).await
+        }
+        ["projects", org, project, "events", event_id, "attachments"] => {
+            only(call, &[M::GET])?;
+            call.api.check_org(org)?;
+            issues::attachments(call, project, event_id, None).await
+        }
+        [
+            "projects",
+            org,
+            project,
+            "events",
+            event_id,
+            "attachments",
+            id,
+        ] => {
+            only(call, &[M::GET])?;
+            call.api.check_org(org)?;
+            issues::attachments(call, project, event_id, Some(id)).await
         }
         ["organizations", org, "releases"] => {
             only(call, &[M::GET, M::POST])?;

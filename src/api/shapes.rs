@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::event::Event;
 use crate::event::model::{Breadcrumb, Exception, Frame, Stacktrace};
 use crate::manage::Actor;
+use crate::manage::attachments::AttachmentView;
 use crate::manage::issues::{EventSummary, IssueView};
 use crate::manage::keys::KeyView;
 use crate::manage::releases::{DeployView, ReleaseView};
@@ -414,5 +415,25 @@ pub fn deploy(d: &DeployView) -> Value {
         "url": d.url,
         "dateStarted": d.date_started,
         "dateFinished": d.date_finished,
+    })
+}
+
+/// An event's attachment as Sentry lists it (`sha1` is not kept: picket stores the bytes
+/// compressed and does not hash them on arrival).
+pub fn attachment(a: &AttachmentView, event_id: &str, received: f64) -> Value {
+    let mimetype = a
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    json!({
+        "id": a.id.to_string(),
+        "event_id": event_id,
+        "type": a.attachment_type,
+        "name": a.name,
+        "mimetype": mimetype,
+        "size": a.size,
+        "sha1": null,
+        "dateCreated": rfc3339(received),
+        "headers": {"Content-Type": mimetype},
     })
 }

@@ -137,36 +137,60 @@ async fn submit(
             limit: MAX_FORM as u64,
         })?
         .to_bytes();
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    let form = match Form::read(&body) {
+        Ok(form) => form,
+        Err(errors) => {
+            return Ok(answer(
+                StatusCode::BAD_REQUEST,
+                json!({ "detail": "the report is incomplete", "errors": errors }),
+            ));
+        }
     };
-    let mut errors = Map::new();
-    if field("comments").is_none_or(|c| c.trim().is_empty()) {
-        errors.insert("comments".into(), "This field is required.".into());
-    }
-    if let Some(email) = field("email").map(str::trim).filter(|e| !e.is_empty())
-        && !plausible_email(email)
-    {
-        errors.insert("email".into(), "Enter a valid email address.".into());
-    }
-    if !errors.is_empty() {
-        return Ok(answer(
-            StatusCode::BAD_REQUEST,
-            json!({ "detail": "the report is incomplete", "errors": errors }),
-        ));
-    }
     let report = feedback::from_dialog(
         event_id,
-        field("name"),
-        field("email"),
-        field("comments"),
+        form.name.as_deref(),
+        form.email.as_deref(),
+        Some(&form.comments),
         crate::time::now(),
     )?;
     let id = state.submit_feedback(project, report).await?;
     Ok(answer(StatusCode::OK, json!({ "id": id })))
+}
+
+/// What the dialog's form posts (`application/x-www-form-urlencoded`).
+#[derive(Debug, PartialEq)]
+pub struct Form {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub comments: String,
+}
+
+impl Form {
+    /// Reads the posted form; when it is not usable, the problems by field as the SDK's
+    /// dialog shows them (`comments` missing, `email` not an address).
+    pub fn read(body: &[u8]) -> Result<Form, Map<String, Value>> {
+        let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut errors = Map::new();
+        let comments = field("comments").filter(|c| !c.trim().is_empty());
+        if comments.is_none() {
+            errors.insert("comments".into(), "This field is required.".into());
+        }
+        let email = field("email");
+        if let Some(e) = email.as_deref().map(str::trim).filter(|e| !e.is_empty())
+            && !plausible_email(e)
+        {
+            errors.insert("email".into(), "Enter a valid email address.".into());
+        }
+        match comments {
+            Some(comments) if errors.is_empty() => Ok(Form {
+                name: field("name"),
+                email,
+                comments,
+            }),
+            _ => Err(errors),
+        }
+    }
 }
 
 fn plausible_email(email: &str) -> bool {
@@ -188,4 +212,27 @@ fn answer(status: StatusCode, body: Value) -> Response<Body> {
 /// `/api/embed/error-page/`, with or without the trailing slash.
 pub fn is_dialog_path(path: &str) -> bool {
     path.trim_end_matches('/') == "/api/embed/error-page"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_needs_comments_and_a_plausible_email() {
+        let form =
+            Form::read(b"name=Jane+Doe&email=jane%40example.com&comments=It+broke%21").unwrap();
+        assert_eq!(form.name.as_deref(), Some("Jane Doe"));
+        assert_eq!(form.email.as_deref(), Some("jane@example.com"));
+        assert_eq!(form.comments, "It broke!");
+        let errors = Form::read(b"name=x&email=not-an-address&comments=+").unwrap_err();
+        assert!(
+            errors.contains_key("comments") && errors.contains_key("email"),
+            "{errors:?}"
+        );
+        assert!(
+            Form::read(b"comments=fine&email=").is_ok(),
+            "an empty email is no email"
+        );
+    }
 }

@@ -33,6 +33,26 @@ impl AttachmentView {
             size: meta.size,
         }
     }
+
+    /// The `Content-Disposition` every front end serves it with: a download, never inline,
+    /// with the file name twice (plain ASCII for old clients, RFC 5987's UTF-8 form for the
+    /// rest).
+    pub fn content_disposition(&self) -> String {
+        let name = &self.name;
+        let plain: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let encoded =
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
+    }
 }
 
 /// An event id from outside, or an error naming it.

@@ -93,27 +93,28 @@ fn exception_order(list: &[crate::event::model::Exception]) -> Vec<(usize, usize
         return (0..list.len()).rev().map(|i| (i, 0)).collect();
     }
     let mut out = Vec::with_capacity(list.len());
+    let mut shown = vec![false; list.len()];
     let mut stack: Vec<(usize, usize)> = (0..list.len())
         .rev()
         .filter(|&i| id_of(i, "parent_id").is_none())
         .map(|i| (i, 0))
         .collect();
     while let Some((i, depth)) = stack.pop() {
-        if out.iter().any(|(seen, _)| *seen == i) || depth > list.len() {
+        if std::mem::replace(&mut shown[i], true) {
             continue;
         }
         out.push((i, depth));
         if let Some(id) = id_of(i, "exception_id") {
-            for child in (0..list.len()).rev() {
-                if id_of(child, "parent_id") == Some(id) {
-                    stack.push((child, depth + 1));
-                }
-            }
+            // The SDKs list a group's exceptions newest first: the last listed child is the
+            // group's first, and is shown first.
+            let children =
+                (0..list.len()).filter(|&c| !shown[c] && id_of(c, "parent_id") == Some(id));
+            stack.extend(children.map(|c| (c, depth + 1)));
         }
     }
     // Anything the tree did not reach (a broken parent link) still shows.
     for i in (0..list.len()).rev() {
-        if !out.iter().any(|(seen, _)| *seen == i) {
+        if !shown[i] {
             out.push((i, 0));
         }
     }
@@ -521,30 +522,13 @@ pub fn attachment(web: &Web, visitor: &Visitor, slug: &str, event: &str, id: &st
     match web.handle.run(&visitor.actor(), op) {
         Ok(found) => {
             let mut page = super::page(StatusCode::OK, "application/octet-stream", found.data);
-            if let Ok(v) = HeaderValue::from_str(&content_disposition(&found.view.name)) {
+            if let Ok(v) = HeaderValue::from_str(&found.view.content_disposition()) {
                 page.headers_mut().insert("content-disposition", v);
             }
             page
         }
         Err(_) => not_found(Nav::of(visitor)),
     }
-}
-
-/// `attachment` with the file name twice: plain ASCII for old clients, and RFC 5987's UTF-8
-/// form for the rest.
-fn content_disposition(name: &str) -> String {
-    let plain: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
-    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
 }
 
 pub fn raw_event(web: &Web, visitor: &Visitor, slug: &str, file: &str) -> Page {
@@ -566,5 +550,50 @@ pub fn raw_event(web: &Web, visitor: &Visitor, slug: &str, file: &str) -> Page {
         Ok(Some(json)) => super::page(StatusCode::OK, "application/json", json),
         Ok(None) => not_found(Nav::of(visitor)),
         Err(e) => store_error(Nav::of(visitor), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::model::Exception;
+    use serde_json::json;
+
+    fn exception(ty: &str, mechanism: Value) -> Exception {
+        serde_json::from_value(json!({"type": ty, "mechanism": mechanism})).unwrap()
+    }
+
+    #[test]
+    fn an_exception_group_shows_as_its_tree_and_a_chain_newest_first() {
+        // As sentry-sdk sends `ExceptionGroup("batch", [KeyError, ExceptionGroup("io",
+        // [OSError])])`: depth-first from the group, then the whole list reversed.
+        let list = [
+            exception("OSError", json!({"exception_id": 3, "parent_id": 2})),
+            exception(
+                "ExceptionGroup",
+                json!({"exception_id": 2, "parent_id": 0, "is_exception_group": true}),
+            ),
+            exception("KeyError", json!({"exception_id": 1, "parent_id": 0})),
+            exception(
+                "ExceptionGroup",
+                json!({"exception_id": 0, "is_exception_group": true}),
+            ),
+        ];
+        assert_eq!(exception_order(&list), [(3, 0), (2, 1), (1, 1), (0, 2)]);
+
+        // A parent link to nothing, or a cycle, still shows every exception once.
+        let broken = [
+            exception("A", json!({"exception_id": 1, "parent_id": 2})),
+            exception("B", json!({"exception_id": 2, "parent_id": 1})),
+            exception("Root", json!({"exception_id": 0})),
+        ];
+        assert_eq!(exception_order(&broken), [(2, 0), (1, 0), (0, 0)]);
+
+        // A chain without ids: newest (last) first.
+        let chain = [
+            exception("Cause", json!({})),
+            exception("Effect", json!({})),
+        ];
+        assert_eq!(exception_order(&chain), [(1, 0), (0, 0)]);
     }
 }

@@ -301,6 +301,25 @@ pub fn run_client(program: &Path, script: &Path, dsn: &str) -> Value {
     })
 }
 
+/// Runs one of the Node clients with arguments and environment; the JSON it prints.
+pub fn run_node(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let dir = node_clients();
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the client's JSON")
+}
+
 /// The stored event (normalized) for an id, or None when it is not stored.
 pub fn stored_event(data_dir: &Path, project: &str, event_id: &str) -> Option<Value> {
     let out = cli(data_dir, &["event", project, event_id, "--json"]);
