@@ -48,7 +48,7 @@ fn main() {
     let project = {
         let txn = db.begin_write().unwrap();
         let (p, _) = projects::create(&txn, "bench", picket::time::now()).unwrap();
-        users::create_superuser(&txn, "admin@example.com", "x", 0.0).unwrap();
+        users::create_superuser(&txn, "admin@example.com", "x", 0.0, false).unwrap();
         txn.commit().unwrap();
         p
     };

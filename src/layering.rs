@@ -19,6 +19,14 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     ("ids", &["*"], "low value types import nothing of picket"),
     (
+        "conn",
+        &[
+            "event", "intake", "store", "pipeline", "web", "manage", "api", "alert", "forward",
+            "tail",
+        ],
+        "connections know HTTP and the configuration, nothing of what is served over them",
+    ),
+    (
         "config",
         &[
             "intake",

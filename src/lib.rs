@@ -13,6 +13,7 @@ pub mod api;
 pub mod artifacts;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod event;
 pub mod forward;
 pub mod ids;

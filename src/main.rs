@@ -165,6 +165,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut command = <picket::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "picket", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Stop { timeout } => {
+            let config = load_config(&cli, None)?;
+            let status =
+                manage::socket::ask_server(&config.data_dir, manage::status::Status, &|_, _| {})
+                    .ok_or_else(|| {
+                    anyhow!(
+                        "no picket server is running on {}",
+                        config.data_dir.display()
+                    )
+                })??;
+            let pid = status.pid;
+            // The watchdog of `picket start` stops with its server; stopping only the server
+            // would look like a crash to it.
+            let target = picket::supervisor::watchdog_of(pid).unwrap_or(pid);
+            picket::supervisor::terminate(target)
+                .with_context(|| format!("cannot signal picket (pid {target})"))?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(*timeout);
+            while picket::supervisor::alive(target) {
+                if std::time::Instant::now() > deadline {
+                    bail!("picket (pid {target}) is still running after {timeout} s");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            println!("stopped picket (pid {target})");
+            Ok(())
+        }
         Command::Status { json } => {
             let config = load_config(&cli, None)?;
             let answer =
@@ -216,15 +247,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Createsuperuser {
             email,
             password_stdin,
+            update,
         } => {
             let password = read_password(*password_stdin)?;
             let password_hash = manage::users::hash_password(&password)?;
             let op = manage::users::CreateSuperuser {
                 email: email.clone(),
                 password_hash,
+                update: *update,
             };
             let user = call(&cli, op)?;
-            println!("admin user {} is ready", user.email);
+            println!(
+                "admin user {} is ready (data file {})",
+                user.email,
+                store::file_in(&load_config(&cli, None)?.data_dir).display()
+            );
             Ok(())
         }
         Command::Project(cmd) => project_command(&cli, cmd),
@@ -726,8 +763,24 @@ fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
         IssueCommand::Delete {
             project,
             issue,
+            yes,
             json,
         } => {
+            if !yes {
+                let found = call(
+                    cli,
+                    issues::IssueShow {
+                        project: project.clone(),
+                        issue: *issue,
+                    },
+                )?;
+                bail!(
+                    "issue {} (\"{}\", {} events) was not deleted: add --yes to delete it and its events",
+                    found.id,
+                    found.title,
+                    found.count
+                );
+            }
             let op = issues::IssueDelete {
                 project: project.clone(),
                 issue: *issue,

@@ -18,10 +18,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use redb::{Database, ReadableDatabase};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::config::{Config, Overrides};
-use crate::intake::conn::IdleTimeout;
+use crate::conn::{Gate, Guarded};
 use crate::intake::http::{self, Intake};
 use crate::intake::ratelimit::RateLimiter;
 use crate::intake::udp;
@@ -45,6 +45,11 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Open(StoreError),
+    #[error(
+        "{} is in use by another picket server (its control socket answers): stop that one first, or give this one another --data-dir",
+        .0.display()
+    )]
+    InUse(std::path::PathBuf),
     #[error("{what}: {cause}")]
     Store {
         what: &'static str,
@@ -66,7 +71,10 @@ impl ServeError {
     /// Whether restarting cannot help: the configuration or the file must change first.
     pub fn is_fatal(&self) -> bool {
         match self {
-            ServeError::Listen { .. } | ServeError::Outbound(_) | ServeError::Mail(_) => true,
+            ServeError::Listen { .. }
+            | ServeError::Outbound(_)
+            | ServeError::Mail(_)
+            | ServeError::InUse(_) => true,
             ServeError::Open(e) => !matches!(e, StoreError::Locked { .. }),
             ServeError::Store { what, .. } => *what == FIRST_START,
             _ => false,
@@ -368,6 +376,10 @@ pub fn run(
                 api,
                 live: live.clone(),
                 config: config.clone(),
+                gate: Arc::new(Gate::new(crate::conn::GateLimits::of(
+                    &config.limits,
+                    &config.trusted_proxies,
+                ))),
             });
             let graceful = graceful.clone();
             let stop = stop_rx.clone();
@@ -387,6 +399,8 @@ pub fn run(
             store::file_in(&config.data_dir).display()
         );
         supervisor::stopped(&mut stop_rx.clone()).await;
+        // A write waiting for disk space gives up: the server is stopping.
+        store::backend::stop_waiting();
         let _ = http_worker.await;
         let grace = config.shutdown_timeout.0;
         match Arc::try_unwrap(graceful) {
@@ -427,6 +441,16 @@ fn open_store(config: &Config) -> Result<Database, ServeError> {
     loop {
         match store::open(&config.data_dir) {
             Ok(db) => return Ok(db),
+            // Another server serving the same file: a restart never helps.
+            Err(StoreError::Locked { path })
+                if std::os::unix::net::UnixStream::connect(crate::manage::socket::socket_path(
+                    &config.data_dir,
+                ))
+                .is_ok() =>
+            {
+                return Err(ServeError::InUse(path));
+            }
+            // A command holding it for a moment, or a server still starting.
             Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -604,7 +628,12 @@ struct FrontEnds {
     api: Arc<crate::api::Api>,
     live: Arc<Live>,
     config: Arc<Config>,
+    /// The connections being served, over restarts of the accept loop.
+    gate: Arc<Gate>,
 }
+
+/// Streams one HTTP/2 connection may have open at once.
+const MAX_STREAMS: u32 = 64;
 
 async fn accept_loop(
     listener: Arc<TcpListener>,
@@ -613,7 +642,6 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let limits = fronts.config.limits.clone();
-    let idle_timeout = limits.idle_timeout.0;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -627,44 +655,56 @@ async fn accept_loop(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_size.0).unwrap_or(u32::MAX));
-    // Past the limit, further connections wait in the listen backlog until a slot frees up.
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        .max_header_list_size(u32::try_from(limits.max_header_size.0).unwrap_or(u32::MAX))
+        .max_concurrent_streams(MAX_STREAMS);
+    let gate = fronts.gate.clone();
     loop {
-        // The semaphore is never closed, so acquiring fails only if that changes.
-        let permit = tokio::select! {
-            Ok(permit) = slots.clone().acquire_owned() => permit,
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: pause rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
             _ = supervisor::stopped(&mut stop) => return,
         };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of descriptors and the like: pause rather than spin.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let fronts = fronts.clone();
-                let service = service_fn(move |req| {
-                    let fronts = fronts.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(route(req, &fronts, peer).await)
-                    }
-                });
-                let stream = IdleTimeout::new(stream, idle_timeout);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(permit);
-                });
-            }
+        // A slot for it: at once, by closing the connection doing least, or when one frees up.
+        let conn = tokio::select! {
+            entered = gate.enter(peer.ip()) => match entered {
+                Ok(conn) => conn,
+                Err(refused) => {
+                    tracing::debug!("connection from {} refused: {refused:?}", peer.ip());
+                    continue;
+                }
+            },
             _ = supervisor::stopped(&mut stop) => return,
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let fronts = fronts.clone();
+        let serving = conn.clone();
+        let service = service_fn(move |req| {
+            let fronts = fronts.clone();
+            let in_flight = serving.request();
+            async move {
+                let resp = route(req, &fronts, peer).await;
+                drop(in_flight);
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        });
+        let stream = Guarded::new(stream, conn.clone(), gate.limits().clone());
+        let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let served = graceful.watch(served.into_owned());
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = served => {}
+                _ = conn.shed_notified() => {}
+            }
+            gate.leave(&conn);
+        });
     }
 }
 

@@ -25,6 +25,10 @@ pub struct StatusReport {
     pub udp_addr: Option<String>,
     pub workers: Vec<WorkerReport>,
     pub queue_depth: u64,
+    /// Since when the writer waits for disk space (the disk holding the data file is full),
+    /// RFC 3339; absent while it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_full_since: Option<String>,
     pub events: EventFigures,
     /// Requests refused since start, by reason.
     pub rejected: BTreeMap<String, u64>,
@@ -117,6 +121,8 @@ impl Live {
                 })
                 .collect(),
             queue_depth: stats.queued.load(Ordering::Relaxed),
+            disk_full_since: crate::store::backend::waiting_for_space()
+                .map(|since| crate::time::rfc3339(since as f64)),
             events: EventFigures {
                 accepted: counters.events_accepted.load(Ordering::Relaxed),
                 stored: stats.stored.load(Ordering::Relaxed),

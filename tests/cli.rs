@@ -51,14 +51,15 @@ fn init_writes_a_config_that_starts() {
         "init must not overwrite without --force"
     );
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
-    // The written file is a valid config: a command that loads it works.
+    // The written file is a valid config: a command that loads it (and makes a data file)
+    // works.
     let data = dir.path().join("data");
     let out = Command::new(BIN)
         .arg("--config")
         .arg(&file)
         .arg("--data-dir")
         .arg(&data)
-        .args(["project", "list"])
+        .args(["upgrade"])
         .output()
         .unwrap();
     assert!(
@@ -111,6 +112,35 @@ fn config_errors_name_the_key() {
 fn management_without_a_server_works_on_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // A command pointed at a directory without a data file makes none: it names where it
+    // looked.
+    for args in [
+        &["issues", "default"][..],
+        &["project", "create", "My Shop"],
+    ] {
+        let out = cli(&data, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains("no data file") && said.contains("picket.redb"),
+            "{said}"
+        );
+    }
+    assert!(!data.join("picket.redb").exists());
+    // `upgrade` makes one (as `start` does), readable by its owner only.
+    let made = cli(&data, &["upgrade"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&data.join("picket.redb")), 0o600);
+    assert_eq!(mode(&data), 0o700);
+
     let p = cli_json(&data, &["project", "create", "My Shop"]);
     for field in ["id", "slug", "dsn", "public_key", "secret_key"] {
         assert!(
@@ -149,8 +179,95 @@ fn management_without_a_server_works_on_the_file() {
     assert_eq!(bad_project.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_project.stderr).contains("no project 'nope'"));
 
+    // A name that is taken is an error, not a second project with another slug.
+    let again = cli(&data, &["project", "create", "My Shop"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_eq!(
+        cli_json(&data, &["project", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
     let out = common::create_admin(&data, "admin@example.com", "a long enough password");
     assert!(String::from_utf8_lossy(&out.stdout).contains("admin@example.com"));
+    // The same email again: refused without --update.
+    let mut again = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "createsuperuser",
+            "--email",
+            "admin@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    again
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"another long password\n")
+        .unwrap();
+    let again = again.wait_with_output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--update"));
+}
+
+#[test]
+fn an_operator_starts_and_stops_picket_and_it_refuses_what_it_cannot_serve() {
+    let server = Server::start();
+    // A second server on the same data directory gives up at once with 78 (in use).
+    let second = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
+        .env_remove("PICKET_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use"));
+
+    // `picket stop` stops the server and its watchdog, and says so.
+    let stopped = cli(&server.data_dir, &["stop"]);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped picket"));
+    let status = server.stop();
+    assert!(status.success(), "the watchdog stopped with {status}");
+
+    // A data file of 0 bytes is refused, not made into a new store.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("picket.redb"), b"").unwrap();
+    let empty = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
+        .env_remove("PICKET_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(empty.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("empty (0 bytes)"));
+    assert_eq!(
+        std::fs::metadata(dir.path().join("picket.redb"))
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[test]

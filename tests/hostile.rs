@@ -1,7 +1,7 @@
 //! Hostile input against a running server: compression bombs, absurd nesting, broken bodies,
-//! giant headers, lying lengths, slowloris. Each gets its documented status, the server keeps
-//! answering a normal event right after, and its memory stays bounded. Also: the real
-//! sentry-sdk obeys picket's rate limits.
+//! giant headers, lying lengths, slowloris (silent, trickling, 1,200 at once), a full server.
+//! Each gets its documented status, the server keeps answering a normal event right after,
+//! and its memory stays bounded. Also: the real sentry-sdk obeys picket's rate limits.
 
 mod common;
 
@@ -141,6 +141,16 @@ fn hostile_bodies_get_their_status_and_change_nothing() {
         c.healthy();
     }
 
+    // A store body far over its limit (1MiB) is refused before it is read; the client still
+    // sends it whole and then reads the 413, instead of losing it to a reset connection.
+    for times in [3, 5, 9] {
+        let big = vec![b' '; times << 20];
+        let (status, detail) = c.post("store", None, &big);
+        assert_eq!(status, 413, "{times} MiB: {detail}");
+        assert!(detail.contains("max_store_body_size"), "{detail}");
+    }
+    c.healthy();
+
     // 100,000-deep nesting.
     let deep = format!(
         "{{\"extra\":{}{}}}",
@@ -225,7 +235,7 @@ fn hostile_bodies_get_their_status_and_change_nothing() {
     // Nothing hostile was stored: only the healthy events, the NaN one, tags and frames.
     let issues = server.json(&["issues", "default", "--status", "all"]);
     let total = common::sum(issues.as_array().unwrap(), "count");
-    assert_eq!(total, 1 + 4 + 1 + 1 + 1 + 1 + 1);
+    assert_eq!(total, 1 + 4 + 1 + 1 + 1 + 1 + 1 + 1);
 }
 
 #[test]
@@ -261,6 +271,55 @@ fn slowloris_connections_are_cut_and_others_served() {
         took < Duration::from_secs(8),
         "slow connections held for {took:?}"
     );
+    c.healthy();
+
+    // A connection that sends nothing is closed once the header timeout has passed.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = silent.read_to_end(&mut buf);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "a silent connection held for {took:?}"
+    );
+
+    // A body trickled a byte a second is answered 408 once past the grace (2 s here).
+    let key = project["public_key"].as_str().unwrap();
+    let mut trickle = TcpStream::connect(&addr).unwrap();
+    trickle
+        .write_all(
+            format!(
+                "POST /api/1/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    trickle
+        .set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        if trickle.write_all(b" ").is_err() {
+            break;
+        }
+        let mut chunk = [0u8; 512];
+        match trickle.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("min_body_rate"), "{answer}");
     c.healthy();
 }
 
@@ -349,11 +408,9 @@ fn rate_limit_headers_follow_the_protocol_grammar() {
 }
 
 #[test]
-fn excess_connections_wait_for_a_free_slot() {
-    let server = Server::start_with_config(
-        "[limits]\nmax_connections = 2\nidle_timeout = \"2s\"\n",
-        &[],
-    );
+fn a_full_server_closes_an_idle_connection_for_a_new_one_and_else_makes_it_wait() {
+    let server =
+        Server::start_with_config("[limits]\nmax_connections = 2\nmin_body_rate = 0\n", &[]);
     let project = server.json(&["project", "list"])[0].clone();
     let key = project["public_key"].as_str().unwrap().to_string();
     let addr = server.url.trim_start_matches("http://").to_string();
@@ -362,8 +419,10 @@ fn excess_connections_wait_for_a_free_slot() {
         "POST /api/1/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    // Two keep-alive connections take both slots and stay open.
-    let held: Vec<TcpStream> = (0..2)
+    let closing = request.replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n");
+    // Two kept-alive connections, idle after a request each, take both slots: a third is
+    // served at once and the one idle longest is closed for it.
+    let mut idle: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut s = TcpStream::connect(&addr).unwrap();
             s.write_all(request.as_bytes()).unwrap();
@@ -373,23 +432,105 @@ fn excess_connections_wait_for_a_free_slot() {
             s
         })
         .collect();
-    // A third is not refused: it waits until an idle one is closed, then is served.
     let started = Instant::now();
-    assert_eq!(
-        raw(
-            &server,
-            request
-                .replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n")
-                .as_bytes(),
-            false
-        ),
-        200
-    );
-    let waited = started.elapsed();
+    assert_eq!(raw(&server, closing.as_bytes(), false), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
     assert!(
-        waited >= Duration::from_millis(500),
-        "the third connection was served at once ({waited:?})"
+        match idle[0].read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        },
+        "the oldest idle connection was closed"
     );
-    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    drop(idle);
+
+    // Two connections in the middle of sending a body (any pace is allowed here) are not
+    // closed: a third waits until one of them is done, then is served.
+    let head = format!(
+        "POST /api/1/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut busy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&body.as_bytes()[..4]).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let third = {
+        let closing = closing.clone();
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(closing.as_bytes()).unwrap();
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).unwrap();
+            (
+                String::from_utf8_lossy(&head[9..12]).into_owned(),
+                started.elapsed(),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !third.is_finished(),
+        "the third connection was served while both were busy"
+    );
+    busy[0].write_all(&body.as_bytes()[4..]).unwrap();
+    let (status, waited) = third.join().unwrap();
+    assert_eq!(status, "200");
+    assert!(waited >= Duration::from_millis(1500), "waited {waited:?}");
+    let mut head = [0u8; 12];
+    busy[0].read_exact(&mut head).unwrap();
+    assert_eq!(
+        &head[9..12],
+        b"200",
+        "the busy request was completed, not cut"
+    );
+}
+
+#[test]
+fn twelve_hundred_silent_and_trickling_connections_do_not_stall_the_server() {
+    // Defaults: 1,024 slots and 10 s to send headers.
+    let server = Server::start();
+    let project = server.json(&["project", "list"])[0].clone();
+    let c = Client::new(&server, &project);
+    let key = project["public_key"].as_str().unwrap();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // Half connect and send nothing; half send a request's headers and one byte of its body.
+    let trickle = format!(
+        "POST /api/1/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    let held: Vec<TcpStream> = (0..1200)
+        .map(|i| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            if i % 2 == 1 {
+                let _ = s.write_all(trickle.as_bytes());
+            }
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    // A real client is answered promptly, and so is the health check.
+    let started = Instant::now();
+    c.healthy();
+    let health = common::agent()
+        .get(&format!("{}/health", server.url))
+        .call()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "served after {took:?}");
     drop(held);
 }

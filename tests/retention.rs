@@ -398,7 +398,16 @@ fn deleting_issues_and_projects() {
         .map(|n| send(&json!({"message": format!("doomed {n}")}).to_string()))
         .collect();
     send(r#"{"message":"keeper"}"#);
-    let out = server.cli(&["issue", "delete", "default", "1", "--json"]);
+    // Without --yes nothing goes, and the answer says what would.
+    let asked = server.cli(&["issue", "delete", "default", "1"]);
+    assert_eq!(asked.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&asked.stderr);
+    assert!(
+        said.contains("3 events") && said.contains("--yes"),
+        "{said}"
+    );
+    assert_eq!(issues(&server, "default").len(), 2);
+    let out = server.cli(&["issue", "delete", "default", "1", "--yes", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -567,4 +576,115 @@ fn the_file_stays_within_max_disk_and_counts_stay_whole() {
     );
     assert!(std::fs::metadata(&file).unwrap().len() <= BUDGET);
     assert_first_and_latest_kept(&server, &list);
+}
+
+#[test]
+fn a_full_disk_makes_the_writer_wait_and_it_goes_on_once_space_is_freed() {
+    let disk = SmallDisk::mount("48m");
+    let config = disk._dir.path().join("picket.toml");
+    // No free-space guard: the writer itself meets ENOSPC.
+    std::fs::write(
+        &config,
+        "udp_addr = \"\"\n[retention]\nmin_free_disk = \"0\"\n",
+    )
+    .unwrap();
+    let server = Server::start_in(
+        &disk.path.join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let pid = server.status()["pid"].as_u64().unwrap();
+    // Fill what the data file leaves of the disk.
+    let filler = disk.path.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    }
+    let project = server.json(&["project", "list"])[0].clone();
+    let url = common::store_url(&server, &project);
+    // Bulky events until the test says stop: the one in flight when the disk fills waits
+    // with the writer.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let agent = common::agent();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut acked = Vec::new();
+        for n in 0..400 {
+            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let extra: serde_json::Map<String, Value> = (0..20)
+                .map(|i| {
+                    let blob: String = (0..15_000)
+                        .map(|_| {
+                            seed ^= seed << 13;
+                            seed ^= seed >> 7;
+                            seed ^= seed << 17;
+                            char::from(b"0123456789abcdefghijklmnopqrstuv"[(seed % 32) as usize])
+                        })
+                        .collect();
+                    (format!("blob{i}"), json!(blob))
+                })
+                .collect();
+            let body = json!({"message": format!("bulky {n}"), "extra": extra}).to_string();
+            let Ok(mut resp) = agent.post(&url).send(body.as_bytes()) else {
+                continue;
+            };
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            if resp.status() == 200 {
+                let id: Value = serde_json::from_str(&text).unwrap();
+                acked.push(id["id"].as_str().unwrap().to_string());
+            }
+        }
+        acked
+    });
+    // The server says so: /health 503 and `picket status` shows since when.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let agent = common::agent();
+    let health = loop {
+        let mut resp = agent.get(&format!("{}/health", server.url)).call().unwrap();
+        if resp.status() == 503 {
+            break resp.body_mut().read_to_string().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disk never filled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(health.contains("disk is full"), "{health}");
+    let status = server.status();
+    assert!(status["disk_full_since"].is_string(), "{status}");
+    let text = String::from_utf8_lossy(&server.cli(&["status"]).stdout).into_owned();
+    assert!(text.contains("WAITING FOR DISK SPACE"), "{text}");
+
+    // Space is freed: the waiting commit goes through, and so do new events, without a
+    // restart, and nothing acknowledged is lost.
+    std::fs::remove_file(&filler).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked = sender.join().unwrap();
+    // At least the event that was waiting with the writer was acknowledged, once it was
+    // durable.
+    assert!(!acked.is_empty(), "no event was acknowledged");
+    let resp = agent
+        .post(&common::store_url(&server, &project))
+        .send(&br#"{"message":"room again"}"#[..])
+        .unwrap();
+    assert_eq!(resp.status(), 200, "events are accepted again");
+    assert_eq!(server.status()["pid"].as_u64().unwrap(), pid, "no restart");
+    assert!(server.status()["disk_full_since"].is_null());
+    let mut stored = std::collections::BTreeSet::new();
+    for issue in server.json(&["issues", "default"]).as_array().unwrap() {
+        for e in server
+            .json(&["events", "default", &issue["id"].to_string()])
+            .as_array()
+            .unwrap()
+        {
+            stored.insert(e["event_id"].as_str().unwrap().to_string());
+        }
+    }
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(lost.is_empty(), "acknowledged events lost: {lost:?}");
+    drop(server);
 }

@@ -52,6 +52,8 @@ struct Client {
     agent: ureq::Agent,
     base: String,
     cookies: HashMap<String, String>,
+    /// The client a (trusted, loopback) proxy says it forwards for.
+    forwarded_for: String,
 }
 
 struct Answer {
@@ -70,6 +72,7 @@ impl Client {
                 .new_agent(),
             base: server.url.clone(),
             cookies: HashMap::new(),
+            forwarded_for: "203.0.113.1".into(),
         }
     }
 
@@ -112,6 +115,7 @@ impl Client {
             .agent
             .get(&format!("{}{path}", self.base))
             .header("cookie", &self.cookie_header())
+            .header("x-forwarded-for", &self.forwarded_for)
             .call()
             .unwrap();
         self.answer(resp)
@@ -125,6 +129,7 @@ impl Client {
             .agent
             .post(&format!("{}{path}", self.base))
             .header("cookie", &self.cookie_header())
+            .header("x-forwarded-for", &self.forwarded_for)
             .header("content-type", "application/x-www-form-urlencoded")
             .send(body.as_bytes())
             .unwrap();
@@ -261,13 +266,62 @@ fn csrf_membership_throttling_and_set_password_links() {
         "a member sees it"
     );
 
-    // Sign-in attempts are throttled per account.
+    // Failed sign-ins slow the guessing client down; the account's owner, elsewhere, is not
+    // shut out (both arrive through the trusted loopback proxy, which names them).
     let mut attacker = Client::new(&server);
+    attacker.forwarded_for = "192.0.2.66".into();
     let mut last = 0;
     for _ in 0..12 {
         last = attacker.sign_in("dev@example.com", "guess").status;
     }
     assert_eq!(last, 429, "too many failed sign-ins");
+    let mut owner = Client::new(&server);
+    owner.forwarded_for = "198.51.100.20".into();
+    assert_eq!(
+        owner.sign_in("dev@example.com", "a new password").status,
+        303
+    );
+
+    // A new password ends the account's other sessions, not the one that set it.
+    let page = owner.get("/account");
+    let owner_csrf = Client::csrf_of(&page.body);
+    let changed = owner.post(
+        "/account",
+        &[
+            ("csrf", &owner_csrf),
+            ("current", "a new password"),
+            ("new", "a newer password"),
+        ],
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert!(
+        changed.body.contains("Your password is changed"),
+        "{}",
+        changed.body
+    );
+    assert_eq!(
+        owner.get("/").status,
+        200,
+        "the session that changed it stays"
+    );
+    let elsewhere = dev.get("/projects/default/");
+    assert_eq!(elsewhere.status, 303, "the other session ended");
+
+    // After signing in, only a path of picket's own is followed.
+    let mut tricked = Client::new(&server);
+    let form = tricked.get("/login");
+    let csrf_t = Client::csrf_of(&form.body);
+    let went = tricked.post(
+        "/login",
+        &[
+            ("csrf", &csrf_t),
+            ("next", "/\t/evil.example/"),
+            ("email", "admin@example.com"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(went.status, 303);
+    assert_eq!(went.location, "/");
 
     // Signing out ends the session on the server: the old cookie is refused.
     let page = admin.get("/");

@@ -16,13 +16,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::conn::{BodyError, BodyRate, BodyReader};
 use crate::intake::ratelimit::RateLimiter;
 use crate::manage::keys::KeyList;
 use crate::manage::{Actor, Handle, ManageError, Operation};
@@ -55,6 +56,8 @@ pub enum ApiError {
     MethodNotAllowed(Method),
     #[error("{0}")]
     TooLarge(String),
+    #[error("body: {0}")]
+    Body(#[from] BodyError),
 }
 
 impl From<query::BadParameter> for ApiError {
@@ -78,7 +81,11 @@ impl ApiError {
             ApiError::Manage(ManageError::Storage(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::Body(BodyError::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::Body(BodyError::TooSlow { .. }) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Body(BodyError::Broken(_)) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -315,14 +322,10 @@ async fn serve(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
             "body: {n} bytes is more than the {limit} this endpoint takes"
         )));
     }
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Err(ApiError::BadRequest(format!(
-                "body: cannot read it ({e}); at most {limit} bytes"
-            )));
-        }
-    };
+    let rate = BodyRate::of(&api.handle.config.limits);
+    let body = BodyReader::new(req.into_body(), rate)
+        .to_end(limit as u64)
+        .await?;
     let call = Call {
         api,
         actor,

@@ -48,13 +48,17 @@ pub enum Command {
     },
     /// Migrate the data file to this version's schema
     Upgrade,
-    /// Create an admin user of the web UI (or make an existing one admin)
+    /// Create an admin user of the web UI (with --update, make an existing one admin)
     Createsuperuser {
         #[arg(long)]
         email: String,
         /// Read the password from the first line of standard input instead of prompting
         #[arg(long)]
         password_stdin: bool,
+        /// When a user of that email exists: give it this password and make it an admin (its
+        /// sessions end)
+        #[arg(long)]
+        update: bool,
     },
     /// Manage projects
     #[command(subcommand)]
@@ -178,6 +182,18 @@ pub enum Command {
     Status {
         #[arg(long)]
         json: bool,
+    },
+    /// Print a shell completion script: `picket completions bash > /etc/bash_completion.d/picket`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Stop the running server as SIGTERM does (its watchdog too, when `picket start` runs it),
+    /// and wait until it has exited
+    Stop {
+        /// How long to wait for it to exit, in seconds
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Make a worker of the running server panic (test builds only)
     #[cfg(debug_assertions)]
@@ -453,6 +469,9 @@ pub enum IssueCommand {
         project: String,
         /// The issue number within the project
         issue: u64,
+        /// Really delete (without it, says what would be deleted and exits 1)
+        #[arg(long)]
+        yes: bool,
         #[arg(long)]
         json: bool,
     },

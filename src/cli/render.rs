@@ -303,6 +303,16 @@ pub fn status(r: &StatusReport) -> String {
         "picket {} (pid {}), up {} s, queue depth {}\n",
         r.version, r.pid, r.uptime_seconds, r.queue_depth
     );
+    out += &format!("listening: http://{}", r.http_addr);
+    if let Some(udp) = &r.udp_addr {
+        out += &format!(", udp {udp}");
+    }
+    out += "\n";
+    if let Some(since) = &r.disk_full_since {
+        out += &format!(
+            "writer: WAITING FOR DISK SPACE since {since} (the disk holding the data file is full; intake refuses events until space is freed)\n"
+        );
+    }
     let e = &r.events;
     out += &format!(
         "events: {} accepted, {} stored, {} duplicates\n",

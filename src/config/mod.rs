@@ -276,6 +276,11 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// An idle keep-alive connection is closed after this.
     pub idle_timeout: Duration,
+    /// Connections at once from one address (0: no cap); `trusted_proxies` are not capped.
+    pub max_connections_per_address: usize,
+    /// Bytes per second a request body must average once `header_read_timeout` has passed
+    /// (0: any pace).
+    pub min_body_rate: ByteSize,
 }
 
 impl Limits {
@@ -356,6 +361,8 @@ impl Default for Limits {
             max_connections: 1024,
             header_read_timeout: Duration(std::time::Duration::from_secs(10)),
             idle_timeout: Duration(std::time::Duration::from_secs(75)),
+            max_connections_per_address: 256,
+            min_body_rate: ByteSize(1024),
         }
     }
 }

@@ -90,11 +90,20 @@ fn decode_one(data: &[u8], enc: Encoding, cap: usize) -> Result<Vec<u8>, DecodeE
         }
         Encoding::Brotli => read_capped(brotli::Decompressor::new(data, 4096), enc, cap),
         Encoding::Zstd => {
-            let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| corrupt(enc, &e))?;
+            let mut decoder =
+                zstd::stream::read::Decoder::new(data).map_err(|e| corrupt(enc, &e))?;
+            // A frame may ask for a window of up to 2 GiB, allocated before a byte comes out;
+            // 8 MiB is what zstd's own levels use up to 19.
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| corrupt(enc, &e))?;
             read_capped(decoder, enc, cap)
         }
     }
 }
+
+/// Largest zstd window accepted: 2^23 bytes (8 MiB).
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
 fn is_zlib_header(data: &[u8]) -> bool {
     match data {
@@ -222,6 +231,27 @@ mod tests {
         assert_eq!(
             decode_content(bomb, &encs, 1 << 20),
             Err(DecodeError::TooLarge { limit: 1 << 20 })
+        );
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_for_a_huge_window_is_refused() {
+        // Level 22 with long-distance matching over 64 MiB asks for a 128 MiB window.
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 22).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.long_distance_matching(true).unwrap();
+        encoder.write_all(&vec![b'x'; 64 << 10]).unwrap();
+        let frame = encoder.finish().unwrap();
+        let encs = parse_content_encoding("zstd").unwrap();
+        match decode_content(frame, &encs, 100 << 20) {
+            Err(DecodeError::Corrupt { encoding, .. }) => assert_eq!(encoding, "zstd"),
+            other => panic!("a 128 MiB window was accepted: {other:?}"),
+        }
+        // A normal frame (level 19: an 8 MiB window) still decodes.
+        let normal = zstd::encode_all(&vec![b'y'; 1 << 20][..], 19).unwrap();
+        assert_eq!(
+            decode_content(normal, &encs, 2 << 20).unwrap().len(),
+            1 << 20
         );
     }
 

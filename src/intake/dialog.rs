@@ -5,7 +5,7 @@
 //! in the query is the credential, as with every browser SDK request.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use super::IntakeError;
 use super::auth::Credentials;
 use super::http::{Intake, cors};
+use crate::conn::{BodyRate, BodyReader};
 use crate::event::feedback;
 use crate::ids::{Dsn, EventId};
 
@@ -129,14 +130,9 @@ async fn submit(
     project: u64,
     event_id: EventId,
 ) -> Result<Response<Body>, IntakeError> {
-    let body = Limited::new(req.into_body(), MAX_FORM)
-        .collect()
-        .await
-        .map_err(|_| IntakeError::TooLarge {
-            name: "report dialog form",
-            limit: MAX_FORM as u64,
-        })?
-        .to_bytes();
+    let body = BodyReader::new(req.into_body(), BodyRate::of(&state.limits))
+        .to_end(MAX_FORM as u64)
+        .await?;
     let form = match Form::read(&body) {
         Ok(form) => form,
         Err(errors) => {

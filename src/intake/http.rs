@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -17,6 +17,7 @@ use super::decode::{self, Encoding};
 use super::{IntakeError, Route, route};
 use super::{envelope, items, sessions};
 use crate::config::Limits;
+use crate::conn::{BodyRate, BodyReader, client_ip};
 use crate::event::Event;
 use crate::event::normalize::{self, Context};
 use crate::ids::{Dsn, EventId};
@@ -114,10 +115,12 @@ fn health(state: &Intake) -> Response<Body> {
         .stats()
         .running
         .load(std::sync::atomic::Ordering::SeqCst);
-    let (status, text) = if running {
-        (200, "ok\n")
-    } else {
+    let (status, text) = if !running {
         (503, "writer not running\n")
+    } else if crate::store::backend::waiting_for_space().is_some() {
+        (503, "the disk is full: the writer waits for space\n")
+    } else {
+        (200, "ok\n")
     };
     let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -224,6 +227,7 @@ async fn ingest(
             state.limits.max_envelope_body_size.0,
         ),
     };
+    let rate = BodyRate::of(&state.limits);
     let declared =
         header(&parts.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     // Everything that can refuse without the body decides before reading it. A body within
@@ -243,18 +247,18 @@ async fn ingest(
         Err(e) => {
             let budget = limit.saturating_mul(DRAIN_FACTOR);
             if declared.is_none_or(|n| n <= budget) {
-                discard(body, budget).await;
+                discard(BodyReader::new(body, rate), budget).await;
             }
             return Err(e);
         }
     };
     let encodings =
         decode::parse_content_encoding(header(&parts.headers, "content-encoding").unwrap_or(""))?;
-    let body = read_body(body, name, limit).await?;
+    let body = read_body(body, name, limit, rate).await?;
     let data = decode_body(state, body, &encodings, route)?;
     let origin = Origin {
         received: crate::time::now(),
-        client_ip: client_ip(&parts.headers, remote, &state.trusted_proxies),
+        client_ip: client_ip(&parts.headers, remote, &state.trusted_proxies).to_string(),
         limits: state.limits.event(),
     };
 
@@ -282,34 +286,34 @@ async fn ingest(
 /// Bodies up to this many times their limit are read and discarded before a 413.
 const DRAIN_FACTOR: u64 = 4;
 
-async fn read_body(body: Incoming, name: &'static str, limit: u64) -> Result<Vec<u8>, IntakeError> {
-    let mut body = body;
+async fn read_body(
+    body: Incoming,
+    name: &'static str,
+    limit: u64,
+    rate: BodyRate,
+) -> Result<Vec<u8>, IntakeError> {
+    let mut body = BodyReader::new(body, rate);
     let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| IntakeError::Body(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if (out.len() + data.len()) as u64 > limit {
-                let read = (out.len() + data.len()) as u64;
-                drop(out);
-                discard(
-                    body,
-                    limit.saturating_mul(DRAIN_FACTOR).saturating_sub(read),
-                )
-                .await;
-                return Err(IntakeError::TooLarge { name, limit });
-            }
-            out.extend_from_slice(&data);
+    while let Some(data) = body.data().await {
+        let data = data?;
+        if (out.len() + data.len()) as u64 > limit {
+            drop(out);
+            let budget = limit.saturating_mul(DRAIN_FACTOR);
+            discard(body, budget).await;
+            return Err(IntakeError::TooLarge { name, limit });
         }
+        out.extend_from_slice(&data);
     }
     Ok(out)
 }
 
-/// Reads up to `budget` bytes of a body without keeping them.
-async fn discard(mut body: Incoming, budget: u64) {
-    let mut seen = 0u64;
-    while seen <= budget {
-        match body.frame().await {
-            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len() as u64),
+/// Reads a body without keeping it until `budget` bytes of it have come (counting what was
+/// read before), so that the client sees the answer that follows; what is left past the
+/// budget the connection's lingering close drains.
+async fn discard(mut body: BodyReader<Incoming>, budget: u64) {
+    while body.read() <= budget {
+        match body.data().await {
+            Some(Ok(_)) => {}
             _ => return,
         }
     }
@@ -351,32 +355,6 @@ fn decode_store_body(state: &Intake, data: Vec<u8>) -> Result<Vec<u8>, IntakeErr
             other => other.into(),
         }
     })
-}
-
-/// The client address an `{{auto}}` IP stands for: the first `X-Forwarded-For` hop when a
-/// proxy set one, else the peer.
-/// The client's address: the connection's, or behind a trusted reverse proxy the nearest
-/// address in `X-Forwarded-For` that is not a trusted proxy itself.
-fn client_ip(headers: &HeaderMap, remote: IpAddr, trusted: &[crate::ids::IpRange]) -> String {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
-    if !is_trusted(remote) {
-        return remote.to_string();
-    }
-    let mut client = remote;
-    if let Some(list) = header(headers, "x-forwarded-for") {
-        for hop in list.rsplit(',') {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = ip;
-                    if !is_trusted(ip) {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    }
-    client.to_string()
 }
 
 /// Where and when a request came from, for normalizing its events.
@@ -719,7 +697,7 @@ async fn store_get(
     let json = decode_store_body(state, data)?;
     let origin = Origin {
         received: crate::time::now(),
-        client_ip: client_ip(&parts.headers, remote, &state.trusted_proxies),
+        client_ip: client_ip(&parts.headers, remote, &state.trusted_proxies).to_string(),
         limits: state.limits.event(),
     };
     let event = normalize::normalize(&json, &origin.context(None))?;

@@ -6,7 +6,6 @@
 //! are ready to store.
 
 pub mod auth;
-pub mod conn;
 pub mod cron;
 pub mod decode;
 pub mod dialog;
@@ -22,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::conn::BodyError;
 use crate::event::NormalizeError;
 use crate::store::outcomes::{OutcomeKey, Source};
 use auth::AuthError;
@@ -74,8 +74,8 @@ pub enum IntakeError {
     Monitor(String),
     #[error("{0} header mismatch between envelope and request")]
     HeaderMismatch(&'static str),
-    #[error("failed to read request body: {0}")]
-    Body(String),
+    #[error("{0}")]
+    Body(#[from] crate::conn::BodyError),
     #[error("could not schedule event processing: the queue is full")]
     QueueFull,
     #[error("not enough free disk space to store events (retention.min_free_disk); retry later")]
@@ -101,7 +101,10 @@ impl IntakeError {
             IntakeError::Auth(AuthError::UnsupportedVersion(_)) => 400,
             IntakeError::Auth(_) | IntakeError::EnvelopeAuth(_) => 401,
             IntakeError::Rejected(_) => 403,
-            IntakeError::TooLarge { .. } | IntakeError::Decode(DecodeError::TooLarge { .. }) => 413,
+            IntakeError::TooLarge { .. }
+            | IntakeError::Decode(DecodeError::TooLarge { .. })
+            | IntakeError::Body(BodyError::TooLarge { .. }) => 413,
+            IntakeError::Body(BodyError::TooSlow { .. }) => 408,
             IntakeError::Decode(DecodeError::UnknownEncoding(_)) => 415,
             IntakeError::QueueFull | IntakeError::Unavailable(_) | IntakeError::Receive(_) => 503,
             IntakeError::RateLimited { .. } | IntakeError::DiskFull => 429,

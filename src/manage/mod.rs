@@ -239,9 +239,10 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// A handle on the file opened by this process, for a command run while no server runs.
+    /// A handle on the file opened by this process, for a command run while no server runs;
+    /// the file must exist (a command never makes a new store).
     pub fn open_direct(config: Arc<Config>) -> Result<Handle, StoreError> {
-        let db = crate::store::open(&config.data_dir)?;
+        let db = crate::store::open_existing(&config.data_dir)?;
         Ok(Handle {
             db: Arc::new(db),
             writes: Writes::Direct,

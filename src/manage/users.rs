@@ -61,6 +61,10 @@ pub struct CreateSuperuser {
     pub email: String,
     /// An argon2id hash: the CLI hashes the password before it leaves the terminal.
     pub password_hash: String,
+    /// An existing account of that email gets the password and becomes an admin; without it,
+    /// an existing account is a conflict.
+    #[serde(default)]
+    pub update: bool,
 }
 
 impl Operation for CreateSuperuser {
@@ -69,8 +73,8 @@ impl Operation for CreateSuperuser {
         actor.require_admin("create admins")?;
         let email = email_address(&self.email)?;
         let now = crate::time::now();
-        let hash = self.password_hash;
-        let user = h.write(move |txn| users::create_superuser(txn, &email, &hash, now))?;
+        let (hash, update) = (self.password_hash, self.update);
+        let user = h.write(move |txn| users::create_superuser(txn, &email, &hash, now, update))?;
         Ok(UserView::from(&user))
     }
 }
@@ -159,6 +163,10 @@ impl Operation for UserSetActive {
 pub struct PasswordChange {
     pub current: String,
     pub new: String,
+    /// The session (its cookie token) that stays signed in; every other session of the user
+    /// ends.
+    #[serde(default, skip_serializing)]
+    pub keep_session: Option<String>,
 }
 
 impl Operation for PasswordChange {
@@ -181,7 +189,8 @@ impl Operation for PasswordChange {
         }
         let hash = hash_password(&self.new)?;
         let email = me.email.clone();
-        let user = h.write(move |txn| users::set_password(txn, &email, &hash))?;
+        let keep = self.keep_session;
+        let user = h.write(move |txn| users::set_password(txn, &email, &hash, keep.as_deref()))?;
         Ok(UserView::from(&user))
     }
 }

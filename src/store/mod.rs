@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod artifacts;
 pub mod attachments;
+pub mod backend;
 pub mod backup;
 pub mod dictionary;
 pub mod events;
@@ -170,6 +171,12 @@ pub enum StoreError {
         "the data file has schema version {found}; run `picket upgrade` to migrate it to {supported}"
     )]
     NeedsUpgrade { found: u64, supported: u64 },
+    #[error(
+        "there is no data file at {} (is --data-dir or PICKET_DATA_DIR right? `picket start` \
+         makes one)",
+        .path.display()
+    )]
+    Missing { path: PathBuf },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -247,6 +254,16 @@ pub fn file_in(data_dir: &Path) -> PathBuf {
     data_dir.join("picket.redb")
 }
 
+/// Opens the data file, which must exist, and checks its schema version: what commands do,
+/// which act on a store the server made rather than make a new one where they were pointed.
+pub fn open_existing(data_dir: &Path) -> Result<Database, StoreError> {
+    let path = file_in(data_dir);
+    if !path.exists() {
+        return Err(StoreError::Missing { path });
+    }
+    open(data_dir)
+}
+
 /// Opens (creating if needed) the data file and checks its schema version.
 pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
     let db = open_unchecked(data_dir)?;
@@ -271,26 +288,51 @@ pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
     Ok(db)
 }
 
-/// Opens the file without looking at its schema (for `upgrade`).
+/// Opens the file without looking at its schema (for `upgrade`). A new data directory is made
+/// readable by its owner only (0700) and a new file likewise (0600); an existing file of 0
+/// bytes is refused rather than silently made into a new, empty store.
 pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        StoreError::Db(format!(
-            "cannot create data directory {}: {e}",
-            data_dir.display()
-        ))
-    })?;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| {
+            StoreError::Db(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
     let path = file_in(data_dir);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+        return Err(StoreError::Db(format!(
+            "{} is empty (0 bytes), so it is not a picket data file: restore it from a backup \
+             (see the README's \"Retention and backups\"), or remove it to start a new store",
+            path.display()
+        )));
+    }
+    let cannot =
+        |e: &dyn std::fmt::Display| StoreError::Db(format!("cannot open {}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| cannot(&e))?;
+    let backend = backend::PatientFile::new(file).map_err(|e| cannot(&e))?;
     Database::builder()
         .set_cache_size(CACHE_BYTES)
-        .create(&path)
+        .create_with_backend(backend)
         .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path },
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
             redb::DatabaseError::Storage(redb::StorageError::Io(io))
                 if io.kind() == std::io::ErrorKind::WouldBlock =>
             {
-                StoreError::Locked { path }
+                StoreError::Locked { path: path.clone() }
             }
-            other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
+            other => cannot(&other),
         })
 }
 

@@ -64,7 +64,8 @@ pub fn slugify(name: &str) -> String {
     }
 }
 
-/// Creates a project with a unique slug and its first key.
+/// Creates a project and its first key; a name whose slug is taken is a conflict (a script
+/// that runs `project create shop` twice must not end up with `shop-2`).
 pub fn create(
     txn: &WriteTransaction,
     name: &str,
@@ -73,12 +74,11 @@ pub fn create(
     let mut projects = txn.open_table(PROJECTS)?;
     let mut slugs = txn.open_table(PROJECT_SLUGS)?;
     let id = projects.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-    let base = slugify(name);
-    let mut slug = base.clone();
-    let mut n = 2;
-    while slugs.get(slug.as_str())?.is_some() {
-        slug = format!("{base}-{n}");
-        n += 1;
+    let slug = slugify(name);
+    if slugs.get(slug.as_str())?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "a project with the slug '{slug}' exists already: choose another name, or use that one (picket project list)"
+        )));
     }
     let project = Project {
         id,

@@ -57,9 +57,23 @@ pub fn end(txn: &WriteTransaction, token: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Ends every session of a user (deactivated, or password changed elsewhere).
+/// Ends every session of a user (deactivated, or a new password set).
 pub fn end_all(txn: &WriteTransaction, email: &str) -> Result<(), StoreError> {
+    end_all_but(txn, email, None)
+}
+
+/// Ends every session of a user but the one whose cookie token is `keep` (the user who just
+/// changed their password stays signed in where they did it).
+pub fn end_all_but(
+    txn: &WriteTransaction,
+    email: &str,
+    keep: Option<&str>,
+) -> Result<(), StoreError> {
+    let kept = keep.map(token_hash);
     let mut table = txn.open_table(SESSIONS)?;
-    table.retain(|_, v| decode::<Session>("sessions", v).is_ok_and(|s| s.email != email))?;
+    table.retain(|hash, v| {
+        Some(hash) == kept.as_deref()
+            || decode::<Session>("sessions", v).is_ok_and(|s| s.email != email)
+    })?;
     Ok(())
 }

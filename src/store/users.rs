@@ -112,17 +112,21 @@ pub fn set_password_with_token(
     user.password_hash = password_hash.to_string();
     user.password_token = None;
     put(txn, &user)?;
+    super::sessions::end_all(txn, &user.email)?;
     Ok(user)
 }
 
+/// Sets a user's password; their other sessions end (all but `keep`, a session's cookie token).
 pub fn set_password(
     txn: &WriteTransaction,
     email: &str,
     password_hash: &str,
+    keep: Option<&str>,
 ) -> Result<User, StoreError> {
     let mut user = existing(txn, email)?;
     user.password_hash = password_hash.to_string();
     put(txn, &user)?;
+    super::sessions::end_all_but(txn, &user.email, keep)?;
     Ok(user)
 }
 
@@ -137,17 +141,29 @@ pub fn set_active(txn: &WriteTransaction, email: &str, active: bool) -> Result<U
     Ok(user)
 }
 
-/// Creates an admin, or makes an existing account an admin with the new password.
+/// Creates an admin or, when `update`, makes an existing account an admin with the new
+/// password (its sessions end); an existing account without `update` is a conflict.
 pub fn create_superuser(
     txn: &WriteTransaction,
     email: &str,
     password_hash: &str,
     now: f64,
+    update: bool,
 ) -> Result<User, StoreError> {
     let email = email.trim().to_ascii_lowercase();
     let mut table = txn.open_table(USERS)?;
-    let mut user: User = match table.get(email.as_str())? {
-        Some(v) => decode("users", v.value())?,
+    let found: Option<User> = match table.get(email.as_str())? {
+        Some(v) => Some(decode("users", v.value())?),
+        None => None,
+    };
+    if found.is_some() && !update {
+        return Err(StoreError::Conflict(format!(
+            "a user {email} exists already: pass --update to give it this password and make it an admin"
+        )));
+    }
+    let existed = found.is_some();
+    let mut user: User = match found {
+        Some(user) => user,
         None => User {
             email: email.clone(),
             created: now,
@@ -158,6 +174,10 @@ pub fn create_superuser(
     user.is_admin = true;
     user.active = true;
     table.insert(email.as_str(), encode(&user).as_slice())?;
+    drop(table);
+    if existed {
+        super::sessions::end_all(txn, &email)?;
+    }
     Ok(user)
 }
 

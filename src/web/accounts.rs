@@ -113,6 +113,7 @@ pub async fn change_password(web: &Web, visitor: &Visitor, form: &Form) -> Page 
     let op = PasswordChange {
         current: form.get("current").unwrap_or("").to_string(),
         new: form.get("new").unwrap_or("").to_string(),
+        keep_session: Some(visitor.session_token().to_string()),
     };
     let mut nav = Nav::of(visitor);
     match web.handle.run_async(visitor.actor(), op).await {

@@ -57,8 +57,8 @@ pub type Page = Response<Full<Bytes>>;
 pub struct Web {
     pub handle: Handle,
     pub stats: Arc<Stats>,
-    /// Failed sign-ins by "ip:…" and "account:…": (failures, first failure).
-    failures: Mutex<HashMap<String, (u32, f64)>>,
+    /// Failed sign-ins, and how long the next must wait.
+    sign_ins: sessions::SignInThrottle,
     /// Each issue's charts and tag distributions, by its event count (and the hour, for the
     /// charts' window), so issue pages stay fast while events stream in.
     aggregates: Mutex<lru::LruCache<AggregatesKey, Arc<Aggregates>>>,
@@ -80,7 +80,7 @@ impl Web {
         Web {
             handle,
             stats,
-            failures: Mutex::new(HashMap::new()),
+            sign_ins: sessions::SignInThrottle::default(),
             aggregates: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
             )),

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Limited};
+use crate::conn::{BodyError, BodyRate, BodyReader};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
@@ -24,7 +24,9 @@ pub fn is_ui_path(path: &str) -> bool {
 }
 
 /// Serves one UI request.
-pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Page {
+pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page {
+    // Behind a reverse proxy, the client it names (sign-in throttling is per client).
+    let remote = crate::conn::client_ip(req.headers(), peer, &web.handle.config.trusted_proxies);
     let path = req.uri().path().to_string();
     let segments = crate::ids::path_segments(&path);
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -43,15 +45,19 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, remote: IpAddr) -> Pa
     let query = query(&req);
     let login_cookie = sessions::cookie(&req, LOGIN_CSRF_COOKIE);
     let form = if method == Method::POST {
-        match Limited::new(req.into_body(), MAX_FORM).collect().await {
-            Ok(body) => Form::parse(&body.to_bytes()),
-            Err(_) => {
-                return message(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Nav::anonymous(),
-                    "Too large",
-                    "The form is larger than picket accepts.",
-                );
+        let rate = BodyRate::of(&web.handle.config.limits);
+        match BodyReader::new(req.into_body(), rate)
+            .to_end(MAX_FORM as u64)
+            .await
+        {
+            Ok(body) => Form::parse(&body),
+            Err(e) => {
+                let (status, title) = match e {
+                    BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "Too large"),
+                    BodyError::TooSlow { .. } => (StatusCode::REQUEST_TIMEOUT, "Too slow"),
+                    BodyError::Broken(_) => (StatusCode::BAD_REQUEST, "Not received"),
+                };
+                return message(status, Nav::anonymous(), title, &e.to_string());
             }
         }
     } else {

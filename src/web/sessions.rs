@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use hyper::body::Incoming;
@@ -21,36 +21,105 @@ use crate::store::{SESSIONS, USERS};
 
 pub(super) const SESSION_COOKIE: &str = "picket_session";
 pub(super) const LOGIN_CSRF_COOKIE: &str = "picket_csrf";
-/// Failed sign-ins allowed per address and per account within the window.
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: f64 = 15.0 * 60.0;
 
 impl Web {
     fn secure_cookies(&self) -> bool {
         self.handle.config.base_url().starts_with("https://")
     }
+}
 
-    fn throttled(&self, keys: &[String], now: f64) -> Option<u64> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        keys.iter()
-            .filter_map(|k| failures.get(k))
-            .filter(|(n, since)| *n >= MAX_FAILURES && now - since < FAILURE_WINDOW)
-            .map(|(_, since)| ((since + FAILURE_WINDOW - now) / 60.0).ceil() as u64)
+/// Failed sign-ins, remembered in bounded memory (a fixed number of fixed-size entries, keyed
+/// by a keyed hash, so long or many emails cost nothing more) and answered with delays that
+/// grow with each failure instead of a lock: failures for one account from one address slow
+/// that pair down quickly; from one address over many accounts, that address; over many
+/// addresses, the account, but only for a short while, so nobody can lock its owner out.
+pub struct SignInThrottle {
+    seen: Mutex<lru::LruCache<u64, Failures>>,
+    keys: std::collections::hash_map::RandomState,
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: f64,
+}
+
+/// (what is counted, failures before delays begin, the longest delay in seconds).
+const PAIR: (u8, u32, f64) = (0, 5, 15.0 * 60.0);
+const ADDRESS: (u8, u32, f64) = (1, 30, 15.0 * 60.0);
+const ACCOUNT: (u8, u32, f64) = (2, 100, 60.0);
+/// Failures are forgotten after this long without another.
+const FORGET_AFTER: f64 = 15.0 * 60.0;
+/// Entries remembered; past it the least recently failed go.
+const REMEMBERED: usize = 65_536;
+
+impl Default for SignInThrottle {
+    fn default() -> SignInThrottle {
+        SignInThrottle {
+            seen: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(REMEMBERED).expect("non-zero"),
+            )),
+            keys: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl SignInThrottle {
+    fn keys(&self, email: &str, address: IpAddr) -> [(u64, u32, f64); 3] {
+        use std::hash::BuildHasher;
+        let key = |kind: u8, parts: (&str, Option<IpAddr>)| self.keys.hash_one((kind, parts));
+        [
+            (key(PAIR.0, (email, Some(address))), PAIR.1, PAIR.2),
+            (key(ADDRESS.0, ("", Some(address))), ADDRESS.1, ADDRESS.2),
+            (key(ACCOUNT.0, (email, None)), ACCOUNT.1, ACCOUNT.2),
+        ]
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, lru::LruCache<u64, Failures>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seconds to wait before trying again, if a sign-in for `email` from `address` must wait.
+    pub fn wait(&self, email: &str, address: IpAddr, now: f64) -> Option<u64> {
+        let seen = self.seen();
+        self.keys(email, address)
+            .iter()
+            .filter_map(|(key, free, longest)| {
+                let f = seen.peek(key)?;
+                if f.count < *free || now - f.last >= FORGET_AFTER {
+                    return None;
+                }
+                let delay = 2f64.powi((f.count - free).min(20) as i32).min(*longest);
+                let left = f.last + delay - now;
+                (left > 0.0).then(|| left.ceil() as u64)
+            })
             .max()
     }
 
-    fn failed(&self, keys: &[String], now: f64) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > 100_000 {
-            failures.retain(|_, (_, since)| now - *since < FAILURE_WINDOW);
-        }
-        for key in keys {
-            let entry = failures.entry(key.clone()).or_insert((0, now));
-            if now - entry.1 >= FAILURE_WINDOW {
-                *entry = (0, now);
+    pub fn failed(&self, email: &str, address: IpAddr, now: f64) {
+        let mut seen = self.seen();
+        for (key, ..) in self.keys(email, address) {
+            let f = seen.get_or_insert_mut(key, || Failures {
+                count: 0,
+                last: now,
+            });
+            if now - f.last >= FORGET_AFTER {
+                f.count = 0;
             }
-            entry.0 += 1;
+            f.count += 1;
+            f.last = now;
         }
+    }
+
+    /// A successful sign-in forgets that pair's failures.
+    pub fn succeeded(&self, email: &str, address: IpAddr) {
+        let key = self.keys(email, address)[0].0;
+        self.seen().pop(&key);
+    }
+
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.seen().len()
     }
 }
 
@@ -65,6 +134,11 @@ impl Visitor {
     /// Who the management layer acts for.
     pub fn actor(&self) -> Actor {
         Actor::User(self.user.clone())
+    }
+
+    /// The cookie token of this visit's session.
+    pub fn session_token(&self) -> &str {
+        &self.token
     }
 
     /// A visitor signed in as this user, for rendering pages outside a request (benchmarks).
@@ -189,9 +263,12 @@ fn render_login(
     resp
 }
 
-/// A local path to go to after signing in; anything else becomes `/`.
+/// A local path to go to after signing in; anything else becomes `/`. Browsers drop tabs and
+/// newlines from a URL and read `\\` as `/`, so `/\t/host` would leave the site: only plain
+/// printable ASCII is taken.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let plain = next.bytes().all(|b| b.is_ascii_graphic());
+    if plain && next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
         "/"
@@ -218,14 +295,16 @@ pub(super) async fn login(
         );
     }
     let now = crate::time::now();
-    let keys = [format!("ip:{remote}"), format!("account:{email}")];
-    if let Some(minutes) = web.throttled(&keys, now) {
-        return message(
+    if let Some(seconds) = web.sign_ins.wait(&email, remote, now) {
+        let mut page = message(
             StatusCode::TOO_MANY_REQUESTS,
             Nav::anonymous(),
             "Too many sign-in attempts",
-            &format!("Too many failed sign-ins; try again in {minutes} minutes."),
+            &format!("Too many failed sign-ins; try again in {seconds} seconds."),
         );
+        page.headers_mut()
+            .insert("retry-after", HeaderValue::from(seconds));
+        return page;
     }
     let password = form.get("password").unwrap_or("").to_string();
     let user = web.handle.db.begin_read().ok().and_then(|txn| {
@@ -243,7 +322,7 @@ pub(super) async fn login(
         _ => false,
     };
     if !verified {
-        web.failed(&keys, now);
+        web.sign_ins.failed(&email, remote, now);
         return render_login(
             web,
             next,
@@ -253,6 +332,7 @@ pub(super) async fn login(
             sent_cookie,
         );
     }
+    web.sign_ins.succeeded(&email, remote);
     let started = web
         .handle
         .write(move |txn| sessions::start(txn, &email, now));
@@ -278,4 +358,64 @@ pub(super) async fn logout(web: &Arc<Web>, visitor: &Visitor) -> Page {
     }
     let gone = set_cookie(SESSION_COOKIE, "", "/", 0, web.secure_cookies());
     redirect("/login?flash=signed-out", &[gone])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_failures_slow_down_the_pair_and_stay_bounded() {
+        let t = SignInThrottle::default();
+        let attacker: IpAddr = "192.0.2.7".parse().unwrap();
+        let owner: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..5 {
+            assert_eq!(t.wait("admin@example.com", attacker, 100.0), None);
+            t.failed("admin@example.com", attacker, 100.0);
+        }
+        // The sixth try from that address waits, with a delay that grows with each failure.
+        assert_eq!(t.wait("admin@example.com", attacker, 100.0), Some(1));
+        for _ in 0..5 {
+            t.failed("admin@example.com", attacker, 100.0);
+        }
+        assert_eq!(t.wait("admin@example.com", attacker, 100.0), Some(32));
+        // The owner, elsewhere, signs in at once.
+        assert_eq!(t.wait("admin@example.com", owner, 100.0), None);
+        // Failures are forgotten after a quiet quarter of an hour.
+        assert_eq!(t.wait("admin@example.com", attacker, 100.0 + 901.0), None);
+
+        // Failures with 60 KB emails, and more accounts and addresses than it remembers, stay
+        // within bounds: entries are keyed by a hash, and the least recent go.
+        let long = "x".repeat(60_000);
+        for i in 0..100u32 {
+            t.failed(&long, IpAddr::from(i.to_be_bytes()), 200.0);
+        }
+        for i in 0..(REMEMBERED as u32 / 2) {
+            t.failed(
+                &format!("{i}@example.com"),
+                IpAddr::from(i.to_be_bytes()),
+                200.0,
+            );
+        }
+        assert_eq!(t.remembered(), REMEMBERED);
+    }
+
+    #[test]
+    fn only_same_origin_paths_are_followed_after_signing_in() {
+        assert_eq!(
+            safe_next("/projects/shop/issues/3/?q=a%20b"),
+            "/projects/shop/issues/3/?q=a%20b"
+        );
+        for away in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/ /evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(away), "/", "{away:?}");
+        }
+    }
 }

@@ -388,7 +388,13 @@ pub fn create_admin(data_dir: &Path, email: &str, password: &str) -> Output {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["createsuperuser", "--email", email, "--password-stdin"])
+        .args([
+            "createsuperuser",
+            "--email",
+            email,
+            "--password-stdin",
+            "--update",
+        ])
         .env_remove("PICKET_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
