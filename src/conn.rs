@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -495,9 +495,28 @@ impl BodyRate {
     }
 }
 
+/// The bytes all request bodies being read may hold at once, in KiB permits; unset (tests of
+/// the library alone), no limit.
+static BODY_BUDGET: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+
+/// Bytes of each body not counted against the budget.
+const FREE_BODY_BYTES: u64 = 64 << 10;
+
+/// Sets what all request bodies being read may hold together (`limits.max_body_bytes_in_flight`);
+/// once per process.
+pub fn set_body_budget(bytes: u64) {
+    let permits = usize::try_from(bytes / 1024).unwrap_or(usize::MAX).max(1);
+    let permits = permits.min(tokio::sync::Semaphore::MAX_PERMITS);
+    let _ = BODY_BUDGET.set(Arc::new(tokio::sync::Semaphore::new(permits)));
+}
+
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum BodyError {
+    #[error(
+        "the server holds as many request bodies as it may (limits.max_body_bytes_in_flight); retry shortly"
+    )]
+    Busy,
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("the request body came slower than {min_rate} bytes per second (limits.min_body_rate)")]
@@ -506,12 +525,14 @@ pub enum BodyError {
     Broken(String),
 }
 
-/// Reads a request body's data frames at no less than a [`BodyRate`].
+/// Reads a request body's data frames at no less than a [`BodyRate`], holding its share of
+/// the bytes all bodies being read may hold (see [`set_body_budget`]) until it is dropped.
 pub struct BodyReader<B> {
     body: B,
     rate: BodyRate,
     started: Instant,
     read: u64,
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<B> BodyReader<B>
@@ -525,7 +546,32 @@ where
             rate,
             started: Instant::now(),
             read: 0,
+            held: None,
         }
+    }
+
+    /// Takes the budget's share for `len` more bytes; `Busy` when the budget is spent.
+    fn hold(&mut self, len: usize) -> Result<(), BodyError> {
+        let Some(budget) = BODY_BUDGET.get() else {
+            return Ok(());
+        };
+        // The first bytes of every body are free: a small event is never refused for the
+        // large ones (the connection slots bound what those add up to).
+        let counted = |read: u64| read.saturating_sub(FREE_BODY_BYTES).div_ceil(1024);
+        let (before, after) = (counted(self.read), counted(self.read + len as u64));
+        let more = u32::try_from(after - before).map_err(|_| BodyError::Busy)?;
+        if more == 0 {
+            return Ok(());
+        }
+        let permit = budget
+            .clone()
+            .try_acquire_many_owned(more)
+            .map_err(|_| BodyError::Busy)?;
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
     }
 
     /// Bytes read so far.
@@ -554,6 +600,9 @@ where
             match frame? {
                 Ok(frame) => {
                     if let Ok(data) = frame.into_data() {
+                        if let Err(e) = self.hold(data.len()) {
+                            return Some(Err(e));
+                        }
                         self.read += data.len() as u64;
                         return Some(Ok(data));
                     }
@@ -563,17 +612,18 @@ where
         }
     }
 
-    /// The whole body, when it is at most `limit` bytes.
+    /// The whole body, when it is at most `limit` bytes. The pieces are joined once at the
+    /// end, so a body still arriving holds what it sent and no more.
     pub async fn to_end(mut self, limit: u64) -> Result<Bytes, BodyError> {
-        let mut out = BytesMut::new();
+        let mut pieces = Vec::new();
         while let Some(data) = self.data().await {
             let data = data?;
-            if (out.len() + data.len()) as u64 > limit {
+            if self.read > limit {
                 return Err(BodyError::TooLarge { limit });
             }
-            out.extend_from_slice(&data);
+            pieces.push(data);
         }
-        Ok(out.freeze())
+        Ok(Bytes::from(pieces.concat()))
     }
 }
 

@@ -367,6 +367,7 @@ pub fn run(
                 crate::tail::local::run(db.clone(), intake.clone(), sources.clone(), stop.clone())
             });
         }
+        crate::conn::set_body_budget(config.limits.max_body_bytes_in_flight.0);
         let graceful = Arc::new(GracefulShutdown::new());
         let http_worker = {
             // Moved, not cloned: the writer stops only once every sender of its queue is gone.

@@ -324,6 +324,54 @@ fn slowloris_connections_are_cut_and_others_served() {
 }
 
 #[test]
+fn stalled_uploads_cannot_pin_unbounded_memory() {
+    let server = Server::start_with_config("[limits]\nmax_body_bytes_in_flight = \"32MiB\"\n", &[]);
+    let project = server.json(&["project", "list"])[0].clone();
+    let c = Client::new(&server, &project);
+    c.healthy();
+    let baseline = rss_mib(&server);
+    let key = project["public_key"].as_str().unwrap();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // 40 uploads each declare 15 MiB, send 4 MiB at once, then stall.
+    let chunk = vec![b' '; 4 << 20];
+    let mut stalled: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(
+                format!(
+                    "POST /api/1/envelope/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                    15 << 20
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.write_all(&chunk);
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = rss_mib(&server).saturating_sub(baseline);
+    assert!(
+        grown < 100,
+        "40 stalled uploads grew the server by {grown} MiB"
+    );
+    // Those past the budget were told to come back later, and others are still served.
+    let mut busy = 0;
+    for s in &mut stalled {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut head = [0u8; 12];
+        if s.read_exact(&mut head).is_ok() && &head[9..12] == b"503" {
+            busy += 1;
+        }
+    }
+    assert!(busy >= 20, "only {busy} uploads were answered 503");
+    c.healthy();
+    drop(stalled);
+}
+
+#[test]
 fn the_real_sdk_stops_sending_when_rate_limited() {
     let server = Server::start_with_config(
         "[rate_limits]\nper_key_per_minute = 6\nper_key_burst = 2\n",

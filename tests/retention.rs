@@ -688,3 +688,96 @@ fn a_full_disk_makes_the_writer_wait_and_it_goes_on_once_space_is_freed() {
     assert!(lost.is_empty(), "acknowledged events lost: {lost:?}");
     drop(server);
 }
+
+#[test]
+fn high_cardinality_tags_stay_within_the_disk_budget_and_a_killed_backup_leaves_nothing() {
+    const BUDGET: u64 = 20_000_000;
+    let server = Server::start_with_config("[retention]\nmax_disk = \"20MB\"\n", &[]);
+    let send = sender(&server);
+    // 1,000 events of two issues, each with 200 tags whose values are all new (kept whole,
+    // their 200,000 tag rows alone would take several times the budget).
+    for n in 0..1000u64 {
+        let tags: serde_json::Map<String, Value> = (0..200)
+            .map(|k| {
+                let value = format!(
+                    "session-{n}-{k}-{:032x}",
+                    (n * 7919 + k).wrapping_mul(0x9E37_79B9)
+                );
+                (format!("tag{k}"), json!(value))
+            })
+            .collect();
+        send(&json!({"message": format!("tagged {}", n % 2), "tags": tags}).to_string());
+    }
+    let file = server.data_dir.join("picket.redb");
+    let size = std::fs::metadata(&file).unwrap().len();
+    eprintln!("high-cardinality tags: the file is {size} bytes for a budget of {BUDGET}");
+    assert!(size <= BUDGET, "the file grew to {size} bytes");
+    let list = issues(&server, "default");
+    assert_eq!(common::sum(&list, "count"), 1000, "every event is counted");
+
+    // The issue page shows its tags bounded: a page of kilobytes, not megabytes.
+    let cookies = common::sign_in(&server, "admin@example.com", "a long enough password");
+    let issue = list[0]["id"].to_string();
+    let started = std::time::Instant::now();
+    let mut resp = common::agent()
+        .get(&format!("{}/projects/default/issues/{issue}/", server.url))
+        .header("cookie", &cookies)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .unwrap();
+    eprintln!(
+        "high-cardinality tags: the issue page is {} bytes, served in {:?}",
+        page.len(),
+        started.elapsed()
+    );
+    assert!(
+        page.len() < 1 << 20,
+        "the issue page is {} bytes",
+        page.len()
+    );
+    assert!(
+        page.contains("(other)"),
+        "values past the cap are shown as (other)"
+    );
+
+    // A backup killed midway leaves nothing in its destination; one that finished is whole.
+    let data_dir = server.data_dir.clone();
+    assert!(server.stop().success());
+    let dest = tempfile::tempdir().unwrap();
+    for delay_ms in [5, 20, 50, 100, 200] {
+        let target = dest.path().join(format!("after-{delay_ms}ms"));
+        let mut backup = std::process::Command::new(common::BIN)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("backup")
+            .arg(&target)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = backup.kill();
+        let _ = backup.wait();
+        let left: Vec<String> = std::fs::read_dir(&target)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match left.as_slice() {
+            [] => {}
+            [one] if one == "picket.redb" => {
+                let check = common::cli(&target, &["check"]);
+                assert!(check.status.success(), "a finished backup fails its check");
+            }
+            other => panic!("a killed backup left {other:?}"),
+        }
+    }
+}

@@ -239,47 +239,6 @@ fn the_browser_sdk_sends_feedback_and_the_report_dialog_works_in_chromium() {
     );
 }
 
-fn sign_in(server: &Server, email: &str, password: &str) -> String {
-    common::create_admin(&server.data_dir, email, password);
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent();
-    let mut form = agent.get(&format!("{}/login", server.url)).call().unwrap();
-    let cookies: Vec<String> = form
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let page = form.body_mut().read_to_string().unwrap();
-    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = page[at..].split('"').next().unwrap();
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("csrf", csrf),
-            ("next", "/"),
-            ("email", email),
-            ("password", password),
-        ])
-        .finish();
-    let resp = agent
-        .post(&format!("{}/login", server.url))
-        .header("cookie", &cookies.join("; "))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send(body.as_bytes())
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 303, "sign-in failed");
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .chain(cookies)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// The bytes sentry-sdk attaches in [`ATTACHMENTS_PY`]: 1 MiB of every byte value, then a tail.
 fn state_bin() -> Vec<u8> {
     let mut bytes: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
@@ -351,7 +310,7 @@ fn attachments_from_sentry_sdk_read_back_identical_through_the_cli_and_the_ui() 
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.txt"));
 
     // The UI lists them on the event and serves them as downloads, never inline.
-    let cookies = sign_in(&server, "admin@example.com", "a long enough password");
+    let cookies = common::sign_in(&server, "admin@example.com", "a long enough password");
     let agent = common::agent();
     let issue = event["issue"].as_u64().unwrap();
     let page = agent

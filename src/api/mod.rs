@@ -86,6 +86,7 @@ impl ApiError {
             }
             ApiError::Body(BodyError::TooSlow { .. }) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Body(BodyError::Broken(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Body(BodyError::Busy) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

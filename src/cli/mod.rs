@@ -584,20 +584,167 @@ pub enum KeyCommand {
 
 /// The man pages: `picket.1` and one `picket-<command>.1` per subcommand.
 pub fn man_pages() -> Vec<(String, Vec<u8>)> {
-    let root = Cli::command();
+    // The help subcommand is for the terminal; a page would only repeat picket(1).
+    let root = Cli::command().disable_help_subcommand(true);
     let mut pages = Vec::new();
     let mut render = |name: String, cmd: clap::Command| {
         let mut out = Vec::new();
         // Rendering into a Vec cannot fail.
-        let _ = clap_mangen::Man::new(cmd).render(&mut out);
+        let _ = clap_mangen::Man::new(cmd.clone()).render(&mut out);
+        out.extend_from_slice(extra_sections(&name, &cmd).as_bytes());
         pages.push((format!("{name}.1"), out));
     };
     render("picket".into(), root.clone());
     for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("picket-{}", sub.get_name());
-        render(name.clone(), sub.clone().name(name));
+        let sub = sub.clone().disable_help_subcommand(true);
+        for nested in sub.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let nested_name = format!("{name}-{}", nested.get_name());
+            render(nested_name.clone(), nested.clone().name(nested_name));
+        }
+        render(name.clone(), sub.name(name));
     }
     pages
+}
+
+/// Examples by page, as an operator types them.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "picket",
+        "picket start\npicket --data-dir /var/lib/picket status\npicket issues default --status unresolved",
+    ),
+    (
+        "picket-start",
+        "picket start\npicket --data-dir /var/lib/picket start --http-addr 0.0.0.0:9000",
+    ),
+    ("picket-serve", "picket --data-dir /var/lib/picket serve"),
+    (
+        "picket-stop",
+        "picket --data-dir /var/lib/picket stop --timeout 30",
+    ),
+    (
+        "picket-status",
+        "picket status\npicket status --json | jq .queue_depth",
+    ),
+    ("picket-init", "picket init /etc/picket/picket.toml"),
+    (
+        "picket-upgrade",
+        "picket --data-dir /var/lib/picket upgrade",
+    ),
+    (
+        "picket-createsuperuser",
+        "picket createsuperuser --email admin@example.com\necho 'a long password' | picket createsuperuser --email admin@example.com --password-stdin --update",
+    ),
+    (
+        "picket-project-create",
+        "picket project create shop --json | jq -r .dsn",
+    ),
+    (
+        "picket-project-delete",
+        "picket project delete shop\npicket project delete shop --yes",
+    ),
+    ("picket-issues", "picket issues shop --status all --json"),
+    ("picket-issue-delete", "picket issue delete shop 12 --yes"),
+    ("picket-issue-resolve", "picket issue resolve shop 12"),
+    (
+        "picket-issue-ignore",
+        "picket issue ignore shop 12 --for 24h",
+    ),
+    (
+        "picket-event",
+        "picket event shop 9ec79c33ec9942ab8353589fcb2e04dc --json",
+    ),
+    (
+        "picket-attachment",
+        "picket attachment shop 9ec79c33ec9942ab8353589fcb2e04dc crash.dmp -o crash.dmp",
+    ),
+    ("picket-backup", "picket backup /var/backups/picket"),
+    (
+        "picket-check",
+        "systemctl stop picket && picket --data-dir /var/lib/picket check",
+    ),
+    (
+        "picket-compact",
+        "systemctl stop picket && picket --data-dir /var/lib/picket compact",
+    ),
+    (
+        "picket-tail",
+        "picket tail --dsn http://KEY@localhost:9000/1 /var/log/php/error.log",
+    ),
+    (
+        "picket-token-create",
+        "picket token create sentry-cli --scopes project:releases,org:read --json",
+    ),
+    (
+        "picket-completions",
+        "picket completions bash > /etc/bash_completion.d/picket\npicket completions zsh > \"${fpath[1]}/_picket\"",
+    ),
+    ("picket-monitors", "picket monitors shop --json"),
+    ("picket-feedback", "picket feedback shop --issue 12"),
+];
+
+/// The sections clap does not write: examples, environment, files, exit status, see also.
+fn extra_sections(name: &str, cmd: &clap::Command) -> String {
+    let mut out = String::new();
+    let examples = EXAMPLES
+        .iter()
+        .find(|(page, _)| *page == name)
+        .map(|(_, text)| text.to_string())
+        .unwrap_or_else(|| {
+            let words = name.replace('-', " ");
+            let has_json = cmd.get_arguments().any(|a| a.get_id() == "json");
+            if has_json {
+                format!("{words} --help\n{words} ... --json")
+            } else {
+                format!("{words} --help")
+            }
+        });
+    out.push_str(".SH EXAMPLES\n");
+    for line in examples.lines() {
+        out.push_str(&format!(".PP\n.nf\n{}\n.fi\n", roff_escape(line)));
+    }
+    out.push_str(
+        ".SH ENVIRONMENT\n\
+         .TP\n\\fBPICKET_DATA_DIR\\fR\nThe data directory (as \\fB--data-dir\\fR).\n\
+         .TP\n\\fBPICKET_CONFIG\\fR\nThe config file (as \\fB--config\\fR).\n\
+         .TP\n\\fBPICKET_*\\fR\nAny config key, e.g. PICKET_HTTP_ADDR, PICKET_LOG, PICKET_SMTP_URL, \
+         PICKET_RETENTION_MAX_DISK; the environment overrides the file, flags override both.\n",
+    );
+    out.push_str(
+        ".SH FILES\n\
+         .TP\n\\fIDATA_DIR\\fB/picket.redb\\fR\nThe one data file (mode 0600): events, issues, \
+         users, settings.\n\
+         .TP\n\\fIDATA_DIR\\fB/control.sock\\fR\nThe running server's control socket (mode 0600), \
+         through which commands act while it runs.\n\
+         .TP\n\\fBpicket.toml\\fR\nThe config file (\\fBpicket init\\fR writes one with every key).\n",
+    );
+    out.push_str(
+        ".SH EXIT STATUS\n\
+         .TP\n0\nSuccess.\n\
+         .TP\n1\nThe command failed; the message on standard error says why.\n\
+         .TP\n2\nThe command line was wrong.\n\
+         .TP\n78\nThe server cannot run and a restart would not help (a bad configuration, a data \
+         file in use by another server, newer than this picket, or empty); the watchdog stops too.\n",
+    );
+    out.push_str(".SH SEE ALSO\n");
+    let related = if name == "picket" {
+        "picket-start(1), picket-status(1), picket-stop(1), the README".to_string()
+    } else {
+        "picket(1), the README".to_string()
+    };
+    out.push_str(&format!("{related}\n"));
+    out
+}
+
+/// A line of text safe inside roff: backslashes and hyphens escaped (so options copy as
+/// typed), a leading dot or quote escaped.
+fn roff_escape(line: &str) -> String {
+    let text = line.replace('\\', "\\e").replace('-', "\\-");
+    if text.starts_with('.') || text.starts_with('\'') {
+        format!("\\&{text}")
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]

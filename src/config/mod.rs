@@ -281,6 +281,8 @@ pub struct Limits {
     /// Bytes per second a request body must average once `header_read_timeout` has passed
     /// (0: any pace).
     pub min_body_rate: ByteSize,
+    /// Bytes all request bodies being read may hold together; past it, 503 with Retry-After.
+    pub max_body_bytes_in_flight: ByteSize,
 }
 
 impl Limits {
@@ -363,6 +365,7 @@ impl Default for Limits {
             idle_timeout: Duration(std::time::Duration::from_secs(75)),
             max_connections_per_address: 256,
             min_body_rate: ByteSize(1024),
+            max_body_bytes_in_flight: ByteSize(64 << 20),
         }
     }
 }
@@ -545,6 +548,20 @@ impl Config {
             return Err(invalid(
                 "base_url",
                 format!("'{}' must start with http:// or https://", self.base_url),
+            ));
+        }
+        let largest_body = self
+            .limits
+            .max_envelope_body_size
+            .0
+            .max(self.limits.max_store_body_size.0);
+        if self.limits.max_body_bytes_in_flight.0 < largest_body {
+            return Err(invalid(
+                "limits.max_body_bytes_in_flight",
+                format!(
+                    "{} bytes is less than one request body may be ({largest_body} bytes, max_envelope_body_size)",
+                    self.limits.max_body_bytes_in_flight.0
+                ),
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log)

@@ -293,18 +293,20 @@ async fn read_body(
     rate: BodyRate,
 ) -> Result<Vec<u8>, IntakeError> {
     let mut body = BodyReader::new(body, rate);
-    let mut out = Vec::new();
+    // The pieces as they came, joined once at the end: a body still arriving holds what it
+    // sent and no more (a growing buffer would hold up to twice that).
+    let mut pieces = Vec::new();
     while let Some(data) = body.data().await {
         let data = data?;
-        if (out.len() + data.len()) as u64 > limit {
-            drop(out);
+        if body.read() > limit {
+            drop(pieces);
             let budget = limit.saturating_mul(DRAIN_FACTOR);
             discard(body, budget).await;
             return Err(IntakeError::TooLarge { name, limit });
         }
-        out.extend_from_slice(&data);
+        pieces.push(data);
     }
-    Ok(out)
+    Ok(pieces.concat())
 }
 
 /// Reads a body without keeping it until `budget` bytes of it have come (counting what was

@@ -106,7 +106,10 @@ impl IntakeError {
             | IntakeError::Body(BodyError::TooLarge { .. }) => 413,
             IntakeError::Body(BodyError::TooSlow { .. }) => 408,
             IntakeError::Decode(DecodeError::UnknownEncoding(_)) => 415,
-            IntakeError::QueueFull | IntakeError::Unavailable(_) | IntakeError::Receive(_) => 503,
+            IntakeError::QueueFull
+            | IntakeError::Unavailable(_)
+            | IntakeError::Receive(_)
+            | IntakeError::Body(BodyError::Busy) => 503,
             IntakeError::RateLimited { .. } | IntakeError::DiskFull => 429,
             IntakeError::Event(NormalizeError::TooDeep { .. }) => 413,
             IntakeError::NotFound | IntakeError::Monitor(_) => 404,
@@ -125,7 +128,9 @@ impl IntakeError {
                     format!("{retry_after}::{}", scope.as_str()),
                 ),
             ],
-            IntakeError::QueueFull => vec![("retry-after", "1".to_string())],
+            IntakeError::QueueFull | IntakeError::Body(BodyError::Busy) => {
+                vec![("retry-after", "1".to_string())]
+            }
             IntakeError::DiskFull => vec![
                 ("retry-after", DISK_FULL_RETRY.to_string()),
                 (

@@ -1,7 +1,9 @@
 //! Copies of the data file. A backup reads one consistent snapshot (a redb read transaction,
-//! which never blocks the writer) and writes it to `DEST/picket.redb` through a partial file
-//! that is renamed into place only when complete, so a failed backup leaves nothing behind.
-//! `check` verifies a file's integrity.
+//! which never blocks the writer) and writes it into an unnamed file in the destination
+//! directory (`O_TMPFILE`), which gets its name `DEST/picket.redb` only once complete: a backup
+//! that fails or is killed midway leaves nothing behind. (On a filesystem without unnamed
+//! files, a `picket.redb.partial` renamed into place when complete, removed on failure and by
+//! the next backup.) `check` verifies a file's integrity.
 
 use std::path::{Path, PathBuf};
 
@@ -81,32 +83,88 @@ pub fn backup(
     let partial = dest.with_extension("redb.partial");
     let _ = std::fs::remove_file(&partial);
     let snapshot = db.begin_read()?;
-    let result = write_copy(&snapshot, &partial, progress);
-    match result {
-        Ok((rows, events)) => {
-            std::fs::rename(&partial, &dest)
-                .map_err(|e| io_error("cannot move the backup into", &dest, e))?;
-            if let Ok(dir) = std::fs::File::open(dest_dir) {
-                let _ = dir.sync_all();
+    let (rows, events) = match unnamed_file(dest_dir) {
+        Some(file) => {
+            use std::os::fd::AsRawFd;
+            let fd = file.as_raw_fd();
+            let backend = redb::backends::FileBackend::new(file)
+                .map_err(|e| io_error("cannot create", dest_dir, e))?;
+            let out = Database::builder()
+                .create_with_backend(backend)
+                .map_err(|e| io_error("cannot create", dest_dir, e))?;
+            let copied = write_copy(&snapshot, &out, progress)?;
+            // The copy is committed (and synced): give it its name.
+            link_unnamed(fd, &dest).map_err(|e| io_error("cannot name the backup", &dest, e))?;
+            drop(out);
+            copied
+        }
+        None => {
+            let copied = Database::create(&partial)
+                .map_err(|e| io_error("cannot create", &partial, e))
+                .and_then(|out| write_copy(&snapshot, &out, progress));
+            match copied {
+                Ok(copied) => {
+                    std::fs::rename(&partial, &dest)
+                        .map_err(|e| io_error("cannot move the backup into", &dest, e))?;
+                    copied
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e);
+                }
             }
-            let bytes = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-            Ok(BackupSummary {
-                path: dest,
-                rows,
-                events,
-                bytes,
-            })
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e)
-        }
+    };
+    if let Ok(dir) = std::fs::File::open(dest_dir) {
+        let _ = dir.sync_all();
+    }
+    let bytes = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+    Ok(BackupSummary {
+        path: dest,
+        rows,
+        events,
+        bytes,
+    })
+}
+
+/// A file in `dir` with no name yet (`O_TMPFILE`), readable by its owner only; `None` where
+/// the filesystem has no such files.
+fn unnamed_file(dir: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .ok()
+}
+
+/// Gives an unnamed file (by its descriptor) the name `dest`.
+fn link_unnamed(fd: std::os::fd::RawFd, dest: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))?;
+    let to = std::ffi::CString::new(dest.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths for the duration of the call.
+    let done = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
 fn write_copy(
     snapshot: &ReadTransaction,
-    partial: &Path,
+    out: &Database,
     progress: Progress<'_>,
 ) -> Result<(u64, u64), StoreError> {
     let mut total = 0;
@@ -116,7 +174,6 @@ fn write_copy(
         };
     }
     for_each_table!(count);
-    let out = Database::create(partial).map_err(|e| io_error("cannot create", partial, e))?;
     let txn = out.begin_write()?;
     let mut done = 0;
     macro_rules! copy_table {

@@ -63,9 +63,14 @@ pub(crate) const ISSUE_EVENTS: TableDefinition<(u64, u64, u64), &[u8]> =
 /// (project, issue, hour since epoch) → events in that hour.
 pub(crate) const ISSUE_HOURS: TableDefinition<(u64, u64, u64), u64> =
     TableDefinition::new("issue_hours");
-/// (project, issue, tag key, tag value) → events with that tag.
+/// (project, issue, tag key, tag value) → events with that tag. At most
+/// [`tables::MAX_TAG_KEYS`] keys and [`tables::MAX_TAG_VALUES`] values per key are kept per
+/// issue; the rest are counted under [`tables::OTHER_TAG`].
 pub(crate) const ISSUE_TAGS: TableDefinition<(u64, u64, &str, &str), u64> =
     TableDefinition::new("issue_tags");
+/// (project, issue, tag key) → how many distinct values of that key the issue keeps.
+pub(crate) const ISSUE_TAG_KEYS: TableDefinition<(u64, u64, &str), u64> =
+    TableDefinition::new("issue_tag_keys");
 /// Arrival sequence → `[project][issue][received secs][event id]` (40 bytes): every stored
 /// event in arrival order, for expiry by age.
 pub(crate) const ARRIVALS: TableDefinition<u64, &[u8]> = TableDefinition::new("arrivals");
@@ -126,6 +131,7 @@ macro_rules! for_each_table {
         $apply!($crate::store::ISSUE_EVENTS);
         $apply!($crate::store::ISSUE_HOURS);
         $apply!($crate::store::ISSUE_TAGS);
+        $apply!($crate::store::ISSUE_TAG_KEYS);
         $apply!($crate::store::ARRIVALS);
         $apply!($crate::store::USERS);
         $apply!($crate::store::FORWARD_OUTBOX);

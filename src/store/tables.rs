@@ -10,9 +10,17 @@ use super::events::{self, EncodedEvent};
 use super::issues::Issue;
 use super::projects::Project;
 use super::{
-    ARRIVALS, EVENT_SEQ, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAGS, ISSUES, META,
-    PROJECTS, StoreError, decode, encode,
+    ARRIVALS, EVENT_SEQ, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAG_KEYS,
+    ISSUE_TAGS, ISSUES, META, PROJECTS, StoreError, decode, encode,
 };
+
+/// Tag keys kept per issue; further keys are counted under [`OTHER_TAG`].
+pub const MAX_TAG_KEYS: u64 = 100;
+/// Values kept per tag key of an issue (the first seen); further values are counted under
+/// [`OTHER_TAG`], so an issue's tags stay bounded however many distinct values events carry.
+pub const MAX_TAG_VALUES: u64 = 100;
+/// The key and value that stand for everything past the caps.
+pub const OTHER_TAG: &str = "(other)";
 
 pub struct Tables<'t> {
     arrivals: Table<'t, u64, &'static [u8]>,
@@ -24,6 +32,7 @@ pub struct Tables<'t> {
     issue_events: Table<'t, (u64, u64, u64), &'static [u8]>,
     hours: Table<'t, (u64, u64, u64), u64>,
     tags: Table<'t, (u64, u64, &'static str, &'static str), u64>,
+    tag_keys: Table<'t, (u64, u64, &'static str), u64>,
     attachments: AttachmentRows<'t>,
 }
 
@@ -39,6 +48,7 @@ impl<'t> Tables<'t> {
             issue_events: txn.open_table(ISSUE_EVENTS)?,
             hours: txn.open_table(ISSUE_HOURS)?,
             tags: txn.open_table(ISSUE_TAGS)?,
+            tag_keys: txn.open_table(ISSUE_TAG_KEYS)?,
             attachments: AttachmentRows::open(txn)?,
         })
     }
@@ -257,6 +267,8 @@ impl<'t> Tables<'t> {
         for (k, v) in tags {
             self.tags.remove((project, id, k.as_str(), v.as_str()))?;
         }
+        self.tag_keys
+            .retain_in((project, id, "")..(project, id + 1, ""), |_, _| false)?;
         self.hashes.remove((project, issue.hash.as_slice()))?;
         self.issues.remove((project, id))?;
         if let Some(mut p) = self.project(project)? {
@@ -373,6 +385,9 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
+    /// Counts `n` events with a tag on an issue, within the caps: a value an issue has not
+    /// seen, past [`MAX_TAG_VALUES`] for its key (or a key past [`MAX_TAG_KEYS`]), is counted
+    /// under [`OTHER_TAG`].
     pub fn add_tag(
         &mut self,
         project: u64,
@@ -384,11 +399,54 @@ impl<'t> Tables<'t> {
         let current = self
             .tags
             .get((project, issue, key, value))?
-            .map(|v| v.value())
-            .unwrap_or(0);
+            .map(|v| v.value());
+        let (key, value) = match current {
+            Some(_) => (key, value),
+            None => self.admit_tag(project, issue, key, value)?,
+        };
+        let current = match current {
+            Some(c) => c,
+            None => self
+                .tags
+                .get((project, issue, key, value))?
+                .map_or(0, |v| v.value()),
+        };
         self.tags
             .insert((project, issue, key, value), current + n)?;
         Ok(())
+    }
+
+    /// Where a tag an issue has not counted yet goes: its own row while its key has room,
+    /// else the key's `(other)` value, or `(other)` altogether past the key cap.
+    fn admit_tag<'k>(
+        &mut self,
+        project: u64,
+        issue: u64,
+        key: &'k str,
+        value: &'k str,
+    ) -> Result<(&'k str, &'k str), StoreError> {
+        if key == OTHER_TAG || value == OTHER_TAG {
+            return Ok((key, value));
+        }
+        let distinct = self.tag_keys.get((project, issue, key))?.map(|v| v.value());
+        match distinct {
+            Some(d) if d >= MAX_TAG_VALUES => Ok((key, OTHER_TAG)),
+            Some(d) => {
+                self.tag_keys.insert((project, issue, key), d + 1)?;
+                Ok((key, value))
+            }
+            None => {
+                let keys = self
+                    .tag_keys
+                    .range((project, issue, "")..(project, issue + 1, ""))?
+                    .count() as u64;
+                if keys >= MAX_TAG_KEYS {
+                    return Ok((OTHER_TAG, OTHER_TAG));
+                }
+                self.tag_keys.insert((project, issue, key), 1)?;
+                Ok((key, value))
+            }
+        }
     }
 }
 
@@ -420,5 +478,54 @@ impl ArrivalRecord {
             received: word(16)?,
             id: EventId::from_slice(bytes.get(24..40)?)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issue_keeps_a_bounded_set_of_tags() {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut rows = Tables::open(&txn).unwrap();
+            for event in 0..300u64 {
+                rows.add_tag(1, 7, "browser", "Firefox", 1).unwrap();
+                rows.add_tag(1, 7, "request_id", &format!("r-{event}"), 1)
+                    .unwrap();
+                rows.add_tag(1, 7, &format!("key{event}"), "v", 1).unwrap();
+            }
+        }
+        let tags = super::super::issues::tags(&txn.open_table(ISSUE_TAGS).unwrap(), 1, 7).unwrap();
+        let count = |k: &str, v: &str| {
+            tags.iter()
+                .find(|(key, value, _)| key == k && value == v)
+                .map(|t| t.2)
+        };
+        assert_eq!(
+            count("browser", "Firefox"),
+            Some(300),
+            "a common value is exact"
+        );
+        let request_ids = tags.iter().filter(|t| t.0 == "request_id").count() as u64;
+        assert_eq!(
+            request_ids,
+            MAX_TAG_VALUES + 1,
+            "the first values and (other)"
+        );
+        assert_eq!(count("request_id", OTHER_TAG), Some(300 - MAX_TAG_VALUES));
+        let keys: std::collections::BTreeSet<&str> = tags.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(
+            keys.len() as u64,
+            MAX_TAG_KEYS + 1,
+            "the first keys and (other)"
+        );
+        // Every event is still counted, inside the caps or under (other).
+        let all: u64 = tags.iter().map(|t| t.2).sum();
+        assert_eq!(all, 900);
     }
 }

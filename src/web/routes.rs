@@ -56,6 +56,7 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
                     BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "Too large"),
                     BodyError::TooSlow { .. } => (StatusCode::REQUEST_TIMEOUT, "Too slow"),
                     BodyError::Broken(_) => (StatusCode::BAD_REQUEST, "Not received"),
+                    BodyError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "Busy"),
                 };
                 return message(status, Nav::anonymous(), title, &e.to_string());
             }

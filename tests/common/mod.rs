@@ -433,3 +433,45 @@ pub fn parse_time(text: &str) -> f64 {
     let t = chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
     t.timestamp_millis() as f64 / 1000.0
 }
+
+/// Makes an admin and signs in through the UI's form; the session's cookie header.
+pub fn sign_in(server: &Server, email: &str, password: &str) -> String {
+    create_admin(&server.data_dir, email, password);
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let mut form = agent.get(&format!("{}/login", server.url)).call().unwrap();
+    let cookies: Vec<String> = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let page = form.body_mut().read_to_string().unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = page[at..].split('"').next().unwrap();
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("csrf", csrf),
+            ("next", "/"),
+            ("email", email),
+            ("password", password),
+        ])
+        .finish();
+    let resp = agent
+        .post(&format!("{}/login", server.url))
+        .header("cookie", &cookies.join("; "))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "sign-in failed");
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .chain(cookies)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
