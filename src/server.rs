@@ -45,6 +45,9 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Open(StoreError),
+    /// Damage to the data file found while serving: a restart cannot repair it.
+    #[error("{}", StoreError::Damaged(.0.clone()))]
+    Damaged(String),
     #[error(
         "{} is in use by another picket server (its control socket answers): stop that one first, or give this one another --data-dir",
         .0.display()
@@ -74,7 +77,8 @@ impl ServeError {
             ServeError::Listen { .. }
             | ServeError::Outbound(_)
             | ServeError::Mail(_)
-            | ServeError::InUse(_) => true,
+            | ServeError::InUse(_)
+            | ServeError::Damaged(_) => true,
             ServeError::Open(e) => !matches!(e, StoreError::Locked { .. }),
             ServeError::Store { what, .. } => *what == FIRST_START,
             _ => false,
@@ -393,13 +397,32 @@ pub fn run(
                 )
             })
         };
+        // Every page read once in the background: damage the open did not meet stops the
+        // server (status 78) before the writer trips over it.
+        let scanned = db.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            match store::scan(&scanned) {
+                Ok(rows) => tracing::info!(
+                    "data file read through: {rows} rows in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(StoreError::Damaged(detail)) => store::report_damage(&detail),
+                Err(e) => tracing::warn!("reading the data file through failed: {e}"),
+            }
+        });
         println!("picket: listening on http://{http_addr}");
         tracing::info!(
             "serving {} from {}",
             config.base_url(),
             store::file_in(&config.data_dir).display()
         );
-        supervisor::stopped(&mut stop_rx.clone()).await;
+        // Runs until told to stop, or until the data file turns out to be damaged.
+        let mut stopping = stop_rx.clone();
+        let damaged = tokio::select! {
+            _ = supervisor::stopped(&mut stopping) => None,
+            detail = damage_found() => Some(detail),
+        };
         // A write waiting for disk space gives up: the server is stopping.
         store::backend::stop_waiting();
         let _ = http_worker.await;
@@ -417,7 +440,10 @@ pub fn run(
                 tracing::warn!("the HTTP worker still runs; not waiting for requests in flight")
             }
         }
-        Ok::<_, ServeError>(())
+        match damaged {
+            Some(detail) => Err(ServeError::Damaged(detail)),
+            None => Ok::<_, ServeError>(()),
+        }
     });
     signals.close();
     let _ = std::fs::remove_file(&socket);
@@ -430,6 +456,16 @@ pub fn run(
     }
     tracing::info!("stopped");
     served
+}
+
+/// Resolves when damage to the data file has been reported (by the writer or the scan).
+async fn damage_found() -> String {
+    loop {
+        if let Some(detail) = store::damage() {
+            return detail.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// How long startup waits for a management command that holds the data file to finish.

@@ -748,7 +748,8 @@ fn high_cardinality_tags_stay_within_the_disk_budget_and_a_killed_backup_leaves_
 
     // A backup killed midway leaves nothing in its destination; one that finished is whole.
     let data_dir = server.data_dir.clone();
-    assert!(server.stop().success());
+    let _kept = server.stop_keeping_data();
+    assert!(data_dir.join("picket.redb").exists());
     let dest = tempfile::tempdir().unwrap();
     for delay_ms in [5, 20, 50, 100, 200] {
         let target = dest.path().join(format!("after-{delay_ms}ms"));
@@ -780,4 +781,57 @@ fn high_cardinality_tags_stay_within_the_disk_budget_and_a_killed_backup_leaves_
             other => panic!("a killed backup left {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_damaged_data_file_stops_picket_with_78_and_check_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&dir.path().join("data"), &[]);
+    let send = sender(&server);
+    for n in 0..400u64 {
+        let pad: String = (0..64)
+            .map(|i| format!("{:016x}", (n * 131 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+            .collect();
+        send(&json!({"message": format!("filler {}", n % 5), "extra": {"pad": pad}}).to_string());
+    }
+    let data_dir = server.data_dir.clone();
+    assert!(server.stop().success());
+    // 64 KiB of noise in the middle of the file, as a failing disk or a stray write would.
+    let file = data_dir.join("picket.redb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for b in &mut bytes[middle..middle + 65536] {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        *b = seed as u8;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+
+    // `picket start` gives up with 78 at once, saying what to do, instead of restarting.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
+        .env_remove("PICKET_CONFIG")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(took < Duration::from_secs(10), "gave up after {took:?}");
+    assert!(
+        said.contains("damaged") && said.contains("picket check") && said.contains("backup"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("restarting in"),
+        "the watchdog restarted it: {said}"
+    );
+    // `picket check` says the same, and fails.
+    let check = common::cli(&data_dir, &["check"]);
+    assert_ne!(check.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("damaged"));
 }

@@ -115,7 +115,12 @@ fn health(state: &Intake) -> Response<Body> {
         .stats()
         .running
         .load(std::sync::atomic::Ordering::SeqCst);
-    let (status, text) = if !running {
+    let (status, text) = if crate::store::damage().is_some() {
+        (
+            503,
+            "the data file is damaged: see the log; run picket check\n",
+        )
+    } else if !running {
         (503, "writer not running\n")
     } else if crate::store::backend::waiting_for_space().is_some() {
         (503, "the disk is full: the writer waits for space\n")
@@ -597,6 +602,11 @@ impl Intake {
             .map_err(|refusal| IntakeError::Rejected(refusal.as_str()))?;
         if self.disk.low() {
             return Err(IntakeError::DiskFull);
+        }
+        if let Some(detail) = crate::store::damage() {
+            return Err(IntakeError::Unavailable(
+                StoreError::Damaged(detail.to_string()).to_string(),
+            ));
         }
         let limit = key.rate_limit.unwrap_or(self.default_key_limit);
         self.limiter

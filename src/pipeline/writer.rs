@@ -184,7 +184,17 @@ impl Writer {
         for (sessions, _) in &batch.sessions {
             extra.count_sessions(sessions);
         }
-        match self.commit_batch(&arrivals, &feedback, extra) {
+        // A page redb cannot read may stop it with a panic (debug builds always do): that is
+        // a damaged file, reported like the Corrupted error release builds return.
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.commit_batch(&arrivals, &feedback, extra)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(StoreError::Damaged(crate::store::panic_detail(
+                panic.as_ref(),
+            )))
+        });
+        match committed {
             Ok((acks, feedback_acks, committed)) => {
                 let touched: Vec<(u64, u64)> =
                     committed.iter().map(|(_, i)| (i.project, i.id)).collect();
@@ -210,6 +220,9 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!("writing a batch of {} records failed: {e}", batch.len());
+                if let StoreError::Damaged(detail) = &e {
+                    crate::store::report_damage(detail);
+                }
                 self.cache.clear();
                 self.feedback_waiting = u64::MAX;
                 let replies = batch.events.into_iter().map(|(_, reply)| reply);

@@ -208,13 +208,21 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
             path.display()
         )));
     }
-    let mut db = Database::open(&path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
-        other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
-    })?;
-    let ok = db
-        .check_integrity()
-        .map_err(|e| StoreError::Db(e.to_string()))?;
+    // A damaged file may stop redb with a panic (debug builds always do): that is the answer.
+    let checked = std::panic::catch_unwind(|| {
+        let mut db = Database::open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                StoreError::Damaged(detail)
+            }
+            other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
+        })?;
+        let ok = db.check_integrity()?;
+        let read = super::scan(&db)?;
+        Ok::<_, StoreError>((db, ok, read))
+    })
+    .unwrap_or_else(|panic| Err(StoreError::Damaged(super::panic_detail(panic.as_ref()))));
+    let (db, ok, _) = checked?;
     let txn = db.begin_read()?;
     Ok(CheckReport {
         ok,

@@ -194,6 +194,13 @@ pub enum StoreError {
     Corrupt { table: &'static str, cause: String },
     #[error("storage error: {0}")]
     Db(String),
+    /// The file is not what redb wrote: a page fails its structure (a disk error, or a change
+    /// made outside picket).
+    #[error(
+        "the data file is damaged ({0}): stop picket, run `picket check`, and restore the file \
+         from a backup (README, \"Retention and backups\", restore procedure)"
+    )]
+    Damaged(String),
     #[error("the writer has stopped")]
     WriterGone,
 }
@@ -202,7 +209,10 @@ macro_rules! db_error {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.to_string())
+                match redb::Error::from(e) {
+                    redb::Error::Corrupted(detail) => StoreError::Damaged(detail),
+                    other => StoreError::Db(other.to_string()),
+                }
             }
         }
     )*};
@@ -212,13 +222,69 @@ db_error!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::DatabaseError
 );
 
-impl From<redb::DatabaseError> for StoreError {
-    fn from(e: redb::DatabaseError) -> Self {
-        StoreError::Db(e.to_string())
+/// Damage to the data file found while serving (the first report).
+static DAMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records that the data file is damaged; the server then stops with status 78 and `/health`
+/// and intake say why.
+pub fn report_damage(detail: &str) {
+    if DAMAGE.set(detail.to_string()).is_ok() {
+        tracing::error!("{}", StoreError::Damaged(detail.to_string()));
     }
+}
+
+/// The damage found in the data file, if any.
+pub fn damage() -> Option<&'static str> {
+    DAMAGE.get().map(String::as_str)
+}
+
+/// Reads every row of every table once, as a check that the file is what redb wrote: a page
+/// that is not comes back as [`StoreError::Damaged`]. The rows read. Runs on a snapshot, so it
+/// never blocks the writer; the server runs it in the background at start.
+pub fn scan(db: &Database) -> Result<u64, StoreError> {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        txn: &redb::ReadTransaction,
+        def: TableDefinition<K, V>,
+    ) -> Result<u64, StoreError> {
+        use redb::ReadableTable;
+        let table = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut rows = 0;
+        for row in table.iter()? {
+            let (k, v) = row?;
+            std::hint::black_box((k.value(), v.value()));
+            rows += 1;
+        }
+        Ok(rows)
+    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let txn = db.begin_read()?;
+        let mut rows = 0;
+        macro_rules! read {
+            ($def:path) => {
+                rows += table(&txn, $def)?;
+            };
+        }
+        for_each_table!(read);
+        Ok(rows)
+    }))
+    .unwrap_or_else(|panic| Err(StoreError::Damaged(panic_detail(panic.as_ref()))))
+}
+
+/// What a panic inside redb said, for a damage report.
+pub fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "redb stopped on a page it could not read".into())
 }
 
 /// Encodes a record as MessagePack with field names.
@@ -328,18 +394,25 @@ pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
         .open(&path)
         .map_err(|e| cannot(&e))?;
     let backend = backend::PatientFile::new(file).map_err(|e| cannot(&e))?;
-    Database::builder()
-        .set_cache_size(CACHE_BYTES)
-        .create_with_backend(backend)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
-            redb::DatabaseError::Storage(redb::StorageError::Io(io))
-                if io.kind() == std::io::ErrorKind::WouldBlock =>
-            {
-                StoreError::Locked { path: path.clone() }
-            }
-            other => cannot(&other),
-        })
+    // redb may stop with a panic on a page that is not what it wrote (debug builds always do).
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(backend)
+    }))
+    .map_err(|panic| StoreError::Damaged(panic_detail(panic.as_ref())))?;
+    opened.map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::WouldBlock =>
+        {
+            StoreError::Locked { path: path.clone() }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+            StoreError::Damaged(detail)
+        }
+        other => cannot(&other),
+    })
 }
 
 pub fn schema_version(db: &Database) -> Result<Option<u64>, StoreError> {

@@ -184,6 +184,15 @@ impl Server {
             .expect("picket did not stop within 20 s after SIGTERM")
     }
 
+    /// Stops the server with SIGTERM and keeps its data directory: the directory that owns
+    /// it (deleted when that is dropped), if the server made it.
+    pub fn stop_keeping_data(mut self) -> Option<tempfile::TempDir> {
+        let dir = self._dir.take();
+        let status = self.stop();
+        assert!(status.success(), "picket stopped with {status}");
+        dir
+    }
+
     /// Kills the server with SIGKILL.
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
