@@ -158,7 +158,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check { json } => {
             let config = load_config(&cli, None)?;
-            let report = store::backup::check(&config.data_dir)?;
+            let report = store::backup::check(&config.data_dir).map_err(|e| match e {
+                store::StoreError::Locked { path } => anyhow!(
+                    "{} is in use by a running picket: check reads the file itself, so stop the server first (picket stop), or check a backup (picket backup DIR, then picket --data-dir DIR check)",
+                    path.display()
+                ),
+                other => other.into(),
+            })?;
             print(*json, &report, render::check);
             if !report.ok {
                 bail!("the data file failed its integrity check");

@@ -266,6 +266,7 @@ pub fn run(
         workers: workers.clone(),
         intake: intake.clone(),
         http_addr: http_addr.to_string(),
+        data_file: store::file_in(&config.data_dir),
         udp_addr,
     });
     let handle = Handle {

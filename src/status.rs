@@ -23,6 +23,11 @@ pub struct StatusReport {
     pub uptime_seconds: u64,
     pub http_addr: String,
     pub udp_addr: Option<String>,
+    /// The data file and its size in bytes.
+    #[serde(default)]
+    pub data_file: String,
+    #[serde(default)]
+    pub data_file_bytes: u64,
     pub workers: Vec<WorkerReport>,
     pub queue_depth: u64,
     /// Since when the writer waits for disk space (the disk holding the data file is full),
@@ -94,6 +99,8 @@ pub struct Live {
     /// Where the listeners are, as bound (useful when the config asked for port 0).
     pub http_addr: String,
     pub udp_addr: Option<String>,
+    /// The data file, whose size the status shows.
+    pub data_file: std::path::PathBuf,
 }
 
 impl Live {
@@ -109,6 +116,8 @@ impl Live {
             uptime_seconds: self.started.elapsed().as_secs(),
             http_addr: self.http_addr.clone(),
             udp_addr: self.udp_addr.clone(),
+            data_file: self.data_file.display().to_string(),
+            data_file_bytes: std::fs::metadata(&self.data_file).map_or(0, |m| m.len()),
             workers: self
                 .workers
                 .snapshot()

@@ -237,6 +237,18 @@ fn an_operator_starts_and_stops_picket_and_it_refuses_what_it_cannot_serve() {
     assert_eq!(second.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&second.stderr).contains("in use"));
 
+    // The status says where it listens and how large its file is.
+    let status = cli(&server.data_dir, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!("listening: {}", server.url)),
+        "{text}"
+    );
+    assert!(
+        text.contains("data file: ") && text.contains("picket.redb ("),
+        "{text}"
+    );
+
     // `picket stop` stops the server and its watchdog, and says so.
     let stopped = cli(&server.data_dir, &["stop"]);
     assert!(

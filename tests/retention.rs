@@ -254,7 +254,15 @@ fn an_online_backup_holds_every_event_acknowledged_before_it_began() {
     // check refuses the live file rather than reading it under the server.
     let live = server.cli(&["check"]);
     assert_eq!(live.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&live.stderr).contains("in use"));
+    let said = String::from_utf8_lossy(&live.stderr);
+    assert!(
+        said.contains("in use") && said.contains("stop the server first"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("while it runs"),
+        "check cannot run through the socket: {said}"
+    );
 }
 
 /// A size-limited tmpfs mounted for one test, unmounted when dropped.

@@ -308,6 +308,11 @@ pub fn status(r: &StatusReport) -> String {
         out += &format!(", udp {udp}");
     }
     out += "\n";
+    out += &format!(
+        "data file: {} ({:.1} MB)\n",
+        r.data_file,
+        r.data_file_bytes as f64 / 1e6
+    );
     if let Some(since) = &r.disk_full_since {
         out += &format!(
             "writer: WAITING FOR DISK SPACE since {since} (the disk holding the data file is full; intake refuses events until space is freed)\n"
