@@ -55,6 +55,19 @@ fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The running server's status, through its control socket; an error when none runs.
+fn running_status(cli: &Cli) -> anyhow::Result<picket::status::StatusReport> {
+    let config = load_config(cli, None)?;
+    manage::socket::ask_server(&config.data_dir, manage::status::Status, &|_, _| {})
+        .ok_or_else(|| {
+            anyhow!(
+                "no picket server is running on {}",
+                config.data_dir.display()
+            )
+        })?
+        .map_err(Into::into)
+}
+
 fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
     Ok(Config::load(&overrides(cli, serve))?)
 }
@@ -177,15 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stop { timeout } => {
-            let config = load_config(&cli, None)?;
-            let status =
-                manage::socket::ask_server(&config.data_dir, manage::status::Status, &|_, _| {})
-                    .ok_or_else(|| {
-                    anyhow!(
-                        "no picket server is running on {}",
-                        config.data_dir.display()
-                    )
-                })??;
+            let status = running_status(&cli)?;
             let pid = status.pid;
             // The watchdog of `picket start` stops with its server; stopping only the server
             // would look like a crash to it.
@@ -203,15 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { json } => {
-            let config = load_config(&cli, None)?;
-            let answer =
-                manage::socket::ask_server(&config.data_dir, manage::status::Status, &|_, _| {})
-                    .ok_or_else(|| {
-                    anyhow!(
-                        "no picket server is running on {}",
-                        config.data_dir.display()
-                    )
-                })??;
+            let answer = running_status(&cli)?;
             print(*json, &answer, render::status);
             Ok(())
         }

@@ -224,16 +224,7 @@ fn management_without_a_server_works_on_the_file() {
 fn an_operator_starts_and_stops_picket_and_it_refuses_what_it_cannot_serve() {
     let server = Server::start();
     // A second server on the same data directory gives up at once with 78 (in use).
-    let second = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
-        .env_remove("PICKET_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let second = second.wait_with_output().unwrap();
+    let second = common::start_expecting_exit(&server.data_dir);
     assert_eq!(second.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&second.stderr).contains("in use"));
 
@@ -263,15 +254,7 @@ fn an_operator_starts_and_stops_picket_and_it_refuses_what_it_cannot_serve() {
     // A data file of 0 bytes is refused, not made into a new store.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("picket.redb"), b"").unwrap();
-    let empty = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
-        .env_remove("PICKET_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let empty = common::start_expecting_exit(dir.path());
     assert_eq!(empty.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("empty (0 bytes)"));
     assert_eq!(

@@ -290,6 +290,30 @@ impl SmallDisk {
     }
 }
 
+impl SmallDisk {
+    /// Starts picket with its data directory on this disk and `toml` as its config.
+    fn serve(&self, toml: &str) -> Server {
+        let config = self._dir.path().join("picket.toml");
+        std::fs::write(&config, format!("udp_addr = \"\"\n{toml}")).unwrap();
+        Server::start_in(
+            &self.path.join("data"),
+            &["--config", config.to_str().unwrap()],
+        )
+    }
+}
+
+/// `len` characters of base32 noise from a xorshift state: text zstd cannot shrink much.
+fn noise(seed: &mut u64, len: usize) -> String {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            char::from(b"0123456789abcdefghijklmnopqrstuv"[(*seed % 32) as usize])
+        })
+        .collect()
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
@@ -302,16 +326,7 @@ impl Drop for SmallDisk {
 #[test]
 fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
     let disk = SmallDisk::mount("64m");
-    let config = disk._dir.path().join("picket.toml");
-    std::fs::write(
-        &config,
-        "udp_addr = \"\"\n[retention]\nmin_free_disk = \"16MiB\"\n",
-    )
-    .unwrap();
-    let server = Server::start_in(
-        &disk.path.join("data"),
-        &["--config", config.to_str().unwrap()],
-    );
+    let server = disk.serve("[retention]\nmin_free_disk = \"16MiB\"\n");
     let filler = disk.path.join("filler");
     std::fs::write(&filler, vec![7u8; 36 << 20]).unwrap();
 
@@ -319,22 +334,12 @@ fn intake_refuses_before_the_disk_fills_and_resumes_when_space_returns() {
     let url = common::store_url(&server, &project);
     let agent = common::agent();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut noise = || {
-        (0..15_000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b"0123456789abcdefghijklmnopqrstuv"[(seed % 32) as usize])
-            })
-            .collect::<String>()
-    };
     let mut acked = Vec::new();
     let mut refused = None;
     for n in 0..200 {
         // Strings are cut at max_string_length, so the bulk comes as many of them.
         let extra: serde_json::Map<String, Value> = (0..20)
-            .map(|i| (format!("blob{i}"), json!(noise())))
+            .map(|i| (format!("blob{i}"), json!(noise(&mut seed, 15_000))))
             .collect();
         let body = json!({"message": format!("bulky {n}"), "extra": extra}).to_string();
         let mut resp = agent.post(&url).send(body.as_bytes()).unwrap();
@@ -589,17 +594,8 @@ fn the_file_stays_within_max_disk_and_counts_stay_whole() {
 #[test]
 fn a_full_disk_makes_the_writer_wait_and_it_goes_on_once_space_is_freed() {
     let disk = SmallDisk::mount("48m");
-    let config = disk._dir.path().join("picket.toml");
     // No free-space guard: the writer itself meets ENOSPC.
-    std::fs::write(
-        &config,
-        "udp_addr = \"\"\n[retention]\nmin_free_disk = \"0\"\n",
-    )
-    .unwrap();
-    let server = Server::start_in(
-        &disk.path.join("data"),
-        &["--config", config.to_str().unwrap()],
-    );
+    let server = disk.serve("[retention]\nmin_free_disk = \"0\"\n");
     let pid = server.status()["pid"].as_u64().unwrap();
     // Fill what the data file leaves of the disk.
     let filler = disk.path.join("filler");
@@ -623,17 +619,7 @@ fn a_full_disk_makes_the_writer_wait_and_it_goes_on_once_space_is_freed() {
                 break;
             }
             let extra: serde_json::Map<String, Value> = (0..20)
-                .map(|i| {
-                    let blob: String = (0..15_000)
-                        .map(|_| {
-                            seed ^= seed << 13;
-                            seed ^= seed >> 7;
-                            seed ^= seed << 17;
-                            char::from(b"0123456789abcdefghijklmnopqrstuv"[(seed % 32) as usize])
-                        })
-                        .collect();
-                    (format!("blob{i}"), json!(blob))
-                })
+                .map(|i| (format!("blob{i}"), json!(noise(&mut seed, 15_000))))
                 .collect();
             let body = json!({"message": format!("bulky {n}"), "extra": extra}).to_string();
             let Ok(mut resp) = agent.post(&url).send(body.as_bytes()) else {
@@ -819,13 +805,7 @@ fn a_damaged_data_file_stops_picket_with_78_and_check_says_so() {
 
     // `picket start` gives up with 78 at once, saying what to do, instead of restarting.
     let started = std::time::Instant::now();
-    let out = std::process::Command::new(common::BIN)
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
-        .env_remove("PICKET_CONFIG")
-        .output()
-        .unwrap();
+    let out = common::start_expecting_exit(&data_dir);
     let took = started.elapsed();
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{said}");

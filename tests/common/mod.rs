@@ -237,6 +237,21 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::
     None
 }
 
+/// Runs `picket start` where it is expected to give up (a bad or busy data directory) and
+/// returns its output once it has exited.
+pub fn start_expecting_exit(data_dir: &Path) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["start", "--http-addr", "127.0.0.1:0", "--udp-addr", ""])
+        .env_remove("PICKET_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run picket start")
+}
+
 pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("--data-dir")
