@@ -385,7 +385,7 @@ impl AsyncRead for Guarded {
                 let n = buf.filled().len() - before;
                 if n > 0 {
                     self.progress = Instant::now();
-                    self.conn.bytes_read.fetch_add(n as u64, Ordering::SeqCst);
+                    self.conn.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 Poll::Ready(result)
             }
@@ -582,8 +582,12 @@ where
     /// The next piece of data; `None` at the end of the body.
     pub async fn data(&mut self) -> Option<Result<Bytes, BodyError>> {
         loop {
-            let next = self.body.frame();
-            let frame = if self.rate.min_rate == 0 {
+            let mut next = self.body.frame();
+            // A frame already received (most bodies, whole in the first read) needs no timer.
+            let ready = futures_util::FutureExt::now_or_never(&mut next);
+            let frame = if let Some(frame) = ready {
+                frame
+            } else if self.rate.min_rate == 0 {
                 next.await
             } else {
                 let allowed = self.rate.grace

@@ -369,6 +369,89 @@ fn stalled_uploads_cannot_pin_unbounded_memory() {
     assert!(busy >= 20, "only {busy} uploads were answered 503");
     c.healthy();
     drop(stalled);
+
+    // The same over one HTTP/2 connection: 64 streams each send 4 MiB and stall.
+    std::thread::sleep(Duration::from_secs(1));
+    let baseline = rss_mib(&server);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("{}/api/1/envelope/?sentry_key={key}", server.url);
+    let (answers, held) = runtime.block_on(stall_http2_streams(&addr, &url, 64));
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = rss_mib(&server).saturating_sub(baseline);
+    assert!(
+        grown < 100,
+        "64 stalled HTTP/2 streams grew the server by {grown} MiB"
+    );
+    let busy = runtime.block_on(async {
+        let mut busy = 0;
+        for answer in answers {
+            if let Ok(Ok(Ok(status))) =
+                tokio::time::timeout(Duration::from_millis(500), answer).await
+                && status == 503
+            {
+                busy += 1;
+            }
+        }
+        busy
+    });
+    assert!(busy >= 20, "only {busy} HTTP/2 uploads were answered 503");
+    c.healthy();
+    drop(held);
+}
+
+type StalledBody = http_body_util::StreamBody<
+    std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+                > + Send,
+        >,
+    >,
+>;
+
+/// Opens one HTTP/2 connection (prior knowledge) and starts `n` uploads on it that send
+/// 4 MiB each and then stall. The status each is answered with (when it is), and what keeps
+/// the uploads open.
+async fn stall_http2_streams(
+    addr: &str,
+    url: &str,
+    n: usize,
+) -> (
+    Vec<tokio::task::JoinHandle<Result<u16, hyper::Error>>>,
+    Vec<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let (mut answers, mut held) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+            let data = rx.recv().await?;
+            Some((Ok(hyper::body::Frame::data(data)), rx))
+        });
+        let body: StalledBody = http_body_util::StreamBody::new(Box::pin(frames));
+        let request = hyper::Request::post(url)
+            .header("content-type", "application/x-sentry-envelope")
+            .body(body)
+            .unwrap();
+        let mut sender = sender.clone();
+        answers.push(tokio::spawn(async move {
+            sender.ready().await?;
+            Ok(sender.send_request(request).await?.status().as_u16())
+        }));
+        tx.send(bytes::Bytes::from(vec![b' '; 4 << 20]))
+            .await
+            .unwrap();
+        held.push(tx);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (answers, held)
 }
 
 #[test]
