@@ -588,8 +588,12 @@ fn first_start(db: &Database, config: &Config) -> Result<(), StoreError> {
         "picket: its DSN is {}",
         config.dsn(&key.public_key, project.id)
     );
+    // Named in full: run from another directory, a bare `picket createsuperuser` would look
+    // for a data file that is not there.
+    let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
     println!(
-        "picket: create the first admin user with: picket createsuperuser --email you@example.com"
+        "picket: create the first admin user with: picket --data-dir {} createsuperuser --email you@example.com",
+        data_dir.display()
     );
     Ok(())
 }
