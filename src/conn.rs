@@ -116,10 +116,6 @@ impl Gate {
         }
     }
 
-    pub fn limits(&self) -> &GateLimits {
-        &self.limits
-    }
-
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -318,20 +314,20 @@ impl Drop for InFlight {
 pub struct Guarded {
     stream: Option<TcpStream>,
     conn: Arc<Conn>,
-    limits: GateLimits,
+    gate: Arc<Gate>,
     progress: Instant,
     timer: Pin<Box<Sleep>>,
     timed_out: bool,
 }
 
 impl Guarded {
-    pub fn new(stream: TcpStream, conn: Arc<Conn>, limits: GateLimits) -> Guarded {
+    pub fn new(stream: TcpStream, conn: Arc<Conn>, gate: Arc<Gate>) -> Guarded {
         let now = Instant::now();
         Guarded {
             stream: Some(stream),
             conn,
-            timer: Box::pin(tokio::time::sleep_until(now + limits.header_timeout)),
-            limits,
+            timer: Box::pin(tokio::time::sleep_until(now + gate.limits.header_timeout)),
+            gate,
             progress: now,
             timed_out: false,
         }
@@ -343,8 +339,9 @@ impl Guarded {
     }
 
     fn deadline(&self) -> Instant {
-        let idle = self.progress + self.limits.idle_timeout;
-        match self.conn.quiet_deadline(&self.limits) {
+        let limits = &self.gate.limits;
+        let idle = self.progress + limits.idle_timeout;
+        match self.conn.quiet_deadline(limits) {
             Some(quiet) => idle.min(quiet),
             None => idle,
         }

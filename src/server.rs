@@ -736,7 +736,7 @@ async fn accept_loop(
                 Ok::<_, std::convert::Infallible>(resp)
             }
         });
-        let stream = Guarded::new(stream, conn.clone(), gate.limits().clone());
+        let stream = Guarded::new(stream, conn.clone(), gate.clone());
         let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let served = graceful.watch(served.into_owned());
         let gate = gate.clone();

@@ -96,10 +96,7 @@ fn server_mailing_to(smtp_port: u16, extra_toml: &str) -> Server {
 
 /// Sends events through sentry-sdk: each `(message, times)` that many times.
 fn send(server: &Server, events: &[(&str, usize)]) {
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     let calls: Vec<String> = events
         .iter()
         .map(|(m, n)| {

@@ -194,10 +194,7 @@ fn sentry_cli_makes_releases_and_deploys_and_sends_events() {
     );
 
     // send-event goes through the DSN, and the event counts for its release.
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     let out = Command::new(sentry_cli())
         .args([
             "send-event",
@@ -257,10 +254,7 @@ fn sentry_cli_makes_releases_and_deploys_and_sends_events() {
 fn the_read_api_answers_as_gitlab_and_grafana_read_it() {
     let server = Server::start();
     let secret = server.token(&["grafana"]);
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     python_error(&dsn, "basket-42", "shop@1.0");
     python_error(&dsn, "basket-42", "shop@1.1");
 
@@ -435,10 +429,7 @@ fn tokens_reach_only_what_their_user_may_and_what_their_scopes_allow() {
     let other = server.project("payments");
     server.json(&["user", "create", "member@example.com"]);
     server.json(&["project", "member", "default", "member@example.com"]);
-    let default_dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let default_dsn = server.dsn();
     python_error(&default_dsn, "mine", "1.0");
     python_error(other["dsn"].as_str().unwrap(), "theirs", "1.0");
     let admin = server.token(&["admin"]);

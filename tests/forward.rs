@@ -46,10 +46,7 @@ fn an_edge_delivers_every_acknowledged_event_once_across_an_outage_and_a_sigkill
     let central_data = central_dir.path().join("data");
     let addr = format!("127.0.0.1:{}", common::free_port());
     let central = Server::start_in(&central_data, &["--http-addr", &addr]);
-    let central_dsn = central.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let central_dsn = central.dsn();
     assert!(central.stop().success());
 
     let edge = Server::start_with_config("[forward]\nmax_pending_age = \"1h\"\n", &[]);
@@ -212,10 +209,7 @@ fn envelope_id(body: &str) -> String {
 fn edge_for(upstream: &Upstream, toml: &str) -> (Server, String) {
     let edge = Server::start_with_config(toml, &[]);
     edge.json(&["project", "forward", "default", &upstream.dsn]);
-    let dsn = edge.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = edge.dsn();
     (edge, dsn)
 }
 

@@ -32,10 +32,7 @@ fn by_message<'a>(list: &'a [Value], message: &str) -> &'a Value {
 #[test]
 fn feedback_from_the_node_sdk_is_stored_and_linked_to_its_issue() {
     let server = Server::start();
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     let sent = run_client(
         Path::new("node"),
         &node_clients().join("feedback_node.js"),
@@ -184,10 +181,7 @@ fn the_crash_report_dialog_serves_its_form_and_stores_what_it_posts() {
 #[test]
 fn the_browser_sdk_sends_feedback_and_the_report_dialog_works_in_chromium() {
     let server = Server::start();
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     common::create_admin(
         &server.data_dir,
         "admin@example.com",
@@ -267,10 +261,7 @@ json.dump(ids, sys.stdout)
 #[test]
 fn attachments_from_sentry_sdk_read_back_identical_through_the_cli_and_the_ui() {
     let server = Server::start_with_config("[limits]\nmax_attachment_size = \"2MiB\"\n", &[]);
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     let ids: Value = serde_json::from_str(&common::run_python(ATTACHMENTS_PY, &dsn)).unwrap();
     let with = ids["with"].as_str().unwrap();
 
@@ -551,10 +542,7 @@ sentry_sdk.flush(timeout=10)
 #[test]
 fn what_the_sdk_discarded_and_what_picket_does_not_keep_are_counted() {
     let server = Server::start();
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     common::run_python(CLIENT_REPORTS_PY, &dsn);
     // sentry-sdk's client report says its before_send dropped three errors; the transaction
     // reached picket, which does not keep transactions, and says so.
@@ -599,10 +587,7 @@ sentry_sdk.flush(timeout=10)
 #[test]
 fn sessions_from_sentry_sdk_give_the_crash_free_rates() {
     let server = Server::start();
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     common::run_python(SESSIONS_PY, &dsn);
     let releases = server.json(&["releases", "default"]);
     let release = releases

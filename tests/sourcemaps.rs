@@ -10,10 +10,7 @@ use serde_json::{Value, json};
 
 /// Runs the browser flow for a build variant; the id of the event it sent.
 fn flow(server: &Server, token: &str, workdir: &std::path::Path, variant: &str) -> String {
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     let workdir = workdir.to_string_lossy();
     let printed = common::run_node(
         "sourcemap_flow.js",

@@ -110,13 +110,6 @@ fn tail_once(dsn: &str, state: &Path, files: &[&Path]) -> Output {
     out
 }
 
-fn dsn_of(server: &Server) -> String {
-    server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn issues(server: &Server) -> Vec<Value> {
     server
         .json(&["issues", "default", "--status", "all"])
@@ -148,7 +141,7 @@ fn php_errors_become_grouped_issues_and_runs_resume_where_they_stopped() {
         php.run(script);
     }
     let server = Server::start();
-    let dsn = dsn_of(&server);
+    let dsn = server.dsn();
     let state = php.dir.path().join("state.json");
     let out = tail_once(&dsn, &state, &[&php.log]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("13 entries delivered"));
@@ -290,7 +283,7 @@ fn a_killed_run_and_a_server_outage_lose_and_repeat_nothing() {
     let data = dir.path().join("data");
     let addr = format!("127.0.0.1:{}", common::free_port());
     let server = Server::start_in(&data, &["--http-addr", &addr]);
-    let dsn = dsn_of(&server);
+    let dsn = server.dsn();
     let state = php.dir.path().join("state.json");
 
     let mut child = Command::new(common::BIN)
@@ -336,7 +329,7 @@ fn an_overlapping_run_exits_at_once_and_says_so() {
     let php = Php::new();
     php.run("errors.php");
     let server = Server::start();
-    let dsn = dsn_of(&server);
+    let dsn = server.dsn();
     let state = php.dir.path().join("state.json");
     let mut follower = Command::new(common::BIN)
         .args(["tail", "--dsn", &dsn, "--state"])
@@ -386,7 +379,7 @@ fn bad_dsns_and_unreadable_files_are_reported() {
         std::os::unix::fs::PermissionsExt::from_mode(0o000),
     )
     .unwrap();
-    let out = tail(&dsn_of(&server), &state, &[&unreadable], &["--once"]);
+    let out = tail(&server.dsn(), &state, &[&unreadable], &["--once"]);
     std::fs::set_permissions(
         &missing_dir,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -399,7 +392,7 @@ fn bad_dsns_and_unreadable_files_are_reported() {
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
     }
-    let dsn = dsn_of(&server);
+    let dsn = server.dsn();
     let (scheme, rest) = dsn.split_once("://").unwrap();
     let location = rest.split_once('@').unwrap().1;
     let wrong_key = format!("{scheme}://0123456789abcdef0123456789abcdef@{location}");

@@ -15,10 +15,7 @@ const PASSWORD: &str = "correct horse battery";
 fn a_user_signs_in_reads_an_issue_resolves_it_and_sees_it_regress_in_chromium() {
     let server = Server::start();
     common::create_admin(&server.data_dir, "admin@example.com", PASSWORD);
-    let dsn = server.json(&["project", "list"])[0]["dsn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dsn = server.dsn();
     let shots = tempfile::tempdir().unwrap();
     let dir = common::node_clients();
     assert!(

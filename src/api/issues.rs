@@ -12,7 +12,8 @@ use super::{
 use crate::manage::ManageError;
 use crate::manage::attachments::{AttachmentFetch, AttachmentList, Which};
 use crate::manage::issues::{
-    EventDetail, EventList, IssueDelete, IssuePage, IssueSearch, IssueShow, IssueStatus, IssueView,
+    EventDetail, EventFound, EventList, IssueDelete, IssuePage, IssueSearch, IssueShow,
+    IssueStatus, IssueView,
 };
 use crate::store::issues::StatusChange;
 use crate::store::projects::Project;
@@ -329,11 +330,12 @@ pub(super) async fn event(call: &Call<'_>, id: &str, which: &str) -> Result<Repl
     Ok(Reply::ok(shapes::event(&found.event, &project, issue)))
 }
 
-pub(super) async fn project_event(
+/// A project the caller may see and one of its stored events.
+async fn event_of(
     call: &Call<'_>,
     project: &str,
     event_id: &str,
-) -> Result<Reply, ApiError> {
+) -> Result<(Project, EventFound), ApiError> {
     let project = visible_project(call, project).await?;
     let found = run(
         call,
@@ -343,6 +345,15 @@ pub(super) async fn project_event(
         },
     )
     .await?;
+    Ok((project, found))
+}
+
+pub(super) async fn project_event(
+    call: &Call<'_>,
+    project: &str,
+    event_id: &str,
+) -> Result<Reply, ApiError> {
+    let (project, found) = event_of(call, project, event_id).await?;
     Ok(Reply::ok(shapes::event(
         &found.event,
         &project,
@@ -358,15 +369,7 @@ pub(super) async fn attachments(
     event_id: &str,
     id: Option<&str>,
 ) -> Result<Reply, ApiError> {
-    let project = visible_project(call, project).await?;
-    let found = run(
-        call,
-        EventDetail {
-            project: project.id.to_string(),
-            event_id: event_id.to_string(),
-        },
-    )
-    .await?;
+    let (project, found) = event_of(call, project, event_id).await?;
     let event_id = found.event.event_id.to_string();
     let received = found.event.received;
     let Some(id) = id else {

@@ -218,11 +218,10 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
             other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
         })?;
         let ok = db.check_integrity()?;
-        let read = super::scan(&db)?;
-        Ok::<_, StoreError>((db, ok, read))
+        Ok::<_, StoreError>((db, ok))
     })
     .unwrap_or_else(|panic| Err(StoreError::Damaged(super::panic_detail(panic.as_ref()))));
-    let (db, ok, _) = checked?;
+    let (db, ok) = checked?;
     let txn = db.begin_read()?;
     Ok(CheckReport {
         ok,

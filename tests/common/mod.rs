@@ -171,6 +171,14 @@ impl Server {
             .to_string()
     }
 
+    /// The DSN of the project the first start made (`default`).
+    pub fn dsn(&self) -> String {
+        self.json(&["project", "list"])[0]["dsn"]
+            .as_str()
+            .expect("a DSN")
+            .to_string()
+    }
+
     /// Creates a project and returns its `project create --json` answer.
     pub fn project(&self, name: &str) -> Value {
         self.json(&["project", "create", name])
