@@ -555,13 +555,22 @@ fn project_command(cli: &Cli, cmd: &ProjectCommand) -> anyhow::Result<()> {
         ProjectCommand::Member {
             project,
             email,
+            role,
             remove,
             json,
         } => {
+            use manage::members::Role;
             let op = manage::members::ProjectMember {
                 project: project.clone(),
                 email: email.clone(),
                 remove: *remove,
+                role: role.as_deref().map(|r| {
+                    if r == "owner" {
+                        Role::Owner
+                    } else {
+                        Role::Member
+                    }
+                }),
             };
             print(*json, &call(cli, op)?, render::members);
         }
@@ -794,8 +803,60 @@ fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
         IssueCommand::Resolve {
             project,
             issue,
+            in_release,
+            in_next_release,
             json,
-        } => (project, issue, StatusChange::Resolve, json),
+        } => {
+            let change = match (in_release, in_next_release) {
+                (Some(release), _) => StatusChange::ResolveIn {
+                    release: release.clone(),
+                },
+                (None, true) => StatusChange::ResolveInNextRelease,
+                (None, false) => StatusChange::Resolve,
+            };
+            (project, issue, change, json)
+        }
+        IssueCommand::Assign {
+            project,
+            issue,
+            email,
+            none: _,
+            json,
+        } => {
+            let op = manage::activity::IssueAssign {
+                project: project.clone(),
+                issue: *issue,
+                to: email.clone(),
+            };
+            print(*json, &call(cli, op)?, render::issue_assigned);
+            return Ok(());
+        }
+        IssueCommand::Comment {
+            project,
+            issue,
+            text,
+            json,
+        } => {
+            let op = manage::activity::IssueComment {
+                project: project.clone(),
+                issue: *issue,
+                change: manage::activity::CommentChange::Add { text: text.clone() },
+            };
+            print(*json, call(cli, op)?.as_slice(), render::activity);
+            return Ok(());
+        }
+        IssueCommand::Activity {
+            project,
+            issue,
+            json,
+        } => {
+            let op = manage::activity::IssueActivity {
+                project: project.clone(),
+                issue: *issue,
+            };
+            print(*json, call(cli, op)?.as_slice(), render::activity);
+            return Ok(());
+        }
         IssueCommand::Unresolve {
             project,
             issue,
@@ -806,6 +867,7 @@ fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
             issue,
             for_,
             until_count,
+            until_users,
             json,
         } => {
             let until = match for_ {
@@ -823,6 +885,7 @@ fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
                 StatusChange::Ignore {
                     until,
                     more_events: *until_count,
+                    more_users: *until_users,
                 },
                 json,
             )

@@ -285,8 +285,12 @@ impl Alerter {
             let to: Vec<String> = {
                 let mut all: Vec<String> = alerts
                     .iter()
-                    .filter_map(|a| snapshot.projects.get(&a.project))
-                    .flat_map(|p| snapshot.recipients(p))
+                    .filter_map(|a| Some((a, snapshot.projects.get(&a.project)?)))
+                    .filter_map(|(a, p)| {
+                        let issue = snapshot.issues.get(&(a.project, a.issue))?;
+                        Some(snapshot.recipients(p, issue, a))
+                    })
+                    .flatten()
                     .collect();
                 all.sort();
                 all.dedup();
@@ -312,7 +316,7 @@ impl Alerter {
                 alert.mail = false; // its project or issue is gone
                 continue;
             };
-            let to = snapshot.recipients(ctx.project);
+            let to = snapshot.recipients(ctx.project, ctx.issue, alert);
             if to.is_empty() {
                 alert.mail = false; // nobody to tell
                 continue;
@@ -494,14 +498,26 @@ impl Snapshot {
         })
     }
 
-    /// Who is mailed about a project: its members and the admins, minus those who opted out,
-    /// plus its extra addresses.
-    fn recipients(&self, project: &Project) -> Vec<String> {
+    /// Who is mailed an alert about an issue: the people it names, if it names any (an
+    /// assignment, a comment: those of them who still may see the project); otherwise the
+    /// project's members and the admins, minus those who opted out and those who want mail
+    /// only about issues assigned to them (unless it is), plus its extra addresses.
+    fn recipients(&self, project: &Project, issue: &Issue, alert: &Alert) -> Vec<String> {
+        let member = |u: &User| u.active && (u.is_admin || project.members.contains(&u.email));
+        if !alert.to.is_empty() {
+            return self
+                .users
+                .iter()
+                .filter(|u| member(u) && alert.to.contains(&u.email))
+                .map(|u| u.email.clone())
+                .collect();
+        }
         let opted_out: HashSet<&str> = project.alerts.opt_out.iter().map(String::as_str).collect();
         let mut out: Vec<String> = self
             .users
             .iter()
-            .filter(|u| u.active && (u.is_admin || project.members.contains(&u.email)))
+            .filter(|u| member(u))
+            .filter(|u| !u.mail_assigned_only || issue.assignee.as_ref() == Some(&u.email))
             .map(|u| u.email.clone())
             .filter(|e| !opted_out.contains(e.as_str()))
             .chain(project.alerts.emails.iter().cloned())

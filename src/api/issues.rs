@@ -129,7 +129,17 @@ fn status_change(v: &Value) -> Result<Option<StatusChange>, ApiError> {
     };
     let details = v.get("statusDetails").cloned().unwrap_or(Value::Null);
     Ok(Some(match status.as_str() {
-        Some("resolved" | "resolvedInNextRelease") => StatusChange::Resolve,
+        Some("resolvedInNextRelease") => StatusChange::ResolveInNextRelease,
+        Some("resolved") => match (
+            details.get("inNextRelease").and_then(Value::as_bool),
+            details.get("inRelease").and_then(Value::as_str),
+        ) {
+            (Some(true), _) => StatusChange::ResolveInNextRelease,
+            (_, Some(release)) => StatusChange::ResolveIn {
+                release: release.to_string(),
+            },
+            _ => StatusChange::Resolve,
+        },
         Some("unresolved") => StatusChange::Unresolve,
         Some("ignored" | "archived" | "muted") => {
             let minutes = details.get("ignoreDuration").and_then(Value::as_f64);
@@ -137,11 +147,13 @@ fn status_change(v: &Value) -> Result<Option<StatusChange>, ApiError> {
                 Some(t) => time_field("statusDetails.ignoreUntil", Some(t))?,
                 None => minutes.map(|m| crate::time::now() + m * 60.0),
             };
-            let more_events = details
-                .get("ignoreCount")
-                .or_else(|| details.get("ignoreUserCount"))
-                .and_then(Value::as_u64);
-            StatusChange::Ignore { until, more_events }
+            let more_events = details.get("ignoreCount").and_then(Value::as_u64);
+            let more_users = details.get("ignoreUserCount").and_then(Value::as_u64);
+            StatusChange::Ignore {
+                until,
+                more_events,
+                more_users,
+            }
         }
         _ => {
             return Err(ApiError::BadRequest(format!(
@@ -261,7 +273,7 @@ pub(super) async fn bulk(call: &Call<'_>, project: &str) -> Result<Reply, ApiErr
             IssueStatus {
                 project: project.id.to_string(),
                 issue: *issue,
-                change,
+                change: change.clone(),
             },
         )
         .await?;

@@ -289,12 +289,16 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make a user a member of a project (members get its alert mail; admins see every
-    /// project anyway), or --remove them
+    /// Make a user a member of a project (members triage its issues and get its alert mail;
+    /// owners also change its settings, keys, forwarding, members and alerts; admins do
+    /// everything everywhere), change their role, or --remove them
     Member {
         /// Project slug or numeric id
         project: String,
         email: String,
+        /// Their role: member or owner [default: member for someone new, else unchanged]
+        #[arg(long, value_parser = ["member", "owner"], conflicts_with = "remove")]
+        role: Option<String>,
         #[arg(long)]
         remove: bool,
         #[arg(long)]
@@ -439,27 +443,75 @@ pub enum ForwardCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum IssueCommand {
-    /// Mark an issue resolved; its next event makes it a regression
+    /// Mark an issue resolved; its next event makes it a regression (with --in-release or
+    /// --in-next-release, only an event of that release or a newer one)
     Resolve {
         /// Project slug or numeric id
         project: String,
         /// The issue number within the project
         issue: u64,
+        /// Resolved in this release: events of releases first seen before it do not reopen it
+        #[arg(long, value_name = "RELEASE", conflicts_with = "in_next_release")]
+        in_release: Option<String>,
+        /// Resolved in the release after the newest one seen: events of that one and older
+        /// ones do not reopen it
+        #[arg(long)]
+        in_next_release: bool,
         #[arg(long)]
         json: bool,
     },
-    /// Ignore an issue, for good or until a time or a number of further events
+    /// Ignore an issue, for good or until a time, a number of further events or of further
+    /// users (whichever comes first)
     Ignore {
         /// Project slug or numeric id
         project: String,
         /// The issue number within the project
         issue: u64,
         /// Come back after this long (30m, 12h, 7d)
-        #[arg(long = "for", value_name = "DURATION", conflicts_with = "until_count")]
+        #[arg(long = "for", value_name = "DURATION")]
         for_: Option<String>,
         /// Come back after this many more events
         #[arg(long, value_name = "N")]
         until_count: Option<u64>,
+        /// Come back after this many more distinct users
+        #[arg(long, value_name = "N")]
+        until_users: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Assign an issue to a member of its project (they are mailed), or --none
+    Assign {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
+        /// The member's email
+        #[arg(required_unless_present = "none", conflicts_with = "none")]
+        email: Option<String>,
+        /// Unassign it
+        #[arg(long)]
+        none: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Comment on an issue (its assignee and earlier commenters are mailed)
+    Comment {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
+        /// The comment, plain text
+        text: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show who changed an issue and when: first seen, resolved, regressed, ignored,
+    /// assigned, commented, merged
+    Activity {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue number within the project
+        issue: u64,
         #[arg(long)]
         json: bool,
     },

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::manage::activity::ActivityView;
 use crate::manage::alerts::AlertsView;
 use crate::manage::artifacts::BundleView;
 use crate::manage::feedback::FeedbackView;
@@ -129,7 +130,18 @@ pub fn project_deleted(d: &ProjectDeleted) -> String {
 }
 
 pub fn members(m: &Members) -> String {
-    format!("members of {}: {}\n", m.project, m.members.join(", "))
+    let named: Vec<String> = m
+        .members
+        .iter()
+        .map(|e| {
+            if m.owners.contains(e) {
+                format!("{e} (owner)")
+            } else {
+                e.clone()
+            }
+        })
+        .collect();
+    format!("members of {}: {}\n", m.project, named.join(", "))
 }
 
 pub fn keys(list: &[KeyView]) -> String {
@@ -186,7 +198,37 @@ pub fn issues(list: &[IssueView]) -> String {
 }
 
 pub fn issue_status(i: &IssueView) -> String {
-    format!("issue {} is {}\n", i.id, i.status)
+    match (&i.resolved_in, i.resolved_in_next_release) {
+        (Some(r), true) => format!("issue {} is resolved in the release after {r}\n", i.id),
+        (Some(r), false) => format!("issue {} is resolved in release {r}\n", i.id),
+        (None, _) => format!("issue {} is {}\n", i.id, i.status),
+    }
+}
+
+pub fn issue_assigned(i: &IssueView) -> String {
+    match &i.assignee {
+        Some(to) => format!("issue {} is assigned to {to}\n", i.id),
+        None => format!("issue {} is unassigned\n", i.id),
+    }
+}
+
+pub fn activity(list: &[ActivityView]) -> String {
+    let rows = list
+        .iter()
+        .map(|a| {
+            let who = if a.who.is_empty() {
+                a.by.clone()
+            } else {
+                a.who.clone()
+            };
+            let text = match &a.comment {
+                Some(c) => format!("{}: {}", a.text, c.replace('\n', " ")),
+                None => a.text.clone(),
+            };
+            vec![a.at.clone(), who, text]
+        })
+        .collect();
+    table(&["WHEN", "WHO", "WHAT"], rows)
 }
 
 pub fn issue_deleted(d: &IssueDeleted) -> String {

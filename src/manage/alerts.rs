@@ -64,8 +64,15 @@ impl Operation for Alerts {
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<AlertsView, ManageError> {
         let change = self.change;
         check(h, &change)?;
+        let own_choice = matches!(&change, AlertChange::OptOut { email, .. }
+            if actor.user().is_some_and(|u| u.email.eq_ignore_ascii_case(email.trim())));
         let project = match change {
             AlertChange::Show => h.project(actor, &self.project)?,
+            // A member's own choice not to be mailed is theirs to make.
+            change if own_choice => {
+                let id = h.project(actor, &self.project)?.id;
+                h.change_project(id, move |p| apply_change(&mut p.alerts, change))?
+            }
             change => h.update_project(actor, &self.project, move |p| {
                 apply_change(&mut p.alerts, change)
             })?,

@@ -9,9 +9,9 @@ use super::{Actor, Handle, ManageError, Operation};
 use crate::event::Event;
 use crate::ids::EventId;
 use crate::store::backup::Progress;
-use crate::store::issues::{self, Issue, Status, StatusChange};
+use crate::store::issues::{self, Issue, ResolvedIn, Status, StatusChange};
 use crate::store::tables::Tables;
-use crate::store::{EVENTS, ISSUE_EVENTS, ISSUES, events};
+use crate::store::{EVENTS, ISSUE_EVENTS, ISSUES, RELEASE_STATS, events, releases};
 
 /// An issue as the CLI and scripts see it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +39,14 @@ pub struct IssueView {
     pub last_event: EventId,
     pub first_release: Option<String>,
     pub last_release: Option<String>,
+    pub ignore_until_users: Option<u64>,
+    /// While resolved in a release: that release, and whether it is the one after it.
+    pub resolved_in: Option<String>,
+    pub resolved_in_next_release: bool,
+    /// When it last came back after being resolved.
+    pub regressed_at: Option<String>,
+    pub assignee: Option<String>,
+    pub comments: u64,
 }
 
 impl From<&Issue> for IssueView {
@@ -67,6 +75,12 @@ impl From<&Issue> for IssueView {
             last_event: i.last_event,
             first_release: i.first_release.clone(),
             last_release: i.last_release.clone(),
+            ignore_until_users: i.ignore_until_users,
+            resolved_in: i.resolved_in.as_ref().map(|r| r.release.clone()),
+            resolved_in_next_release: i.resolved_in.as_ref().is_some_and(|r| r.next),
+            regressed_at: i.regressed_at.map(crate::time::rfc3339),
+            assignee: i.assignee.clone(),
+            comments: i.comments,
         }
     }
 }
@@ -121,9 +135,45 @@ impl Operation for IssueStatus {
     type Answer = IssueView;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<IssueView, ManageError> {
         actor.require_scope("event:write")?;
-        let project = h.project(actor, &self.project)?.id;
-        let (issue, change) = (self.issue, self.change);
-        let updated = h.write(move |txn| issues::set_status(txn, project, issue, change))?;
+        let project = h.project(actor, &self.project)?;
+        let now = crate::time::now();
+        let resolved_in = {
+            let txn = h.db.begin_read()?;
+            let stats = txn.open_table(RELEASE_STATS)?;
+            match &self.change {
+                StatusChange::ResolveIn { release } => {
+                    let release = release.trim();
+                    if release.is_empty() {
+                        return Err(ManageError::Invalid("name the release".into()));
+                    }
+                    Some(ResolvedIn {
+                        release: release.to_string(),
+                        first_seen: releases::first_appearance(&stats, project.id, release)?
+                            .unwrap_or(now),
+                        next: false,
+                    })
+                }
+                StatusChange::ResolveInNextRelease => {
+                    let (release, first_seen) = releases::newest(&stats, project.id)?
+                        .ok_or_else(|| {
+                            ManageError::Invalid(format!(
+                                "no release has been seen in {} yet: resolve it now instead",
+                                project.slug
+                            ))
+                        })?;
+                    Some(ResolvedIn {
+                        release,
+                        first_seen,
+                        next: true,
+                    })
+                }
+                _ => None,
+            }
+        };
+        let (pid, issue, change, who) = (project.id, self.issue, self.change, actor.who());
+        let updated = h.write(move |txn| {
+            issues::set_status(txn, pid, issue, &change, resolved_in, who, now)
+        })?;
         Ok(IssueView::from(&updated))
     }
 }
@@ -151,9 +201,13 @@ impl Operation for IssueDelete {
         _: Progress<'_>,
     ) -> Result<IssueDeleted, ManageError> {
         actor.require_scope("event:admin")?;
-        let project = h.project(actor, &self.project)?;
+        let project = h.owned_project(actor, &self.project, "delete its issues")?;
         let (id, issue) = (project.id, self.issue);
-        let events = h.write(move |txn| Tables::open(txn)?.delete_issue(id, issue))?;
+        let events = h.write(move |txn| {
+            let events = Tables::open(txn)?.delete_issue(id, issue)?;
+            crate::store::activity::forget(txn, id, issue)?;
+            Ok(events)
+        })?;
         Ok(IssueDeleted {
             project: project.slug,
             issue,

@@ -38,16 +38,20 @@ impl KeyView {
 
 impl Handle {
     /// A key by its public part, if the actor may see its project.
+    /// A key the actor may change: one of a project they own.
     fn key(&self, actor: &Actor, public_key: &str) -> Result<ProjectKey, ManageError> {
         let txn = self.db.begin_read()?;
         let key = projects::key(&txn.open_table(KEYS)?, public_key)?;
-        let visible = match &key {
+        let project = match &key {
             Some(k) => projects::get(&txn.open_table(PROJECTS)?, k.project)?
-                .is_some_and(|p| actor.may_see(&p)),
-            None => false,
+                .filter(|p| actor.may_see(p)),
+            None => None,
         };
-        match key {
-            Some(key) if visible => Ok(key),
+        match (key, project) {
+            (Some(key), Some(project)) => {
+                actor.require_owner(&project, "change its keys")?;
+                Ok(key)
+            }
             _ => Err(ManageError::NotFound(format!("no key {public_key}"))),
         }
     }
@@ -89,7 +93,7 @@ impl Operation for KeyCreate {
     type Answer = KeyView;
     const CHANGES_KEYS: bool = true;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<KeyView, ManageError> {
-        let project = h.project(actor, &self.project)?.id;
+        let project = h.owned_project(actor, &self.project, "make keys")?.id;
         let now = crate::time::now();
         let key = h.write(move |txn| projects::create_key(txn, project, now))?;
         Ok(KeyView::of(h, &key))

@@ -7,6 +7,7 @@
 //! Who may act is decided here and nowhere else: every operation is applied on behalf of an
 //! [`Actor`], and a project the actor may not see answers exactly like one that does not exist.
 
+pub mod activity;
 pub mod alerts;
 pub mod artifacts;
 pub mod attachments;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::pipeline::Queue;
 use crate::status::Live;
+use crate::store::activity::Who;
 use crate::store::backup::Progress;
 use crate::store::key_cache::KeyCache;
 use crate::store::projects::Project;
@@ -184,6 +186,43 @@ impl Actor {
         }
     }
 
+    /// Admins (and the operator) own every project; a user owns those whose owners name
+    /// them; a token owns what its user owns.
+    pub fn may_own(&self, project: &Project) -> bool {
+        let owner = |u: &User| u.active && (u.is_admin || project.owners.contains(&u.email));
+        self.may_see(project)
+            && match self {
+                Actor::Operator => true,
+                Actor::User(u) => owner(u),
+                Actor::Token(t) => t.user.as_ref().is_none_or(owner),
+            }
+    }
+
+    /// Refuses anyone who does not own the project (an admin, the operator or one of its
+    /// owners) to do `what`.
+    pub fn require_owner(&self, project: &Project, what: &str) -> Result<(), ManageError> {
+        if self.may_own(project) {
+            Ok(())
+        } else {
+            Err(ManageError::Forbidden(format!(
+                "only an owner of {} or an admin may {what}",
+                project.slug
+            )))
+        }
+    }
+
+    /// Who the activity of an issue names for what this actor does.
+    pub fn who(&self) -> Who {
+        match self {
+            Actor::Operator => Who::Cli,
+            Actor::User(u) => Who::User(u.email.clone()),
+            Actor::Token(t) => Who::Token {
+                name: t.token.name.clone(),
+                user: t.user.as_ref().map(|u| u.email.clone()),
+            },
+        }
+    }
+
     /// Refuses a token without `scope`; people (the operator, signed-in users) are not
     /// limited by scopes.
     pub fn require_scope(&self, scope: &str) -> Result<(), ManageError> {
@@ -285,6 +324,19 @@ impl Handle {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A project the actor owns (see [`Actor::may_own`]); one they may see but not own is
+    /// refused with what they tried to do.
+    pub fn owned_project(
+        &self,
+        actor: &Actor,
+        slug_or_id: &str,
+        what: &str,
+    ) -> Result<Project, ManageError> {
+        let project = self.project(actor, slug_or_id)?;
+        actor.require_owner(&project, what)?;
+        Ok(project)
     }
 
     /// Every project the actor may see, in id order.
@@ -418,6 +470,9 @@ operations! {
     IssueShow => issues::IssueShow,
     EventDetail => issues::EventDetail,
     IssueSearch => issues::IssueSearch,
+    IssueActivity => activity::IssueActivity,
+    IssueAssign => activity::IssueAssign,
+    IssueComment => activity::IssueComment,
     Alerts => alerts::Alerts,
     DeadLetters => forward::DeadLetters,
     Backup => backup::Backup,

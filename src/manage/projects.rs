@@ -61,15 +61,27 @@ impl ProjectView {
 }
 
 impl Handle {
-    /// Changes a project's row inside a write (the writer may have changed it since it was
-    /// read), and returns it as written.
+    /// Changes the settings of a project the actor owns inside a write (the writer may have
+    /// changed the row since it was read), and returns it as written.
     pub(crate) fn update_project(
         &self,
         actor: &Actor,
         slug_or_id: &str,
         change: impl FnOnce(&mut Project) + Send + 'static,
     ) -> Result<Project, ManageError> {
-        let id = self.project(actor, slug_or_id)?.id;
+        let id = self
+            .owned_project(actor, slug_or_id, "change its settings")?
+            .id;
+        self.change_project(id, change)
+    }
+
+    /// Changes a project's row inside a write, whoever asked (the caller has decided that
+    /// they may).
+    pub(crate) fn change_project(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut Project) + Send + 'static,
+    ) -> Result<Project, ManageError> {
         Ok(self.write(move |txn| {
             let mut tables = Tables::open(txn)?;
             let mut project = tables

@@ -317,7 +317,8 @@ fn resolve_issue(
     else {
         return Ok(());
     };
-    issues::set_status(txn, project, id, StatusChange::Resolve)?;
+    let (who, at) = (crate::store::activity::Who::Picket, crate::time::now());
+    issues::set_status(txn, project, id, &StatusChange::Resolve, None, who, at)?;
     Ok(())
 }
 

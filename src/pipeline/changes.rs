@@ -9,6 +9,7 @@ use redb::WriteTransaction;
 
 use super::{Arrival, SessionArrival};
 use crate::store::StoreError;
+use crate::store::activity::{self, Change, Who};
 use crate::store::alerts::{Alert, AlertOutbox};
 use crate::store::health::{self, BucketKey, HealthBucket};
 use crate::store::issues::Issue;
@@ -30,6 +31,8 @@ pub(super) struct BatchChanges<'a> {
     tags: HashMap<(u64, u64, &'a str, &'a str), u64>,
     /// What the events said about each (project, release).
     releases: HashMap<(u64, &'a str), ReleaseStats>,
+    /// Status changes events made (regressed, came back), for the issues' activity.
+    pub activity: Vec<(u64, u64, f64, Change)>,
     pub forwards: Vec<OutboxEntry>,
     pub alerts: Vec<Alert>,
     /// What was dropped, by project, source, category and reason.
@@ -107,6 +110,9 @@ impl<'a> BatchChanges<'a> {
             for (release, at) in named {
                 releases::belongs(txn, project, release, at as f64)?;
             }
+        }
+        for (project, issue, at, change) in self.activity {
+            activity::append(txn, project, issue, at, Who::Picket, change)?;
         }
         if !self.forwards.is_empty() {
             Outbox::open(txn)?.push(&self.forwards)?;

@@ -14,6 +14,7 @@ use super::cache::IssueCache;
 use super::changes::BatchChanges;
 use super::{Ack, Arrival, FeedbackArrival, Job, Jobs, Reply, SessionArrival, Stats};
 use crate::store::StoreError;
+use crate::store::activity::Change;
 use crate::store::feedback::{self, FeedbackRows};
 use crate::store::issues::{Issue, Status};
 use crate::store::outcomes::{OutcomeKey, Source};
@@ -287,7 +288,26 @@ impl Writer {
             };
             seq += 1;
             let (before, first) = (issue.status, issue.count == 0);
-            record(issue, arrival);
+            // Resolved in a release: only an event of that release or a newer one reopens it.
+            let reopens = match &issue.resolved_in {
+                Some(resolved) if issue.status == Status::Resolved => {
+                    let release = arrival.facts.release.as_deref();
+                    let appeared = match release {
+                        Some(r) => crate::store::releases::first_appearance(
+                            &txn.open_table(crate::store::RELEASE_STATS)?,
+                            arrival.project,
+                            r,
+                        )?,
+                        None => None,
+                    };
+                    resolved.reopens(release, appeared)
+                }
+                _ => true,
+            };
+            if let Some(change) = record(issue, arrival, reopens) {
+                let at = arrival.facts.received;
+                changes.activity.push((arrival.project, issue.id, at, change));
+            }
             let fired = crate::alert::rules::evaluate(
                 &project.alerts,
                 before,
@@ -505,6 +525,7 @@ fn alerts(
                 .map(|h| h.url.clone())
                 .collect(),
             held: false,
+            to: Vec::new(),
         })
 }
 
@@ -538,9 +559,11 @@ fn new_issue(arrival: &Arrival, id: u64) -> Issue {
     }
 }
 
-/// Folds one event into its issue's aggregates.
-fn record(issue: &mut Issue, arrival: &Arrival) {
+/// Folds one event into its issue's aggregates; a resolved issue comes back if `reopens`. The
+/// change to record in the issue's activity, when its status changed.
+fn record(issue: &mut Issue, arrival: &Arrival, reopens: bool) -> Option<Change> {
     let ev = &arrival.facts;
+    let mut change = None;
     issue.count += 1;
     issue.stored += 1;
     issue.last_seen = issue.last_seen.max(ev.received);
@@ -550,24 +573,37 @@ fn record(issue: &mut Issue, arrival: &Arrival) {
     issue.last_event = arrival.event_id;
     match issue.status {
         // An event on a resolved issue is a regression.
-        Status::Resolved => {
+        Status::Resolved if reopens => {
             issue.status = Status::Unresolved;
             issue.regressions += 1;
+            issue.regressed_at = Some(ev.received);
+            issue.resolved_in = None;
+            change = Some(Change::Regressed {
+                event: arrival.event_id,
+                release: ev.release.clone(),
+            });
         }
-        // An ignored issue comes back once its condition has run out.
-        Status::Ignored => {
-            let time_up = issue.ignore_until.is_some_and(|t| ev.received >= t);
-            let count_up = issue.ignore_until_count.is_some_and(|n| issue.count >= n);
-            if time_up || count_up {
-                issue.status = Status::Unresolved;
-                issue.ignore_until = None;
-                issue.ignore_until_count = None;
-            }
-        }
-        Status::Unresolved => {}
+        Status::Resolved | Status::Unresolved | Status::Ignored => {}
     }
     if let Some(identity) = &ev.user {
         issue.add_user(identity);
+    }
+    // An ignored issue comes back once its condition has run out.
+    if issue.status == Status::Ignored {
+        let time_up = issue.ignore_until.is_some_and(|t| ev.received >= t);
+        let count_up = issue.ignore_until_count.is_some_and(|n| issue.count >= n);
+        let users_up = issue
+            .ignore_until_users
+            .is_some_and(|n| issue.user_count() >= n);
+        if time_up || count_up || users_up {
+            issue.status = Status::Unresolved;
+            issue.ignore_until = None;
+            issue.ignore_until_count = None;
+            issue.ignore_until_users = None;
+            change = Some(Change::Unignored {
+                event: Some(arrival.event_id),
+            });
+        }
     }
     if let Some(release) = &ev.release {
         issue.remember_release(release);
@@ -579,6 +615,7 @@ fn record(issue: &mut Issue, arrival: &Arrival) {
     if let Some(environment) = &ev.environment {
         issue.remember_environment(environment);
     }
+    change
 }
 
 /// Overwrites a string in place, reusing its buffer.

@@ -24,6 +24,10 @@ pub enum Rule {
     Frequency,
     /// An end user sent feedback about one of the issue's events.
     Feedback,
+    /// The issue was assigned to someone (who is mailed).
+    Assigned,
+    /// Someone commented on the issue (its assignee and earlier commenters are mailed).
+    Comment,
 }
 
 impl Rule {
@@ -34,6 +38,8 @@ impl Rule {
             Rule::Reappeared => "reappeared",
             Rule::Frequency => "frequency",
             Rule::Feedback => "user feedback",
+            Rule::Assigned => "assigned",
+            Rule::Comment => "comment",
         }
     }
 }
@@ -103,6 +109,7 @@ impl AlertRules {
             Rule::Reappeared => self.reappeared,
             Rule::Frequency => self.frequency.is_some(),
             Rule::Feedback => self.feedback,
+            Rule::Assigned | Rule::Comment => true,
         }
     }
 }
@@ -125,6 +132,9 @@ pub struct Alert {
     pub webhooks: Vec<String>,
     /// Held back by the hourly mail cap; goes out in the next digest.
     pub held: bool,
+    /// Mailed to these people only (an assignment, a comment) instead of the project's
+    /// recipients.
+    pub to: Vec<String>,
 }
 
 /// The alert outbox inside a write transaction.

@@ -4,6 +4,7 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::activity::{self, Change, Who};
 use super::{ISSUES, StoreError, decode};
 use crate::event::{Level, Strategy};
 use crate::ids::EventId;
@@ -63,53 +64,174 @@ pub struct Issue {
     pub regressions: u64,
     /// While ignored: the issue comes back after this time (Unix seconds)…
     pub ignore_until: Option<f64>,
-    /// …or once its `count` reaches this.
+    /// …or once its `count` reaches this…
     pub ignore_until_count: Option<u64>,
+    /// …or once its distinct users reach this.
+    pub ignore_until_users: Option<u64>,
+    /// While resolved in a release: only events of that release or a newer one reopen it.
+    pub resolved_in: Option<ResolvedIn>,
+    /// When it last came back after being resolved.
+    pub regressed_at: Option<f64>,
+    /// The member it is assigned to, by email.
+    pub assignee: Option<String>,
+    /// Comments in its activity.
+    pub comments: u64,
     /// When each alert rule last fired for this issue (for throttling and frequency windows).
     pub alerted: Vec<(super::alerts::Rule, f64)>,
     /// User feedback about its events.
     pub feedback: u64,
 }
 
+/// The release an issue was resolved in: events of releases that first appeared before
+/// `first_seen` (by the project's first event of each) do not reopen it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct ResolvedIn {
+    pub release: String,
+    /// When the release first appeared in the project (the time of resolving, for a release
+    /// not seen yet).
+    pub first_seen: f64,
+    /// Resolved in the release after `release`: events of `release` itself do not reopen it.
+    pub next: bool,
+}
+
+impl ResolvedIn {
+    /// Whether an event of `release` (which first appeared at `appeared`, `None`: not seen
+    /// before this event) reopens the issue. An event without a release never does.
+    pub fn reopens(&self, release: Option<&str>, appeared: Option<f64>) -> bool {
+        let Some(release) = release else {
+            return false;
+        };
+        if release == self.release {
+            return !self.next;
+        }
+        appeared.is_none_or(|t| if self.next { t > self.first_seen } else { t >= self.first_seen })
+    }
+}
+
 /// A change of an issue's status, as the CLI and the UI's buttons ask for it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusChange {
     Resolve,
+    /// Resolve in a release: events of older releases do not reopen it.
+    ResolveIn {
+        release: String,
+    },
+    /// Resolve in the next release: events of the newest release seen so far, and of older
+    /// ones, do not reopen it.
+    ResolveInNextRelease,
     Unresolve,
-    /// Ignore, optionally until a time (Unix seconds) or until this many more events.
+    /// Ignore, optionally until a time (Unix seconds), until this many more events or until
+    /// this many more users; forever without any.
     Ignore {
         until: Option<f64>,
         more_events: Option<u64>,
+        #[serde(default)]
+        more_users: Option<u64>,
     },
 }
 
-/// Applies a status change to an issue.
-pub fn change_status(issue: &mut Issue, change: StatusChange) {
+/// Applies a status change to an issue; `resolved_in` is the release it is resolved in, when
+/// the change is one of the release-bound resolves.
+pub fn change_status(issue: &mut Issue, change: &StatusChange, resolved_in: Option<ResolvedIn>) {
     issue.ignore_until = None;
     issue.ignore_until_count = None;
+    issue.ignore_until_users = None;
+    issue.resolved_in = None;
     match change {
         StatusChange::Resolve => issue.status = Status::Resolved,
+        StatusChange::ResolveIn { .. } | StatusChange::ResolveInNextRelease => {
+            issue.status = Status::Resolved;
+            issue.resolved_in = resolved_in;
+        }
         StatusChange::Unresolve => issue.status = Status::Unresolved,
-        StatusChange::Ignore { until, more_events } => {
+        StatusChange::Ignore {
+            until,
+            more_events,
+            more_users,
+        } => {
             issue.status = Status::Ignored;
-            issue.ignore_until = until;
+            issue.ignore_until = *until;
             issue.ignore_until_count = more_events.map(|n| issue.count + n);
+            issue.ignore_until_users = more_users.map(|n| issue.user_count() + n);
         }
     }
 }
 
-/// Sets an issue's status in the file.
+/// Sets an issue's status in the file and records who did it in its activity.
 pub fn set_status(
     txn: &redb::WriteTransaction,
     project: u64,
     id: u64,
-    change: StatusChange,
+    change: &StatusChange,
+    resolved_in: Option<ResolvedIn>,
+    who: Who,
+    at: f64,
 ) -> Result<Issue, StoreError> {
     let mut table = txn.open_table(ISSUES)?;
     let mut issue =
         get(&table, project, id)?.ok_or_else(|| StoreError::NotFound(format!("no issue {id}")))?;
-    change_status(&mut issue, change);
+    let was = issue.status;
+    change_status(&mut issue, change, resolved_in);
+    table.insert((project, id), super::encode(&issue).as_slice())?;
+    drop(table);
+    let entry = match change {
+        StatusChange::Resolve => Change::Resolved {
+            release: None,
+            next_release: false,
+        },
+        StatusChange::ResolveIn { release } => Change::Resolved {
+            release: Some(release.clone()),
+            next_release: false,
+        },
+        StatusChange::ResolveInNextRelease => Change::Resolved {
+            release: issue.resolved_in.as_ref().map(|r| r.release.clone()),
+            next_release: true,
+        },
+        StatusChange::Unresolve if was == Status::Ignored => Change::Unignored { event: None },
+        StatusChange::Unresolve => Change::Unresolved,
+        StatusChange::Ignore {
+            until,
+            more_events,
+            more_users,
+        } => Change::Ignored {
+            until: *until,
+            more_events: *more_events,
+            more_users: *more_users,
+        },
+    };
+    activity::append(txn, project, id, at, who, entry)?;
+    Ok(issue)
+}
+
+/// Sets who an issue is assigned to, and records it.
+pub fn assign(
+    txn: &redb::WriteTransaction,
+    project: u64,
+    id: u64,
+    to: Option<String>,
+    who: Who,
+    at: f64,
+) -> Result<Issue, StoreError> {
+    update(txn, project, id, |issue| issue.assignee = to.clone())
+        .and_then(|issue| {
+            activity::append(txn, project, id, at, who, Change::Assigned { to })?;
+            Ok(issue)
+        })
+}
+
+/// Changes an issue's row in a write.
+pub fn update(
+    txn: &redb::WriteTransaction,
+    project: u64,
+    id: u64,
+    change: impl FnOnce(&mut Issue),
+) -> Result<Issue, StoreError> {
+    let mut table = txn.open_table(ISSUES)?;
+    let mut issue =
+        get(&table, project, id)?.ok_or_else(|| StoreError::NotFound(format!("no issue {id}")))?;
+    change(&mut issue);
     table.insert((project, id), super::encode(&issue).as_slice())?;
     Ok(issue)
 }

@@ -6,6 +6,7 @@
 //! fields stay readable by older and newer binaries), never redb tuple types. Keys may be
 //! tuples: they are an index, not a record. Counters are plain `u64`.
 
+pub mod activity;
 pub mod alerts;
 pub mod artifacts;
 pub mod attachments;
@@ -157,6 +158,7 @@ macro_rules! for_each_table {
         $apply!($crate::store::outcomes::OUTCOMES);
         $apply!($crate::store::health::SESSION_HOURS);
         $apply!($crate::store::monitors::MONITORS);
+        $apply!($crate::store::activity::ISSUE_ACTIVITY);
     };
 }
 pub(crate) use for_each_table;

@@ -22,6 +22,9 @@ pub struct Project {
     pub forward_to: Option<String>,
     /// Emails of the users who are members (admins see every project without it).
     pub members: Vec<String>,
+    /// Emails of the members who own the project: they change its settings, keys,
+    /// forwarding, retention, members and alert rules (the other members triage).
+    pub owners: Vec<String>,
     pub alerts: super::alerts::AlertRules,
     /// User feedback of this project still stored.
     pub feedback: u64,

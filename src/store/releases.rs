@@ -133,6 +133,33 @@ pub fn stats(
     }
 }
 
+/// When a release first appeared in a project's events, if it has.
+pub fn first_appearance(
+    table: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
+    project: u64,
+    version: &str,
+) -> Result<Option<f64>, StoreError> {
+    let stats = stats(table, project, version)?;
+    Ok((stats.events > 0).then_some(stats.first_event))
+}
+
+/// The release whose events appeared last in a project (by each release's first event), with
+/// that time.
+pub fn newest(
+    table: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
+    project: u64,
+) -> Result<Option<(String, f64)>, StoreError> {
+    let mut newest: Option<(String, f64)> = None;
+    for row in table.range((project, "")..(project + 1, ""))? {
+        let (k, v) = row?;
+        let stats: ReleaseStats = decode("release_stats", v.value())?;
+        if stats.events > 0 && newest.as_ref().is_none_or(|(_, t)| stats.first_event > *t) {
+            newest = Some((k.value().1.to_string(), stats.first_event));
+        }
+    }
+    Ok(newest)
+}
+
 /// Adds what a batch of a project's events said about a release, making the release (or
 /// adding the project to it) when this is its first sight.
 pub fn record_seen(

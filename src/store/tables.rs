@@ -292,6 +292,7 @@ impl<'t> Tables<'t> {
         let mut events = 0;
         for id in &ids {
             events += self.delete_issue(project.id, *id)?;
+            super::activity::forget(txn, project.id, *id)?;
         }
         let mut keys = txn.open_table(super::KEYS)?;
         let doomed: Vec<String> = super::projects::keys(&keys)?

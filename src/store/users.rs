@@ -18,6 +18,8 @@ pub struct User {
     /// MD5 of the one-time set-password token, while one is outstanding.
     pub password_token: Option<String>,
     pub password_token_expires: f64,
+    /// Alert mail only about issues assigned to this user.
+    pub mail_assigned_only: bool,
 }
 
 /// How long a set-password link works.

@@ -314,20 +314,51 @@ pub fn issue_list(
     }
 }
 
-fn change_from(action: &str) -> Option<StatusChange> {
-    match action {
-        "resolve" => Some(StatusChange::Resolve),
-        "unresolve" => Some(StatusChange::Unresolve),
-        "ignore" => Some(StatusChange::Ignore {
-            until: None,
-            more_events: None,
-        }),
-        "ignore_24h" => Some(StatusChange::Ignore {
+/// The status change a form's `action` asks for, with its options: `release` for
+/// `resolve_in`; `for` (a duration such as 30m, 24h, 7d), `count` and `users` for `ignore`.
+fn change_from(form: &Form) -> Result<StatusChange, String> {
+    let number = |name: &str| -> Result<Option<u64>, String> {
+        match form.field(name).as_str() {
+            "" => Ok(None),
+            n => n
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| format!("'{n}' is not a positive whole number")),
+        }
+    };
+    Ok(match form.get("action").unwrap_or("") {
+        "resolve" => StatusChange::Resolve,
+        "resolve_next" => StatusChange::ResolveInNextRelease,
+        "resolve_in" => StatusChange::ResolveIn {
+            release: form.field("release"),
+        },
+        "unresolve" => StatusChange::Unresolve,
+        "ignore" => {
+            let until = match form.field("for").as_str() {
+                "" => None,
+                d => Some(
+                    crate::time::now()
+                        + crate::config::Duration::parse(d)
+                            .ok_or_else(|| format!("'{d}' is not a duration (try 30m, 24h, 7d)"))?
+                            .0
+                            .as_secs_f64(),
+                ),
+            };
+            StatusChange::Ignore {
+                until,
+                more_events: number("count")?,
+                more_users: number("users")?,
+            }
+        }
+        "ignore_24h" => StatusChange::Ignore {
             until: Some(crate::time::now() + 86_400.0),
             more_events: None,
-        }),
-        _ => None,
-    }
+            more_users: None,
+        },
+        other => return Err(format!("'{other}' is not an action: choose resolve, ignore or unresolve")),
+    })
 }
 
 /// Applies the form's status action (the buttons' `action`) to issues of a project: the same
@@ -339,19 +370,19 @@ async fn change_issues(
     ids: impl Iterator<Item = u64>,
     form: &Form,
 ) -> Result<(), Page> {
-    let Some(change) = form.get("action").and_then(change_from) else {
-        return Err(message(
+    let change = change_from(form).map_err(|why| {
+        message(
             StatusCode::BAD_REQUEST,
             Nav::of(visitor),
-            "Unknown action",
-            "Choose resolve, ignore or unresolve.",
-        ));
-    };
+            "That did not work",
+            &why,
+        )
+    })?;
     for id in ids {
         let op = IssueStatus {
             project: project.id.to_string(),
             issue: id,
-            change,
+            change: change.clone(),
         };
         web.act(visitor, op).await?;
     }

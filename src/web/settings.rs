@@ -208,6 +208,7 @@ pub async fn settings_action(
         }
         "member-add" | "member-remove" => {
             let op = ProjectMember {
+                role: None,
                 project: id,
                 email: field("email"),
                 remove: action == "member-remove",
