@@ -53,6 +53,37 @@ struct IssueView {
     feedback: u64,
     /// The charts and tag distributions, shared with the cache.
     agg: Arc<Aggregates>,
+    assignee: Option<String>,
+    /// Why it is resolved or ignored, and until when ("ignored until 100 more events").
+    state_detail: Option<String>,
+    /// Releases its events named (for "resolve in release").
+    releases: Vec<String>,
+}
+
+/// Why an issue is resolved or ignored, in words.
+pub fn state_detail(issue: &Issue) -> Option<String> {
+    use crate::store::issues::Status;
+    match issue.status {
+        Status::Resolved => issue.resolved_in.as_ref().map(|r| {
+            if r.next {
+                format!("in the next release (after {})", r.release)
+            } else {
+                format!("in release {}", r.release)
+            }
+        }),
+        Status::Ignored => {
+            let left = issue.ignore_until_count.map(|n| n.saturating_sub(issue.count));
+            let users = issue
+                .ignore_until_users
+                .map(|n| n.saturating_sub(issue.user_count()));
+            Some(
+                crate::manage::activity::ignore_condition(issue.ignore_until, left, users)
+                    .trim_start_matches("ignored ")
+                    .to_string(),
+            )
+        }
+        Status::Unresolved => None,
+    }
 }
 
 struct FrameView {
@@ -198,6 +229,14 @@ struct IssuePage {
     feedback: Vec<super::feedback::FeedbackRow>,
     /// The crash-free rates of the issue's last release, when its SDK sends sessions.
     release_health: Option<String>,
+    /// Who changed what, with the comments.
+    activity: Vec<super::triage::Entry>,
+    /// Who it can be assigned to.
+    assignable: Vec<String>,
+    /// The visitor owns the project (may delete the issue).
+    owner: bool,
+    /// The commit the page shows, for the live updates.
+    version: u64,
 }
 
 /// An issue's charts and tag distributions, cached by its event count and the hour.
@@ -264,6 +303,11 @@ pub fn issue_page(
         return not_found(Nav::of(visitor));
     };
     let build = || -> Result<Option<IssuePage>, StoreError> {
+        // The version first: what is read after it is at least that new.
+        let version = web
+            .stats
+            .version
+            .load(std::sync::atomic::Ordering::Acquire);
         let txn = web.handle.db.begin_read()?;
         let Some(issue) = issues::get(&txn.open_table(ISSUES)?, project.id, id)? else {
             return Ok(None);
@@ -323,6 +367,10 @@ pub fn issue_page(
             None => None,
         };
         Ok(Some(IssuePage {
+            activity: super::triage::timeline(web, visitor, &project, id),
+            assignable: super::triage::assignable(web, &project),
+            owner: visitor.actor().may_own(&project),
+            version,
             release_health,
             nav: Nav::of(visitor),
             slug: project.slug.clone(),
@@ -365,6 +413,9 @@ pub fn issue_page(
                 strategy: issue.strategy.as_str(),
                 feedback: issue.feedback,
                 agg,
+                assignee: issue.assignee.clone(),
+                state_detail: state_detail(&issue),
+                releases: issue.releases.clone(),
             },
             feedback,
         }))

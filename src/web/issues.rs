@@ -74,6 +74,15 @@ struct IssueRow {
     last_seen: String,
     last_seen_exact: String,
     spark: String,
+    /// First seen within the last 24 hours.
+    new: bool,
+    /// Came back within the last 24 hours.
+    regressed: bool,
+    assignee: Option<String>,
+    assignee_initials: String,
+    /// Why resolved or ignored, until when.
+    state_detail: Option<String>,
+    comments: u64,
 }
 
 #[derive(Template)]
@@ -91,6 +100,8 @@ struct IssuesPage {
     back: String,
     prev_page: Option<String>,
     next_page: Option<String>,
+    /// The commit the list shows, for the live updates.
+    version: u64,
 }
 
 /// The list's query, with defaults.
@@ -102,6 +113,8 @@ struct ListQuery {
     sort: String,
     q: String,
     page: usize,
+    /// "me", "none" or "" (anyone).
+    assigned: String,
 }
 
 impl ListQuery {
@@ -128,6 +141,10 @@ impl ListQuery {
             sort,
             q: get("q"),
             page: get("page").parse().unwrap_or(0),
+            assigned: match get("assigned").as_str() {
+                a @ ("me" | "none") => a.to_string(),
+                _ => String::new(),
+            },
         }
     }
 
@@ -139,6 +156,7 @@ impl ListQuery {
             ("environment", &self.environment),
             ("release", &self.release),
             ("sort", &self.sort),
+            ("assigned", &self.assigned),
             ("q", &self.q),
         ] {
             if !v.is_empty() {
@@ -179,7 +197,12 @@ pub fn issue_list(
             let level_ok = q.level.is_empty() || issue.level.as_str() == q.level;
             let env_ok = q.environment.is_empty() || issue.environments.contains(&q.environment);
             let release_ok = q.release.is_empty() || issue.releases.contains(&q.release);
-            if !(status_ok && level_ok && env_ok && release_ok) {
+            let assigned_ok = match q.assigned.as_str() {
+                "me" => issue.assignee.as_ref() == Some(&visitor.user.email),
+                "none" => issue.assignee.is_none(),
+                _ => true,
+            };
+            if !(status_ok && level_ok && env_ok && release_ok && assigned_ok) {
                 continue;
             }
             if !words.iter().all(|w| text.contains(w.as_str())) {
@@ -215,6 +238,7 @@ pub fn issue_list(
         let shown = &matched[start..(start + PAGE_SIZE).min(total)];
         let hours = txn.open_table(ISSUE_HOURS)?;
         let now = now_hour();
+        let day_ago = crate::time::now() - 86_400.0;
         let mut rows = Vec::with_capacity(shown.len());
         for issue in shown {
             let mut points = Vec::new();
@@ -237,6 +261,17 @@ pub fn issue_list(
                 last_seen: ago(issue.last_seen),
                 last_seen_exact: crate::time::rfc3339(issue.last_seen),
                 spark: charts::bars(&charts::hourly(&points, now, 24), 72, 18, "spark"),
+                new: issue.first_seen >= day_ago,
+                regressed: issue.regressed_at.is_some_and(|t| t >= day_ago)
+                    && issue.status == crate::store::issues::Status::Unresolved,
+                assignee_initials: issue
+                    .assignee
+                    .as_deref()
+                    .map(super::triage::initials)
+                    .unwrap_or_default(),
+                assignee: issue.assignee.clone(),
+                state_detail: super::issue::state_detail(issue),
+                comments: issue.comments,
             });
         }
         let environments: Vec<String> = all.environments.iter().take(100).cloned().collect();
@@ -282,6 +317,16 @@ pub fn issue_list(
                 &q.release,
             ),
             select(
+                "assigned",
+                "Assignee",
+                Some("Anyone"),
+                &[
+                    ("me".into(), "Assigned to me".into()),
+                    ("none".into(), "Unassigned".into()),
+                ],
+                &q.assigned,
+            ),
+            select(
                 "sort",
                 "Sort",
                 None,
@@ -306,6 +351,7 @@ pub fn issue_list(
             back: q.url(&project.slug, q.page),
             prev_page: (q.page > 0).then(|| q.url(&project.slug, q.page - 1)),
             next_page: (start + PAGE_SIZE < total).then(|| q.url(&project.slug, q.page + 1)),
+            version: all.version,
         })
     };
     match build() {

@@ -1,8 +1,9 @@
 //! The web UI, served by the same hyper server and port as intake: sign-in with server-side
 //! sessions, the projects page, the issue list, the issue page with the event, project settings
 //! and user administration. Pages are askama templates compiled into the binary (every value
-//! escaped), with one stylesheet and no JavaScript; a strict Content-Security-Policy forbids
-//! scripts altogether. Every form carries a CSRF token; sign-in attempts are throttled per
+//! escaped), with one stylesheet and one small script of picket's own (live updates; every
+//! page works without it); a strict Content-Security-Policy allows no inline script or style
+//! and nothing from another origin. Every form carries a CSRF token; sign-in attempts are throttled per
 //! address and per account. Every button is a management operation applied on behalf of the
 //! signed-in user, so the management layer alone decides what they may do.
 //!
@@ -15,6 +16,7 @@ mod charts;
 mod feedback;
 mod issue;
 mod issues;
+mod live;
 mod monitors;
 mod projects;
 mod releases;
@@ -23,6 +25,7 @@ mod sessions;
 mod settings;
 mod snapshot;
 mod sourcemaps;
+mod triage;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -173,7 +176,7 @@ pub fn page(status: StatusCode, content_type: &'static str, body: impl Into<Byte
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(

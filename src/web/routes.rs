@@ -11,8 +11,8 @@ use hyper::{Method, Request, StatusCode};
 
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
-    Form, Nav, Page, Web, accounts, feedback, issue, issues, message, monitors, not_found, page,
-    projects, query, redirect, releases, settings, sourcemaps,
+    Form, Nav, Page, Web, accounts, feedback, issue, issues, live, message, monitors, not_found, page,
+    projects, query, redirect, releases, settings, sourcemaps, triage,
 };
 
 /// Largest form body accepted.
@@ -36,6 +36,16 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
             StatusCode::OK,
             "text/css; charset=utf-8",
             include_str!("picket.css"),
+        );
+        resp.headers_mut()
+            .insert("cache-control", HeaderValue::from_static("max-age=3600"));
+        return resp;
+    }
+    if method == Method::GET && seg.as_slice() == ["static", "live.js"] {
+        let mut resp = page(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            live::SCRIPT,
         );
         resp.headers_mut()
             .insert("cache-control", HeaderValue::from_static("max-age=3600"));
@@ -117,6 +127,7 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
             accounts::user_action(&web, &visitor, action, &form).await
         }
         (&Method::GET, ["projects", slug]) => issues::issue_list(&web, &visitor, slug, &query),
+        (&Method::GET, ["projects", slug, "live"]) => live::live(&web, &visitor, slug, &query),
         (&Method::POST, ["projects", slug, "issues", "bulk"]) => {
             issues::bulk(&web, &visitor, slug, &form).await
         }
@@ -125,6 +136,18 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
         }
         (&Method::POST, ["projects", slug, "issues", id, "status"]) => {
             issues::issue_status(&web, &visitor, slug, id, &form).await
+        }
+        (&Method::POST, ["projects", slug, "issues", id, "assign"]) => {
+            triage::assign(&web, &visitor, slug, id, &form).await
+        }
+        (&Method::POST, ["projects", slug, "issues", id, "comments", rest @ ..]) => {
+            triage::comment(&web, &visitor, slug, id, rest, &form).await
+        }
+        (&Method::GET, ["projects", slug, "issues", id, "delete"]) => {
+            triage::delete_issue_page(&web, &visitor, slug, id)
+        }
+        (&Method::POST, ["projects", slug, "issues", id, "delete"]) => {
+            triage::delete_issue(&web, &visitor, slug, id).await
         }
         (&Method::GET, ["projects", slug, "events", file]) => {
             issue::raw_event(&web, &visitor, slug, file)
