@@ -675,6 +675,35 @@ fn compose_mail(ctx: &Context<'_>, alert: &Alert, from: &str) -> Option<Vec<u8>>
         .ok()
 }
 
+/// The body of a sample alert about a made-up issue of `project`, for testing a webhook.
+pub fn sample_webhook_body(project: &Project, base_url: &str, format: WebhookFormat) -> Bytes {
+    let now = crate::time::now();
+    let issue = Issue {
+        project: project.id,
+        id: 0,
+        title: "TestAlert: a sample alert from picket".into(),
+        culprit: "picket webhook test".into(),
+        first_seen: now,
+        last_seen: now,
+        count: 1,
+        ..Default::default()
+    };
+    let alert = Alert {
+        project: project.id,
+        rule: alerts::Rule::NewIssue,
+        created: now,
+        detail: "a test of this webhook (no issue is involved)".into(),
+        ..Default::default()
+    };
+    let ctx = Context {
+        project,
+        issue: &issue,
+        event: None,
+        link: format!("{base_url}/projects/{}/settings", project.slug),
+    };
+    webhook_body(&ctx, &alert, format)
+}
+
 /// A webhook's body: generic JSON (issue, event summary, link) or Slack's `text` + `blocks`.
 fn webhook_body(ctx: &Context<'_>, alert: &Alert, format: WebhookFormat) -> Bytes {
     let issue = ctx.issue;

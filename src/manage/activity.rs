@@ -91,10 +91,16 @@ impl ActivityView {
                 until,
                 more_events,
                 more_users,
-            } => ("ignored", ignore_condition(*until, *more_events, *more_users)),
+            } => (
+                "ignored",
+                ignore_condition(*until, *more_events, *more_users),
+            ),
             Change::Unignored { event: Some(event) } => {
                 view.event_id = Some(event.to_string());
-                ("unignored", "came back: its ignore condition ran out".into())
+                (
+                    "unignored",
+                    "came back: its ignore condition ran out".into(),
+                )
             }
             Change::Unignored { event: None } => ("unignored", "no longer ignored".into()),
             Change::Assigned { to: Some(to) } => ("assigned", format!("assigned to {to}")),
@@ -396,15 +402,19 @@ fn own_comment(
     who: &Who,
 ) -> Result<Activity, StoreError> {
     match activity::get(txn, project, issue, id)? {
-        Some(entry @ Activity {
-            change: Change::Commented { .. },
-            ..
-        }) if &entry.who == who => Ok(entry),
+        Some(
+            entry @ Activity {
+                change: Change::Commented { .. },
+                ..
+            },
+        ) if &entry.who == who => Ok(entry),
         Some(Activity {
             change: Change::Commented { .. },
             ..
         }) => Err(StoreError::Conflict(NOT_YOURS.into())),
-        _ => Err(StoreError::NotFound(format!("no comment {id} on issue {issue}"))),
+        _ => Err(StoreError::NotFound(format!(
+            "no comment {id} on issue {issue}"
+        ))),
     }
 }
 

@@ -180,3 +180,68 @@ fn view(h: &Handle, project: &Project) -> Result<AlertsView, ManageError> {
         recipients,
     })
 }
+
+/// Posts a sample alert to one of a project's webhooks now and reports the answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookTest {
+    pub project: String,
+    pub url: String,
+}
+
+/// What a webhook answered to the sample.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookAnswer {
+    pub url: String,
+    /// The HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// The start of its body, or why there was no answer.
+    pub detail: String,
+}
+
+impl Operation for WebhookTest {
+    type Answer = WebhookAnswer;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<WebhookAnswer, ManageError> {
+        let project = h.owned_project(actor, &self.project, "test its webhooks")?;
+        let Some(hook) = project.alerts.webhooks.iter().find(|w| w.url == self.url) else {
+            return Err(ManageError::NotFound(format!(
+                "{} has no webhook {}",
+                project.slug, self.url
+            )));
+        };
+        let policy = Policy::for_webhooks(h.config.alerts.allow_private_webhooks);
+        let client = crate::outbound::Client::new(None, h.config.alerts.webhook_timeout.0, policy)
+            .map_err(|e| ManageError::Storage(e.to_string()))?;
+        let body = crate::alert::sample_webhook_body(&project, &h.config.base_url(), hook.format);
+        let url = hook.url.clone();
+        let call = async move {
+            let headers = [("content-type", "application/json".to_string())];
+            client.post(&url, &headers, body).await
+        };
+        let answer = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.block_on(call),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ManageError::Storage(e.to_string()))?
+                .block_on(call),
+        };
+        Ok(match answer {
+            Ok(reply) => WebhookAnswer {
+                url: self.url,
+                status: Some(reply.status),
+                detail: String::from_utf8_lossy(&reply.body[..reply.body.len().min(500)])
+                    .into_owned(),
+            },
+            Err(e) => WebhookAnswer {
+                url: self.url,
+                status: None,
+                detail: e.to_string(),
+            },
+        })
+    }
+}

@@ -154,8 +154,8 @@ impl Operation for IssueStatus {
                     })
                 }
                 StatusChange::ResolveInNextRelease => {
-                    let (release, first_seen) = releases::newest(&stats, project.id)?
-                        .ok_or_else(|| {
+                    let (release, first_seen) =
+                        releases::newest(&stats, project.id)?.ok_or_else(|| {
                             ManageError::Invalid(format!(
                                 "no release has been seen in {} yet: resolve it now instead",
                                 project.slug

@@ -43,8 +43,9 @@ impl Handle {
         let txn = self.db.begin_read()?;
         let key = projects::key(&txn.open_table(KEYS)?, public_key)?;
         let project = match &key {
-            Some(k) => projects::get(&txn.open_table(PROJECTS)?, k.project)?
-                .filter(|p| actor.may_see(p)),
+            Some(k) => {
+                projects::get(&txn.open_table(PROJECTS)?, k.project)?.filter(|p| actor.may_see(p))
+            }
             None => None,
         };
         match (key, project) {

@@ -474,6 +474,8 @@ operations! {
     IssueAssign => activity::IssueAssign,
     IssueComment => activity::IssueComment,
     Alerts => alerts::Alerts,
+    WebhookTest => alerts::WebhookTest,
+    MailChoice => users::MailChoice,
     DeadLetters => forward::DeadLetters,
     Backup => backup::Backup,
     CreateSuperuser => users::CreateSuperuser,

@@ -21,6 +21,9 @@ pub struct UserView {
     pub is_admin: bool,
     #[serde(default = "yes")]
     pub active: bool,
+    /// Alert mail only about issues assigned to them.
+    #[serde(default)]
+    pub mail_assigned_only: bool,
 }
 
 fn yes() -> bool {
@@ -32,6 +35,7 @@ impl From<&User> for UserView {
         UserView {
             email: u.email.clone(),
             is_admin: u.is_admin,
+            mail_assigned_only: u.mail_assigned_only,
             active: u.active,
         }
     }
@@ -154,6 +158,26 @@ impl Operation for UserSetActive {
         }
         let active = self.active;
         let user = h.write(move |txn| users::set_active(txn, &email, active))?;
+        Ok(UserView::from(&user))
+    }
+}
+
+/// The signed-in user's own mail choice: alert mail only about issues assigned to them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailChoice {
+    pub assigned_only: bool,
+}
+
+impl Operation for MailChoice {
+    type Answer = UserView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<UserView, ManageError> {
+        let Some(me) = actor.user() else {
+            return Err(ManageError::Invalid(
+                "only a signed-in user has mail choices".into(),
+            ));
+        };
+        let (email, only) = (me.email.clone(), self.assigned_only);
+        let user = h.write(move |txn| users::set_mail_assigned_only(txn, &email, only))?;
         Ok(UserView::from(&user))
     }
 }

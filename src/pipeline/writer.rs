@@ -306,7 +306,9 @@ impl Writer {
             };
             if let Some(change) = record(issue, arrival, reopens) {
                 let at = arrival.facts.received;
-                changes.activity.push((arrival.project, issue.id, at, change));
+                changes
+                    .activity
+                    .push((arrival.project, issue.id, at, change));
             }
             let fired = crate::alert::rules::evaluate(
                 &project.alerts,

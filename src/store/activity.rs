@@ -159,7 +159,8 @@ pub fn put(
 
 /// Removes an entry (a deleted comment).
 pub fn remove(txn: &WriteTransaction, project: u64, issue: u64, id: u64) -> Result<(), StoreError> {
-    txn.open_table(ISSUE_ACTIVITY)?.remove((project, issue, id))?;
+    txn.open_table(ISSUE_ACTIVITY)?
+        .remove((project, issue, id))?;
     Ok(())
 }
 

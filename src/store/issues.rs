@@ -105,7 +105,13 @@ impl ResolvedIn {
         if release == self.release {
             return !self.next;
         }
-        appeared.is_none_or(|t| if self.next { t > self.first_seen } else { t >= self.first_seen })
+        appeared.is_none_or(|t| {
+            if self.next {
+                t > self.first_seen
+            } else {
+                t >= self.first_seen
+            }
+        })
     }
 }
 
@@ -214,11 +220,10 @@ pub fn assign(
     who: Who,
     at: f64,
 ) -> Result<Issue, StoreError> {
-    update(txn, project, id, |issue| issue.assignee = to.clone())
-        .and_then(|issue| {
-            activity::append(txn, project, id, at, who, Change::Assigned { to })?;
-            Ok(issue)
-        })
+    update(txn, project, id, |issue| issue.assignee = to.clone()).and_then(|issue| {
+        activity::append(txn, project, id, at, who, Change::Assigned { to })?;
+        Ok(issue)
+    })
 }
 
 /// Changes an issue's row in a write.

@@ -143,6 +143,18 @@ pub fn set_active(txn: &WriteTransaction, email: &str, active: bool) -> Result<U
     Ok(user)
 }
 
+/// Sets whether a user wants alert mail only about issues assigned to them.
+pub fn set_mail_assigned_only(
+    txn: &WriteTransaction,
+    email: &str,
+    only: bool,
+) -> Result<User, StoreError> {
+    let mut user = existing(txn, email)?;
+    user.mail_assigned_only = only;
+    put(txn, &user)?;
+    Ok(user)
+}
+
 /// Creates an admin or, when `update`, makes an existing account an admin with the new
 /// password (its sessions end); an existing account without `update` is a conflict.
 pub fn create_superuser(

@@ -72,7 +72,9 @@ pub fn state_detail(issue: &Issue) -> Option<String> {
             }
         }),
         Status::Ignored => {
-            let left = issue.ignore_until_count.map(|n| n.saturating_sub(issue.count));
+            let left = issue
+                .ignore_until_count
+                .map(|n| n.saturating_sub(issue.count));
             let users = issue
                 .ignore_until_users
                 .map(|n| n.saturating_sub(issue.user_count()));
@@ -304,10 +306,7 @@ pub fn issue_page(
     };
     let build = || -> Result<Option<IssuePage>, StoreError> {
         // The version first: what is read after it is at least that new.
-        let version = web
-            .stats
-            .version
-            .load(std::sync::atomic::Ordering::Acquire);
+        let version = web.stats.version.load(std::sync::atomic::Ordering::Acquire);
         let txn = web.handle.db.begin_read()?;
         let Some(issue) = issues::get(&txn.open_table(ISSUES)?, project.id, id)? else {
             return Ok(None);

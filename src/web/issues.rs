@@ -403,7 +403,11 @@ fn change_from(form: &Form) -> Result<StatusChange, String> {
             more_events: None,
             more_users: None,
         },
-        other => return Err(format!("'{other}' is not an action: choose resolve, ignore or unresolve")),
+        other => {
+            return Err(format!(
+                "'{other}' is not an action: choose resolve, ignore or unresolve"
+            ));
+        }
     })
 }
 

@@ -5,7 +5,12 @@ use askama::Template;
 use redb::ReadableDatabase;
 
 use super::snapshot::project_issues;
-use super::{Nav, Page, Visitor, Web, charts, manage_error, now_hour, render, store_error};
+use hyper::StatusCode;
+
+use super::{
+    Form, Nav, Page, Visitor, Web, charts, manage_error, message, not_found, now_hour, redirect,
+    render, store_error,
+};
 use crate::store::issues::Status;
 use crate::store::{PROJECT_HOURS, StoreError};
 
@@ -22,6 +27,58 @@ struct ProjectRow {
 struct ProjectsPage {
     nav: Nav,
     projects: Vec<ProjectRow>,
+}
+
+/// `POST /projects/new`: an admin makes a project, then sees its settings (the DSN).
+pub async fn create(web: &Web, visitor: &Visitor, form: &Form) -> Page {
+    let op = crate::manage::projects::ProjectCreate {
+        name: form.field("name"),
+    };
+    match web.act(visitor, op).await {
+        Ok(p) => redirect(&format!("/projects/{}/settings", p.slug), &[]),
+        Err(page) => page,
+    }
+}
+
+/// `GET /projects/{slug}/delete`: asks first.
+pub fn delete_page(web: &Web, visitor: &Visitor, slug: &str) -> Page {
+    let Some(project) = web.visible_project(visitor, slug) else {
+        return not_found(Nav::of(visitor));
+    };
+    if !visitor.user.is_admin {
+        return message(
+            StatusCode::FORBIDDEN,
+            Nav::of(visitor),
+            "Not yours to delete",
+            "Only an admin may delete projects.",
+        );
+    }
+    super::triage::confirm(
+        visitor,
+        super::triage::Ask {
+            heading: &format!("Delete {}?", project.name),
+            text: &format!(
+                "The project {} is deleted for good with its issues, its {} stored events, its keys (SDKs using its DSN are refused from then on) and its settings.",
+                project.slug, project.stored
+            ),
+            action: &format!("/projects/{}/delete", project.slug),
+            button: "Yes, delete the project",
+            back: &format!("/projects/{}/settings", project.slug),
+            hidden: &[],
+        },
+    )
+}
+
+/// `POST /projects/{slug}/delete`, from the confirmation page.
+pub async fn delete(web: &Web, visitor: &Visitor, slug: &str, form: &Form) -> Page {
+    let op = crate::manage::projects::ProjectDelete {
+        project: slug.to_string(),
+        confirm: form.get("confirm") == Some("yes"),
+    };
+    match web.act(visitor, op).await {
+        Ok(_) => redirect("/", &[]),
+        Err(page) => page,
+    }
 }
 
 pub fn projects(web: &Web, visitor: &Visitor) -> Page {

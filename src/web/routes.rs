@@ -11,8 +11,8 @@ use hyper::{Method, Request, StatusCode};
 
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
-    Form, Nav, Page, Web, accounts, feedback, issue, issues, live, message, monitors, not_found, page,
-    projects, query, redirect, releases, settings, sourcemaps, triage,
+    Form, Nav, Page, Web, accounts, feedback, issue, issues, live, message, monitors, not_found,
+    page, projects, query, redirect, releases, settings, sourcemaps, triage,
 };
 
 /// Largest form body accepted.
@@ -127,6 +127,11 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
             accounts::user_action(&web, &visitor, action, &form).await
         }
         (&Method::GET, ["projects", slug]) => issues::issue_list(&web, &visitor, slug, &query),
+        (&Method::POST, ["projects", "new"]) => projects::create(&web, &visitor, &form).await,
+        (&Method::GET, ["projects", slug, "delete"]) => projects::delete_page(&web, &visitor, slug),
+        (&Method::POST, ["projects", slug, "delete"]) => {
+            projects::delete(&web, &visitor, slug, &form).await
+        }
         (&Method::GET, ["projects", slug, "live"]) => live::live(&web, &visitor, slug, &query),
         (&Method::POST, ["projects", slug, "issues", "bulk"]) => {
             issues::bulk(&web, &visitor, slug, &form).await

@@ -6,11 +6,14 @@ use redb::ReadableDatabase;
 
 use super::{Form, Nav, Page, Visitor, Web, not_found, redirect, render, store_error};
 use crate::ids::{Dsn, RateLimit};
+use crate::manage::alerts::{AlertChange, Alerts, WebhookTest};
 use crate::manage::forward::ProjectForward;
 use crate::manage::keys::{KeyCreate, KeyRateLimit, KeyRevoke};
-use crate::manage::members::ProjectMember;
+use crate::manage::members::{ProjectMember, Role};
 use crate::manage::projects::ProjectRename;
 use crate::manage::retention::ProjectRetention;
+use crate::manage::users::MailChoice;
+use crate::store::alerts::{Frequency, WebhookFormat};
 use crate::store::projects;
 use crate::store::users::{self, User};
 use crate::store::{KEYS, StoreError, USERS};
@@ -44,6 +47,19 @@ struct SettingsPage {
     attachments: bool,
     /// What was not kept, one line each ("the SDK dropped 120 error: ratelimit_backoff").
     dropped: Vec<String>,
+    /// The visitor owns the project: the forms that change it are theirs.
+    owner: bool,
+    admin: bool,
+    owners: Vec<String>,
+    alerts: crate::store::alerts::AlertRules,
+    /// Whether alert mail can go out, and through which server.
+    mail: String,
+    /// The visitor is not mailed about this project.
+    opted_out: bool,
+    /// The visitor wants mail only about issues assigned to them.
+    assigned_only: bool,
+    /// What a webhook answered to the test just made.
+    webhook_answer: Option<String>,
 }
 
 /// Copy-paste setup for the official SDKs with the project's real DSN.
@@ -79,6 +95,10 @@ fn snippets(dsn: &str) -> Vec<(&'static str, String)> {
 }
 
 pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
+    settings_with(web, visitor, slug, None)
+}
+
+fn settings_with(web: &Web, visitor: &Visitor, slug: &str, webhook_answer: Option<String>) -> Page {
     let Some(project) = web.visible_project(visitor, slug) else {
         return not_found(Nav::of(visitor));
     };
@@ -156,6 +176,14 @@ pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
                 .and_then(|d| Dsn::parse(d).ok())
                 .map(|d| d.public())
                 .unwrap_or_default(),
+            owner: visitor.actor().may_own(&project),
+            admin: visitor.user.is_admin,
+            owners: project.owners.clone(),
+            mail: crate::alert::mail_state(config),
+            opted_out: project.alerts.opt_out.contains(&visitor.user.email),
+            assigned_only: visitor.user.mail_assigned_only,
+            alerts: project.alerts.clone(),
+            webhook_answer,
         })
     };
     match build() {
@@ -188,15 +216,33 @@ pub async fn settings_action(
             .await
             .map(drop),
         "key-create" => web.act(visitor, KeyCreate { project: id }).await.map(drop),
-        "key-revoke" => web
-            .act(
+        "key-revoke" => {
+            if form.get("confirm") != Some("yes") && last_active_key(web, &project, &field("key")) {
+                return super::triage::confirm(
+                    visitor,
+                    super::triage::Ask {
+                        heading: "Revoke the last key?",
+                        text: &format!(
+                            "{} is the only active key of {}: once it is revoked, every SDK using its DSN is refused until you create a new key and give them its DSN.",
+                            field("key"),
+                            project.slug
+                        ),
+                        action: &format!("/projects/{}/settings/key-revoke", project.slug),
+                        button: "Yes, revoke it",
+                        back: &format!("/projects/{}/settings", project.slug),
+                        hidden: &[("key", &field("key"))],
+                    },
+                );
+            }
+            web.act(
                 visitor,
                 KeyRevoke {
                     public_key: field("key"),
                 },
             )
             .await
-            .map(drop),
+            .map(drop)
+        }
         "key-limit" => {
             let per_minute = field("per_minute").parse::<u32>().unwrap_or(0);
             let burst = field("burst").parse::<u32>().unwrap_or(0);
@@ -206,12 +252,96 @@ pub async fn settings_action(
             };
             web.act(visitor, op).await.map(drop)
         }
-        "member-add" | "member-remove" => {
+        "member-add" | "member-remove" | "member-role" => {
+            let role = match field("role").as_str() {
+                "owner" => Some(Role::Owner),
+                "member" => Some(Role::Member),
+                _ => None,
+            };
             let op = ProjectMember {
-                role: None,
+                role,
                 project: id,
                 email: field("email"),
                 remove: action == "member-remove",
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        "alert-rules" => {
+            let on = |k: &str| Some(form.get(k) == Some("on"));
+            let frequency = match (
+                field("freq_events").parse::<u64>(),
+                field("freq_minutes").parse::<u64>(),
+            ) {
+                (Ok(events), Ok(minutes)) if form.get("frequency") == Some("on") => {
+                    Some(Some(Frequency { events, minutes }))
+                }
+                _ if form.get("frequency") == Some("on") => {
+                    return super::message(
+                        hyper::StatusCode::BAD_REQUEST,
+                        Nav::of(visitor),
+                        "That did not work",
+                        "a frequency rule needs a number of events and of minutes",
+                    );
+                }
+                _ => Some(None),
+            };
+            let change = AlertChange::Rules {
+                new_issue: on("new_issue"),
+                regression: on("regression"),
+                reappeared: on("reappeared"),
+                feedback: on("feedback"),
+                frequency,
+            };
+            alerts(web, visitor, id, change).await
+        }
+        "alert-email-add" | "alert-email-remove" => {
+            let change = AlertChange::Email {
+                address: field("address"),
+                remove: action == "alert-email-remove",
+            };
+            alerts(web, visitor, id, change).await
+        }
+        "webhook-add" | "webhook-remove" => {
+            let change = AlertChange::Webhook {
+                url: field("url"),
+                format: if field("format") == "slack" {
+                    WebhookFormat::Slack
+                } else {
+                    WebhookFormat::Json
+                },
+                remove: action == "webhook-remove",
+            };
+            alerts(web, visitor, id, change).await
+        }
+        "webhook-test" => {
+            let op = WebhookTest {
+                project: id,
+                url: field("url"),
+            };
+            return match web.act(visitor, op).await {
+                Ok(a) => {
+                    let said = match a.status {
+                        Some(status) => format!("{} answered HTTP {status}: {}", a.url, a.detail),
+                        None => format!("{} did not answer: {}", a.url, a.detail),
+                    };
+                    settings_with(web, visitor, &project.slug, Some(said))
+                }
+                Err(page) => page,
+            };
+        }
+        "mail" => {
+            let op = Alerts {
+                project: id,
+                change: AlertChange::OptOut {
+                    email: visitor.user.email.clone(),
+                    undo: form.get("project_mail") == Some("on"),
+                },
+            };
+            if let Err(page) = web.act(visitor, op).await {
+                return page;
+            }
+            let op = MailChoice {
+                assigned_only: form.get("assigned_only") == Some("on"),
             };
             web.act(visitor, op).await.map(drop)
         }
@@ -242,4 +372,27 @@ pub async fn settings_action(
         Ok(()) => redirect(&format!("/projects/{}/settings", project.slug), &[]),
         Err(page) => page,
     }
+}
+
+/// Applies a change to the project's alerts.
+async fn alerts(
+    web: &Web,
+    visitor: &Visitor,
+    project: String,
+    change: AlertChange,
+) -> Result<(), Page> {
+    web.act(visitor, Alerts { project, change }).await.map(drop)
+}
+
+/// Whether `key` is the project's only active key.
+fn last_active_key(web: &Web, project: &crate::store::projects::Project, key: &str) -> bool {
+    let read = || -> Result<bool, StoreError> {
+        let txn = web.handle.db.begin_read()?;
+        let active: Vec<_> = projects::keys(&txn.open_table(KEYS)?)?
+            .into_iter()
+            .filter(|k| k.project == project.id && k.active)
+            .collect();
+        Ok(active.len() == 1 && active[0].public_key == key)
+    };
+    read().unwrap_or(false)
 }

@@ -213,6 +213,8 @@ pub struct Ask<'a> {
     pub button: &'a str,
     /// Where Cancel leads.
     pub back: &'a str,
+    /// Fields the form carries (what to act on).
+    pub hidden: &'a [(&'a str, &'a str)],
 }
 
 pub fn confirm(visitor: &Visitor, ask: Ask<'_>) -> Page {
@@ -225,8 +227,10 @@ pub fn confirm(visitor: &Visitor, ask: Ask<'_>) -> Page {
         action: &'a str,
         button: &'a str,
         back: &'a str,
+        hidden: &'a [(&'a str, &'a str)],
     }
     super::render(Confirm {
+        hidden: ask.hidden,
         nav: Nav::of(visitor),
         heading: ask.heading,
         text: ask.text,
@@ -254,7 +258,10 @@ pub fn delete_issue_page(web: &Web, visitor: &Visitor, slug: &str, id: &str) -> 
             StatusCode::FORBIDDEN,
             Nav::of(visitor),
             "Not yours to delete",
-            &format!("Only an owner of {} or an admin may delete its issues.", project.slug),
+            &format!(
+                "Only an owner of {} or an admin may delete its issues.",
+                project.slug
+            ),
         );
     }
     confirm(
@@ -268,6 +275,7 @@ pub fn delete_issue_page(web: &Web, visitor: &Visitor, slug: &str, id: &str) -> 
             action: &format!("/projects/{}/issues/{issue}/delete", project.slug),
             button: "Yes, delete it",
             back: &issue_link(&project, issue),
+            hidden: &[],
         },
     )
 }
