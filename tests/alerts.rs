@@ -384,3 +384,113 @@ fn sendtestemail_reports_success_and_a_refused_connection() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DNS"), "{stderr}");
 }
+
+/// Makes a user (not an admin) with a password, through the one-time link.
+fn user_with_password(server: &Server, email: &str, password: &str) {
+    let link = server.json(&["user", "create", email]);
+    let url = link["url"].as_str().expect("a set-password link");
+    let path = &url[url.find("/set-password/").expect("a set-password path")..];
+    let answer = common::agent()
+        .post(format!("{}{path}", server.url))
+        .send_form([("password", password)])
+        .expect("set the password");
+    assert_eq!(answer.status(), 303, "the password is set");
+}
+
+#[test]
+fn a_team_triages_together_in_chromium() {
+    const PASSWORD: &str = "a long enough password";
+    let port = common::free_port();
+    let smtp = Smtp::start(port);
+    let server = server_mailing_to(port, "[alerts]\nallow_private_webhooks = true\n");
+    let hook = Sink::start(Box::new(|_, _, _| (200, vec![])));
+    user_with_password(&server, "owner@example.com", PASSWORD);
+    user_with_password(&server, "member@example.com", PASSWORD);
+    server.json(&[
+        "project",
+        "member",
+        "default",
+        "owner@example.com",
+        "--role",
+        "owner",
+    ]);
+    let members = server.json(&["project", "member", "default", "member@example.com"]);
+    assert_eq!(members["owners"], serde_json::json!(["owner@example.com"]));
+    let keys_before = server.json(&["key", "list", "default"]);
+    let shots = tempfile::tempdir().unwrap();
+    let hook_url = format!("http://127.0.0.1:{}/picket", hook.port);
+    common::run_node(
+        "team_flow.js",
+        &[],
+        &[
+            ("PICKET_URL", &server.url),
+            ("SENTRY_DSN", &server.dsn()),
+            ("OWNER_EMAIL", "owner@example.com"),
+            ("MEMBER_EMAIL", "member@example.com"),
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("PASSWORD", PASSWORD),
+            ("HOOK_URL", &hook_url),
+            ("SCREENSHOTS", &shots.path().display().to_string()),
+        ],
+    );
+
+    // The webhook got the test payload the owner sent from the settings page.
+    let tests = hook.requests();
+    assert!(
+        tests.iter().any(|r| r.body.contains("TestAlert")),
+        "the webhook got the test: {tests:?}"
+    );
+    // The member's refused forms changed nothing.
+    let projects = server.json(&["project", "list"]);
+    assert!(projects[0]["forward_to"].is_null(), "{projects}");
+    assert_eq!(server.json(&["key", "list", "default"]), keys_before);
+    // The owner was mailed the assignment and the comment; the member, who did both, was not.
+    let to_owner = |what: &str| {
+        smtp.mails()
+            .iter()
+            .any(|m| m.contains("X-RcptTo: owner@example.com") && m.contains(what))
+    };
+    wait_until(Duration::from_secs(20), "the assignment mail", || {
+        to_owner("assigned it to you")
+    });
+    wait_until(Duration::from_secs(20), "the comment mail", || {
+        to_owner("commented: Gateway timeouts again")
+    });
+    assert!(
+        !smtp
+            .mails()
+            .iter()
+            .any(|m| m.contains("X-RcptTo: member@example.com")
+                && (m.contains("assigned it to you") || m.contains("commented:"))),
+        "nobody is mailed about what they did themselves"
+    );
+    // The CLI reads the same activity.
+    let issue = issue_id(&server, "card declined");
+    let activity = server.json(&["issue", "activity", "default", &issue]);
+    let kinds: Vec<&str> = activity
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "first_seen",
+            "assigned",
+            "commented",
+            "resolved",
+            "regressed"
+        ],
+        "{activity}"
+    );
+    assert_eq!(activity[1]["who"], "member@example.com");
+    assert_eq!(
+        activity[3]["text"],
+        "resolved in the next release (after shop@1.0)"
+    );
+    for shot in ["issue-triage.png", "issue-list-marks.png"] {
+        let len = std::fs::metadata(shots.path().join(shot)).unwrap().len();
+        assert!(len > 10_000, "{shot} is {len} bytes");
+    }
+}

@@ -350,4 +350,34 @@ mod tests {
         one.add_user("x");
         assert_eq!(one.user_count(), 1);
     }
+
+    #[test]
+    fn a_release_bound_resolve_reopens_only_for_newer_releases() {
+        // Resolved in the next release after 1.1, which first appeared at t=100.
+        let next = ResolvedIn {
+            release: "shop@1.1".into(),
+            first_seen: 100.0,
+            next: true,
+        };
+        assert!(!next.reopens(Some("shop@1.1"), Some(100.0)));
+        assert!(!next.reopens(Some("shop@1.0"), Some(50.0)));
+        assert!(next.reopens(Some("shop@1.2"), Some(150.0)));
+        assert!(
+            next.reopens(Some("shop@1.3"), None),
+            "a release never seen is newer"
+        );
+        assert!(
+            !next.reopens(None, None),
+            "an event without a release cannot be newer"
+        );
+        // Resolved in 1.2 itself: its events and newer ones reopen it, older ones do not.
+        let in_release = ResolvedIn {
+            release: "shop@1.2".into(),
+            first_seen: 150.0,
+            next: false,
+        };
+        assert!(in_release.reopens(Some("shop@1.2"), Some(150.0)));
+        assert!(!in_release.reopens(Some("shop@1.1"), Some(100.0)));
+        assert!(in_release.reopens(Some("shop@1.3"), Some(200.0)));
+    }
 }
