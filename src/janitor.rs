@@ -38,7 +38,7 @@ fn expire_uploads(queue: &Queue, uploads: &Uploads) -> Result<u64, StoreError> {
         now - uploads.max_age.as_secs_f64(),
         now - CHUNK_AGE.as_secs_f64(),
     );
-    queue.write(move |txn| {
+    queue.write_aside(move |txn| {
         Ok(
             crate::store::artifacts::touch_and_expire(txn, &used, bundle_cutoff)?
                 + crate::store::artifacts::expire_chunks(txn, chunk_cutoff)?,

@@ -546,7 +546,7 @@ async fn trainer(
             };
             let dict = dictionary::train(&db)?;
             let saved = dict.clone();
-            queue.write(move |txn| dictionary::save(txn, saved.as_ref(), arrived))?;
+            queue.write_aside(move |txn| dictionary::save(txn, saved.as_ref(), arrived))?;
             Ok::<_, StoreError>(dict.map(|d| (d, arrived)))
         })
         .await

@@ -394,7 +394,8 @@ fn user_with_password(server: &Server, email: &str, password: &str) {
         .post(format!("{}{path}", server.url))
         .send_form([("password", password)])
         .expect("set the password");
-    assert_eq!(answer.status(), 303, "the password is set");
+    // (The answer's redirect is followed; signing in, in the browser, shows it was set.)
+    assert!(answer.status().is_success(), "the password is set");
 }
 
 #[test]

@@ -231,7 +231,7 @@ impl Alerter {
         if changed.is_empty() {
             return Ok(false);
         }
-        self.queue.write(move |txn| {
+        self.queue.write_aside(move |txn| {
             let mut outbox = AlertOutbox::open(txn)?;
             for (seq, alert) in &changed {
                 match alert {

@@ -148,7 +148,11 @@ pub enum Job {
     Event(Box<Arrival>, Reply),
     Feedback(Box<FeedbackArrival>, Reply),
     Sessions(Box<SessionArrival>, Reply),
-    Admin(AdminWork),
+    /// A management write; `issues`: it may change issues (readers' caches start over).
+    Admin {
+        work: AdminWork,
+        issues: bool,
+    },
     /// Counts of what was dropped, added in the next batch (not acknowledged).
     Outcomes(std::collections::HashMap<OutcomeKey, u64>),
     /// Makes the writer panic, to test its supervision. Not in release builds.
@@ -302,8 +306,25 @@ impl Queue {
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.admin(work, true)
+    }
+
+    /// [`Queue::write`] for work that changes no issue (outboxes, dictionaries, uploads):
+    /// readers' caches of issues stay valid across it.
+    pub fn write_aside<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.admin(work, false)
+    }
+
+    fn admin<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        issues: bool,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = mpsc::channel();
-        let job = Job::Admin(Box::new(move |txn| {
+        let work: AdminWork = Box::new(move |txn| {
             let result = work(txn);
             let commit = result.is_ok();
             let reply: Box<dyn FnOnce(Result<(), StoreError>) + Send> =
@@ -311,7 +332,8 @@ impl Queue {
                     let _ = tx.send(committed.and(result));
                 });
             (commit, reply)
-        }));
+        });
+        let job = Job::Admin { work, issues };
         self.tx.send(job).map_err(|_| StoreError::WriterGone)?;
         rx.recv().map_err(|_| StoreError::WriterGone)?
     }

@@ -108,7 +108,7 @@ impl Writer {
                     Job::Event(arrival, ack) => batch.events.push((arrival, ack)),
                     Job::Feedback(feedback, ack) => batch.feedback.push((feedback, ack)),
                     Job::Sessions(sessions, ack) => batch.sessions.push((sessions, ack)),
-                    Job::Admin(work) => admin = Some(work),
+                    Job::Admin { work, issues } => admin = Some((work, issues)),
                     Job::Outcomes(counts) => {
                         for (k, n) in counts {
                             *batch.outcomes.entry(k).or_default() += n;
@@ -124,15 +124,18 @@ impl Writer {
             if batch.len() > 0 || !batch.outcomes.is_empty() {
                 self.write_batch(batch);
             }
-            if let Some(work) = admin {
-                self.run_admin(work);
+            if let Some((work, issues)) = admin {
+                self.run_admin(work, issues);
             }
         }
     }
 
-    fn run_admin(&mut self, work: super::AdminWork) {
-        // A management write may change issues; the cache starts over rather than guess.
-        self.cache.clear();
+    /// Runs a management write; one that may change `issues` makes the cache and readers'
+    /// caches start over rather than guess.
+    fn run_admin(&mut self, work: super::AdminWork, issues: bool) {
+        if issues {
+            self.cache.clear();
+        }
         let txn = match self.begin() {
             Ok(txn) => txn,
             Err(e) => {
@@ -143,7 +146,7 @@ impl Writer {
         let (commit, reply) = work(&txn);
         if commit {
             let done = txn.commit().map_err(StoreError::from);
-            self.changed(None);
+            self.changed(if issues { None } else { Some(&[]) });
             reply(done);
         } else {
             let _ = txn.abort();
