@@ -845,6 +845,20 @@ fn issue_command(cli: &Cli, cmd: &IssueCommand) -> anyhow::Result<()> {
             print(*json, call(cli, op)?.as_slice(), render::activity);
             return Ok(());
         }
+        IssueCommand::Merge {
+            project,
+            into,
+            from,
+            json,
+        } => {
+            let op = manage::activity::IssueMerge {
+                project: project.clone(),
+                into: *into,
+                from: from.clone(),
+            };
+            print(*json, &call(cli, op)?, render::issue_merged);
+            return Ok(());
+        }
         IssueCommand::Activity {
             project,
             issue,

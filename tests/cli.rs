@@ -285,3 +285,89 @@ fn first_start_creates_the_default_project_and_commands_use_the_socket() {
     let status = server.stop();
     assert!(status.success());
 }
+
+#[test]
+fn merged_issues_share_their_events_and_fingerprints() {
+    let server = Server::start();
+    let send = |messages: &[&str]| {
+        let calls: Vec<String> = messages
+            .iter()
+            .map(|m| format!("sentry_sdk.capture_message({m:?}, level='error')"))
+            .collect();
+        common::run_python(
+            &format!(
+                "import os, sentry_sdk\nsentry_sdk.init(dsn=os.environ['SENTRY_DSN'], default_integrations=False, send_client_reports=False)\n{}\nsentry_sdk.flush(timeout=10)\n",
+                calls.join("\n")
+            ),
+            &server.dsn(),
+        );
+    };
+    send(&[
+        "timeout talking to the bank",
+        "bank timed out",
+        "bank timed out",
+    ]);
+    let issues = server.json(&["issues", "default"]);
+    let id_of = |title: &str| -> u64 {
+        issues
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"] == title)
+            .unwrap_or_else(|| panic!("no issue {title}: {issues}"))["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let (into, from) = (
+        id_of("timeout talking to the bank"),
+        id_of("bank timed out"),
+    );
+    server.json(&[
+        "issue",
+        "comment",
+        "default",
+        &from.to_string(),
+        "same bank outage",
+    ]);
+    let merged = server.json(&[
+        "issue",
+        "merge",
+        "default",
+        &into.to_string(),
+        &from.to_string(),
+    ]);
+    assert_eq!(
+        (merged["count"].as_u64(), merged["stored"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let events = server.json(&["events", "default", &into.to_string()]);
+    assert_eq!(events.as_array().unwrap().len(), 3, "{events}");
+    let gone = server.cli(&["issue", "activity", "default", &from.to_string()]);
+    assert!(!gone.status.success(), "the merged issue is gone");
+
+    // A new event with the merged issue's fingerprint joins the issue it was merged into.
+    send(&["bank timed out"]);
+    let issues = server.json(&["issues", "default"]);
+    assert_eq!(issues.as_array().unwrap().len(), 1, "{issues}");
+    assert_eq!(issues[0]["count"], 4);
+    let activity = server.json(&["issue", "activity", "default", &into.to_string()]);
+    let texts: Vec<&str> = activity
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["first_seen", "commented", "merged"], "{activity}");
+    assert_eq!(
+        activity[2]["text"],
+        format!("merged issue #{from} into this one (2 events)")
+    );
+
+    // Deleting it forgets both fingerprints: the next event opens a new issue.
+    server.json(&["issue", "delete", "default", &into.to_string(), "--yes"]);
+    send(&["bank timed out"]);
+    let issues = server.json(&["issues", "default"]);
+    assert_eq!(issues.as_array().unwrap().len(), 1);
+    assert_eq!(issues[0]["count"], 1);
+    assert_ne!(issues[0]["id"].as_u64(), Some(into));
+}

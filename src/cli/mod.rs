@@ -505,6 +505,19 @@ pub enum IssueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Merge issues into one: their events, counts and activity move to it, and events with
+    /// their fingerprints join it from then on
+    Merge {
+        /// Project slug or numeric id
+        project: String,
+        /// The issue that stays
+        into: u64,
+        /// The issues merged into it
+        #[arg(required = true)]
+        from: Vec<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show who changed an issue and when: first seen, resolved, regressed, ignored,
     /// assigned, commented, merged
     Activity {

@@ -205,6 +205,13 @@ pub fn issue_status(i: &IssueView) -> String {
     }
 }
 
+pub fn issue_merged(i: &IssueView) -> String {
+    format!(
+        "merged into issue {}: {} events, {} stored\n",
+        i.id, i.count, i.stored
+    )
+}
+
 pub fn issue_assigned(i: &IssueView) -> String {
     match &i.assignee {
         Some(to) => format!("issue {} is assigned to {to}\n", i.id),

@@ -201,9 +201,12 @@ impl Operation for IssueActivity {
         let (project, issue) = visible_issue(h, actor, &self.project, self.issue)?;
         let txn = h.db.begin_read()?;
         let entries = activity::list(&txn.open_table(ISSUE_ACTIVITY)?, project.id, issue.id)?;
-        Ok(std::iter::once(ActivityView::first_seen(&issue))
+        let mut out: Vec<ActivityView> = std::iter::once(ActivityView::first_seen(&issue))
             .chain(entries.iter().map(ActivityView::of))
-            .collect())
+            .collect();
+        // Entries moved in by a merge come after the issue's own; time is the order.
+        out.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+        Ok(out)
     }
 }
 
@@ -422,5 +425,56 @@ fn comment_error(e: StoreError) -> ManageError {
     match e {
         StoreError::Conflict(m) if m == NOT_YOURS => ManageError::Forbidden(m),
         other => other.into(),
+    }
+}
+
+/// Merges issues into one: their stored events, counts and activity move to it, and their
+/// fingerprints lead to it from then on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssueMerge {
+    pub project: String,
+    pub into: u64,
+    pub from: Vec<u64>,
+}
+
+impl Operation for IssueMerge {
+    type Answer = super::issues::IssueView;
+    fn apply(
+        self,
+        h: &Handle,
+        actor: &Actor,
+        _: Progress<'_>,
+    ) -> Result<super::issues::IssueView, ManageError> {
+        actor.require_scope("event:admin")?;
+        let project = h.owned_project(actor, &self.project, "merge its issues")?;
+        let mut from = self.from;
+        from.sort_unstable();
+        from.dedup();
+        from.retain(|f| *f != self.into);
+        if from.is_empty() {
+            return Err(ManageError::Invalid(
+                "name at least one other issue to merge into it".into(),
+            ));
+        }
+        let (pid, into, who, now) = (project.id, self.into, actor.who(), crate::time::now());
+        let merged = h.write(move |txn| {
+            let mut events = 0;
+            for &issue in &from {
+                events += crate::store::tables::Tables::open(txn)?.merge_issue(pid, into, issue)?;
+                let moved = activity::list(&txn.open_table(ISSUE_ACTIVITY)?, pid, issue)?;
+                for entry in moved {
+                    activity::append(txn, pid, into, entry.at, entry.who, entry.change)?;
+                }
+                activity::forget(txn, pid, issue)?;
+            }
+            let change = Change::Merged {
+                issues: from.clone(),
+                events,
+            };
+            activity::append(txn, pid, into, now, who, change)?;
+            issues::get(&txn.open_table(ISSUES)?, pid, into)?
+                .ok_or_else(|| StoreError::NotFound(format!("no issue {into}")))
+        })?;
+        Ok(super::issues::IssueView::from(&merged))
     }
 }

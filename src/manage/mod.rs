@@ -473,6 +473,7 @@ operations! {
     IssueActivity => activity::IssueActivity,
     IssueAssign => activity::IssueAssign,
     IssueComment => activity::IssueComment,
+    IssueMerge => activity::IssueMerge,
     Alerts => alerts::Alerts,
     WebhookTest => alerts::WebhookTest,
     MailChoice => users::MailChoice,

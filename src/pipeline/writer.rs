@@ -265,29 +265,37 @@ impl Writer {
                 acks.push(Ack::Duplicate);
                 continue;
             }
-            let hash = arrival.grouping.hash;
+            let mut hash = arrival.grouping.hash;
             let project = project_of(&mut changes.projects, &rows, arrival.project)?;
             project.stored += 1;
             let mut opened = false;
-            let issue = match changes.issues.entry((arrival.project, hash)) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(slot) => {
-                    let known = match self.cache.get(arrival.project, &hash) {
-                        Some(issue) => Some(issue),
-                        None => rows.issue_by_hash(arrival.project, &hash)?,
-                    };
-                    let issue = match known {
-                        Some(issue) => issue,
-                        None => {
-                            let id = project.next_issue.max(1);
-                            project.next_issue = id + 1;
-                            rows.link_hash(arrival.project, &hash, id)?;
-                            opened = true;
-                            new_issue(arrival, id)
-                        }
-                    };
-                    slot.insert(issue)
+            if !changes.issues.contains_key(&(arrival.project, hash)) {
+                let known = match self.cache.get(arrival.project, &hash) {
+                    Some(issue) => Some(issue),
+                    None => rows.issue_by_hash(arrival.project, &hash)?,
+                };
+                let issue = match known {
+                    Some(issue) => issue,
+                    None => {
+                        let id = project.next_issue.max(1);
+                        project.next_issue = id + 1;
+                        rows.link_hash(arrival.project, &hash, id)?;
+                        opened = true;
+                        new_issue(arrival, id)
+                    }
+                };
+                // A fingerprint of an issue merged into another leads to that one, which the
+                // batch holds (and the cache keeps) under its own hash.
+                if let Ok(own) = <[u8; 16]>::try_from(issue.hash.as_slice()) {
+                    hash = own;
                 }
+                changes
+                    .issues
+                    .entry((arrival.project, hash))
+                    .or_insert(issue);
+            }
+            let Some(issue) = changes.issues.get_mut(&(arrival.project, hash)) else {
+                return Err(StoreError::NotFound("an issue of the batch is gone".into()));
             };
             seq += 1;
             let (before, first) = (issue.status, issue.count == 0);

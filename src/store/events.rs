@@ -85,6 +85,12 @@ fn word(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
+/// A stored row moved to another issue (its header rewritten, its event untouched).
+pub(crate) fn with_issue(mut row: Vec<u8>, issue: u64) -> Option<Vec<u8>> {
+    row.get_mut(1..9)?.copy_from_slice(&issue.to_le_bytes());
+    Some(row)
+}
+
 /// The issue a stored row belongs to.
 pub(crate) fn issue_of(row: &[u8]) -> Option<u64> {
     word(row, 1)

@@ -39,6 +39,8 @@ pub struct Issue {
     pub id: u64,
     /// The fingerprint hash that leads here.
     pub hash: Vec<u8>,
+    /// The fingerprint hashes of issues merged into this one, which lead here too.
+    pub merged_hashes: Vec<Vec<u8>>,
     pub strategy: Strategy,
     pub title: String,
     pub culprit: String,

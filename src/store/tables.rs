@@ -269,12 +269,94 @@ impl<'t> Tables<'t> {
         }
         self.tag_keys
             .retain_in((project, id, "")..(project, id + 1, ""), |_, _| false)?;
-        self.hashes.remove((project, issue.hash.as_slice()))?;
+        for hash in std::iter::once(&issue.hash).chain(&issue.merged_hashes) {
+            self.hashes.remove((project, hash.as_slice()))?;
+        }
         self.issues.remove((project, id))?;
         if let Some(mut p) = self.project(project)? {
             p.stored = p.stored.saturating_sub(events.len() as u64);
             self.put_project(&p)?;
         }
+        Ok(events.len() as u64)
+    }
+
+    /// Merges issue `from` into `into`: its stored events, hourly and tag counts and figures
+    /// move, its fingerprints lead to `into` from then on, and `from` is gone. Returns the
+    /// events moved.
+    pub fn merge_issue(&mut self, project: u64, into: u64, from: u64) -> Result<u64, StoreError> {
+        if into == from {
+            return Err(StoreError::Conflict(format!(
+                "issue {into} cannot be merged into itself"
+            )));
+        }
+        let missing = |id: u64| StoreError::NotFound(format!("no issue {id}"));
+        let mut target = self.issue(project, into)?.ok_or_else(|| missing(into))?;
+        let source = self.issue(project, from)?.ok_or_else(|| missing(from))?;
+        let events = self.oldest_events(project, from, usize::MAX)?;
+        for (seq, id) in &events {
+            self.issue_events.remove((project, from, *seq))?;
+            self.issue_events
+                .insert((project, into, *seq), id.0.as_slice())?;
+            let row = self
+                .events
+                .get((project, id.0.as_slice()))?
+                .map(|v| v.value().to_vec());
+            if let Some(row) = row.and_then(|r| events::with_issue(r, into)) {
+                self.events
+                    .insert((project, id.0.as_slice()), row.as_slice())?;
+            }
+            let arrival = self
+                .arrivals
+                .get(*seq)?
+                .and_then(|v| ArrivalRecord::decode(v.value()));
+            if let Some(mut arrival) = arrival {
+                arrival.issue = into;
+                self.arrivals.insert(*seq, arrival.encode().as_slice())?;
+            }
+        }
+        let hours: Vec<(u64, u64)> = self
+            .hours
+            .range((project, from, 0)..=(project, from, u64::MAX))?
+            .map(|row| row.map(|(k, v)| (k.value().2, v.value())))
+            .collect::<Result<_, _>>()?;
+        for (hour, n) in hours {
+            self.hours.remove((project, from, hour))?;
+            self.add_hourly(project, into, hour, n)?;
+        }
+        let tags: Vec<(String, String, u64)> = super::issues::tags(&self.tags, project, from)?;
+        for (k, v, n) in tags {
+            self.tags.remove((project, from, k.as_str(), v.as_str()))?;
+            self.add_tag(project, into, &k, &v, n)?;
+        }
+        self.tag_keys
+            .retain_in((project, from, "")..(project, from + 1, ""), |_, _| false)?;
+        for hash in std::iter::once(&source.hash).chain(&source.merged_hashes) {
+            self.hashes.insert((project, hash.as_slice()), into)?;
+            target.merged_hashes.push(hash.clone());
+        }
+        target.count += source.count;
+        target.stored += source.stored;
+        super::sketch::merge(&mut target.users, &source.users);
+        if source.first_seen < target.first_seen {
+            target.first_seen = source.first_seen;
+            target.first_event = source.first_event;
+            target.first_release = source.first_release.clone();
+        }
+        if source.last_seen > target.last_seen {
+            target.last_seen = source.last_seen;
+            target.last_event = source.last_event;
+        }
+        for r in &source.releases {
+            target.remember_release(r);
+        }
+        for e in &source.environments {
+            target.remember_environment(e);
+        }
+        target.regressions += source.regressions;
+        target.feedback += source.feedback;
+        target.comments += source.comments;
+        self.issues.remove((project, from))?;
+        self.put_issue(&target)?;
         Ok(events.len() as u64)
     }
 

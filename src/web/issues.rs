@@ -102,6 +102,8 @@ struct IssuesPage {
     next_page: Option<String>,
     /// The commit the list shows, for the live updates.
     version: u64,
+    /// The visitor owns the project (may merge issues).
+    owner: bool,
 }
 
 /// The list's query, with defaults.
@@ -352,6 +354,7 @@ pub fn issue_list(
             prev_page: (q.page > 0).then(|| q.url(&project.slug, q.page - 1)),
             next_page: (start + PAGE_SIZE < total).then(|| q.url(&project.slug, q.page + 1)),
             version: all.version,
+            owner: visitor.actor().may_own(&project),
         })
     };
     match build() {
@@ -443,6 +446,9 @@ pub async fn bulk(web: &Web, visitor: &Visitor, slug: &str, form: &Form) -> Page
     let Some(project) = web.visible_project(visitor, slug) else {
         return not_found(Nav::of(visitor));
     };
+    if form.get("action") == Some("merge") {
+        return super::triage::merge(web, visitor, &project, form).await;
+    }
     let ids = form.all("issue").filter_map(|i| i.parse::<u64>().ok());
     if let Err(page) = change_issues(web, visitor, &project, ids, form).await {
         return page;

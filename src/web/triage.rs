@@ -295,6 +295,75 @@ pub async fn delete_issue(web: &Web, visitor: &Visitor, slug: &str, id: &str) ->
     }
 }
 
+/// The list's "Merge selected": asks first (naming the issue they merge into: the one with
+/// the most events), then merges.
+pub async fn merge(web: &Web, visitor: &Visitor, project: &Project, form: &Form) -> Page {
+    let ids: Vec<u64> = form
+        .all("issue")
+        .filter_map(|i| i.parse::<u64>().ok())
+        .collect();
+    let mut found = Vec::new();
+    for &issue in &ids {
+        let op = crate::manage::issues::IssueShow {
+            project: project.slug.clone(),
+            issue,
+        };
+        match web.handle.run(&visitor.actor(), op) {
+            Ok(view) => found.push(view),
+            Err(e) => return super::manage_error(Nav::of(visitor), &e),
+        }
+    }
+    found.sort_by(|a, b| b.count.cmp(&a.count).then(a.id.cmp(&b.id)));
+    let Some(into) = found.first() else {
+        return not_found(Nav::of(visitor));
+    };
+    if found.len() < 2 {
+        return message(
+            StatusCode::BAD_REQUEST,
+            Nav::of(visitor),
+            "Nothing to merge",
+            "Tick two or more issues to merge them.",
+        );
+    }
+    let from: Vec<u64> = found[1..].iter().map(|i| i.id).collect();
+    if form.get("confirm") != Some("yes") {
+        let named: Vec<String> = found[1..]
+            .iter()
+            .map(|i| format!("#{} \"{}\" ({} events)", i.id, i.title, i.count))
+            .collect();
+        let ids: Vec<String> = found.iter().map(|i| i.id.to_string()).collect();
+        let hidden: Vec<(&str, &str)> = std::iter::once(("action", "merge"))
+            .chain(ids.iter().map(|i| ("issue", i.as_str())))
+            .collect();
+        return confirm(
+            visitor,
+            Ask {
+                heading: &format!("Merge into issue {}?", into.id),
+                text: &format!(
+                    "{} will be merged into #{} \"{}\" ({} events): their events, counts and activity move to it, and new events with their fingerprints join it. This cannot be undone.",
+                    named.join(", "),
+                    into.id,
+                    into.title,
+                    into.count
+                ),
+                action: &format!("/projects/{}/issues/bulk", project.slug),
+                button: "Yes, merge them",
+                back: &format!("/projects/{}/", project.slug),
+                hidden: &hidden,
+            },
+        );
+    }
+    let op = crate::manage::activity::IssueMerge {
+        project: project.slug.clone(),
+        into: into.id,
+        from,
+    };
+    match web.act(visitor, op).await {
+        Ok(_) => redirect(&issue_link(project, into.id), &[]),
+        Err(page) => page,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
