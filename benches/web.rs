@@ -1,5 +1,6 @@
 //! Server-side render time of the heaviest pages: the issue list of a project with 100,000
-//! issues and the page of an issue with 10,000 stored events. Fills a fresh data directory
+//! issues and the page of an issue with 10,000 stored events; and the cost of the live-update
+//! endpoint the list polls (target: under 2 ms median when nothing changed). Fills a fresh data directory
 //! through the real writer, then renders each page many times and prints the median and p99,
 //! with the cache cold (a commit just happened) and warm. Run: `cargo bench --bench web`
 //! (PICKET_BENCH_ISSUES, PICKET_BENCH_EVENTS and PICKET_BENCH_RUNS change the defaults).
@@ -25,7 +26,7 @@ fn percentile(times: &mut [Duration], p: f64) -> Duration {
 
 fn report(name: &str, mut times: Vec<Duration>) {
     println!(
-        "{name:<44} median {:>8.2} ms   p99 {:>8.2} ms   ({} runs)",
+        "{name:<52} median {:>8.3} ms   p99 {:>8.3} ms   ({} runs)",
         percentile(&mut times, 0.5).as_secs_f64() * 1e3,
         percentile(&mut times, 0.99).as_secs_f64() * 1e3,
         times.len()
@@ -148,6 +149,19 @@ fn main() {
         &format!("issue list, {issues} issues, after a management write"),
         after_admin,
     );
+    let after_triage: Vec<Duration> = (0..runs)
+        .map(|_| {
+            // A triage write (resolve, assign, comment): only its issue is read again.
+            queue
+                .write_issues(vec![(project.id, 1)], |_| Ok(()))
+                .unwrap();
+            list_page()
+        })
+        .collect();
+    report(
+        &format!("issue list, {issues} issues, after a triage write"),
+        after_triage,
+    );
     let warm: Vec<Duration> = (0..runs)
         .map(|_| {
             time(&|| {
@@ -180,6 +194,34 @@ fn main() {
         })
         .collect();
     report(&format!("issue page, {events_of_one} events"), page);
+
+    // The live endpoint an open list polls: nothing changed since the page, then one event.
+    let version = || {
+        queue
+            .stats()
+            .version
+            .load(std::sync::atomic::Ordering::Acquire)
+    };
+    let poll = |since: u64| {
+        let asked: HashMap<String, String> = [("since".to_string(), since.to_string())].into();
+        time(&|| assert_eq!(pages::live(&web, &visitor, "bench", &asked).status(), 200))
+    };
+    let unchanged: Vec<Duration> = (0..runs * 10).map(|_| poll(version())).collect();
+    report(
+        &format!("live updates, {issues} issues, nothing new"),
+        unchanged,
+    );
+    let changed: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let since = version();
+            event_arrives();
+            poll(since)
+        })
+        .collect();
+    report(
+        &format!("live updates, {issues} issues, one event"),
+        changed,
+    );
     drop(web);
     drop(queue);
     writer.join().unwrap();

@@ -251,7 +251,7 @@ impl Operation for IssueAssign {
             .clone()
             .filter(|t| Some(t.as_str()) != who.email() && mail_on(h));
         let (pid, id, now) = (project.id, issue.id, crate::time::now());
-        let updated = h.write(move |txn| {
+        let updated = h.write_issues(vec![(pid, id)], move |txn| {
             let updated = issues::assign(txn, pid, id, to, who.clone(), now)?;
             if let Some(to) = notify {
                 let detail = format!("{} assigned it to you", who.describe());
@@ -338,7 +338,7 @@ impl Operation for IssueComment {
         match self.change {
             CommentChange::Add { text: t } => {
                 let t = text(&t)?;
-                h.write(move |txn| {
+                h.write_issues(vec![(pid, id)], move |txn| {
                     let earlier = activity::commenters(&activity::list(
                         &txn.open_table(ISSUE_ACTIVITY)?,
                         pid,
@@ -376,7 +376,7 @@ impl Operation for IssueComment {
                 .map_err(comment_error)?;
             }
             CommentChange::Delete { id: entry } => {
-                h.write(move |txn| {
+                h.write_issues(vec![(pid, id)], move |txn| {
                     own_comment(txn, pid, id, entry, &who)?;
                     activity::remove(txn, pid, id, entry)?;
                     issues::update(txn, pid, id, |i| i.comments = i.comments.saturating_sub(1))?;

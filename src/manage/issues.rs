@@ -171,7 +171,7 @@ impl Operation for IssueStatus {
             }
         };
         let (pid, issue, change, who) = (project.id, self.issue, self.change, actor.who());
-        let updated = h.write(move |txn| {
+        let updated = h.write_issues(vec![(pid, issue)], move |txn| {
             issues::set_status(txn, pid, issue, &change, resolved_in, who, now)
         })?;
         Ok(IssueView::from(&updated))

@@ -308,6 +308,19 @@ impl Handle {
         }
     }
 
+    /// [`Handle::write`] for work that changes only these (project, issue) rows among the
+    /// issues, so the server's caches of issues forget only those.
+    pub fn write_issues<T: Send + 'static>(
+        &self,
+        issues: Vec<(u64, u64)>,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match &self.writes {
+            Writes::Writer(queue) => queue.write_issues(issues, work),
+            Writes::Direct => self.write(work),
+        }
+    }
+
     /// A project by slug or numeric id, if the actor may see it. One the actor may not see
     /// answers exactly like one that does not exist.
     pub fn project(&self, actor: &Actor, slug_or_id: &str) -> Result<Project, ManageError> {

@@ -29,6 +29,19 @@ impl IssueCache {
         self.lru.put((issue.project, hash), issue);
     }
 
+    /// Forgets one issue (a management write changed it).
+    pub fn forget(&mut self, project: u64, issue: u64) {
+        let keys: Vec<(u64, [u8; 16])> = self
+            .lru
+            .iter()
+            .filter(|(_, i)| i.project == project && i.id == issue)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.lru.pop(&key);
+        }
+    }
+
     /// Forgets everything (after a failed commit or a management write).
     pub fn clear(&mut self) {
         self.lru.clear();

@@ -119,6 +119,17 @@ pub enum Ack {
     Duplicate,
 }
 
+/// The issues a management write may change, so that caches of issues forget only those.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Touches {
+    /// Any issue: caches start over.
+    Everything,
+    /// No issue (outboxes, dictionaries, uploads).
+    Nothing,
+    /// These (project, issue) only.
+    Issues(Vec<(u64, u64)>),
+}
+
 /// A management write: runs inside a write transaction of its own and says whether to commit.
 /// It gets a reply function to call with the commit's outcome.
 type AdminWork = Box<
@@ -148,10 +159,10 @@ pub enum Job {
     Event(Box<Arrival>, Reply),
     Feedback(Box<FeedbackArrival>, Reply),
     Sessions(Box<SessionArrival>, Reply),
-    /// A management write; `issues`: it may change issues (readers' caches start over).
+    /// A management write, with the issues it may change.
     Admin {
         work: AdminWork,
-        issues: bool,
+        touches: Touches,
     },
     /// Counts of what was dropped, added in the next batch (not acknowledged).
     Outcomes(std::collections::HashMap<OutcomeKey, u64>),
@@ -306,7 +317,17 @@ impl Queue {
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.admin(work, true)
+        self.admin(work, Touches::Everything)
+    }
+
+    /// [`Queue::write`] for work that changes only these (project, issue) rows among the
+    /// issues: caches of issues forget only those.
+    pub fn write_issues<T: Send + 'static>(
+        &self,
+        issues: Vec<(u64, u64)>,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.admin(work, Touches::Issues(issues))
     }
 
     /// [`Queue::write`] for work that changes no issue (outboxes, dictionaries, uploads):
@@ -315,13 +336,13 @@ impl Queue {
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.admin(work, false)
+        self.admin(work, Touches::Nothing)
     }
 
     fn admin<T: Send + 'static>(
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
-        issues: bool,
+        touches: Touches,
     ) -> Result<T, StoreError> {
         let (tx, rx) = mpsc::channel();
         let work: AdminWork = Box::new(move |txn| {
@@ -333,7 +354,7 @@ impl Queue {
                 });
             (commit, reply)
         });
-        let job = Job::Admin { work, issues };
+        let job = Job::Admin { work, touches };
         self.tx.send(job).map_err(|_| StoreError::WriterGone)?;
         rx.recv().map_err(|_| StoreError::WriterGone)?
     }

@@ -12,7 +12,7 @@ use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 
 use super::cache::IssueCache;
 use super::changes::BatchChanges;
-use super::{Ack, Arrival, FeedbackArrival, Job, Jobs, Reply, SessionArrival, Stats};
+use super::{Ack, Arrival, FeedbackArrival, Job, Jobs, Reply, SessionArrival, Stats, Touches};
 use crate::store::StoreError;
 use crate::store::activity::Change;
 use crate::store::feedback::{self, FeedbackRows};
@@ -108,7 +108,7 @@ impl Writer {
                     Job::Event(arrival, ack) => batch.events.push((arrival, ack)),
                     Job::Feedback(feedback, ack) => batch.feedback.push((feedback, ack)),
                     Job::Sessions(sessions, ack) => batch.sessions.push((sessions, ack)),
-                    Job::Admin { work, issues } => admin = Some((work, issues)),
+                    Job::Admin { work, touches } => admin = Some((work, touches)),
                     Job::Outcomes(counts) => {
                         for (k, n) in counts {
                             *batch.outcomes.entry(k).or_default() += n;
@@ -124,17 +124,23 @@ impl Writer {
             if batch.len() > 0 || !batch.outcomes.is_empty() {
                 self.write_batch(batch);
             }
-            if let Some((work, issues)) = admin {
-                self.run_admin(work, issues);
+            if let Some((work, touches)) = admin {
+                self.run_admin(work, touches);
             }
         }
     }
 
-    /// Runs a management write; one that may change `issues` makes the cache and readers'
-    /// caches start over rather than guess.
-    fn run_admin(&mut self, work: super::AdminWork, issues: bool) {
-        if issues {
-            self.cache.clear();
+    /// Runs a management write; the issues it `touches` are forgotten by the cache and told
+    /// to readers (one that may change any issue makes every cache start over).
+    fn run_admin(&mut self, work: super::AdminWork, touches: Touches) {
+        match &touches {
+            Touches::Everything => self.cache.clear(),
+            Touches::Nothing => {}
+            Touches::Issues(list) => {
+                for &(project, issue) in list {
+                    self.cache.forget(project, issue);
+                }
+            }
         }
         let txn = match self.begin() {
             Ok(txn) => txn,
@@ -146,7 +152,11 @@ impl Writer {
         let (commit, reply) = work(&txn);
         if commit {
             let done = txn.commit().map_err(StoreError::from);
-            self.changed(if issues { None } else { Some(&[]) });
+            self.changed(match &touches {
+                Touches::Everything => None,
+                Touches::Nothing => Some(&[]),
+                Touches::Issues(list) => Some(list),
+            });
             reply(done);
         } else {
             let _ = txn.abort();

@@ -1,6 +1,6 @@
 //! Live updates of the issue list and the issue page: a JSON endpoint that says what changed
-//! since the commit a page shows, answered from memory (the writer's change log and the
-//! project's issue snapshot), and the small script, served from picket's own origin, that
+//! since the commit a page shows, answered from memory (the writer's change log) and the few
+//! issue rows that changed, and the small script, served from picket's own origin, that
 //! polls it while the tab is visible and marks what changed. Pages work without it.
 
 use std::collections::HashMap;
@@ -9,8 +9,11 @@ use std::sync::atomic::Ordering;
 use hyper::StatusCode;
 use serde_json::json;
 
-use super::snapshot::project_issues;
+use redb::ReadableDatabase;
+
 use super::{Nav, Page, Visitor, Web, not_found, page};
+use crate::store::issues::{self, Issue};
+use crate::store::{ISSUES, StoreError};
 
 /// The script: polls every few seconds while the tab is visible.
 pub const SCRIPT: &str = include_str!("live.js");
@@ -46,8 +49,18 @@ pub fn live(web: &Web, visitor: &Visitor, slug: &str, query: &HashMap<String, St
     if ids.len() > MAX_CHANGED {
         return answer(json!({ "version": version, "changed": [], "reload": true }));
     }
-    let snapshot = match project_issues(web, project.id) {
-        Ok(s) => s,
+    // Only the changed issues are read (a few rows), not the project's list.
+    let read = || -> Result<Vec<Issue>, StoreError> {
+        let txn = web.handle.db.begin_read()?;
+        let table = txn.open_table(ISSUES)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            out.extend(issues::get(&table, project.id, *id)?);
+        }
+        Ok(out)
+    };
+    let found = match read() {
+        Ok(found) => found,
         Err(e) => {
             return page(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,9 +69,8 @@ pub fn live(web: &Web, visitor: &Visitor, slug: &str, query: &HashMap<String, St
             );
         }
     };
-    let changed: Vec<_> = ids
+    let changed: Vec<_> = found
         .iter()
-        .filter_map(|id| snapshot.get(*id))
         .map(|i| {
             json!({
                 "id": i.id,

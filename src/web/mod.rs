@@ -51,6 +51,7 @@ pub use snapshot::IssueSnapshot;
 pub mod pages {
     pub use super::issue::issue_page;
     pub use super::issues::issue_list;
+    pub use super::live::live;
     pub use super::projects::projects;
 }
 

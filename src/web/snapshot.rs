@@ -29,11 +29,6 @@ fn haystack(issue: &Issue) -> Arc<str> {
 }
 
 impl IssueSnapshot {
-    /// An issue by number.
-    pub fn get(&self, id: u64) -> Option<&Issue> {
-        self.index.get(&id).map(|&at| self.issues[at].as_ref())
-    }
-
     fn put(&mut self, issue: Issue) {
         let text = haystack(&issue);
         for e in &issue.environments {
