@@ -493,5 +493,13 @@ fn a_team_triages_together_in_chromium() {
     for shot in ["issue-triage.png", "issue-list-marks.png"] {
         let len = std::fs::metadata(shots.path().join(shot)).unwrap().len();
         assert!(len > 10_000, "{shot} is {len} bytes");
+        // PICKET_SCREENSHOTS=docs/screenshots keeps them (the README's pictures).
+        if let Ok(keep) = std::env::var("PICKET_SCREENSHOTS") {
+            std::fs::copy(
+                shots.path().join(shot),
+                std::path::Path::new(&keep).join(shot),
+            )
+            .unwrap();
+        }
     }
 }

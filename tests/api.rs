@@ -395,6 +395,47 @@ fn the_read_api_answers_as_gitlab_and_grafana_read_it() {
     assert_eq!(status, 200);
     let (_, ignored, _) = api(&server, "GET", &secret, &format!("issues/{id}/"), None);
     assert_eq!(ignored["status"], "ignored");
+    assert_eq!(ignored["statusDetails"]["ignoreCount"], 102, "{ignored}");
+
+    // Assignment as Sentry's API takes it: a member's email (or user:EMAIL), null to clear.
+    server.json(&["user", "create", "dev@example.com"]);
+    server.json(&["project", "member", "default", "dev@example.com"]);
+    let (status, assigned, _) = api(
+        &server,
+        "PUT",
+        &secret,
+        &format!("issues/{id}/"),
+        Some(json!({"assignedTo": "user:dev@example.com"})),
+    );
+    assert_eq!(status, 200, "{assigned}");
+    assert_eq!(assigned["assignedTo"]["email"], "dev@example.com");
+    let (status, body, _) = api(
+        &server,
+        "PUT",
+        &secret,
+        &format!("issues/{id}/"),
+        Some(json!({"assignedTo": "stranger@example.com"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not a member"),
+        "{body}"
+    );
+    let number = ignored["shortId"]
+        .as_str()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap();
+    let activity = server.json(&["issue", "activity", "default", number]);
+    assert!(
+        activity
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["type"] == "assigned" && a["by"] == "token"),
+        "the activity names the token: {activity}"
+    );
 
     // Bad values are refused with the field named, and change nothing.
     let (status, body, _) = api(

@@ -107,11 +107,25 @@ fn type_and_value(title: &str) -> (&str, &str) {
 
 pub fn issue(i: &IssueView, p: &Project, org: &str, base_url: &str) -> Value {
     let (ty, value) = type_and_value(&i.title);
-    let status_details = match (&i.ignore_until, i.ignore_until_count) {
-        (Some(until), _) => json!({"ignoreUntil": until}),
-        (None, Some(count)) => json!({"ignoreCount": count}),
-        _ => json!({}),
-    };
+    let mut status_details = serde_json::Map::new();
+    if let Some(until) = &i.ignore_until {
+        status_details.insert("ignoreUntil".into(), json!(until));
+    }
+    if let Some(count) = i.ignore_until_count {
+        status_details.insert("ignoreCount".into(), json!(count));
+    }
+    if let Some(users) = i.ignore_until_users {
+        status_details.insert("ignoreUserCount".into(), json!(users));
+    }
+    match (&i.resolved_in, i.resolved_in_next_release) {
+        (Some(_), true) => {
+            status_details.insert("inNextRelease".into(), json!(true));
+        }
+        (Some(release), false) => {
+            status_details.insert("inRelease".into(), json!(release));
+        }
+        (None, _) => {}
+    }
     let release = |v: &Option<String>| v.as_ref().map(|v| json!({"version": v, "shortVersion": v}));
     json!({
         "id": issue_id(p.id, i.id).to_string(),
@@ -131,8 +145,10 @@ pub fn issue(i: &IssueView, p: &Project, org: &str, base_url: &str) -> Value {
         "issueType": "error",
         "issueCategory": "error",
         "metadata": {"type": ty, "value": value, "title": i.title},
-        "numComments": 0,
-        "assignedTo": null,
+        "numComments": i.comments,
+        "assignedTo": i.assignee.as_ref().map(|email| json!({
+            "type": "user", "id": email, "name": email, "email": email,
+        })),
         "isBookmarked": false,
         "isSubscribed": false,
         "hasSeen": false,
