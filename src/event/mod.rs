@@ -7,6 +7,7 @@ pub mod grouping;
 pub mod limits;
 pub mod model;
 pub mod normalize;
+pub mod scrub;
 pub mod symbolicate;
 
 pub use grouping::{Grouping, Strategy};
