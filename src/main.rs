@@ -552,6 +552,68 @@ fn project_command(cli: &Cli, cmd: &ProjectCommand) -> anyhow::Result<()> {
             };
             print(*json, &call(cli, op)?, render::project_forward);
         }
+        ProjectCommand::Scrub {
+            project,
+            defaults,
+            scrub_ip,
+            sensitive,
+            no_sensitive,
+            safe,
+            no_safe,
+            rule,
+            no_rule,
+            json,
+        } => {
+            let on = |v: &Option<String>| v.as_deref().map(|v| v == "on");
+            let op = manage::privacy::ProjectScrub {
+                project: project.clone(),
+                scrub: on(defaults),
+                scrub_ip: on(scrub_ip),
+                add_sensitive: sensitive.clone(),
+                remove_sensitive: no_sensitive.clone(),
+                add_safe: safe.clone(),
+                remove_safe: no_safe.clone(),
+                add_rules: rule
+                    .iter()
+                    .map(|r| manage::privacy::parse_rule(r))
+                    .collect::<Result<_, _>>()?,
+                remove_rules: no_rule.clone(),
+            };
+            print(*json, &call(cli, op)?, render::privacy);
+        }
+        ProjectCommand::Filters {
+            project,
+            browser_extensions,
+            localhost,
+            web_crawlers,
+            legacy_browsers,
+            error_message,
+            no_error_message,
+            release,
+            no_release,
+            sample_rate,
+            no_sample_rate,
+            json,
+        } => {
+            let on = |v: &Option<String>| v.as_deref().map(|v| v == "on");
+            let op = manage::privacy::ProjectFilters {
+                project: project.clone(),
+                browser_extensions: on(browser_extensions),
+                localhost: on(localhost),
+                web_crawlers: on(web_crawlers),
+                legacy_browsers: on(legacy_browsers),
+                add_error_messages: error_message.clone(),
+                remove_error_messages: no_error_message.clone(),
+                add_releases: release.clone(),
+                remove_releases: no_release.clone(),
+                sample_rate: if *no_sample_rate {
+                    Some(None)
+                } else {
+                    sample_rate.map(Some)
+                },
+            };
+            print(*json, &call(cli, op)?, render::privacy);
+        }
         ProjectCommand::Member {
             project,
             email,

@@ -41,6 +41,9 @@ pub struct StatusReport {
     pub dropped: BTreeMap<String, u64>,
     /// Envelope items accepted but not kept, by item type.
     pub items_dropped: BTreeMap<String, u64>,
+    /// Events the projects' inbound filters dropped since start, by reason.
+    #[serde(default)]
+    pub filtered: BTreeMap<String, u64>,
     /// Per project (by slug), what was not kept as the data file counts it (since the project
     /// was made): by the server (items not stored, attachments refused) and by the SDKs (their
     /// client reports).
@@ -150,6 +153,7 @@ impl Live {
             rejected: names(counters.rejected()),
             dropped: names(counters.udp_dropped()),
             items_dropped: counters.dropped_items(),
+            filtered: names(counters.filtered_by_reason()),
             projects_dropped: self.projects_dropped(),
             api_unsupported: self.api_unsupported.counts(),
             source_maps_parsed: self.intake.symbolicator.maps_parsed(),
@@ -248,6 +252,19 @@ impl Live {
             "counter",
             "Envelope items accepted but not kept, by item type.",
             labelled("type", counters.dropped_items().into_iter().collect()),
+        );
+        metric(
+            "picket_events_filtered_total",
+            "counter",
+            "Events the projects' inbound filters dropped, by reason.",
+            labelled(
+                "reason",
+                counters
+                    .filtered_by_reason()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            ),
         );
         metric(
             "picket_queue_depth",

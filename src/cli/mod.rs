@@ -289,6 +289,77 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show or change what is scrubbed from a project's events before they are stored (on by
+    /// default: sensitive keys, card numbers, tokens, private keys, URL passwords); changes
+    /// apply to new events
+    Scrub {
+        /// Project slug or numeric id
+        project: String,
+        /// The default rules on or off
+        #[arg(long, value_parser = ["on", "off"])]
+        defaults: Option<String>,
+        /// Drop user.ip_address and REMOTE_ADDR
+        #[arg(long, value_parser = ["on", "off"])]
+        scrub_ip: Option<String>,
+        /// Also scrub values of keys containing NAME (repeatable)
+        #[arg(long, value_name = "NAME")]
+        sensitive: Vec<String>,
+        /// Stop scrubbing an extra name
+        #[arg(long, value_name = "NAME")]
+        no_sensitive: Vec<String>,
+        /// Never scrub the key NAME (repeatable)
+        #[arg(long, value_name = "NAME")]
+        safe: Vec<String>,
+        /// Scrub NAME again
+        #[arg(long, value_name = "NAME")]
+        no_safe: Vec<String>,
+        /// A rule SELECTOR=remove|mask|hash, e.g. '$http.headers.x-custom=remove',
+        /// '$frame.vars.**=mask', '$user.email=hash' (repeatable)
+        #[arg(long, value_name = "SELECTOR=METHOD")]
+        rule: Vec<String>,
+        /// Remove the rule with this selector
+        #[arg(long, value_name = "SELECTOR")]
+        no_rule: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or change which events a project drops before storing them (answered 200, counted
+    /// by reason; all off by default); changes apply to new events
+    Filters {
+        /// Project slug or numeric id
+        project: String,
+        /// Errors raised by browser extensions
+        #[arg(long, value_parser = ["on", "off"])]
+        browser_extensions: Option<String>,
+        /// Events from localhost and 127.0.0.1
+        #[arg(long, value_parser = ["on", "off"])]
+        localhost: Option<String>,
+        /// Events from web crawlers (by user agent)
+        #[arg(long, value_parser = ["on", "off"])]
+        web_crawlers: Option<String>,
+        /// Events from old browsers (Internet Explorer, Edge before 79, Safari before 12,
+        /// Firefox and Chrome before 70, Opera before 57)
+        #[arg(long, value_parser = ["on", "off"])]
+        legacy_browsers: Option<String>,
+        /// Drop events whose message or exception matches GLOB (repeatable)
+        #[arg(long, value_name = "GLOB")]
+        error_message: Vec<String>,
+        #[arg(long, value_name = "GLOB")]
+        no_error_message: Vec<String>,
+        /// Drop events whose release matches GLOB (repeatable)
+        #[arg(long, value_name = "GLOB")]
+        release: Vec<String>,
+        #[arg(long, value_name = "GLOB")]
+        no_release: Vec<String>,
+        /// Keep only this fraction of events (0 to 1)
+        #[arg(long, value_name = "RATE", conflicts_with = "no_sample_rate")]
+        sample_rate: Option<f64>,
+        /// Keep every event again
+        #[arg(long)]
+        no_sample_rate: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a user a member of a project (members triage its issues and get its alert mail;
     /// owners also change its settings, keys, forwarding, members and alerts; admins do
     /// everything everywhere), change their role, or --remove them

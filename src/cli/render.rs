@@ -13,6 +13,7 @@ use crate::manage::forward::DeadLetterAnswer;
 use crate::manage::issues::{EventSummary, IssueDeleted, IssueView};
 use crate::manage::keys::KeyView;
 use crate::manage::members::Members;
+use crate::manage::privacy::PrivacyView;
 use crate::manage::projects::{ProjectDeleted, ProjectView};
 use crate::manage::releases::ReleaseView;
 use crate::manage::tokens::{TokenCreated, TokenView};
@@ -205,6 +206,42 @@ pub fn issue_status(i: &IssueView) -> String {
     }
 }
 
+pub fn privacy(v: &PrivacyView) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            "-".to_string()
+        } else {
+            l.join(", ")
+        }
+    };
+    let f = &v.filters;
+    let mut out = format!(
+        "scrubbing of {}: defaults {}, IP addresses {}\n  always scrubbed: {}\n  also scrubbed: {}\n  never scrubbed: {}\n",
+        v.project,
+        on(v.scrub),
+        on(v.scrub_ip),
+        v.default_sensitive_fields.join(", "),
+        list(&v.sensitive_fields),
+        list(&v.safe_fields),
+    );
+    for r in &v.rules {
+        out += &format!("  rule: {} = {:?}\n", r.selector, r.method);
+    }
+    out += &format!(
+        "inbound filters: browser extensions {}, localhost {}, web crawlers {}, legacy browsers {}\n  error messages: {}\n  releases: {}\n  sample rate: {}\n",
+        on(f.browser_extensions),
+        on(f.localhost),
+        on(f.web_crawlers),
+        on(f.legacy_browsers),
+        list(&f.error_messages),
+        list(&f.releases),
+        f.sample_rate
+            .map_or("keep all".to_string(), |r| r.to_string()),
+    );
+    out + "changes apply to events that arrive from now on\n"
+}
+
 pub fn issue_merged(i: &IssueView) -> String {
     format!(
         "merged into issue {}: {} events, {} stored\n",
@@ -376,6 +413,7 @@ pub fn status(r: &StatusReport) -> String {
         ("rejected", &r.rejected),
         ("UDP dropped", &r.dropped),
         ("items dropped", &r.items_dropped),
+        ("filtered", &r.filtered),
         ("API paths not supported", &r.api_unsupported),
     ] {
         if !map.is_empty() {

@@ -3,6 +3,7 @@
 //! which issue an event belongs to. Pure code: no I/O, no HTTP, no storage.
 
 pub mod feedback;
+pub mod filters;
 pub mod grouping;
 pub mod limits;
 pub mod model;

@@ -615,13 +615,14 @@ impl Intake {
         Ok(key.project)
     }
 
-    /// Symbolicates, groups, compresses and queues an event; the receiver resolves once it is
-    /// durable.
+    /// Applies the project's inbound filters and scrubbing, then symbolicates, groups,
+    /// compresses and queues an event; the receiver resolves once it is durable. `None`: the
+    /// filters dropped it (counted; the client is answered as if it were stored).
     pub fn enqueue(
         &self,
         project: u64,
         event: Event,
-    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
+    ) -> Result<Option<oneshot::Receiver<Result<Ack, StoreError>>>, IntakeError> {
         self.enqueue_with(project, event, Vec::new())
     }
 
@@ -630,11 +631,17 @@ impl Intake {
         project: u64,
         mut event: Event,
         attachments: Vec<EncodedAttachment>,
-    ) -> Result<oneshot::Receiver<Result<Ack, StoreError>>, IntakeError> {
+    ) -> Result<Option<oneshot::Receiver<Result<Ack, StoreError>>>, IntakeError> {
+        let policy = self.keys.policy(project);
+        if let Some(reason) = crate::event::filters::check(&event, &policy.filters) {
+            self.counters.filtered(project, reason);
+            return Ok(None);
+        }
+        crate::event::scrub::scrub(&mut event, &policy.privacy);
         self.symbolicator.symbolicate(project, &mut event);
         let mut arrival = Arrival::new(project, event, &self.codec);
         arrival.attachments = attachments;
-        self.queue.submit(arrival).map_err(queue_error)
+        self.queue.submit(arrival).map_err(queue_error).map(Some)
     }
 }
 
@@ -666,9 +673,10 @@ impl Intake {
         attachments: Vec<EncodedAttachment>,
     ) -> Result<EventId, IntakeError> {
         let id = event.event_id;
-        let done = self.enqueue_with(project, event, attachments)?;
-        settle(done.await)?;
-        self.counters.accept_event();
+        if let Some(done) = self.enqueue_with(project, event, attachments)? {
+            settle(done.await)?;
+            self.counters.accept_event();
+        }
         Ok(id)
     }
 }

@@ -179,6 +179,8 @@ pub struct Counters {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     udp_dropped: Mutex<BTreeMap<&'static str, u64>>,
     dropped_items: Mutex<BTreeMap<String, u64>>,
+    /// Events inbound filters dropped, by reason.
+    filtered: Mutex<BTreeMap<&'static str, u64>>,
     /// What was dropped per project, waiting to be counted in the data file.
     outcomes: Mutex<HashMap<OutcomeKey, u64>>,
 }
@@ -261,6 +263,23 @@ impl Counters {
         };
         drop(known);
         bump(&self.dropped_items, key.to_string());
+    }
+
+    /// Counts an event a project's inbound filters dropped.
+    pub fn filtered(&self, project: u64, reason: crate::event::filters::FilterReason) {
+        let reason = reason.as_str();
+        self.count_outcome(
+            project,
+            Source::Server,
+            "error",
+            &format!("filtered:{reason}"),
+            1,
+        );
+        bump(&self.filtered, reason);
+    }
+
+    pub fn filtered_by_reason(&self) -> BTreeMap<&'static str, u64> {
+        copy(&self.filtered)
     }
 
     pub fn rejected(&self) -> BTreeMap<&'static str, u64> {

@@ -18,6 +18,7 @@ pub mod issues;
 pub mod keys;
 pub mod members;
 pub mod monitors;
+pub mod privacy;
 pub mod projects;
 pub mod releases;
 pub mod retention;
@@ -471,6 +472,8 @@ operations! {
     ProjectForward => forward::ProjectForward,
     ProjectRetention => retention::ProjectRetention,
     ProjectMember => members::ProjectMember,
+    ProjectScrub => privacy::ProjectScrub,
+    ProjectFilters => privacy::ProjectFilters,
     KeyList => keys::KeyList,
     KeyCreate => keys::KeyCreate,
     KeyRevoke => keys::KeyRevoke,

@@ -1,19 +1,30 @@
 //! The key cache: every client key in memory, so authenticating an ingest request reads
-//! nothing from the file. Reloaded whole after any management write that touches keys or
-//! projects. It answers with the key or the reason it refuses one; what that means on the wire
+//! nothing from the file, and each project's privacy settings and inbound filters, which the
+//! intake workers apply to every event. Reloaded whole after any management write that
+//! touches keys or projects. It answers with the key or the reason it refuses one; what that means on the wire
 //! is intake's business.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableDatabase};
 
 use super::projects::{self, ProjectKey};
-use super::{KEYS, StoreError};
+use super::{KEYS, PROJECTS, StoreError};
+use crate::event::filters::InboundFilters;
+use crate::event::scrub::Privacy;
 
 #[derive(Default)]
 pub struct KeyCache {
     keys: RwLock<HashMap<String, ProjectKey>>,
+    policies: RwLock<HashMap<u64, Arc<Policy>>>,
+}
+
+/// What intake applies to a project's events.
+#[derive(Debug, Default, PartialEq)]
+pub struct Policy {
+    pub privacy: Privacy,
+    pub filters: InboundFilters,
 }
 
 /// Why a key may not send.
@@ -48,8 +59,29 @@ impl KeyCache {
         let txn = db.begin_read()?;
         let all = projects::keys(&txn.open_table(KEYS)?)?;
         let map = all.into_iter().map(|k| (k.public_key.clone(), k)).collect();
+        let policies = projects::list(&txn.open_table(PROJECTS)?)?
+            .into_iter()
+            .map(|p| {
+                let policy = Policy {
+                    privacy: p.privacy,
+                    filters: p.filters,
+                };
+                (p.id, Arc::new(policy))
+            })
+            .collect();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = policies;
         Ok(())
+    }
+
+    /// A project's privacy settings and filters (the defaults for one not loaded yet).
+    pub fn policy(&self, project: u64) -> Arc<Policy> {
+        self.policies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&project)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The key named by `public_key` (and `secret`, when the client sent one), if it may send

@@ -30,6 +30,10 @@ pub struct Project {
     pub feedback: u64,
     /// Attachments are refused (and counted as dropped) instead of stored.
     pub attachments_off: bool,
+    /// What is scrubbed from its events before they are stored.
+    pub privacy: crate::event::scrub::Privacy,
+    /// Which events it does not want at all.
+    pub filters: crate::event::filters::InboundFilters,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -92,6 +96,10 @@ pub fn create(
         stored: 0,
         max_events: None,
         forward_to: None,
+        privacy: crate::event::scrub::Privacy {
+            salt: crate::ids::hex(&crate::ids::random_bytes()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     projects.insert(id, encode(&project).as_slice())?;

@@ -462,6 +462,16 @@ fn event_view(ev: &Event) -> EventView {
     if !ev.truncated.is_empty() {
         summary.push(("truncated", ev.truncated.join(", ")));
     }
+    let filtered = crate::event::scrub::filtered_count(ev);
+    if filtered > 0 {
+        summary.push((
+            "scrubbed",
+            format!(
+                "{filtered} value{} filtered before storing (_meta in the raw JSON says which and why)",
+                if filtered == 1 { "" } else { "s" }
+            ),
+        ));
+    }
     let exceptions = exception_order(&ev.exception)
         .into_iter()
         .map(|(i, depth)| (&ev.exception[i], depth))
