@@ -114,6 +114,10 @@ pub struct Event {
     pub sdk: Option<Value>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub modules: Map<String, Value>,
+    /// Why values were changed, as Sentry records it: the event's shape, each changed value
+    /// with `{"": {"rem": [[rule, kind, …]], "len": original length}}`.
+    #[serde(rename = "_meta", skip_serializing_if = "Map::is_empty")]
+    pub meta: Map<String, Value>,
     /// What picket cut to fit its limits (`tags`, `frames`, `strings`…); empty when nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,

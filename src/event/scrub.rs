@@ -197,7 +197,7 @@ struct Scrubber<'a> {
 }
 
 /// Scrubs an event in place as a project's settings say; the number of values changed. Every
-/// change is recorded under `_meta` (in `event.other`).
+/// change is recorded in the event's `_meta`.
 pub fn scrub(event: &mut Event, privacy: &Privacy) -> usize {
     if !privacy.scrub && !privacy.scrub_ip && privacy.rules.is_empty() {
         return 0;
@@ -210,8 +210,8 @@ pub fn scrub(event: &mut Event, privacy: &Privacy) -> usize {
             .filter_map(|r| Some((Selector::parse(&r.selector)?, r.method)))
             .collect(),
         meta: match event.other.remove("_meta") {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
+            Some(Value::Object(m)) if event.meta.is_empty() => m,
+            _ => std::mem::take(&mut event.meta),
         },
         changed: 0,
     };
@@ -319,9 +319,7 @@ pub fn scrub(event: &mut Event, privacy: &Privacy) -> usize {
         path.pop();
     }
     event.other = other;
-    if !s.meta.is_empty() {
-        event.other.insert("_meta".into(), Value::Object(s.meta));
-    }
+    event.meta = s.meta;
     s.changed
 }
 
@@ -342,7 +340,7 @@ pub fn filtered_count(event: &Event) -> usize {
             _ => 0,
         }
     }
-    event.other.get("_meta").map_or(0, count)
+    count(&Value::Object(event.meta.clone()))
 }
 
 /// Normalizes a key for matching: lowercase, `-` and spaces read as `_`.
@@ -460,18 +458,7 @@ impl Scrubber<'_> {
                     path.pop();
                 }
             }
-            Value::String(s) => {
-                let form_like = path.last().is_some_and(|k| {
-                    matches!(
-                        key_form(k).as_str(),
-                        "query_string" | "data" | "url" | "body"
-                    )
-                });
-                if form_like {
-                    self.query_string(s, at);
-                }
-                self.text(s, at);
-            }
+            Value::String(s) => self.text(s, at),
             _ => {}
         }
     }
@@ -532,43 +519,28 @@ impl Scrubber<'_> {
         }
     }
 
-    /// `a=1&password=x` (query strings, form bodies, cookie headers): sensitive pairs'
-    /// values become `[Filtered]`.
-    fn query_string(&mut self, s: &mut String, at: &[&str]) {
-        if !self.privacy.scrub || !s.contains('=') {
-            return;
-        }
-        let (sep, prefix_end) = if s.contains(';') && !s.contains('&') {
-            (';', 0)
-        } else {
-            ('&', s.find('?').map_or(0, |q| q + 1))
-        };
-        let (head, tail) = s.split_at(prefix_end);
-        let mut changed = false;
-        let parts: Vec<String> = tail
-            .split(sep)
-            .map(|pair| match pair.split_once('=') {
-                Some((k, v)) if !v.is_empty() && v != FILTERED && self.sensitive(k.trim()) => {
-                    changed = true;
-                    format!("{k}={FILTERED}")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        if changed {
-            let len = s.chars().count();
-            *s = format!("{head}{}", parts.join(&sep.to_string()));
-            self.record(at, "@password:filter", "s", None, len);
-        }
-    }
-
-    /// Secrets inside free text: card numbers, bearer tokens, private keys, URL passwords.
+    /// Secrets inside free text: sensitive `key=value` pairs (query strings, form bodies,
+    /// cookie headers, URLs inside reprs), card numbers, bearer tokens, private keys, URL
+    /// passwords.
     fn text(&mut self, s: &mut String, at: &[&str]) {
         if !self.privacy.scrub || s.len() < 8 {
             return;
         }
         let len = s.chars().count();
         let mut rule = None;
+        if s.contains('=') {
+            let replaced = patterns().pair.replace_all(s, |c: &regex::Captures<'_>| {
+                if &c[3] != FILTERED && self.sensitive(&c[2]) {
+                    format!("{}{}={FILTERED}", &c[1], &c[2])
+                } else {
+                    c[0].to_string()
+                }
+            });
+            if replaced != *s {
+                *s = replaced.into_owned();
+                rule = Some("@password:filter");
+            }
+        }
         if s.contains("PRIVATE KEY") {
             let replaced = patterns().private_key.replace_all(s, FILTERED);
             if replaced != *s {
@@ -675,6 +647,7 @@ fn luhn(s: &str) -> bool {
 }
 
 struct Patterns {
+    pair: Regex,
     card: Regex,
     bearer: Regex,
     private_key: Regex,
@@ -684,6 +657,9 @@ struct Patterns {
 fn patterns() -> &'static Patterns {
     static PATTERNS: OnceLock<Patterns> = OnceLock::new();
     PATTERNS.get_or_init(|| Patterns {
+        // `name=value` after the start, `?`, `&` or `;`.
+        pair: Regex::new(r##"(^|[?&;]\s*)([A-Za-z0-9_.\-\[\]]+)=([^&;\s'"#<>]*)"##)
+            .expect("pair pattern"),
         // 13 to 19 digits, optionally grouped by spaces or dashes.
         card: Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").expect("card pattern"),
         bearer: Regex::new(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
@@ -758,7 +734,7 @@ mod tests {
         }
         assert!(n >= 10, "{n} changes");
         assert_eq!(filtered_count(&ev), n);
-        let meta = &ev.other["_meta"];
+        let meta = Value::Object(ev.meta.clone());
         assert_eq!(
             meta["request"]["headers"]["Authorization"][""]["rem"][0][0],
             "@password:filter"
