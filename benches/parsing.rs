@@ -63,6 +63,41 @@ fn normalize_event(bencher: divan::Bencher) {
     bencher.bench(|| normalize(divan::black_box(EVENT), &ctx).map(|e| e.exception.len()));
 }
 
+/// The default scrubbing a project applies on intake (its cost beside `normalize_event`,
+/// `fingerprint` and `encode_for_storage` is what it adds per event; target under 10%).
+#[divan::bench]
+fn scrub_defaults(bencher: divan::Bencher) {
+    let event = sample();
+    let privacy = picket::event::scrub::Privacy::default();
+    bencher.bench(|| {
+        let mut e = divan::black_box(&event).clone();
+        picket::event::scrub::scrub(&mut e, &privacy)
+    });
+}
+
+/// Cloning the sample: what `scrub_defaults` spends besides scrubbing.
+#[divan::bench]
+fn clone_event(bencher: divan::Bencher) {
+    let event = sample();
+    bencher.bench(|| divan::black_box(&event).clone().exception.len());
+}
+
+/// The inbound filters with every one of them on.
+#[divan::bench]
+fn inbound_filters_all_on(bencher: divan::Bencher) {
+    let event = sample();
+    let filters = picket::event::filters::InboundFilters {
+        browser_extensions: true,
+        localhost: true,
+        web_crawlers: true,
+        legacy_browsers: true,
+        error_messages: vec!["*ResizeObserver loop*".into()],
+        releases: vec!["*-dev".into()],
+        sample_rate: None,
+    };
+    bencher.bench(|| picket::event::filters::check(divan::black_box(&event), &filters));
+}
+
 #[divan::bench]
 fn fingerprint(bencher: divan::Bencher) {
     let event = sample();

@@ -264,6 +264,14 @@ pub fn scrub(event: &mut Event, privacy: &Privacy) -> usize {
         if let Some(value) = &mut ex.value {
             s.text(value, &[prefix[0], prefix[1], prefix[2], "value"]);
         }
+        if let Some(mechanism) = &mut ex.mechanism {
+            s.value(
+                mechanism,
+                "$event",
+                &mut path,
+                &[prefix[0], prefix[1], prefix[2], "mechanism"],
+            );
+        }
         for (which, st) in [
             ("stacktrace", &mut ex.stacktrace),
             ("raw_stacktrace", &mut ex.raw_stacktrace),
@@ -351,6 +359,12 @@ fn key_form(key: &str) -> String {
             c => c.to_ascii_lowercase(),
         })
         .collect()
+}
+
+/// Whether the default rules scrub the value of `key`.
+pub fn sensitive_by_default(key: &str) -> bool {
+    let k = key_form(key);
+    SENSITIVE.iter().any(|s| k.contains(s))
 }
 
 impl Scrubber<'_> {
@@ -643,7 +657,7 @@ fn luhn(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 struct Patterns {

@@ -10,6 +10,7 @@ use crate::manage::alerts::{AlertChange, Alerts, WebhookTest};
 use crate::manage::forward::ProjectForward;
 use crate::manage::keys::{KeyCreate, KeyRateLimit, KeyRevoke};
 use crate::manage::members::{ProjectMember, Role};
+use crate::manage::privacy::{ProjectFilters, ProjectScrub};
 use crate::manage::projects::ProjectRename;
 use crate::manage::retention::ProjectRetention;
 use crate::manage::users::MailChoice;
@@ -60,6 +61,11 @@ struct SettingsPage {
     assigned_only: bool,
     /// What a webhook answered to the test just made.
     webhook_answer: Option<String>,
+    privacy: crate::manage::privacy::PrivacyView,
+    /// A stored event scrubbed by the current rules, when asked for.
+    scrub_preview: Option<String>,
+    /// Each on/off inbound filter: form name, label, state.
+    filter_toggles: Vec<(&'static str, &'static str, bool)>,
 }
 
 /// Copy-paste setup for the official SDKs with the project's real DSN.
@@ -95,10 +101,43 @@ fn snippets(dsn: &str) -> Vec<(&'static str, String)> {
 }
 
 pub fn settings(web: &Web, visitor: &Visitor, slug: &str) -> Page {
-    settings_with(web, visitor, slug, None)
+    settings_with(web, visitor, slug, None, None)
 }
 
-fn settings_with(web: &Web, visitor: &Visitor, slug: &str, webhook_answer: Option<String>) -> Page {
+/// A stored event as the project's current scrubbing would store it now: how many values it
+/// would change and the result, or why it cannot be shown.
+fn preview(
+    web: &Web,
+    visitor: &Visitor,
+    project: &crate::store::projects::Project,
+    event_id: &str,
+) -> String {
+    let op = crate::manage::issues::EventDetail {
+        project: project.slug.clone(),
+        event_id: event_id.trim().to_string(),
+    };
+    match web.handle.run(&visitor.actor(), op) {
+        Ok(found) => {
+            let mut event = found.event;
+            let changed = crate::event::scrub::scrub(&mut event, &project.privacy);
+            format!(
+                "With the rules as they are now, {changed} more value{} of event {} would be changed:\n\n{}",
+                if changed == 1 { "" } else { "s" },
+                event.event_id,
+                serde_json::to_string_pretty(&event).unwrap_or_default()
+            )
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+fn settings_with(
+    web: &Web,
+    visitor: &Visitor,
+    slug: &str,
+    webhook_answer: Option<String>,
+    scrub_preview: Option<String>,
+) -> Page {
     let Some(project) = web.visible_project(visitor, slug) else {
         return not_found(Nav::of(visitor));
     };
@@ -184,6 +223,26 @@ fn settings_with(web: &Web, visitor: &Visitor, slug: &str, webhook_answer: Optio
             assigned_only: visitor.user.mail_assigned_only,
             alerts: project.alerts.clone(),
             webhook_answer,
+            filter_toggles: vec![
+                (
+                    "browser_extensions",
+                    "Errors from browser extensions",
+                    project.filters.browser_extensions,
+                ),
+                (
+                    "localhost",
+                    "Events from localhost",
+                    project.filters.localhost,
+                ),
+                ("web_crawlers", "Web crawlers", project.filters.web_crawlers),
+                (
+                    "legacy_browsers",
+                    "Legacy browsers (IE, Edge before 79, Safari before 12, Firefox and Chrome before 70, Opera before 57)",
+                    project.filters.legacy_browsers,
+                ),
+            ],
+            privacy: crate::manage::privacy::PrivacyView::of(&project),
+            scrub_preview,
         })
     };
     match build() {
@@ -324,7 +383,7 @@ pub async fn settings_action(
                         Some(status) => format!("{} answered HTTP {status}: {}", a.url, a.detail),
                         None => format!("{} did not answer: {}", a.url, a.detail),
                     };
-                    settings_with(web, visitor, &project.slug, Some(said))
+                    settings_with(web, visitor, &project.slug, Some(said), None)
                 }
                 Err(page) => page,
             };
@@ -365,6 +424,80 @@ pub async fn settings_action(
                 dsn: Some(field("dsn")).filter(|d| !d.is_empty()),
             };
             web.act(visitor, op).await.map(drop)
+        }
+        "scrub" => {
+            let list = |k: &str| -> Vec<String> {
+                Some(field(k))
+                    .filter(|v| !v.is_empty())
+                    .into_iter()
+                    .collect()
+            };
+            let rules = match Some(field("rule")).filter(|r| !r.is_empty()) {
+                Some(r) => match crate::manage::privacy::parse_rule(&r) {
+                    Ok(rule) => vec![rule],
+                    Err(e) => return super::manage_error(Nav::of(visitor), &e),
+                },
+                None => Vec::new(),
+            };
+            let on = |k: &str| form.get(k).map(|v| v == "on");
+            let op = ProjectScrub {
+                project: id,
+                scrub: on("defaults"),
+                scrub_ip: on("scrub_ip"),
+                add_sensitive: list("add_sensitive"),
+                remove_sensitive: list("remove_sensitive"),
+                add_safe: list("add_safe"),
+                remove_safe: list("remove_safe"),
+                add_rules: rules,
+                remove_rules: list("remove_rule"),
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        "filters" => {
+            let on = |k: &str| form.get(k).map(|v| v == "on");
+            let list = |k: &str| -> Vec<String> {
+                Some(field(k))
+                    .filter(|v| !v.is_empty())
+                    .into_iter()
+                    .collect()
+            };
+            let sample_rate = match form.get("sample_rate").map(str::trim) {
+                None => None,
+                Some("") => Some(None),
+                Some(r) => match r.parse::<f64>() {
+                    Ok(r) => Some(Some(r)),
+                    Err(_) => {
+                        return super::message(
+                            hyper::StatusCode::BAD_REQUEST,
+                            Nav::of(visitor),
+                            "That did not work",
+                            &format!("sample rate '{r}' is not a number from 0 to 1"),
+                        );
+                    }
+                },
+            };
+            let op = ProjectFilters {
+                project: id,
+                browser_extensions: on("browser_extensions"),
+                localhost: on("localhost"),
+                web_crawlers: on("web_crawlers"),
+                legacy_browsers: on("legacy_browsers"),
+                add_error_messages: list("add_error_message"),
+                remove_error_messages: list("remove_error_message"),
+                add_releases: list("add_release"),
+                remove_releases: list("remove_release"),
+                sample_rate,
+            };
+            web.act(visitor, op).await.map(drop)
+        }
+        "scrub-preview" => {
+            return settings_with(
+                web,
+                visitor,
+                &project.slug,
+                None,
+                Some(preview(web, visitor, &project, &field("event_id"))),
+            );
         }
         _ => return not_found(Nav::of(visitor)),
     };
