@@ -361,10 +361,10 @@ fn key_form(key: &str) -> String {
         .collect()
 }
 
-/// Whether the default rules scrub the value of `key`.
+/// Whether the default rules scrub the value of `key` ([`SENSITIVE`], compiled into one
+/// pattern so a key is matched without allocating).
 pub fn sensitive_by_default(key: &str) -> bool {
-    let k = key_form(key);
-    SENSITIVE.iter().any(|s| k.contains(s))
+    patterns().sensitive.is_match(key)
 }
 
 impl Scrubber<'_> {
@@ -372,11 +372,17 @@ impl Scrubber<'_> {
         if !self.privacy.scrub {
             return false;
         }
+        let own = !self.privacy.safe_fields.is_empty()
+            || !self.privacy.sensitive_fields.is_empty()
+            || self.privacy.scrub_ip;
+        if !own {
+            return sensitive_by_default(key);
+        }
         let k = key_form(key);
         if self.privacy.safe_fields.iter().any(|s| key_form(s) == k) {
             return false;
         }
-        SENSITIVE.iter().any(|s| k.contains(s))
+        sensitive_by_default(key)
             || self
                 .privacy
                 .sensitive_fields
@@ -661,6 +667,7 @@ fn luhn(s: &str) -> bool {
 }
 
 struct Patterns {
+    sensitive: Regex,
     pair: Regex,
     card: Regex,
     bearer: Regex,
@@ -671,6 +678,16 @@ struct Patterns {
 fn patterns() -> &'static Patterns {
     static PATTERNS: OnceLock<Patterns> = OnceLock::new();
     PATTERNS.get_or_init(|| Patterns {
+        // Any of the names, any case, `_` also written `-` or a space.
+        sensitive: Regex::new(&format!(
+            "(?i){}",
+            SENSITIVE
+                .iter()
+                .map(|s| regex::escape(s).replace('_', "[-_ ]"))
+                .collect::<Vec<_>>()
+                .join("|")
+        ))
+        .expect("sensitive names"),
         // `name=value` after the start, `?`, `&` or `;`.
         pair: Regex::new(r##"(^|[?&;]\s*)([A-Za-z0-9_.\-\[\]]+)=([^&;\s'"#<>]*)"##)
             .expect("pair pattern"),
