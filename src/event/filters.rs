@@ -271,13 +271,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(v: Value) -> Event {
-        let ctx = super::super::normalize::Context {
-            received: 1_700_000_000.0,
-            ..Default::default()
-        };
-        super::super::normalize::normalize_value(v, &ctx).unwrap()
-    }
+    use super::super::normalize::from_json as event;
 
     fn all() -> InboundFilters {
         InboundFilters {

@@ -58,6 +58,16 @@ fn invalid_json(e: &serde_json::Error) -> NormalizeError {
     NormalizeError::InvalidJson(e.to_string())
 }
 
+/// A payload normalized at a fixed receive time, for the tests of what works on events.
+#[cfg(test)]
+pub(crate) fn from_json(v: Value) -> Event {
+    let ctx = Context {
+        received: 1_700_000_000.0,
+        ..Default::default()
+    };
+    normalize_value(v, &ctx).expect("a test event")
+}
+
 /// Normalizes an already parsed payload.
 pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, NormalizeError> {
     let Value::Object(mut obj) = value else {

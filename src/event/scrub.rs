@@ -708,13 +708,7 @@ fn patterns() -> &'static Patterns {
 mod tests {
     use super::*;
 
-    fn event(v: Value) -> Event {
-        let ctx = super::super::normalize::Context {
-            received: 1_700_000_000.0,
-            ..Default::default()
-        };
-        super::super::normalize::normalize_value(v, &ctx).unwrap()
-    }
+    use super::super::normalize::from_json as event;
 
     #[test]
     fn sensitive_keys_and_secrets_in_text_are_filtered_and_recorded() {
