@@ -329,3 +329,47 @@ fn csrf_membership_throttling_and_set_password_links() {
     assert_eq!(after.status, 303);
     assert!(after.location.starts_with("/login"));
 }
+
+#[test]
+fn the_list_says_what_it_did_not_understand_and_counts_right() {
+    let server = Server::start();
+    common::create_admin(&server.data_dir, "admin@example.com", PASSWORD);
+    let project = server.json(&["project", "list"])[0].clone();
+    let send = |message: &str| {
+        common::agent()
+            .post(&common::store_url(&server, &project))
+            .send(format!(r#"{{"message":"{message}"}}"#).as_bytes())
+            .unwrap();
+    };
+    send("the only problem");
+    let mut admin = Client::new(&server);
+    admin.sign_in("admin@example.com", PASSWORD);
+    let one = admin.get("/projects/default/").body;
+    assert!(one.contains("1 issue ·"), "one issue, singular");
+    send("another problem");
+    let past = admin.get("/projects/default/?page=5").body;
+    assert!(
+        past.contains("There is no page 6 of these issues: showing page 1."),
+        "{past}"
+    );
+    assert!(past.contains("2 issues · 1–2"), "the last page's range");
+    let level = admin.get("/projects/default/?level=xx").body;
+    assert!(
+        level.contains("&#39;xx&#39; is not a level") || level.contains("'xx' is not a level"),
+        "{level}"
+    );
+    assert!(
+        level.contains("another problem"),
+        "every level is shown instead"
+    );
+    let text = server.cli(&["events", "default", "1"]);
+    let header = String::from_utf8_lossy(&text.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        header.contains("RECEIVED") && header.contains("TIMESTAMP"),
+        "{header}"
+    );
+}

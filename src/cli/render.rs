@@ -288,13 +288,18 @@ pub fn events(list: &[EventSummary]) -> String {
         .map(|e| {
             vec![
                 e.event_id.to_string(),
+                e.received.clone(),
                 e.timestamp.clone(),
                 e.level.clone(),
                 e.title.clone(),
             ]
         })
         .collect();
-    table(&["event_id", "timestamp", "level", "title"], rows)
+    // Newest first by arrival; `timestamp` is the SDK's clock, which may disagree.
+    table(
+        &["event_id", "received", "timestamp", "level", "title"],
+        rows,
+    )
 }
 
 pub fn pretty<T: Serialize>(v: &T) -> String {

@@ -117,6 +117,8 @@ struct ListQuery {
     page: usize,
     /// "me", "none" or "" (anyone).
     assigned: String,
+    /// What in the query was not understood, and what is shown instead.
+    notices: Vec<String>,
 }
 
 impl ListQuery {
@@ -127,22 +129,54 @@ impl ListQuery {
                 .map(|v| v.trim().to_string())
                 .unwrap_or_default()
         };
+        let mut notices = Vec::new();
         let status = match get("status").as_str() {
-            s @ ("resolved" | "ignored" | "all") => s.to_string(),
-            _ => "unresolved".into(),
+            s @ ("unresolved" | "resolved" | "ignored" | "all") => s.to_string(),
+            "" => "unresolved".into(),
+            other => {
+                notices.push(format!(
+                    "'{other}' is not a status (unresolved, resolved, ignored or all): showing unresolved issues"
+                ));
+                "unresolved".into()
+            }
         };
         let sort = match get("sort").as_str() {
             s @ ("first_seen" | "frequency") => s.to_string(),
-            _ => "last_seen".into(),
+            "" | "last_seen" => "last_seen".into(),
+            other => {
+                notices.push(format!(
+                    "'{other}' is not a sort (last_seen, first_seen or frequency): sorted by last seen"
+                ));
+                "last_seen".into()
+            }
+        };
+        let level = match get("level").as_str() {
+            l @ ("" | "fatal" | "error" | "warning" | "info" | "debug") => l.to_string(),
+            other => {
+                notices.push(format!(
+                    "'{other}' is not a level (fatal, error, warning, info or debug): showing every level"
+                ));
+                String::new()
+            }
+        };
+        let page = match get("page").as_str() {
+            "" => 0,
+            p => p.parse().unwrap_or_else(|_| {
+                notices.push(format!(
+                    "'{p}' is not a page number: showing the first page"
+                ));
+                0
+            }),
         };
         ListQuery {
+            notices,
             status,
-            level: get("level"),
+            level,
             environment: get("environment"),
             release: get("release"),
             sort,
             q: get("q"),
-            page: get("page").parse().unwrap_or(0),
+            page,
             assigned: match get("assigned").as_str() {
                 a @ ("me" | "none") => a.to_string(),
                 _ => String::new(),
@@ -229,14 +263,27 @@ pub fn issue_list(
             }
             .then(b.id.cmp(&a.id))
         };
+        // A page past the end shows the last one.
+        let last_page = matched.len().saturating_sub(1) / PAGE_SIZE;
+        let mut notices = q.notices.clone();
+        let page = if q.page > last_page {
+            notices.push(format!(
+                "There is no page {} of these issues: showing page {}.",
+                q.page + 1,
+                last_page + 1
+            ));
+            last_page
+        } else {
+            q.page
+        };
         // Only the issues up to the end of this page need to be in order.
-        let wanted = ((q.page + 1) * PAGE_SIZE).min(matched.len());
+        let wanted = ((page + 1) * PAGE_SIZE).min(matched.len());
         if wanted > 0 && wanted < matched.len() {
             matched.select_nth_unstable_by(wanted - 1, order);
         }
         matched[..wanted].sort_unstable_by(order);
         let total = matched.len();
-        let start = (q.page * PAGE_SIZE).min(total);
+        let start = (page * PAGE_SIZE).min(total);
         let shown = &matched[start..(start + PAGE_SIZE).min(total)];
         let hours = txn.open_table(ISSUE_HOURS)?;
         let now = now_hour();
@@ -340,8 +387,10 @@ pub fn issue_list(
                 &q.sort,
             ),
         ];
+        let mut nav = Nav::of(visitor);
+        nav.error = (!notices.is_empty()).then(|| notices.join(" "));
         Ok(IssuesPage {
-            nav: Nav::of(visitor),
+            nav,
             slug: project.slug.clone(),
             project_name: project.name.clone(),
             q: q.q.clone(),
@@ -350,9 +399,9 @@ pub fn issue_list(
             last_shown: start + rows.len(),
             issues: rows,
             total,
-            back: q.url(&project.slug, q.page),
-            prev_page: (q.page > 0).then(|| q.url(&project.slug, q.page - 1)),
-            next_page: (start + PAGE_SIZE < total).then(|| q.url(&project.slug, q.page + 1)),
+            back: q.url(&project.slug, page),
+            prev_page: (page > 0).then(|| q.url(&project.slug, page - 1)),
+            next_page: (start + PAGE_SIZE < total).then(|| q.url(&project.slug, page + 1)),
             version: all.version,
             owner: visitor.actor().may_own(&project),
         })
