@@ -503,12 +503,11 @@ impl Snapshot {
     /// project's members and the admins, minus those who opted out and those who want mail
     /// only about issues assigned to them (unless it is), plus its extra addresses.
     fn recipients(&self, project: &Project, issue: &Issue, alert: &Alert) -> Vec<String> {
-        let member = |u: &User| u.active && (u.is_admin || project.members.contains(&u.email));
         if !alert.to.is_empty() {
             return self
                 .users
                 .iter()
-                .filter(|u| member(u) && alert.to.contains(&u.email))
+                .filter(|u| project.admits(u) && alert.to.contains(&u.email))
                 .map(|u| u.email.clone())
                 .collect();
         }
@@ -516,7 +515,7 @@ impl Snapshot {
         let mut out: Vec<String> = self
             .users
             .iter()
-            .filter(|u| member(u))
+            .filter(|u| project.admits(u))
             .filter(|u| !u.mail_assigned_only || issue.assignee.as_ref() == Some(&u.email))
             .map(|u| u.email.clone())
             .filter(|e| !opted_out.contains(e.as_str()))

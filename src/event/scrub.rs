@@ -333,22 +333,16 @@ pub fn scrub(event: &mut Event, privacy: &Privacy) -> usize {
 
 /// How many values `_meta` says were changed (counted where an entry has remarks).
 pub fn filtered_count(event: &Event) -> usize {
-    fn count(v: &Value) -> usize {
-        match v {
-            Value::Object(m) => m
-                .iter()
-                .map(|(k, v)| {
-                    if k.is_empty() {
-                        usize::from(v.get("rem").is_some())
-                    } else {
-                        count(v)
-                    }
-                })
-                .sum(),
-            _ => 0,
-        }
+    fn count(map: &Map<String, Value>) -> usize {
+        map.iter()
+            .map(|(k, v)| match v {
+                _ if k.is_empty() => usize::from(v.get("rem").is_some()),
+                Value::Object(m) => count(m),
+                _ => 0,
+            })
+            .sum()
     }
-    count(&Value::Object(event.meta.clone()))
+    count(&event.meta)
 }
 
 /// Normalizes a key for matching: lowercase, `-` and spaces read as `_`.

@@ -11,7 +11,6 @@ use crate::store::activity::{self, Activity, Change, ISSUE_ACTIVITY, Who};
 use crate::store::alerts::{Alert, AlertOutbox, Rule};
 use crate::store::backup::Progress;
 use crate::store::issues::{self, Issue};
-use crate::store::projects::Project;
 use crate::store::{ISSUES, StoreError, USERS, users};
 
 /// Longest comment kept, in characters.
@@ -167,21 +166,6 @@ pub fn ignore_condition(until: Option<f64>, events: Option<u64>, users: Option<u
     }
 }
 
-/// An issue of a project the actor may see, read now.
-fn visible_issue(
-    h: &Handle,
-    actor: &Actor,
-    project: &str,
-    issue: u64,
-) -> Result<(Project, Issue), ManageError> {
-    let project = h.project(actor, project)?;
-    let txn = h.db.begin_read()?;
-    let found = issues::get(&txn.open_table(ISSUES)?, project.id, issue)?.ok_or_else(|| {
-        ManageError::NotFound(format!("no issue {issue} in project '{}'", project.slug))
-    })?;
-    Ok((project, found))
-}
-
 /// An issue's activity, oldest first, beginning with its first sighting.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueActivity {
@@ -198,7 +182,7 @@ impl Operation for IssueActivity {
         _: Progress<'_>,
     ) -> Result<Vec<ActivityView>, ManageError> {
         actor.require_scope("event:read")?;
-        let (project, issue) = visible_issue(h, actor, &self.project, self.issue)?;
+        let (project, issue) = h.issue(actor, &self.project, self.issue)?;
         let txn = h.db.begin_read()?;
         let entries = activity::list(&txn.open_table(ISSUE_ACTIVITY)?, project.id, issue.id)?;
         let mut out: Vec<ActivityView> = std::iter::once(ActivityView::first_seen(&issue))
@@ -228,7 +212,7 @@ impl Operation for IssueAssign {
         _: Progress<'_>,
     ) -> Result<super::issues::IssueView, ManageError> {
         actor.require_scope("event:write")?;
-        let (project, issue) = visible_issue(h, actor, &self.project, self.issue)?;
+        let (project, issue) = h.issue(actor, &self.project, self.issue)?;
         let to = match self.to.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(email) => {
@@ -236,7 +220,7 @@ impl Operation for IssueAssign {
                 let txn = h.db.begin_read()?;
                 let user = users::get(&txn.open_table(USERS)?, &email)?;
                 match user {
-                    Some(u) if u.active && Actor::User(u.clone()).may_see(&project) => Some(email),
+                    Some(u) if project.admits(&u) => Some(email),
                     _ => {
                         return Err(ManageError::Invalid(format!(
                             "{email} is not a member of {} (issues are assigned to members)",
@@ -320,7 +304,7 @@ impl Operation for IssueComment {
         progress: Progress<'_>,
     ) -> Result<Vec<ActivityView>, ManageError> {
         actor.require_scope("event:write")?;
-        let (project, issue) = visible_issue(h, actor, &self.project, self.issue)?;
+        let (project, issue) = h.issue(actor, &self.project, self.issue)?;
         let text = |t: &str| -> Result<String, ManageError> {
             let t = t.trim();
             if t.is_empty() {

@@ -165,7 +165,7 @@ fn view(h: &Handle, project: &Project) -> Result<AlertsView, ManageError> {
     let all = users::list(&txn.open_table(USERS)?)?;
     let mut recipients: Vec<String> = all
         .iter()
-        .filter(|u| u.active && (u.is_admin || project.members.contains(&u.email)))
+        .filter(|u| project.admits(u))
         .map(|u| u.email.clone())
         .filter(|e| !project.alerts.opt_out.contains(e))
         .chain(project.alerts.emails.iter().cloned())

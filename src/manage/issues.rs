@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::ids::EventId;
 use crate::store::backup::Progress;
 use crate::store::issues::{self, Issue, ResolvedIn, Status, StatusChange};
+use crate::store::projects::Project;
 use crate::store::tables::Tables;
 use crate::store::{EVENTS, ISSUE_EVENTS, ISSUES, RELEASE_STATS, events, releases};
 
@@ -103,6 +104,24 @@ pub fn status_filter(status: Option<&str>) -> Result<Option<Status>, ManageError
         Some(other) => Err(ManageError::Invalid(format!(
             "unknown status '{other}' (unresolved, resolved, ignored or all)"
         ))),
+    }
+}
+
+impl Handle {
+    /// An issue of a project the actor may see, read now, with its project; one of another
+    /// project answers like one that does not exist.
+    pub fn issue(
+        &self,
+        actor: &Actor,
+        project: &str,
+        issue: u64,
+    ) -> Result<(Project, Issue), ManageError> {
+        let project = self.project(actor, project)?;
+        let txn = self.db.begin_read()?;
+        let found = issues::get(&txn.open_table(ISSUES)?, project.id, issue)?.ok_or_else(|| {
+            ManageError::NotFound(format!("no issue {issue} in project '{}'", project.slug))
+        })?;
+        Ok((project, found))
     }
 }
 
@@ -242,14 +261,8 @@ impl Operation for EventList {
         _: Progress<'_>,
     ) -> Result<Vec<EventSummary>, ManageError> {
         actor.require_scope("event:read")?;
-        let project = h.project(actor, &self.project)?;
+        let (project, _) = h.issue(actor, &self.project, self.issue)?;
         let txn = h.db.begin_read()?;
-        issues::get(&txn.open_table(ISSUES)?, project.id, self.issue)?.ok_or_else(|| {
-            ManageError::NotFound(format!(
-                "no issue {} in project '{}'",
-                self.issue, project.slug
-            ))
-        })?;
         let ids = events::of_issue(&txn.open_table(ISSUE_EVENTS)?, project.id, self.issue)?;
         let table = txn.open_table(EVENTS)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -370,15 +383,7 @@ impl Operation for IssueShow {
     type Answer = IssueView;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<IssueView, ManageError> {
         actor.require_scope("event:read")?;
-        let project = h.project(actor, &self.project)?;
-        let txn = h.db.begin_read()?;
-        let issue =
-            issues::get(&txn.open_table(ISSUES)?, project.id, self.issue)?.ok_or_else(|| {
-                ManageError::NotFound(format!(
-                    "no issue {} in project '{}'",
-                    self.issue, project.slug
-                ))
-            })?;
+        let (_, issue) = h.issue(actor, &self.project, self.issue)?;
         Ok(IssueView::from(&issue))
     }
 }

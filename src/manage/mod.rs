@@ -176,7 +176,7 @@ impl Actor {
     /// Admins (and the operator) see every project; a member sees the projects they belong to;
     /// a token sees what its user sees, and only its project if it is limited to one.
     pub fn may_see(&self, project: &Project) -> bool {
-        let member = |u: &User| u.active && (u.is_admin || project.members.contains(&u.email));
+        let member = |u: &User| project.admits(u);
         match self {
             Actor::Operator => true,
             Actor::User(u) => member(u),
@@ -190,7 +190,7 @@ impl Actor {
     /// Admins (and the operator) own every project; a user owns those whose owners name
     /// them; a token owns what its user owns.
     pub fn may_own(&self, project: &Project) -> bool {
-        let owner = |u: &User| u.active && (u.is_admin || project.owners.contains(&u.email));
+        let owner = |u: &User| project.owned_by(u);
         self.may_see(project)
             && match self {
                 Actor::Operator => true,

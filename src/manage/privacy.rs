@@ -14,7 +14,7 @@ use crate::store::projects::Project;
 const MAX_ENTRIES: usize = 100;
 
 /// Shows or changes what is scrubbed from a project's events.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct ProjectScrub {
     pub project: String,
     /// The default rules on or off.
@@ -30,7 +30,7 @@ pub struct ProjectScrub {
 }
 
 /// Shows or changes a project's inbound filters.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct ProjectFilters {
     pub project: String,
     pub browser_extensions: Option<bool>,
@@ -131,15 +131,12 @@ impl Operation for ProjectScrub {
     const CHANGES_KEYS: bool = true;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<PrivacyView, ManageError> {
         actor.require_scope("project:read")?;
-        let unchanged = self.scrub.is_none()
-            && self.scrub_ip.is_none()
-            && self.add_sensitive.is_empty()
-            && self.remove_sensitive.is_empty()
-            && self.add_safe.is_empty()
-            && self.remove_safe.is_empty()
-            && self.add_rules.is_empty()
-            && self.remove_rules.is_empty();
-        if unchanged {
+        // Nothing asked but the project: show it.
+        let asked = ProjectScrub {
+            project: String::new(),
+            ..self.clone()
+        };
+        if asked == ProjectScrub::default() {
             return Ok(PrivacyView::of(&h.project(actor, &self.project)?));
         }
         actor.require_scope("project:write")?;
@@ -189,16 +186,12 @@ impl Operation for ProjectFilters {
     const CHANGES_KEYS: bool = true;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<PrivacyView, ManageError> {
         actor.require_scope("project:read")?;
-        let unchanged = self.browser_extensions.is_none()
-            && self.localhost.is_none()
-            && self.web_crawlers.is_none()
-            && self.legacy_browsers.is_none()
-            && self.add_error_messages.is_empty()
-            && self.remove_error_messages.is_empty()
-            && self.add_releases.is_empty()
-            && self.remove_releases.is_empty()
-            && self.sample_rate.is_none();
-        if unchanged {
+        // Nothing asked but the project: show it.
+        let asked = ProjectFilters {
+            project: String::new(),
+            ..self.clone()
+        };
+        if asked == ProjectFilters::default() {
             return Ok(PrivacyView::of(&h.project(actor, &self.project)?));
         }
         actor.require_scope("project:write")?;

@@ -177,13 +177,11 @@ pub fn set_status(
     who: Who,
     at: f64,
 ) -> Result<Issue, StoreError> {
-    let mut table = txn.open_table(ISSUES)?;
-    let mut issue =
-        get(&table, project, id)?.ok_or_else(|| StoreError::NotFound(format!("no issue {id}")))?;
-    let was = issue.status;
-    change_status(&mut issue, change, resolved_in);
-    table.insert((project, id), super::encode(&issue).as_slice())?;
-    drop(table);
+    let mut was = Status::Unresolved;
+    let issue = update(txn, project, id, |issue| {
+        was = issue.status;
+        change_status(issue, change, resolved_in);
+    })?;
     let entry = match change {
         StatusChange::Resolve => Change::Resolved {
             release: None,

@@ -48,6 +48,18 @@ pub struct ProjectKey {
     pub rate_limit: Option<crate::ids::RateLimit>,
 }
 
+impl Project {
+    /// Whether a user sees the project: an active admin, or an active member.
+    pub fn admits(&self, user: &super::users::User) -> bool {
+        user.active && (user.is_admin || self.members.contains(&user.email))
+    }
+
+    /// Whether a user owns the project: an active admin, or an active owner.
+    pub fn owned_by(&self, user: &super::users::User) -> bool {
+        user.active && (user.is_admin || self.owners.contains(&user.email))
+    }
+}
+
 /// 32 lowercase hex digits, the form official SDKs and Relay accept.
 pub fn new_key() -> String {
     crate::ids::hex(&crate::ids::random_bytes())

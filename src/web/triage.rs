@@ -124,7 +124,7 @@ pub fn assignable(web: &Web, project: &Project) -> Vec<String> {
         let all = crate::store::users::list(&txn.open_table(USERS)?)?;
         Ok(all
             .into_iter()
-            .filter(|u| crate::manage::Actor::User(u.clone()).may_see(project))
+            .filter(|u| project.admits(u))
             .map(|u| u.email)
             .collect())
     };
