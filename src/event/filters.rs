@@ -84,7 +84,7 @@ pub fn check(event: &Event, filters: &InboundFilters) -> Option<FilterReason> {
     if filters.localhost && from_localhost(event) {
         return Some(FilterReason::Localhost);
     }
-    let agent = user_agent(event);
+    let agent = event.user_agent();
     if filters.web_crawlers && agent.is_some_and(is_crawler) {
         return Some(FilterReason::WebCrawlers);
     }
@@ -145,24 +145,6 @@ fn sampled_in(event: &Event, rate: f64) -> bool {
     eight.copy_from_slice(&event.event_id.0[..8]);
     let x = u64::from_be_bytes(eight) as f64 / u64::MAX as f64;
     x < rate.clamp(0.0, 1.0)
-}
-
-/// The `User-Agent` request header, as an object or a list of pairs.
-fn user_agent(event: &Event) -> Option<&str> {
-    let headers = event.request.as_ref()?.get("headers")?;
-    match headers {
-        Value::Object(map) => map
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
-            .and_then(|(_, v)| v.as_str()),
-        Value::Array(pairs) => pairs.iter().find_map(|p| {
-            let pair = p.as_array()?;
-            (pair.first()?.as_str()?.eq_ignore_ascii_case("user-agent"))
-                .then(|| pair.get(1)?.as_str())
-                .flatten()
-        }),
-        _ => None,
-    }
 }
 
 struct Patterns {

@@ -2,6 +2,7 @@
 //! that turns every lenient and legacy payload shape into it, and the grouping that decides
 //! which issue an event belongs to. Pure code: no I/O, no HTTP, no storage.
 
+pub mod derived;
 pub mod feedback;
 pub mod filters;
 pub mod grouping;

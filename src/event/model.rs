@@ -342,6 +342,29 @@ impl Event {
 
     /// Where it happened: the transaction, else the client's culprit, else the innermost
     /// in-app frame as `module in function`.
+    /// The `User-Agent` request header, sent as an object or as a list of pairs.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.request_header("user-agent")
+    }
+
+    /// A request header by name, in any case.
+    pub fn request_header(&self, name: &str) -> Option<&str> {
+        let headers = self.request.as_ref()?.get("headers")?;
+        match headers {
+            Value::Object(map) => map
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.as_str()),
+            Value::Array(pairs) => pairs.iter().find_map(|p| {
+                let pair = p.as_array()?;
+                (pair.first()?.as_str()?.eq_ignore_ascii_case(name))
+                    .then(|| pair.get(1)?.as_str())
+                    .flatten()
+            }),
+            _ => None,
+        }
+    }
+
     pub fn culprit(&self) -> String {
         if let Some(t) = self.transaction.as_deref().filter(|t| !t.is_empty()) {
             return truncate(t.to_string(), TITLE_MAX);

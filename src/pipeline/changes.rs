@@ -45,7 +45,7 @@ impl<'a> BatchChanges<'a> {
     /// Counts a stored event of `issue` in its hour, under each of its tags and in its
     /// release (with whether it `opened` the issue).
     pub fn count(&mut self, issue: u64, arrival: &'a Arrival, opened: bool) {
-        let hour = (arrival.facts.received / 3600.0) as u64;
+        let hour = (arrival.facts.happened.max(0.0) / 3600.0) as u64;
         *self
             .hours
             .entry((arrival.project, issue, hour))

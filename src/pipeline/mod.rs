@@ -54,7 +54,16 @@ pub struct Facts {
     /// The tags the issue counts: the event's own (first value of each key) and the built-in
     /// ones Sentry also shows (level, environment, release, server name).
     pub tags: Vec<(String, String)>,
+    /// When it happened by its own clock, clamped to at most [`MAX_PAST_SECS`] before it
+    /// arrived (its hourly bucket).
+    pub happened: f64,
+    /// What search finds it by: its messages' words, its tags and user fields
+    /// (`store::slices` terms).
+    pub terms: Vec<String>,
 }
+
+/// How far before its arrival an event's own time is believed; older clocks count as now.
+pub const MAX_PAST_SECS: f64 = 30.0 * 86_400.0;
 
 impl Arrival {
     /// Groups and compresses an event for `project`.
@@ -62,8 +71,16 @@ impl Arrival {
         let event_id = event.event_id;
         let grouping = crate::event::grouping::group(&event);
         let encoded = codec.encode(&event);
-        let tags = issue_tags(&event);
+        let tags = crate::event::derived::counted(&event);
+        let terms = crate::event::derived::terms(&event, &tags);
+        let happened = if event.timestamp >= event.received - MAX_PAST_SECS {
+            event.timestamp.min(event.received)
+        } else {
+            event.received
+        };
         let facts = Facts {
+            happened,
+            terms,
             title: event.title(),
             culprit: event.culprit(),
             user: event
@@ -88,27 +105,6 @@ impl Arrival {
             attachments: Vec::new(),
         }
     }
-}
-
-fn issue_tags(ev: &Event) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(ev.tags.len() + 4);
-    let builtin = [
-        ("level", Some(ev.level.as_str())),
-        ("environment", ev.environment.as_deref()),
-        ("release", ev.release.as_deref()),
-        ("server_name", ev.server_name.as_deref()),
-    ];
-    for (k, v) in builtin {
-        if let Some(v) = v {
-            out.push((k.to_string(), v.to_string()));
-        }
-    }
-    for (k, v) in &ev.tags {
-        if !out.iter().any(|(ok, _)| ok == k) {
-            out.push((k.clone(), v.clone()));
-        }
-    }
-    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! transaction committed with `Durability::Immediate`, and only then answers every request in
 //! it. Under load batches grow, so one fsync serves many events (group commit).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +19,11 @@ use crate::store::feedback::{self, FeedbackRows};
 use crate::store::issues::{Issue, Status};
 use crate::store::outcomes::{OutcomeKey, Source};
 use crate::store::projects::Project;
+use crate::store::slices::SliceEvent;
 use crate::store::tables::Tables;
+
+/// Bound of the writer's memory of indexed terms.
+const MAX_KNOWN_TERMS: usize = 500_000;
 
 /// `Default` is no batching limits or caps at all; the server fills every field from its config.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +73,9 @@ pub struct Writer {
     config: WriterConfig,
     disk: Option<super::eviction::DiskBudget>,
     windows: crate::alert::rules::Windows,
+    /// Hashes of (project, issue, term) the search index is known to hold, so repeated
+    /// messages and tags do not look it up again (bounded; forgotten on any doubt).
+    known_terms: HashSet<u64>,
     /// Feedback waiting for its event, as last counted: while there is none, storing an
     /// event does not look for any.
     feedback_waiting: u64,
@@ -86,6 +93,7 @@ impl Writer {
             disk: (config.max_disk > 0)
                 .then(|| super::eviction::DiskBudget::new(config.max_disk, config.file.clone())),
             windows: Default::default(),
+            known_terms: HashSet::new(),
             feedback_waiting: u64::MAX,
             config,
         }
@@ -134,7 +142,10 @@ impl Writer {
     /// to readers (one that may change any issue makes every cache start over).
     fn run_admin(&mut self, work: super::AdminWork, touches: Touches) {
         match &touches {
-            Touches::Everything => self.cache.clear(),
+            Touches::Everything => {
+                self.cache.clear();
+                self.known_terms.clear();
+            }
             Touches::Nothing => {}
             Touches::Issues(list) => {
                 for &(project, issue) in list {
@@ -238,6 +249,7 @@ impl Writer {
                     crate::store::report_damage(detail);
                 }
                 self.cache.clear();
+                self.known_terms.clear();
                 self.feedback_waiting = u64::MAX;
                 let replies = batch.events.into_iter().map(|(_, reply)| reply);
                 let replies = replies
@@ -386,6 +398,23 @@ impl Writer {
                     queued: arrival.facts.received,
                 });
             }
+            if self.known_terms.len() > MAX_KNOWN_TERMS {
+                self.known_terms.clear();
+            }
+            let facts = &arrival.facts;
+            rows.slices.record(
+                &SliceEvent {
+                    project: arrival.project,
+                    issue: issue.id,
+                    environment: facts.environment.as_deref(),
+                    release: facts.release.as_deref(),
+                    happened: facts.happened,
+                    user: facts.user.as_deref(),
+                    terms: &facts.terms,
+                },
+                issue,
+                &mut self.known_terms,
+            )?;
             let issue = issue.id;
             changes.count(issue, arrival, opened);
             acks.push(Ack::Stored);
@@ -578,6 +607,7 @@ fn new_issue(arrival: &Arrival, id: u64) -> Issue {
         first_event: arrival.event_id,
         last_event: arrival.event_id,
         first_release: ev.release.clone(),
+        exact_users: Some(0),
         ..Default::default()
     }
 }

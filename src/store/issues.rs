@@ -55,6 +55,11 @@ pub struct Issue {
     pub stored: u64,
     /// HyperLogLog registers counting distinct users.
     pub users: Vec<u8>,
+    /// Distinct users counted exactly (rows of `slices::ISSUE_USERS`) until
+    /// `slices::EXACT_USERS`; `None` for an issue older than that count.
+    pub exact_users: Option<u64>,
+    /// Terms of its events in the search index (bounded by `slices::MAX_TERMS_PER_ISSUE`).
+    pub terms: u64,
     pub releases: Vec<String>,
     pub environments: Vec<String>,
     /// The release of the issue's first event, and of its latest one that named a release.
@@ -243,8 +248,21 @@ pub fn update(
 
 impl Issue {
     /// Approximate number of distinct users seen.
+    /// Distinct users: exact up to `slices::EXACT_USERS`, estimated past it (see
+    /// [`Issue::users_estimated`]).
     pub fn user_count(&self) -> u64 {
-        super::sketch::count(&self.users)
+        match self.exact_users {
+            Some(n) if n < super::slices::EXACT_USERS => n,
+            Some(n) => super::sketch::count(&self.users).max(n),
+            None => super::sketch::count(&self.users),
+        }
+    }
+
+    /// Whether [`Issue::user_count`] is an estimate.
+    pub fn users_estimated(&self) -> bool {
+        self.exact_users
+            .is_none_or(|n| n >= super::slices::EXACT_USERS)
+            && !self.users.is_empty()
     }
 
     pub fn add_user(&mut self, identity: &str) {
@@ -271,7 +289,7 @@ fn remember(list: &mut Vec<String>, value: &str) {
 }
 
 /// Registers of an issue's users sketch: 2^6, about 13 % error, 64 bytes.
-const USER_BITS: u32 = 6;
+pub(crate) const USER_BITS: u32 = 6;
 
 pub fn get(
     table: &impl ReadableTable<(u64, u64), &'static [u8]>,

@@ -25,6 +25,7 @@ pub mod projects;
 pub mod releases;
 pub mod sessions;
 pub mod sketch;
+pub mod slices;
 pub mod tables;
 pub mod tokens;
 pub mod users;
@@ -159,6 +160,10 @@ macro_rules! for_each_table {
         $apply!($crate::store::health::SESSION_HOURS);
         $apply!($crate::store::monitors::MONITORS);
         $apply!($crate::store::activity::ISSUE_ACTIVITY);
+        $apply!($crate::store::slices::ISSUE_SLICES);
+        $apply!($crate::store::slices::ISSUE_USERS);
+        $apply!($crate::store::slices::SLICE_HOURS);
+        $apply!($crate::store::slices::ISSUE_TERMS);
     };
 }
 pub(crate) use for_each_table;

@@ -9,6 +9,7 @@ use super::attachments::{AttachmentRows, EncodedAttachment};
 use super::events::{self, EncodedEvent};
 use super::issues::Issue;
 use super::projects::Project;
+use super::slices::SliceRows;
 use super::{
     ARRIVALS, EVENT_SEQ, EVENTS, ISSUE_EVENTS, ISSUE_HASHES, ISSUE_HOURS, ISSUE_TAG_KEYS,
     ISSUE_TAGS, ISSUES, META, PROJECTS, StoreError, decode, encode,
@@ -34,6 +35,7 @@ pub struct Tables<'t> {
     tags: Table<'t, (u64, u64, &'static str, &'static str), u64>,
     tag_keys: Table<'t, (u64, u64, &'static str), u64>,
     attachments: AttachmentRows<'t>,
+    pub slices: SliceRows<'t>,
 }
 
 impl<'t> Tables<'t> {
@@ -50,6 +52,7 @@ impl<'t> Tables<'t> {
             tags: txn.open_table(ISSUE_TAGS)?,
             tag_keys: txn.open_table(ISSUE_TAG_KEYS)?,
             attachments: AttachmentRows::open(txn)?,
+            slices: SliceRows::open(txn)?,
         })
     }
 
@@ -272,6 +275,8 @@ impl<'t> Tables<'t> {
         for hash in std::iter::once(&issue.hash).chain(&issue.merged_hashes) {
             self.hashes.remove((project, hash.as_slice()))?;
         }
+        let terms = self.slices.terms_of(project, id)?;
+        self.slices.delete_issue(project, id, &terms)?;
         self.issues.remove((project, id))?;
         if let Some(mut p) = self.project(project)? {
             p.stored = p.stored.saturating_sub(events.len() as u64);
@@ -355,6 +360,11 @@ impl<'t> Tables<'t> {
         target.regressions += source.regressions;
         target.feedback += source.feedback;
         target.comments += source.comments;
+        if source.exact_users.is_none() {
+            target.exact_users = None;
+        }
+        self.slices
+            .merge(project, into, from, &mut target, &source)?;
         self.issues.remove((project, from))?;
         self.put_issue(&target)?;
         Ok(events.len() as u64)
@@ -372,6 +382,7 @@ impl<'t> Tables<'t> {
             .map(|i| i.id)
             .collect();
         let mut events = 0;
+        self.slices.forget_terms(project.id)?;
         for id in &ids {
             events += self.delete_issue(project.id, *id)?;
             super::activity::forget(txn, project.id, *id)?;
