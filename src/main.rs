@@ -421,11 +421,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Issues {
             project,
             status,
+            query,
             json,
         } => {
             let op = issues::IssueList {
                 project: project.clone(),
-                status: Some(status.clone()),
+                status: status.clone(),
+                query: query.clone(),
             };
             print(*json, call(&cli, op)?.as_slice(), render::issues);
             Ok(())
@@ -433,13 +435,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events {
             project,
             issue,
+            query,
+            limit,
             json,
         } => {
             let op = issues::EventList {
                 project: project.clone(),
                 issue: *issue,
+                query: query.clone(),
+                offset: 0,
+                limit: *limit,
             };
-            print(*json, call(&cli, op)?.as_slice(), render::events);
+            let page = call(&cli, op)?;
+            print(*json, page.events.as_slice(), render::events);
+            if !page.complete {
+                eprintln!(
+                    "picket: searched the newest {} events of the issue; older ones were not read",
+                    page.examined
+                );
+            }
             Ok(())
         }
         Command::Event {

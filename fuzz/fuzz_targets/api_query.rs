@@ -1,14 +1,23 @@
-//! The Web API's query parameters on arbitrary text: issue searches, periods, sorts, cursors
+//! The Web API's query parameters on arbitrary text: issue searches (the grammar the list,
+//! the CLI and the API share), periods, sorts, cursors
 //! and limits must parse or be refused with a message, never panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use picket::api::query;
+use picket::manage::search::{Query, Test};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(search) = query::search(&text) {
-        // Free text is what is left after the keys: absent, or words.
-        assert!(search.text.as_deref().is_none_or(|t| !t.trim().is_empty()));
+    if let Ok(search) = Query::parse(&text, 1_800_000_000.0) {
+        // Free text is never blank, and a scope names only exact values.
+        for c in &search.conditions {
+            if let Test::Text(t) = &c.test {
+                assert!(!t.trim().is_empty());
+            }
+        }
+        let scope = search.scope(Some("latest"));
+        assert!(scope.releases.iter().all(|r| !r.contains('*')));
+        let _ = search.for_events();
     }
     let _ = query::period(&text);
     let _ = query::sort(&text);

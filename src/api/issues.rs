@@ -40,22 +40,8 @@ fn link(call: &Call<'_>, offset: usize, limit: usize, more: bool) -> String {
     )
 }
 
-/// The search an API query asks for, over `projects`; paging, sort and time left at their
-/// defaults for the caller to set.
-fn searching(search: query::Search, projects: Vec<String>) -> IssueSearch {
-    IssueSearch {
-        projects,
-        status: search.status,
-        level: search.level,
-        release: search.release,
-        environment: search.environment,
-        text: search.text,
-        ..Default::default()
-    }
-}
-
 pub(super) async fn list(call: &Call<'_>, project: Option<&str>) -> Result<Reply, ApiError> {
-    let search = query::search(param(call, "query").unwrap_or("is:unresolved"))?;
+    let search = param(call, "query").unwrap_or("is:unresolved").to_string();
     let now = crate::time::now();
     let since = match (param(call, "start"), param(call, "statsPeriod")) {
         (Some(start), _) => time_field("start", Some(start))?,
@@ -77,19 +63,20 @@ pub(super) async fn list(call: &Call<'_>, project: Option<&str>) -> Result<Reply
             .collect(),
     };
     projects.dedup();
-    let environments = params(call, "environment");
-    let environment = search
-        .environment
-        .clone()
-        .or_else(|| environments.first().map(|e| e.to_string()));
+    let environments = params(call, "environment")
+        .into_iter()
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect();
     let op = IssueSearch {
-        environment,
+        projects,
+        query: search,
+        environments,
         since,
         until,
         sort: query::sort(param(call, "sort").unwrap_or(""))?,
         offset,
         limit,
-        ..searching(search, projects)
     };
     let page: IssuePage = run(call, op).await?;
     let all = visible_projects(call).await?;
@@ -254,12 +241,13 @@ pub(super) async fn bulk(call: &Call<'_>, project: &str) -> Result<Reply, ApiErr
         ids.push(issue);
     }
     if ids.is_empty() {
-        let search = query::search(param(call, "query").unwrap_or("is:unresolved"))?;
         let page: IssuePage = run(
             call,
             IssueSearch {
+                projects: vec![project.id.to_string()],
+                query: param(call, "query").unwrap_or("is:unresolved").to_string(),
                 limit: ISSUES_MAX,
-                ..searching(search, vec![project.id.to_string()])
+                ..Default::default()
             },
         )
         .await?;
@@ -301,24 +289,26 @@ pub(super) async fn bulk(call: &Call<'_>, project: &str) -> Result<Reply, ApiErr
 
 pub(super) async fn events(call: &Call<'_>, id: &str) -> Result<Reply, ApiError> {
     let (project, issue) = issue_ref(call, id).await?;
-    let all = run(
-        call,
-        EventList {
-            project: project.id.to_string(),
-            issue,
-        },
-    )
-    .await?;
     let limit = query::limit(param(call, "limit"), EVENTS_PAGE, ISSUES_MAX)?;
     let offset = param(call, "cursor")
         .map(query::cursor)
         .transpose()?
         .unwrap_or(0);
-    let more = all.len() > offset + limit;
-    let body = all
+    let page = run(
+        call,
+        EventList {
+            project: project.id.to_string(),
+            issue,
+            query: param(call, "query").map(str::to_string),
+            offset,
+            limit: Some(limit),
+        },
+    )
+    .await?;
+    let more = page.more;
+    let body = page
+        .events
         .iter()
-        .skip(offset)
-        .take(limit)
         .map(|e| shapes::event_summary(e, &project))
         .collect();
     Ok(Reply {

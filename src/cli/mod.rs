@@ -118,8 +118,14 @@ pub enum Command {
     Issues {
         /// Project slug or numeric id
         project: String,
-        #[arg(long, value_parser = ["unresolved", "resolved", "ignored", "all"], default_value = "unresolved")]
-        status: String,
+        /// Only issues with this status [default: unresolved, unless --query names one]
+        #[arg(long, value_parser = ["unresolved", "resolved", "ignored", "all"])]
+        status: Option<String>,
+        /// A search in Sentry's syntax: `is:unresolved level:error release:latest
+        /// environment:production assigned:me firstSeen:-24h times_seen:>100
+        /// user.email:ann@example.com browser:Chrome !os:Linux url:*checkout* free text`
+        #[arg(long, short = 'q', value_name = "QUERY")]
+        query: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -129,6 +135,13 @@ pub enum Command {
         project: String,
         /// The issue number within the project
         issue: u64,
+        /// Only events matching this search: tags, `user.id:`, `user.email:`, `release:`,
+        /// `environment:`, `level:`, free text
+        #[arg(long, short = 'q', value_name = "QUERY")]
+        query: Option<String>,
+        /// At most this many events
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
         #[arg(long)]
         json: bool,
     },

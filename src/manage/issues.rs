@@ -5,6 +5,7 @@ use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::search::{Context, Counted, Pattern, Query, Test};
 use super::{Actor, Handle, ManageError, Operation};
 use crate::event::Event;
 use crate::ids::EventId;
@@ -48,6 +49,28 @@ pub struct IssueView {
     pub regressed_at: Option<String>,
     pub assignee: Option<String>,
     pub comments: u64,
+    /// Whether `users` is an estimate (past the exact count's bound).
+    pub users_estimated: bool,
+    /// The events and users of the environments, releases and time a search kept to.
+    pub filtered: Option<Filtered>,
+}
+
+/// An issue's counts within a search's scope.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Filtered {
+    pub count: u64,
+    pub users: u64,
+    pub users_estimated: bool,
+}
+
+impl From<Counted> for Filtered {
+    fn from(c: Counted) -> Filtered {
+        Filtered {
+            count: c.events,
+            users: c.users,
+            users_estimated: c.users_estimated,
+        }
+    }
 }
 
 impl From<&Issue> for IssueView {
@@ -82,16 +105,21 @@ impl From<&Issue> for IssueView {
             regressed_at: i.regressed_at.map(crate::time::rfc3339),
             assignee: i.assignee.clone(),
             comments: i.comments,
+            users_estimated: i.users_estimated(),
+            filtered: None,
         }
     }
 }
 
-/// A project's issues with a status (`unresolved` when not given, or `all`), most recently
-/// seen first.
+/// A project's issues with a status (`unresolved` when not given, or `all`) matching a
+/// search, most recently seen first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueList {
     pub project: String,
     pub status: Option<String>,
+    /// A search (`manage::search`); a status it names wins over `status`.
+    #[serde(default)]
+    pub query: Option<String>,
 }
 
 /// A status filter by name.
@@ -135,10 +163,20 @@ impl Operation for IssueList {
     ) -> Result<Vec<IssueView>, ManageError> {
         actor.require_scope("event:read")?;
         let project = h.project(actor, &self.project)?;
-        let status = status_filter(self.status.as_deref())?;
+        let query = Query::parse(self.query.as_deref().unwrap_or(""), crate::time::now())
+            .map_err(|e| ManageError::Invalid(e.to_string()))?;
+        let status = if query.names_status() && self.status.is_none() {
+            None
+        } else {
+            status_filter(self.status.as_deref())?
+        };
         let txn = h.db.begin_read()?;
         let list = issues::list(&txn.open_table(ISSUES)?, project.id, status)?;
-        Ok(list.iter().map(IssueView::from).collect())
+        let found = search_project(&txn, &project, &list, &query, actor.email(), None)?;
+        Ok(found
+            .into_iter()
+            .map(|(issue, counted)| counted_view(issue, counted))
+            .collect())
     }
 }
 
@@ -235,12 +273,24 @@ impl Operation for IssueDelete {
     }
 }
 
-/// An issue's stored events, newest first.
+/// An issue's stored events, newest first, matching a search (`manage::search`, the
+/// conditions that apply to single events), a page at a time.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventList {
     pub project: String,
     pub issue: u64,
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Matching events to skip, newest first.
+    #[serde(default)]
+    pub offset: usize,
+    /// At most this many (`None`: all).
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
+
+/// Stored events a search reads at most (newest first) before it answers with what it found.
+pub const MAX_EVENTS_EXAMINED: u64 = 20_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventSummary {
@@ -250,36 +300,124 @@ pub struct EventSummary {
     pub title: String,
     pub level: String,
     pub issue: u64,
+    #[serde(default)]
+    pub release: Option<String>,
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The user's id, else email, username or address.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The message or exception value.
+    #[serde(default)]
+    pub message: String,
+    /// Derived tags worth a column: browser, os, url, transaction.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+}
+
+/// A page of an issue's events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    /// More matching events follow this page.
+    pub more: bool,
+    /// Stored events read to answer.
+    pub examined: u64,
+    /// False when the search stopped at [`MAX_EVENTS_EXAMINED`] before the oldest event.
+    pub complete: bool,
+}
+
+impl EventSummary {
+    fn of(ev: &Event, issue: u64) -> EventSummary {
+        let message = ev
+            .logentry
+            .as_ref()
+            .and_then(|l| l.text())
+            .map(str::to_string)
+            .or_else(|| ev.exception.last().and_then(|e| e.value.clone()))
+            .unwrap_or_default();
+        let tags = crate::event::derived::tags(ev)
+            .into_iter()
+            .filter(|(k, _)| matches!(*k, "browser" | "os" | "url" | "transaction"))
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        EventSummary {
+            event_id: ev.event_id,
+            timestamp: crate::time::rfc3339(ev.timestamp),
+            received: crate::time::rfc3339(ev.received),
+            title: ev.title(),
+            level: ev.level.as_str().into(),
+            issue,
+            release: ev.release.clone(),
+            environment: ev.environment.clone(),
+            user: ev
+                .user
+                .as_ref()
+                .and_then(|u| u.identity())
+                .map(str::to_string),
+            message: message.chars().take(300).collect(),
+            tags,
+        }
+    }
 }
 
 impl Operation for EventList {
-    type Answer = Vec<EventSummary>;
-    fn apply(
-        self,
-        h: &Handle,
-        actor: &Actor,
-        _: Progress<'_>,
-    ) -> Result<Vec<EventSummary>, ManageError> {
+    type Answer = EventPage;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<EventPage, ManageError> {
         actor.require_scope("event:read")?;
         let (project, _) = h.issue(actor, &self.project, self.issue)?;
+        let query = Query::parse(self.query.as_deref().unwrap_or(""), crate::time::now())
+            .map_err(|e| ManageError::Invalid(e.to_string()))?;
+        query
+            .for_events()
+            .map_err(|e| ManageError::Invalid(e.to_string()))?;
+        let searching = !query.conditions.is_empty();
         let txn = h.db.begin_read()?;
-        let ids = events::of_issue(&txn.open_table(ISSUE_EVENTS)?, project.id, self.issue)?;
+        let latest =
+            releases::newest(&txn.open_table(RELEASE_STATS)?, project.id)?.map(|(r, _)| r);
+        let order = txn.open_table(ISSUE_EVENTS)?;
         let table = txn.open_table(EVENTS)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids.iter().rev() {
-            if let Some(stored) = events::get(&table, project.id, id)? {
-                let ev = &stored.event;
-                out.push(EventSummary {
-                    event_id: ev.event_id,
-                    timestamp: crate::time::rfc3339(ev.timestamp),
-                    received: crate::time::rfc3339(ev.received),
-                    title: ev.title(),
-                    level: ev.level.as_str().into(),
-                    issue: stored.issue,
-                });
+        let limit = self.limit.unwrap_or(usize::MAX);
+        let (mut skipped, mut examined, mut complete) = (0, 0u64, true);
+        let mut page = Vec::new();
+        let mut more = false;
+        let range = (project.id, self.issue, 0)..=(project.id, self.issue, u64::MAX);
+        for row in order.range(range)?.rev() {
+            let (_, id) = row?;
+            let Some(id) = EventId::from_slice(id.value()) else {
+                continue;
+            };
+            if searching && examined >= MAX_EVENTS_EXAMINED {
+                complete = false;
+                break;
             }
+            if !searching && skipped < self.offset {
+                skipped += 1;
+                continue;
+            }
+            examined += 1;
+            let Some(stored) = events::get(&table, project.id, &id)? else {
+                continue;
+            };
+            if searching && !query.matches_event(&stored.event, latest.as_deref()) {
+                continue;
+            }
+            if searching && skipped < self.offset {
+                skipped += 1;
+                continue;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(EventSummary::of(&stored.event, stored.issue));
         }
-        Ok(out)
+        Ok(EventPage {
+            events: page,
+            more,
+            examined,
+            complete,
+        })
     }
 }
 
@@ -403,20 +541,17 @@ pub enum IssueSort {
     Users,
 }
 
-/// Issues of the projects the actor may see (or of the named ones), filtered, ordered and cut
-/// into pages.
+/// Issues of the projects the actor may see (or of the named ones), matching a search,
+/// ordered and cut into pages.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IssueSearch {
     /// Slugs or ids; empty: every project the actor may see.
     pub projects: Vec<String>,
-    /// `None`: any status.
-    pub status: Option<Status>,
-    pub level: Option<String>,
-    pub release: Option<String>,
-    pub environment: Option<String>,
-    /// Words that must all appear in the title or culprit (any case).
-    pub text: Option<String>,
-    /// Only issues seen at or after this time…
+    /// A search (`manage::search`); empty: every issue.
+    pub query: String,
+    /// Only events of these environments count (as `environment:` in the query would).
+    pub environments: Vec<String>,
+    /// Only issues seen at or after this time (whose counts are then those since)…
     pub since: Option<f64>,
     /// …and first seen at or before this one (Unix seconds).
     pub until: Option<f64>,
@@ -432,29 +567,6 @@ pub struct IssuePage {
     pub more: bool,
 }
 
-impl IssueSearch {
-    fn matches(&self, i: &Issue) -> bool {
-        let text_matches = || {
-            let haystack = format!("{} {}", i.title, i.culprit).to_lowercase();
-            self.text.as_ref().is_none_or(|t| {
-                t.to_lowercase()
-                    .split_whitespace()
-                    .all(|w| haystack.contains(w))
-            })
-        };
-        self.status.is_none_or(|s| s == i.status)
-            && self.level.as_ref().is_none_or(|l| i.level.as_str() == l)
-            && self.release.as_ref().is_none_or(|r| i.releases.contains(r))
-            && self
-                .environment
-                .as_ref()
-                .is_none_or(|e| i.environments.contains(e))
-            && self.since.is_none_or(|t| i.last_seen >= t)
-            && self.until.is_none_or(|t| i.first_seen <= t)
-            && text_matches()
-    }
-}
-
 impl Operation for IssueSearch {
     type Answer = IssuePage;
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<IssuePage, ManageError> {
@@ -467,27 +579,41 @@ impl Operation for IssueSearch {
                 .map(|p| h.project(actor, p))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        let mut query = Query::parse(&self.query, crate::time::now())
+            .map_err(|e| ManageError::Invalid(e.to_string()))?;
+        if !self.environments.is_empty() {
+            query.require(Test::Environment(
+                self.environments.iter().map(|e| Pattern(e.clone())).collect(),
+            ));
+        }
         let txn = h.db.begin_read()?;
         let table = txn.open_table(ISSUES)?;
         let mut found = Vec::new();
         for p in &projects {
+            let list: Vec<Issue> = issues::list(&table, p.id, None)?
+                .into_iter()
+                .filter(|i| {
+                    self.since.is_none_or(|t| i.last_seen >= t)
+                        && self.until.is_none_or(|t| i.first_seen <= t)
+                })
+                .collect();
             found.extend(
-                issues::list(&table, p.id, None)?
+                search_project(&txn, p, &list, &query, actor.email(), self.since)?
                     .into_iter()
-                    .filter(|i| self.matches(i)),
+                    .map(|(i, c)| (i.clone(), c)),
             );
         }
-        let key = |i: &Issue| match self.sort {
+        let key = |(i, c): &(Issue, Option<Counted>)| match self.sort {
             IssueSort::LastSeen => i.last_seen,
             IssueSort::FirstSeen => i.first_seen,
-            IssueSort::Frequency => i.count as f64,
-            IssueSort::Users => i.user_count() as f64,
+            IssueSort::Frequency => c.map_or(i.count, |c| c.events) as f64,
+            IssueSort::Users => c.map_or(i.user_count(), |c| c.users) as f64,
         };
         found.sort_by(|a, b| {
             key(b)
                 .total_cmp(&key(a))
-                .then(b.last_seen.total_cmp(&a.last_seen))
-                .then((b.project, b.id).cmp(&(a.project, a.id)))
+                .then(b.0.last_seen.total_cmp(&a.0.last_seen))
+                .then((b.0.project, b.0.id).cmp(&(a.0.project, a.0.id)))
         });
         let more = found.len() > self.offset + self.limit;
         Ok(IssuePage {
@@ -495,9 +621,70 @@ impl Operation for IssueSearch {
                 .iter()
                 .skip(self.offset)
                 .take(self.limit)
-                .map(IssueView::from)
+                .map(|(i, c)| counted_view(i, *c))
                 .collect(),
             more,
         })
     }
+}
+
+/// An issue as a view, with its counts in a search's scope when the search narrowed them.
+fn counted_view(issue: &Issue, counted: Option<Counted>) -> IssueView {
+    let mut view = IssueView::from(issue);
+    view.filtered = counted.map(Filtered::from);
+    view
+}
+
+/// The issues among `issues` of `project` that a query matches, each with its counts in the
+/// query's scope (`None` when the query does not narrow them). Counts are read for each
+/// match when the scope is narrow: a cost of about one range read per matching issue.
+pub fn search_project<'i>(
+    txn: &redb::ReadTransaction,
+    project: &Project,
+    issues: &'i [Issue],
+    query: &Query,
+    me: Option<&str>,
+    since: Option<f64>,
+) -> Result<Vec<(&'i Issue, Option<Counted>)>, ManageError> {
+    let latest = releases::newest(&txn.open_table(RELEASE_STATS)?, project.id)?.map(|(r, _)| r);
+    let mut scope = query.scope(latest.as_deref());
+    scope.since = since;
+    let narrow = scope.is_narrow();
+    let times_seen = |i: &Issue| -> u64 {
+        if narrow {
+            scope.count(txn, i).map_or(0, |c| c.events)
+        } else {
+            i.count
+        }
+    };
+    let ctx = Context {
+        me,
+        now: crate::time::now(),
+        latest: latest.as_deref(),
+        times_seen: &times_seen,
+    };
+    let haystacks: Vec<String> = issues.iter().map(haystack).collect();
+    let matched = query
+        .matching(
+            txn,
+            project.id,
+            issues.iter().zip(haystacks.iter().map(String::as_str)),
+            &ctx,
+        )
+        .map_err(|e| ManageError::Invalid(e.to_string()))?;
+    let mut out = Vec::with_capacity(matched.len());
+    for issue in matched {
+        let counted = if narrow {
+            Some(scope.count(txn, issue)?)
+        } else {
+            None
+        };
+        out.push((issue, counted));
+    }
+    Ok(out)
+}
+
+/// What free text matches of an issue itself: its title and culprit, lowercase.
+pub fn haystack(issue: &Issue) -> String {
+    format!("{} {}", issue.title, issue.culprit).to_lowercase()
 }

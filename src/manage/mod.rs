@@ -22,6 +22,7 @@ pub mod privacy;
 pub mod projects;
 pub mod releases;
 pub mod retention;
+pub mod search;
 pub mod socket;
 pub mod status;
 pub mod tokens;
@@ -209,6 +210,15 @@ impl Actor {
                 "only an owner of {} or an admin may {what}",
                 project.slug
             )))
+        }
+    }
+
+    /// The email of the person acting (a user, or a token's user), for `assigned:me`.
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            Actor::Operator => None,
+            Actor::User(u) => Some(&u.email),
+            Actor::Token(t) => t.user.as_ref().map(|u| u.email.as_str()),
         }
     }
 
