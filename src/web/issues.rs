@@ -1,4 +1,5 @@
-//! The issue list of a project (filters, text and tag search, sorting, pages) and its
+//! The issue list of a project (menus and the search grammar of `manage::search`, counts
+//! scoped to the environment, release and time range, sorting, pages) and its
 //! buttons: resolve, ignore or unresolve one issue or the ones ticked.
 
 use std::collections::HashMap;
@@ -13,9 +14,10 @@ use super::{
     store_error,
 };
 use crate::manage::issues::IssueStatus;
+use crate::manage::search::{Context, Counted, IsValue, Pattern, Query, Test};
 use crate::store::issues::{Issue, StatusChange};
 use crate::store::projects::Project;
-use crate::store::{ISSUE_HOURS, ISSUE_TAGS, StoreError};
+use crate::store::{ISSUE_HOURS, StoreError};
 
 /// Issues on one page of the list.
 const PAGE_SIZE: usize = 50;
@@ -69,6 +71,7 @@ struct IssueRow {
     status: &'static str,
     count: u64,
     users: u64,
+    users_estimated: bool,
     first_seen: String,
     first_seen_exact: String,
     last_seen: String,
@@ -104,6 +107,8 @@ struct IssuesPage {
     version: u64,
     /// The visitor owns the project (may merge issues).
     owner: bool,
+    /// What the counts cover when a filter narrows them ("in production, last 24 hours").
+    counting: String,
 }
 
 /// The list's query, with defaults.
@@ -117,6 +122,8 @@ struct ListQuery {
     page: usize,
     /// "me", "none" or "" (anyone).
     assigned: String,
+    /// "", "1h", "24h", "7d", "30d" or "90d": the time the counts cover.
+    period: String,
     /// What in the query was not understood, and what is shown instead.
     notices: Vec<String>,
 }
@@ -159,6 +166,15 @@ impl ListQuery {
                 String::new()
             }
         };
+        let period = match get("period").as_str() {
+            p @ ("" | "1h" | "24h" | "7d" | "30d" | "90d") => p.to_string(),
+            other => {
+                notices.push(format!(
+                    "'{other}' is not a time range (1h, 24h, 7d, 30d or 90d): counting all time"
+                ));
+                String::new()
+            }
+        };
         let page = match get("page").as_str() {
             "" => 0,
             p => p.parse().unwrap_or_else(|_| {
@@ -181,6 +197,7 @@ impl ListQuery {
                 a @ ("me" | "none") => a.to_string(),
                 _ => String::new(),
             },
+            period,
         }
     }
 
@@ -193,6 +210,7 @@ impl ListQuery {
             ("release", &self.release),
             ("sort", &self.sort),
             ("assigned", &self.assigned),
+            ("period", &self.period),
             ("q", &self.q),
         ] {
             if !v.is_empty() {
@@ -219,53 +237,87 @@ pub fn issue_list(
     let build = || -> Result<IssuesPage, StoreError> {
         let all = project_issues(web, project.id)?;
         let txn = web.handle.db.begin_read()?;
-        let tags_table = txn.open_table(ISSUE_TAGS)?;
-        let (mut words, mut tags) = (Vec::new(), Vec::new());
-        for token in q.q.split_whitespace() {
-            match token.split_once(':') {
-                Some((k, v)) if !k.is_empty() && !v.is_empty() => tags.push((k, v)),
-                _ => words.push(token.to_lowercase()),
+        let mut notices = q.notices.clone();
+        let now = crate::time::now();
+        let mut query = match Query::parse(&q.q, now) {
+            Ok(query) => query,
+            Err(e) => {
+                notices.push(format!("{e}: showing the issues without the search."));
+                Query::default()
             }
+        };
+        if !query.names_status() && q.status != "all" {
+            query.require(Test::Is(vec![match q.status.as_str() {
+                "resolved" => IsValue::Resolved,
+                "ignored" => IsValue::Ignored,
+                _ => IsValue::Unresolved,
+            }]));
         }
-        let mut matched: Vec<&Issue> = Vec::new();
-        for (issue, text) in all.issues.iter().zip(&all.haystacks) {
-            let status_ok = q.status == "all" || issue.status.as_str() == q.status;
-            let level_ok = q.level.is_empty() || issue.level.as_str() == q.level;
-            let env_ok = q.environment.is_empty() || issue.environments.contains(&q.environment);
-            let release_ok = q.release.is_empty() || issue.releases.contains(&q.release);
-            let assigned_ok = match q.assigned.as_str() {
-                "me" => issue.assignee.as_ref() == Some(&visitor.user.email),
-                "none" => issue.assignee.is_none(),
-                _ => true,
-            };
-            if !(status_ok && level_ok && env_ok && release_ok && assigned_ok) {
-                continue;
+        if !q.level.is_empty() {
+            query.require(Test::Level(vec![q.level.clone()]));
+        }
+        if !q.environment.is_empty() {
+            query.require(Test::Environment(vec![Pattern(q.environment.clone())]));
+        }
+        if !q.release.is_empty() {
+            query.require(Test::Release(vec![Pattern(q.release.clone())]));
+        }
+        if !q.assigned.is_empty() {
+            query.require(Test::Assigned(vec![q.assigned.clone()]));
+        }
+        let since = crate::manage::search::duration(&q.period).map(|d| now - d);
+        let latest = crate::store::releases::newest(
+            &txn.open_table(crate::store::RELEASE_STATS)?,
+            project.id,
+        )?
+        .map(|(r, _)| r);
+        let mut scope = query.scope(latest.as_deref());
+        scope.since = since;
+        let narrow = scope.is_narrow();
+        let times_seen = |i: &Issue| -> u64 {
+            if narrow {
+                scope.count(&txn, i).map_or(0, |c| c.events)
+            } else {
+                i.count
             }
-            if !words.iter().all(|w| text.contains(w.as_str())) {
-                continue;
-            }
-            let mut tags_ok = true;
-            for (k, v) in &tags {
-                if tags_table.get((project.id, issue.id, *k, *v))?.is_none() {
-                    tags_ok = false;
-                    break;
-                }
-            }
-            if tags_ok {
-                matched.push(issue);
+        };
+        let me = Some(visitor.user.email.as_str());
+        let ctx = Context {
+            me,
+            now,
+            latest: latest.as_deref(),
+            times_seen: &times_seen,
+        };
+        let candidates = all
+            .issues
+            .iter()
+            .map(|i| i.as_ref())
+            .zip(all.haystacks.iter().map(|h| h.as_ref()))
+            .filter(|(i, _)| since.is_none_or(|t| i.last_seen >= t));
+        let mut matched: Vec<&Issue> = match query.matching(&txn, project.id, candidates, &ctx) {
+            Ok(m) => m,
+            Err(e) => return Err(StoreError::Io(e.to_string())),
+        };
+        // Sorting by events in a narrow scope needs every match's count: one range read each.
+        let mut counts: HashMap<u64, Counted> = HashMap::new();
+        if narrow && q.sort == "frequency" {
+            for issue in &matched {
+                counts.insert(issue.id, scope.count(&txn, issue)?);
             }
         }
         let order = |a: &&Issue, b: &&Issue| {
             match q.sort.as_str() {
                 "first_seen" => b.first_seen.total_cmp(&a.first_seen),
-                "frequency" => b.count.cmp(&a.count),
+                "frequency" => match (counts.get(&a.id), counts.get(&b.id)) {
+                    (Some(ca), Some(cb)) => cb.events.cmp(&ca.events),
+                    _ => b.count.cmp(&a.count),
+                },
                 _ => b.last_seen.total_cmp(&a.last_seen),
             }
             .then(b.id.cmp(&a.id))
         };
         // A page past the end shows the last one.
         let last_page = matched.len().saturating_sub(1) / PAGE_SIZE;
-        let mut notices = q.notices.clone();
         let page = if q.page > last_page {
             notices.push(format!(
                 "There is no page {} of these issues: showing page {}.",
@@ -286,30 +338,40 @@ pub fn issue_list(
         let start = (page * PAGE_SIZE).min(total);
         let shown = &matched[start..(start + PAGE_SIZE).min(total)];
         let hours = txn.open_table(ISSUE_HOURS)?;
-        let now = now_hour();
-        let day_ago = crate::time::now() - 86_400.0;
+        let hour = now_hour();
+        let day_ago = now - 86_400.0;
         let mut rows = Vec::with_capacity(shown.len());
         for issue in shown {
-            let mut points = Vec::new();
-            for row in hours.range(
-                (project.id, issue.id, now.saturating_sub(23))..=(project.id, issue.id, now),
-            )? {
-                let (k, v) = row?;
-                points.push((k.value().2, v.value()));
-            }
+            let points = if scope.environments.is_empty() && scope.releases.is_empty() {
+                let mut points = Vec::new();
+                for row in hours.range(
+                    (project.id, issue.id, hour.saturating_sub(23))..=(project.id, issue.id, hour),
+                )? {
+                    let (k, v) = row?;
+                    points.push((k.value().2, v.value()));
+                }
+                points
+            } else {
+                scope.hourly(&txn, issue, hour.saturating_sub(23), hour)?
+            };
+            let counted = match counts.get(&issue.id) {
+                Some(c) => *c,
+                None => scope.count(&txn, issue)?,
+            };
             rows.push(IssueRow {
                 id: issue.id,
                 title: issue.title.clone(),
                 culprit: issue.culprit.clone(),
                 level: issue.level.as_str(),
                 status: issue.status.as_str(),
-                count: issue.count,
-                users: issue.user_count(),
+                count: counted.events,
+                users: counted.users,
+                users_estimated: counted.users_estimated,
                 first_seen: ago(issue.first_seen),
                 first_seen_exact: crate::time::rfc3339(issue.first_seen),
                 last_seen: ago(issue.last_seen),
                 last_seen_exact: crate::time::rfc3339(issue.last_seen),
-                spark: charts::bars(&charts::hourly(&points, now, 24), 72, 18, "spark"),
+                spark: charts::bars(&charts::hourly(&points, hour, 24), 72, 18, "spark"),
                 new: issue.first_seen >= day_ago,
                 regressed: issue.regressed_at.is_some_and(|t| t >= day_ago)
                     && issue.status == crate::store::issues::Status::Unresolved,
@@ -376,6 +438,19 @@ pub fn issue_list(
                 &q.assigned,
             ),
             select(
+                "period",
+                "Time range",
+                Some("All time"),
+                &[
+                    ("1h".into(), "Last hour".into()),
+                    ("24h".into(), "Last 24 hours".into()),
+                    ("7d".into(), "Last 7 days".into()),
+                    ("30d".into(), "Last 30 days".into()),
+                    ("90d".into(), "Last 90 days".into()),
+                ],
+                &q.period,
+            ),
+            select(
                 "sort",
                 "Sort",
                 None,
@@ -404,6 +479,7 @@ pub fn issue_list(
             next_page: (start + PAGE_SIZE < total).then(|| q.url(&project.slug, page + 1)),
             version: all.version,
             owner: visitor.actor().may_own(&project),
+            counting: scope.describe(&q.period),
         })
     };
     match build() {
