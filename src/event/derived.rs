@@ -99,7 +99,6 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
     out
 }
 
-
 /// Terms longer than this (in bytes) are not indexed.
 pub const MAX_TERM_LEN: usize = 200;
 /// Words of one event's messages indexed.
@@ -191,16 +190,17 @@ pub fn terms(ev: &Event, tags: &[(String, String)]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::normalize::{Context, normalize};
+    use crate::event::normalize::from_json;
     use serde_json::json;
 
     fn derived(v: Value) -> Vec<(&'static str, String)> {
-        let ev = normalize(v, &Context::default()).expect("event");
-        tags(&ev)
+        tags(&from_json(v))
     }
 
     fn get<'a>(tags: &'a [(&'static str, String)], key: &str) -> Option<&'a str> {
-        tags.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        tags.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]

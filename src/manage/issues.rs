@@ -373,8 +373,7 @@ impl Operation for EventList {
             .map_err(|e| ManageError::Invalid(e.to_string()))?;
         let searching = !query.conditions.is_empty();
         let txn = h.db.begin_read()?;
-        let latest =
-            releases::newest(&txn.open_table(RELEASE_STATS)?, project.id)?.map(|(r, _)| r);
+        let latest = releases::newest(&txn.open_table(RELEASE_STATS)?, project.id)?.map(|(r, _)| r);
         let order = txn.open_table(ISSUE_EVENTS)?;
         let table = txn.open_table(EVENTS)?;
         let limit = self.limit.unwrap_or(usize::MAX);
@@ -583,7 +582,10 @@ impl Operation for IssueSearch {
             .map_err(|e| ManageError::Invalid(e.to_string()))?;
         if !self.environments.is_empty() {
             query.require(Test::Environment(
-                self.environments.iter().map(|e| Pattern(e.clone())).collect(),
+                self.environments
+                    .iter()
+                    .map(|e| Pattern(e.clone()))
+                    .collect(),
             ));
         }
         let txn = h.db.begin_read()?;

@@ -50,10 +50,19 @@ pub enum Test {
     /// `me`, `none` or an email.
     Assigned(Vec<String>),
     /// First (or last) seen after or before a time.
-    Seen { first: bool, bound: Bound },
-    TimesSeen { op: Compare, n: u64 },
+    Seen {
+        first: bool,
+        bound: Bound,
+    },
+    TimesSeen {
+        op: Compare,
+        n: u64,
+    },
     /// A tag or user field with any of these values.
-    Field { key: String, values: Vec<Pattern> },
+    Field {
+        key: String,
+        values: Vec<Pattern>,
+    },
     /// Events with any value of this key.
     Has(String),
     /// Free text (lowercase): a word, or a quoted phrase.
@@ -698,9 +707,7 @@ impl Scope {
             });
         }
         let (p, i) = (issue.project, issue.id);
-        let (users, users_estimated) = if self.environments.is_empty()
-            && self.releases.is_empty()
-        {
+        let (users, users_estimated) = if self.environments.is_empty() && self.releases.is_empty() {
             (issue.user_count(), issue.users_estimated())
         } else {
             let all = slices::read_slices(&txn.open_table(ISSUE_SLICES)?, p, i)?;

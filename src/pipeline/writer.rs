@@ -3,8 +3,8 @@
 //! transaction committed with `Durability::Immediate`, and only then answers every request in
 //! it. Under load batches grow, so one fsync serves many events (group commit).
 
-use std::collections::{HashMap, HashSet};
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

@@ -148,7 +148,8 @@ impl<'t> SliceRows<'t> {
             .hours
             .get((p, i, hour, name.as_str()))?
             .map_or(0, |v| v.value());
-        self.hours.insert((p, i, hour, name.as_str()), current + 1)?;
+        self.hours
+            .insert((p, i, hour, name.as_str()), current + 1)?;
         for term in ev.terms {
             if issue.terms >= MAX_TERMS_PER_ISSUE {
                 break;
@@ -171,7 +172,8 @@ impl<'t> SliceRows<'t> {
 
     /// Forgets everything of an issue.
     pub fn delete_issue(&mut self, p: u64, i: u64, terms: &[String]) -> Result<(), StoreError> {
-        self.slices.retain_in((p, i, "")..(p, i + 1, ""), |_, _| false)?;
+        self.slices
+            .retain_in((p, i, "")..(p, i + 1, ""), |_, _| false)?;
         self.users
             .retain_in((p, i, "", 0)..(p, i + 1, "", 0), |_, _| false)?;
         self.hours
@@ -228,7 +230,8 @@ impl<'t> SliceRows<'t> {
                 .hours
                 .get((p, into, hour, slice.as_str()))?
                 .map_or(0, |v| v.value());
-            self.hours.insert((p, into, hour, slice.as_str()), current + n)?;
+            self.hours
+                .insert((p, into, hour, slice.as_str()), current + n)?;
         }
         let mut recount: Vec<(String, u64)> = Vec::new();
         for row in self.users.range((p, into, "", 0)..(p, into + 1, "", 0))? {
@@ -276,7 +279,8 @@ impl<'t> SliceRows<'t> {
 
     /// Forgets a project's whole index (the project is being deleted).
     pub fn forget_terms(&mut self, p: u64) -> Result<(), StoreError> {
-        self.terms.retain_in((p, "", 0)..(p + 1, "", 0), |_, _| false)?;
+        self.terms
+            .retain_in((p, "", 0)..(p + 1, "", 0), |_, _| false)?;
         Ok(())
     }
 

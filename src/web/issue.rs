@@ -11,10 +11,12 @@ use hyper::header::HeaderValue;
 use redb::ReadableDatabase;
 use serde_json::Value;
 
+use super::charts::Range;
 use super::{
     AggregatesKey, Nav, Page, Visitor, Web, ago, charts, not_found, now_hour, render, store_error,
 };
 use crate::event::Event;
+use crate::manage::search::Scope;
 use crate::store::issues::{self, Issue};
 use crate::store::{EVENTS, ISSUE_EVENTS, ISSUE_HOURS, ISSUE_TAGS, ISSUES, StoreError, events};
 
@@ -40,6 +42,7 @@ struct IssueView {
     count: u64,
     stored: u64,
     users: u64,
+    users_estimated: bool,
     regressions: u64,
     /// The releases of its first event and of its latest one that named a release.
     first_release: Option<String>,
@@ -90,6 +93,8 @@ pub fn state_detail(issue: &Issue) -> Option<String> {
 
 struct FrameView {
     location: String,
+    /// `file:line`, for the copy button.
+    file_line: String,
     in_app: bool,
     first_line: u64,
     context: Vec<(String, bool)>,
@@ -98,11 +103,39 @@ struct FrameView {
     map_error: Option<String>,
 }
 
+/// Consecutive frames, in-app or not: the page opens in-app ones and folds the others into
+/// one "N framework frames" group.
+struct FrameGroup {
+    folded: bool,
+    frames: Vec<FrameView>,
+}
+
+/// Frames (newest first) in groups: runs of frames that are not the app's are folded, unless
+/// `full` is asked for or no frame is marked as the app's.
+fn frame_groups(frames: Vec<FrameView>, full: bool) -> Vec<FrameGroup> {
+    let fold = !full && frames.iter().any(|f| f.in_app);
+    let mut groups: Vec<FrameGroup> = Vec::new();
+    for frame in frames {
+        let folded = fold && !frame.in_app;
+        match groups.last_mut() {
+            Some(g) if g.folded == folded => g.frames.push(frame),
+            _ => groups.push(FrameGroup {
+                folded,
+                frames: vec![frame],
+            }),
+        }
+    }
+    groups
+}
+
 struct ExceptionView {
     ty: String,
     value: String,
     mechanism: Option<String>,
-    frames: Vec<FrameView>,
+    /// How it relates to the exception shown above it: "caused by", "during handling of",
+    /// or none (the one raised, or a member of a group).
+    label: Option<&'static str>,
+    groups: Vec<FrameGroup>,
     /// The frames as the SDK sent them, when source maps changed them.
     raw_frames: Vec<FrameView>,
     /// Nesting in an exception group (0: top level).
@@ -142,7 +175,9 @@ fn exception_order(list: &[crate::event::model::Exception]) -> Vec<(usize, usize
             // group's first, and is shown first.
             let children =
                 (0..list.len()).filter(|&c| !shown[c] && id_of(c, "parent_id") == Some(id));
-            stack.extend(children.map(|c| (c, depth + 1)));
+            // A chain (a cause) stays at its depth; a group's members are nested under it.
+            let nested = depth + usize::from(is_group(&list[i]));
+            stack.extend(children.map(|c| (c, nested)));
         }
     }
     // Anything the tree did not reach (a broken parent link) still shows.
@@ -154,6 +189,40 @@ fn exception_order(list: &[crate::event::model::Exception]) -> Vec<(usize, usize
     out
 }
 
+fn is_group(e: &crate::event::model::Exception) -> bool {
+    e.mechanism
+        .as_ref()
+        .and_then(|m| m.get("is_exception_group"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// How an exception relates to the one shown before it, from its mechanism's `source`
+/// (`__cause__`, `cause`: caused by; `__context__`: during handling of); a group's members
+/// (`exceptions[…]`) have none. Without a source, a chained exception is its cause.
+fn chain_label(
+    e: &crate::event::model::Exception,
+    first: bool,
+    in_group: bool,
+) -> Option<&'static str> {
+    if first || in_group {
+        return None;
+    }
+    let source = e
+        .mechanism
+        .as_ref()
+        .and_then(|m| m.get("source"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if source.starts_with("exceptions") {
+        None
+    } else if source == "__context__" {
+        Some("during handling of")
+    } else {
+        Some("caused by")
+    }
+}
+
 /// A frame as the event page shows it, newest first within its exception.
 fn frame_view(f: &crate::event::model::Frame) -> FrameView {
     let file = f
@@ -162,7 +231,11 @@ fn frame_view(f: &crate::event::model::Frame) -> FrameView {
         .or_else(|| f.abs_path.clone())
         .or_else(|| f.module.clone())
         .unwrap_or_else(|| "?".into());
-    let mut location = file;
+    let mut location = file.clone();
+    let file_line = match f.lineno {
+        Some(l) => format!("{file}:{l}"),
+        None => file,
+    };
     if let Some(l) = f.lineno {
         location.push_str(&format!(":{l}"));
         if let Some(c) = f.colno {
@@ -180,6 +253,7 @@ fn frame_view(f: &crate::event::model::Frame) -> FrameView {
     context.extend(f.post_context.iter().map(|l| (l.clone(), false)));
     FrameView {
         location,
+        file_line,
         in_app: f.in_app == Some(true),
         first_line: f
             .lineno
@@ -239,12 +313,145 @@ struct IssuePage {
     owner: bool,
     /// The commit the page shows, for the live updates.
     version: u64,
+    /// The events chart over the chosen range, of the chosen environment and release.
+    chart: String,
+    /// Every frame open (the toggle), and the links to turn it on and off.
+    full: bool,
+    full_link: String,
+    filter: IssueFilter,
 }
 
-/// An issue's charts and tag distributions, cached by its event count and the hour.
+/// What the issue page counts: an environment, a release, and the chart's range.
+struct IssueFilter {
+    scope: Scope,
+    range: Range,
+    environment: String,
+    release: String,
+    environments: Vec<String>,
+    releases: Vec<String>,
+    /// Query strings of each range with the rest of the filter.
+    ranges: Vec<(&'static str, &'static str, String, bool)>,
+    /// "in production, of release shop@1.1"; empty for all events.
+    counting: String,
+}
+
+impl IssueFilter {
+    fn from(query: &HashMap<String, String>, issue: &Issue) -> IssueFilter {
+        let get = |k: &str| {
+            query
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let (environment, release) = (get("environment"), get("release"));
+        let range = Range::named(&get("range"));
+        let scope = Scope {
+            environments: [environment.clone()]
+                .into_iter()
+                .filter(|e| !e.is_empty())
+                .collect(),
+            releases: [release.clone()]
+                .into_iter()
+                .filter(|r| !r.is_empty())
+                .collect(),
+            since: None,
+        };
+        let ranges = charts::RANGES
+            .iter()
+            .map(|r| {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in [("environment", &environment), ("release", &release)] {
+                    if !v.is_empty() {
+                        q.append_pair(k, v);
+                    }
+                }
+                q.append_pair("range", r.name);
+                (r.name, r.label, q.finish(), r.name == range.name)
+            })
+            .collect();
+        IssueFilter {
+            counting: scope.describe(""),
+            scope,
+            range,
+            environment,
+            release,
+            environments: issue.environments.clone(),
+            releases: issue.releases.iter().rev().cloned().collect(),
+            ranges,
+        }
+    }
+
+    /// The chart: hourly counts by the events' own time (the filtered slices, or the issue's
+    /// own buckets when unfiltered); the last hour from the newest stored events.
+    fn chart(&self, txn: &redb::ReadTransaction, issue: &Issue) -> Result<String, StoreError> {
+        let now = crate::time::now();
+        let now_hour = now_hour();
+        let counts = if self.range.hours_per_bucket == 0 {
+            self.range
+                .from_times(&self.recent_times(txn, issue, now)?, now)
+        } else {
+            let from = self.range.first_hour(now_hour);
+            let points = if self.scope.is_narrow() {
+                self.scope.hourly(txn, issue, from, now_hour)?
+            } else {
+                let hours = txn.open_table(ISSUE_HOURS)?;
+                let mut points = Vec::new();
+                for row in hours
+                    .range((issue.project, issue.id, from)..=(issue.project, issue.id, now_hour))?
+                {
+                    let (k, v) = row?;
+                    points.push((k.value().2, v.value()));
+                }
+                points
+            };
+            self.range.from_hours(&points, now_hour)
+        };
+        Ok(charts::timeline(
+            &counts,
+            self.range.start(now),
+            self.range.bucket_secs(),
+        ))
+    }
+
+    /// When the issue's events of the last hour happened (by their own clock), read from
+    /// the newest stored events (at most [`RECENT_EVENTS_READ`]).
+    fn recent_times(
+        &self,
+        txn: &redb::ReadTransaction,
+        issue: &Issue,
+        now: f64,
+    ) -> Result<Vec<f64>, StoreError> {
+        let order = txn.open_table(ISSUE_EVENTS)?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        let range = (issue.project, issue.id, 0)..=(issue.project, issue.id, u64::MAX);
+        for row in order.range(range)?.rev().take(RECENT_EVENTS_READ) {
+            let (_, id) = row?;
+            let Some(id) = crate::ids::EventId::from_slice(id.value()) else {
+                continue;
+            };
+            let Some(stored) = events::get(&table, issue.project, &id)? else {
+                continue;
+            };
+            let ev = &stored.event;
+            if ev.received < now - 3600.0 {
+                break;
+            }
+            let slice =
+                crate::store::slices::slice_name(ev.environment.as_deref(), ev.release.as_deref());
+            if self.scope.admits(&slice) {
+                out.push(ev.timestamp.min(ev.received));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Stored events read for the last hour's chart.
+const RECENT_EVENTS_READ: usize = 5000;
+
+/// An issue's tag distributions, cached by its event count and the hour.
 pub struct Aggregates {
-    chart_24h: String,
-    chart_30d: String,
     tags: Vec<TagView>,
 }
 
@@ -258,13 +465,6 @@ fn aggregates(web: &Web, issue: &Issue) -> Result<Arc<Aggregates>, StoreError> {
     };
     web.aggregates(key, || {
         let txn = web.handle.db.begin_read()?;
-        let hours = txn.open_table(ISSUE_HOURS)?;
-        let mut points = Vec::new();
-        let from = now.saturating_sub(30 * 24 - 1);
-        for row in hours.range((issue.project, issue.id, from)..=(issue.project, issue.id, now))? {
-            let (k, v) = row?;
-            points.push((k.value().2, v.value()));
-        }
         let mut by_key: std::collections::BTreeMap<String, Vec<(String, u64)>> = Default::default();
         for (k, v, n) in issues::tags(&txn.open_table(ISSUE_TAGS)?, issue.project, issue.id)? {
             by_key.entry(k).or_default().push((v, n));
@@ -286,11 +486,7 @@ fn aggregates(web: &Web, issue: &Issue) -> Result<Arc<Aggregates>, StoreError> {
                 }
             })
             .collect();
-        Ok(Aggregates {
-            chart_24h: charts::bars(&charts::hourly(&points, now, 24), 600, 60, "chart"),
-            chart_30d: charts::bars(&charts::daily(&points, now, 30), 600, 60, "chart"),
-            tags,
-        })
+        Ok(Aggregates { tags })
     })
 }
 
@@ -312,6 +508,10 @@ pub fn issue_page(
             return Ok(None);
         };
         let agg = aggregates(web, &issue)?;
+        let filter = IssueFilter::from(query, &issue);
+        let full = query.get("full").is_some_and(|v| v == "1");
+        let counted = filter.scope.count(&txn, &issue)?;
+        let chart = filter.chart(&txn, &issue)?;
         let ids = events::of_issue(&txn.open_table(ISSUE_EVENTS)?, project.id, id)?;
         let wanted = query
             .get("event")
@@ -381,7 +581,7 @@ pub fn issue_page(
             newer: index.filter(|&i| i + 1 < ids.len()).map(|i| link(i + 1)),
             older: index.filter(|&i| i > 0).map(|i| link(i - 1)),
             event: stored.map(|s| {
-                let mut view = event_view(&s.event);
+                let mut view = event_view(&s.event, full);
                 let op = crate::manage::attachments::AttachmentList {
                     project: project.slug.clone(),
                     event_id: s.event.event_id.to_string(),
@@ -399,9 +599,10 @@ pub fn issue_page(
                 culprit: issue.culprit.clone(),
                 level: issue.level.as_str(),
                 status: issue.status.as_str(),
-                count: issue.count,
+                count: counted.events,
                 stored: issue.stored,
-                users: issue.user_count(),
+                users: counted.users,
+                users_estimated: counted.users_estimated,
                 regressions: issue.regressions,
                 first_release: issue.first_release.clone(),
                 last_release: issue.last_release.clone(),
@@ -416,6 +617,19 @@ pub fn issue_page(
                 state_detail: state_detail(&issue),
                 releases: issue.releases.clone(),
             },
+            chart,
+            full,
+            full_link: {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in query.iter().filter(|(k, _)| k.as_str() != "full") {
+                    q.append_pair(k, v);
+                }
+                if !full {
+                    q.append_pair("full", "1");
+                }
+                format!("?{}", q.finish())
+            },
+            filter,
             feedback,
         }))
     };
@@ -443,7 +657,7 @@ fn rows_of(v: Option<&Value>) -> Vec<(String, String)> {
     }
 }
 
-fn event_view(ev: &Event) -> EventView {
+fn event_view(ev: &Event, full: bool) -> EventView {
     let mut summary: Vec<(&'static str, String)> = vec![
         ("level", ev.level.as_str().to_string()),
         ("platform", ev.platform.clone()),
@@ -459,6 +673,31 @@ fn event_view(ev: &Event) -> EventView {
             summary.push((label, v.clone()));
         }
     }
+    if let Some(url) = ev
+        .request
+        .as_ref()
+        .and_then(|r| r.get("url"))
+        .and_then(Value::as_str)
+    {
+        let method = ev
+            .request
+            .as_ref()
+            .and_then(|r| r.get("method"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        summary.push(("request", format!("{method} {url}").trim().to_string()));
+    }
+    if let Some(user) = &ev.user {
+        let who = [&user.id, &user.email, &user.username, &user.ip_address]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" · ");
+        if !who.is_empty() {
+            summary.push(("user", who));
+        }
+    }
     if !ev.truncated.is_empty() {
         summary.push(("truncated", ev.truncated.join(", ")));
     }
@@ -472,36 +711,37 @@ fn event_view(ev: &Event) -> EventView {
             ),
         ));
     }
-    let exceptions = exception_order(&ev.exception)
-        .into_iter()
-        .map(|(i, depth)| (&ev.exception[i], depth))
-        .map(|(e, depth)| ExceptionView {
-            depth: depth.min(5),
-            group: e
-                .mechanism
-                .as_ref()
-                .and_then(|m| m.get("is_exception_group"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            ty: e.ty.clone().unwrap_or_else(|| "Error".into()),
-            value: e.value.clone().unwrap_or_default(),
-            mechanism: e
-                .mechanism
-                .as_ref()
-                .map(|m| text(&m["type"]))
-                .filter(|m| !m.is_empty()),
-            frames: e
+    let order = exception_order(&ev.exception);
+    let exceptions = order
+        .iter()
+        .enumerate()
+        .map(|(n, &(i, depth))| {
+            let e = &ev.exception[i];
+            let frames: Vec<FrameView> = e
                 .stacktrace
                 .iter()
                 .flat_map(|st| st.frames.iter().rev())
                 .map(frame_view)
-                .collect(),
-            raw_frames: e
-                .raw_stacktrace
-                .iter()
-                .flat_map(|st| st.frames.iter().rev())
-                .map(frame_view)
-                .collect(),
+                .collect();
+            ExceptionView {
+                depth: depth.min(5),
+                group: is_group(e),
+                label: chain_label(e, n == 0, depth > 0),
+                ty: e.ty.clone().unwrap_or_else(|| "Error".into()),
+                value: e.value.clone().unwrap_or_default(),
+                mechanism: e
+                    .mechanism
+                    .as_ref()
+                    .map(|m| text(&m["type"]))
+                    .filter(|m| !m.is_empty()),
+                groups: frame_groups(frames, full),
+                raw_frames: e
+                    .raw_stacktrace
+                    .iter()
+                    .flat_map(|st| st.frames.iter().rev())
+                    .map(frame_view)
+                    .collect(),
+            }
         })
         .collect();
     let breadcrumbs = ev

@@ -1,6 +1,19 @@
-// picket's live updates: the issue list and the issue page ask the server what changed since
-// the commit they show, every few seconds while the tab is visible, and mark it. Served from
-// picket's own origin; the pages work without it.
+// picket's one script, served from its own origin (the pages work without it): the copy
+// buttons of stack frames, and live updates: the issue list and the issue page ask the server
+// what changed since the commit they show, every few seconds while the tab is visible, and
+// mark it.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-copy]") : null;
+    if (!button || !navigator.clipboard) return;
+    navigator.clipboard.writeText(button.getAttribute("data-copy")).then(function () {
+      button.textContent = "copied";
+    }, function () {
+      button.textContent = "select and copy";
+    });
+  });
+})();
 (function () {
   "use strict";
   var root = document.querySelector("[data-live]");

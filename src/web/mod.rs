@@ -15,6 +15,7 @@ mod accounts;
 mod charts;
 mod feedback;
 mod issue;
+mod issue_events;
 mod issues;
 mod live;
 mod monitors;

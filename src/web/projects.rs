@@ -1,12 +1,14 @@
 //! The projects page: every project the visitor may see, with its unresolved issues and a
-//! sparkline of the last 24 hours.
+//! chart of its events over a chosen range (by the events' own time; the last hour by
+//! arrival, from the newest stored events).
 
 use askama::Template;
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::snapshot::project_issues;
 use hyper::StatusCode;
 
+use super::charts::Range;
 use super::{
     Form, Nav, Page, Visitor, Web, charts, manage_error, message, not_found, now_hour, redirect,
     render, store_error,
@@ -19,7 +21,8 @@ struct ProjectRow {
     name: String,
     unresolved: usize,
     spark: String,
-    events_24h: u64,
+    chart: String,
+    events: u64,
 }
 
 #[derive(Template)]
@@ -27,7 +30,12 @@ struct ProjectRow {
 struct ProjectsPage {
     nav: Nav,
     projects: Vec<ProjectRow>,
+    range: Range,
+    ranges: &'static [Range],
 }
+
+/// Arrivals read (newest first) for the last hour's charts.
+const RECENT_ARRIVALS_READ: usize = 50_000;
 
 /// `POST /projects/new`: an admin makes a project, then sees its settings (the DSN).
 pub async fn create(web: &Web, visitor: &Visitor, form: &Form) -> Page {
@@ -81,7 +89,8 @@ pub async fn delete(web: &Web, visitor: &Visitor, slug: &str, form: &Form) -> Pa
     }
 }
 
-pub fn projects(web: &Web, visitor: &Visitor) -> Page {
+pub fn projects(web: &Web, visitor: &Visitor, range: &str) -> Page {
+    let range = Range::named(range);
     let visible = match web.handle.visible_projects(&visitor.actor()) {
         Ok(visible) => visible,
         Err(e) => return manage_error(Nav::of(visitor), &e),
@@ -90,15 +99,36 @@ pub fn projects(web: &Web, visitor: &Visitor) -> Page {
         let txn = web.handle.db.begin_read()?;
         let hours_table = txn.open_table(PROJECT_HOURS)?;
         let now = now_hour();
+        let at = crate::time::now();
+        let mut recent: std::collections::HashMap<u64, Vec<f64>> = Default::default();
+        if range.hours_per_bucket == 0 {
+            let arrivals = txn.open_table(crate::store::ARRIVALS)?;
+            for row in arrivals.iter()?.rev().take(RECENT_ARRIVALS_READ) {
+                let (_, v) = row?;
+                let Some(a) = crate::store::tables::ArrivalRecord::decode(v.value()) else {
+                    continue;
+                };
+                if (a.received as f64) < at - 3600.0 {
+                    break;
+                }
+                recent.entry(a.project).or_default().push(a.received as f64);
+            }
+        }
         let mut rows = Vec::new();
         for p in visible {
             let issues = project_issues(web, p.id)?;
+            let from = range.first_hour(now).min(now.saturating_sub(23));
             let mut points = Vec::new();
-            for row in hours_table.range((p.id, now.saturating_sub(23))..=(p.id, now))? {
+            for row in hours_table.range((p.id, from)..=(p.id, now))? {
                 let (k, v) = row?;
                 points.push((k.value().1, v.value()));
             }
             let counts = charts::hourly(&points, now, 24);
+            let ranged = match recent.get(&p.id) {
+                _ if range.hours_per_bucket > 0 => range.from_hours(&points, now),
+                Some(times) => range.from_times(times, at),
+                None => vec![0; range.buckets as usize],
+            };
             rows.push(ProjectRow {
                 slug: p.slug.clone(),
                 name: p.name.clone(),
@@ -107,7 +137,8 @@ pub fn projects(web: &Web, visitor: &Visitor) -> Page {
                     .iter()
                     .filter(|i| i.status == Status::Unresolved)
                     .count(),
-                events_24h: counts.iter().sum(),
+                events: ranged.iter().sum(),
+                chart: charts::timeline(&ranged, range.start(at), range.bucket_secs()),
                 spark: charts::bars(&counts, 120, 24, "spark"),
             });
         }
@@ -117,6 +148,8 @@ pub fn projects(web: &Web, visitor: &Visitor) -> Page {
         Ok(projects) => render(ProjectsPage {
             nav: Nav::of(visitor),
             projects,
+            range,
+            ranges: &charts::RANGES,
         }),
         Err(e) => store_error(Nav::of(visitor), e),
     }

@@ -11,8 +11,8 @@ use hyper::{Method, Request, StatusCode};
 
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
-    Form, Nav, Page, Web, accounts, feedback, issue, issues, live, message, monitors, not_found,
-    page, projects, query, redirect, releases, settings, sourcemaps, triage,
+    Form, Nav, Page, Web, accounts, feedback, issue, issue_events, issues, live, message, monitors,
+    not_found, page, projects, query, redirect, releases, settings, sourcemaps, triage,
 };
 
 /// Largest form body accepted.
@@ -114,7 +114,11 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
     }
     match (&method, seg.as_slice()) {
         (&Method::POST, ["logout"]) => sessions::logout(&web, &visitor).await,
-        (&Method::GET, []) => projects::projects(&web, &visitor),
+        (&Method::GET, []) => projects::projects(
+            &web,
+            &visitor,
+            query.get("range").map_or("", String::as_str),
+        ),
         (&Method::GET, ["account"]) => {
             accounts::account(&web, &visitor, Nav::of(&visitor), None).await
         }
@@ -138,6 +142,9 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
         }
         (&Method::GET, ["projects", slug, "issues", id]) => {
             issue::issue_page(&web, &visitor, slug, id, &query)
+        }
+        (&Method::GET, ["projects", slug, "issues", id, "events"]) => {
+            issue_events::events_page(&web, &visitor, slug, id, &query)
         }
         (&Method::POST, ["projects", slug, "issues", id, "status"]) => {
             issues::issue_status(&web, &visitor, slug, id, &form).await
