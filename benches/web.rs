@@ -1,9 +1,13 @@
 //! Server-side render time of the heaviest pages: the issue list of a project with 100,000
-//! issues and the page of an issue with 10,000 stored events; and the cost of the live-update
-//! endpoint the list polls (target: under 2 ms median when nothing changed). Fills a fresh data directory
-//! through the real writer, then renders each page many times and prints the median and p99,
-//! with the cache cold (a commit just happened) and warm. Run: `cargo bench --bench web`
-//! (PICKET_BENCH_ISSUES, PICKET_BENCH_EVENTS and PICKET_BENCH_RUNS change the defaults).
+//! issues and 1,000,000 events (plain, searched with a tag and a free-text term, filtered by
+//! environment and release with the counts of that slice; target: p50 under 50 ms), the page
+//! of an issue with 10,000 stored events and its events searched by user; and the cost of the
+//! live-update endpoint the list polls (target: under 2 ms median when nothing changed).
+//! Fills a fresh data directory through the real writer (events spread over two environments,
+//! three releases, 5,000 users and three regions, each message naming its order number), then
+//! renders each page many times and prints the median and p99, with the cache cold (a commit
+//! just happened) and warm. Run: `cargo bench --bench web` (PICKET_BENCH_ISSUES,
+//! PICKET_BENCH_EVENTS, PICKET_BENCH_TOTAL and PICKET_BENCH_RUNS change the defaults).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +47,11 @@ fn main() {
         if benching { 100_000 } else { 2_000 },
     );
     let events_of_one: u64 = env_or("PICKET_BENCH_EVENTS", if benching { 10_000 } else { 200 });
+    let total: u64 = env_or(
+        "PICKET_BENCH_TOTAL",
+        if benching { 1_000_000 } else { 6_000 },
+    )
+    .max(issues + events_of_one);
     let runs: usize = env_or("PICKET_BENCH_RUNS", if benching { 30 } else { 3 });
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(store::open(dir.path()).unwrap());
@@ -66,23 +75,35 @@ fn main() {
         let mut event = template.clone();
         event.event_id = picket::ids::EventId(((u128::from(i) << 64) | 0x3eb).to_be_bytes());
         event.received = picket::time::now();
+        event.timestamp = event.received - (i % 72) as f64 * 3600.0;
+        event.environment = Some(["production", "staging"][(i % 2) as usize].into());
+        event.release = Some(format!("shop@1.{}", i % 3));
+        event.tags = vec![("region".into(), ["eu", "us", "ap"][(i % 3) as usize].into())];
+        event.user = Some(picket::event::model::User {
+            id: Some((i % 5_000).to_string()),
+            ..Default::default()
+        });
         if let Some(ex) = event.exception.last_mut() {
             ex.ty = Some(kind);
+            ex.value = Some(format!("order {i} failed"));
         }
         support::arrival(project.id, event)
     };
     let started = Instant::now();
-    support::fill(&queue, issues + events_of_one, 4096, 0, |i| {
-        // One issue per event for the first part, then one busy issue.
+    support::fill(&queue, total, 4096, 0, |i| {
+        // One issue per event for the first part, then one busy issue, then the rest spread
+        // over every issue.
         let kind = if i < issues {
             format!("BenchError{i}")
-        } else {
+        } else if i < issues + events_of_one {
             "BusyError".to_string()
+        } else {
+            format!("BenchError{}", i % issues.max(1))
         };
         event(i, kind)
     });
     println!(
-        "filled {} issues and one with {events_of_one} events in {:.1} s",
+        "filled {} issues with {total} events (one with {events_of_one}) in {:.1} s",
         issues + 1,
         started.elapsed().as_secs_f64()
     );
@@ -116,7 +137,7 @@ fn main() {
             )
         })
     };
-    let mut n = issues + events_of_one;
+    let mut n = total;
     let mut event_arrives = || {
         // An event on an existing issue: the cached list is one issue stale.
         n += 1;
@@ -184,6 +205,39 @@ fn main() {
         })
         .collect();
     report("issue list, text search, cached", searched);
+    let grammar: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let q: HashMap<String, String> =
+                [("q".to_string(), format!("region:eu order {}", issues / 2))].into();
+            time(&|| assert_eq!(pages::issue_list(&web, &visitor, "bench", &q).status(), 200))
+        })
+        .collect();
+    report("issue list, a tag and a free-text term", grammar);
+    let filtered_list: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let q: HashMap<String, String> = [
+                ("environment".to_string(), "production".to_string()),
+                ("release".to_string(), "shop@1.1".to_string()),
+            ]
+            .into();
+            time(&|| assert_eq!(pages::issue_list(&web, &visitor, "bench", &q).status(), 200))
+        })
+        .collect();
+    report(
+        "issue list, environment and release, scoped counts",
+        filtered_list,
+    );
+    let last_day: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let q: HashMap<String, String> = [
+                ("period".to_string(), "24h".to_string()),
+                ("q".to_string(), "user.id:42".to_string()),
+            ]
+            .into();
+            time(&|| assert_eq!(pages::issue_list(&web, &visitor, "bench", &q).status(), 200))
+        })
+        .collect();
+    report("issue list, last 24 hours, one user", last_day);
     let page: Vec<Duration> = (0..runs)
         .map(|_| {
             time(&|| {
@@ -194,6 +248,19 @@ fn main() {
         })
         .collect();
     report(&format!("issue page, {events_of_one} events"), page);
+    let by_user: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let q: HashMap<String, String> = [("q".to_string(), "user.id:4242".to_string())].into();
+            time(&|| {
+                let resp = pages::issue_events(&web, &visitor, "bench", &busy.to_string(), &q);
+                assert_eq!(resp.status(), 200);
+            })
+        })
+        .collect();
+    report(
+        &format!("an issue's events, {events_of_one}, by one user"),
+        by_user,
+    );
 
     // The live endpoint an open list polls: nothing changed since the page, then one event.
     let version = || {

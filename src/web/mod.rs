@@ -51,6 +51,7 @@ pub use snapshot::IssueSnapshot;
 /// Pages rendered outside a request, for the benchmarks.
 pub mod pages {
     pub use super::issue::issue_page;
+    pub use super::issue_events::events_page as issue_events;
     pub use super::issues::issue_list;
     pub use super::live::live;
     pub use super::projects::projects;
