@@ -116,7 +116,7 @@ impl Range {
     }
 
     /// Counts per bucket from hourly pairs, the last bucket ending with `now_hour`.
-    pub fn from_hours(&self, points: &[(u64, u64)], now_hour: u64) -> Vec<u64> {
+    pub fn bucket_hours(&self, points: &[(u64, u64)], now_hour: u64) -> Vec<u64> {
         let per = self.hours_per_bucket.max(1);
         let first = (now_hour + 1).saturating_sub(self.buckets * per);
         let mut out = vec![0; self.buckets as usize];
@@ -129,7 +129,7 @@ impl Range {
     }
 
     /// Counts per five-minute bucket of the last hour from event times (Unix seconds).
-    pub fn from_times(&self, times: &[f64], now: f64) -> Vec<u64> {
+    pub fn bucket_times(&self, times: &[f64], now: f64) -> Vec<u64> {
         let secs = self.bucket_secs() as f64;
         let start = now - secs * self.buckets as f64;
         let mut out = vec![0; self.buckets as usize];
@@ -257,14 +257,14 @@ mod tests {
     #[test]
     fn ranges_bucket_hours_and_times() {
         let week = Range::named("7d");
-        let counts = week.from_hours(&[(1000, 2), (1001, 3), (999, 7), (1003, 1)], 1003);
+        let counts = week.bucket_hours(&[(1000, 2), (1001, 3), (999, 7), (1003, 1)], 1003);
         assert_eq!(counts.len(), 42);
         // 1000..=1003 is the last four-hour bucket.
         assert_eq!(counts[41], 6);
         assert_eq!(counts[40], 7);
         let hour = Range::named("1h");
         let now = 10_000.0;
-        let c = hour.from_times(&[now - 10.0, now - 290.0, now - 310.0, now - 4000.0], now);
+        let c = hour.bucket_times(&[now - 10.0, now - 290.0, now - 310.0, now - 4000.0], now);
         assert_eq!(
             (c.len(), c[11], c[10], c.iter().sum::<u64>()),
             (12, 2, 1, 3)

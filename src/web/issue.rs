@@ -388,7 +388,7 @@ impl IssueFilter {
         let now_hour = now_hour();
         let counts = if self.range.hours_per_bucket == 0 {
             self.range
-                .from_times(&self.recent_times(txn, issue, now)?, now)
+                .bucket_times(&self.recent_times(txn, issue, now)?, now)
         } else {
             let from = self.range.first_hour(now_hour);
             let points = if self.scope.is_narrow() {
@@ -404,7 +404,7 @@ impl IssueFilter {
                 }
                 points
             };
-            self.range.from_hours(&points, now_hour)
+            self.range.bucket_hours(&points, now_hour)
         };
         Ok(charts::timeline(
             &counts,

@@ -125,8 +125,8 @@ pub fn projects(web: &Web, visitor: &Visitor, range: &str) -> Page {
             }
             let counts = charts::hourly(&points, now, 24);
             let ranged = match recent.get(&p.id) {
-                _ if range.hours_per_bucket > 0 => range.from_hours(&points, now),
-                Some(times) => range.from_times(times, at),
+                _ if range.hours_per_bucket > 0 => range.bucket_hours(&points, now),
+                Some(times) => range.bucket_times(times, at),
                 None => vec![0; range.buckets as usize],
             };
             rows.push(ProjectRow {
