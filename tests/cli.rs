@@ -344,6 +344,16 @@ fn merged_issues_share_their_events_and_fingerprints() {
     assert_eq!(events.as_array().unwrap().len(), 3, "{events}");
     let gone = server.cli(&["issue", "activity", "default", &from.to_string()]);
     assert!(!gone.status.success(), "the merged issue is gone");
+    // Its events' words and counts by environment moved with them.
+    let found = server.json(&[
+        "issues",
+        "default",
+        "--query",
+        "timed environment:production",
+    ]);
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["id"], into);
+    assert_eq!(found[0]["filtered"]["count"], 3, "{found}");
 
     // A new event with the merged issue's fingerprint joins the issue it was merged into.
     send(&["bank timed out"]);

@@ -244,7 +244,8 @@ impl Query {
                 Test::Has(key) => has_field(key, &[Pattern("*".into())]),
                 Test::Text(text) => {
                     haystack.contains(text.as_str())
-                        || words(text).all(|w| terms.iter().any(|t| t.starts_with(&w)))
+                        || words(text)
+                            .all(|w| terms.iter().any(|t| !t.contains(SEP) && t.starts_with(&w)))
                 }
                 _ => true,
             };
@@ -292,7 +293,8 @@ impl Query {
                 Test::Text(text) => {
                     let mut all: Option<HashSet<u64>> = None;
                     for w in words(text) {
-                        let with = slices::issues_with(&index, project, &w, |_| true);
+                        // Words only, not the tag and user terms a word may begin.
+                        let with = slices::issues_with(&index, project, &w, |t| !t.contains(SEP));
                         let with = match with {
                             Ok(with) => with,
                             Err(e) => return Err(store(e)),

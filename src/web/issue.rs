@@ -39,7 +39,10 @@ struct IssueView {
     culprit: String,
     level: &'static str,
     status: &'static str,
+    /// Events in the chosen environment and release (all of them when none is chosen).
     count: u64,
+    /// Events ever, for the live updates.
+    total: u64,
     stored: u64,
     users: u64,
     users_estimated: bool,
@@ -600,6 +603,7 @@ pub fn issue_page(
                 level: issue.level.as_str(),
                 status: issue.status.as_str(),
                 count: counted.events,
+                total: issue.count,
                 stored: issue.stored,
                 users: counted.users,
                 users_estimated: counted.users_estimated,
