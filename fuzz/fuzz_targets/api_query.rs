@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let scope = search.scope(Some("latest"));
         assert!(scope.releases.iter().all(|r| !r.contains('*')));
         let _ = search.for_events();
+        let _ = search.verbatim(Some("latest"));
     }
     let _ = query::period(&text);
     let _ = query::sort(&text);

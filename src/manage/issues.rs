@@ -376,6 +376,7 @@ impl Operation for EventList {
         let latest = releases::newest(&txn.open_table(RELEASE_STATS)?, project.id)?.map(|(r, _)| r);
         let order = txn.open_table(ISSUE_EVENTS)?;
         let table = txn.open_table(EVENTS)?;
+        let verbatim = query.verbatim(latest.as_deref());
         let limit = self.limit.unwrap_or(usize::MAX);
         let (mut skipped, mut examined, mut complete) = (0, 0u64, true);
         let mut page = Vec::new();
@@ -395,7 +396,13 @@ impl Operation for EventList {
                 continue;
             }
             examined += 1;
-            let Some(stored) = events::get(&table, project.id, &id)? else {
+            let holds = |packed: &[u8]| {
+                verbatim.iter().all(|any| {
+                    any.iter()
+                        .any(|v| v.is_empty() || packed.windows(v.len()).any(|w| w == v.as_bytes()))
+                })
+            };
+            let Some(stored) = events::get_if(&table, project.id, &id, holds)? else {
                 continue;
             };
             if searching && !query.matches_event(&stored.event, latest.as_deref()) {

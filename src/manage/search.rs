@@ -6,8 +6,8 @@
 //! `lastSeen:+7d` (or `>DATE`, `<DATE`), `times_seen:>100`, `user.id:`, `user.email:`,
 //! `user.username:`, `user.ip:`, `has:KEY`, any tag `key:value`; `!` before a key negates it,
 //! values may be quoted, listed (`key:[a,b]`) or have wildcards (`key:*value*`); everything
-//! else is free text, matched against an issue's title and culprit and the words of its
-//! events' messages. Parsing is pure (and fuzzed); matching reads the search index of
+//! else is free text, matched against an issue's title and culprit (anywhere) and the whole
+//! words of its events' messages. Parsing is pure (and fuzzed); matching reads the search index of
 //! `store::slices`, and [`Scope`] gives the counts of the environments and releases a search
 //! names.
 
@@ -19,13 +19,19 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 use crate::event::derived::{self, SEP, field_term, words};
 use crate::store::StoreError;
-use crate::store::issues::{Issue, Status};
+use crate::store::issues::{Issue, MAX_SEEN_VALUES, Status};
 use crate::store::slices::{self, ISSUE_SLICES, ISSUE_TERMS, ISSUE_USERS, SLICE_HOURS};
 
 /// Why a query cannot be understood; the message names the part.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("query: {0}")]
 pub struct SearchError(pub String);
+
+impl From<StoreError> for SearchError {
+    fn from(e: StoreError) -> SearchError {
+        store(e)
+    }
+}
 
 /// A parsed query: conditions that must all hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -220,6 +226,34 @@ impl Query {
         Ok(())
     }
 
+    /// Texts a matching event holds verbatim: for each wanted condition on a value stored as
+    /// sent (a tag, a user field, the release or environment), any of its values. An event
+    /// whose bytes lack one cannot match, and need not be decoded.
+    pub fn verbatim(&self, latest: Option<&str>) -> Vec<Vec<String>> {
+        let exact = |values: &[Pattern]| -> Option<Vec<String>> {
+            values
+                .iter()
+                .all(Pattern::is_exact)
+                .then(|| values.iter().map(|p| p.0.clone()).collect())
+        };
+        self.conditions
+            .iter()
+            .filter(|c| !c.negated)
+            .filter_map(|c| match &c.test {
+                Test::Release(values) => exact(&resolve_latest(values, latest)),
+                Test::Environment(values) => exact(values),
+                // Derived from other fields: not in the event as they read.
+                Test::Field { key, .. }
+                    if matches!(key.as_str(), "browser" | "os" | "runtime" | "user") =>
+                {
+                    None
+                }
+                Test::Field { values, .. } => exact(values),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether a stored event matches (only conditions [`Query::for_events`] allows).
     pub fn matches_event(&self, ev: &Event, latest: Option<&str>) -> bool {
         let tags = derived::counted(ev);
@@ -243,9 +277,7 @@ impl Query {
                 Test::Field { key, values } => has_field(key, values),
                 Test::Has(key) => has_field(key, &[Pattern("*".into())]),
                 Test::Text(text) => {
-                    haystack.contains(text.as_str())
-                        || words(text)
-                            .all(|w| terms.iter().any(|t| !t.contains(SEP) && t.starts_with(&w)))
+                    haystack.contains(text.as_str()) || words(text).all(|w| terms.contains(&w))
                 }
                 _ => true,
             };
@@ -262,61 +294,96 @@ impl Query {
         ctx: &Context<'_>,
     ) -> Result<Vec<&'i Issue>, SearchError> {
         let index = txn.open_table(ISSUE_TERMS).map_err(store)?;
-        // Each condition on the index, looked up once.
-        let mut found: Vec<Option<HashSet<u64>>> = Vec::with_capacity(self.conditions.len());
+        let candidates: Vec<(&'i Issue, &'h str)> = candidates.collect();
+        // Release and environment are answered by the issue's own lists, unless one is full.
+        let full_lists = candidates.iter().any(|(i, _)| {
+            i.releases.len() >= MAX_SEEN_VALUES || i.environments.len() >= MAX_SEEN_VALUES
+        });
+        let mut found: Vec<Lookup> = Vec::with_capacity(self.conditions.len());
         for c in &self.conditions {
-            let lookup = |key: &str, values: &[Pattern]| -> Result<HashSet<u64>, StoreError> {
+            // A wanted term that many issues carry is asked per issue instead (only the issues
+            // that pass everything else are asked); a negated one, or a wildcard, is read whole.
+            let cap = if c.negated { usize::MAX } else { SCAN_CAP };
+            let field = |key: &str, values: &[Pattern]| -> Result<Lookup, StoreError> {
                 let mut out = HashSet::new();
+                let mut probe = Vec::new();
                 for p in values {
-                    let prefix = field_term(key, p.prefix());
-                    let skip = key.len() + SEP.len_utf8();
                     if p.is_exact() {
                         let exact = field_term(key, &p.0);
-                        out.extend(slices::issues_with(&index, project, &exact, |t| {
-                            t == exact
-                        })?);
+                        match slices::issues_with(&index, project, &exact, |t| t == exact, cap)? {
+                            Some(set) => out.extend(set),
+                            None => probe.push(exact),
+                        }
                     } else {
-                        out.extend(slices::issues_with(&index, project, &prefix, |t| {
-                            p.matches(&t[skip..])
-                        })?);
+                        let skip = key.len() + SEP.len_utf8();
+                        let prefix = field_term(key, p.prefix());
+                        let keep = |t: &str| p.matches(&t[skip..]);
+                        let set = slices::issues_with(&index, project, &prefix, keep, usize::MAX)?;
+                        out.extend(set.unwrap_or_default());
                     }
                 }
-                Ok(out)
+                Ok(Lookup::Found { set: out, probe })
             };
-            let set = match &c.test {
-                Test::Release(values) => {
-                    Some(lookup("release", &resolve_latest(values, ctx.latest)))
+            let lookup = match &c.test {
+                Test::Release(values) if full_lists => {
+                    field("release", &resolve_latest(values, ctx.latest))
                 }
-                Test::Environment(values) => Some(lookup("environment", values)),
-                Test::Field { key, values } => Some(lookup(key, values)),
-                Test::Has(key) => Some(lookup(key, &[Pattern("*".into())])),
+                Test::Environment(values) if full_lists => field("environment", values),
+                Test::Field { key, values } => field(key, values),
+                Test::Has(key) => field(key, &[Pattern("*".into())]),
                 Test::Text(text) => {
+                    // Every word of the phrase, as a whole word of the events' messages.
                     let mut all: Option<HashSet<u64>> = None;
+                    let mut probe = Vec::new();
                     for w in words(text) {
-                        // Words only, not the tag and user terms a word may begin.
-                        let with = slices::issues_with(&index, project, &w, |t| !t.contains(SEP));
-                        let with = match with {
-                            Ok(with) => with,
-                            Err(e) => return Err(store(e)),
-                        };
-                        all = Some(match all {
-                            None => with,
-                            Some(before) => before.intersection(&with).copied().collect(),
-                        });
+                        match slices::issues_with(&index, project, &w, |t| t == w, cap)? {
+                            Some(with) => {
+                                all = Some(match all {
+                                    None => with,
+                                    Some(before) => before.intersection(&with).copied().collect(),
+                                })
+                            }
+                            None => probe.push(w),
+                        }
                     }
-                    all.map(Ok)
+                    Ok(Lookup::Words { set: all, probe })
                 }
-                _ => None,
+                _ => Ok(Lookup::None),
             }
-            .transpose()
             .map_err(store)?;
-            found.push(set);
+            found.push(lookup);
         }
+        let asked = |issue: u64, term: &str| -> bool {
+            slices::has_term(&index, project, term, issue).unwrap_or(false)
+        };
         let week_ago = ctx.now - 7.0 * 86_400.0;
         let mut out = Vec::new();
         for (issue, haystack) in candidates {
-            let ok = self.conditions.iter().zip(&found).all(|(c, set)| {
-                let in_set = || set.as_ref().is_some_and(|s| s.contains(&issue.id));
+            let indexed = |lookup: &Lookup| match lookup {
+                Lookup::None => false,
+                Lookup::Found { set, probe } => {
+                    set.contains(&issue.id) || probe.iter().any(|t| asked(issue.id, t))
+                }
+                Lookup::Words { set, probe } => {
+                    set.as_ref().is_none_or(|s| s.contains(&issue.id))
+                        && (set.is_some() || !probe.is_empty())
+                        && probe.iter().all(|t| asked(issue.id, t))
+                }
+            };
+            // Conditions that ask the index per issue come last.
+            let order = self
+                .conditions
+                .iter()
+                .zip(&found)
+                .filter(|(_, l)| !l.probes())
+                .chain(
+                    self.conditions
+                        .iter()
+                        .zip(&found)
+                        .filter(|(_, l)| l.probes()),
+                );
+            let ok = order.into_iter().all(|(c, lookup)| {
+                let in_set = || indexed(lookup);
                 let holds = match &c.test {
                     Test::Is(values) => values.iter().any(|v| match v {
                         IsValue::Unresolved => issue.status == Status::Unresolved,
@@ -333,18 +400,18 @@ impl Query {
                     Test::Level(levels) => levels.iter().any(|l| l == issue.level.as_str()),
                     Test::Release(values) => {
                         let values = resolve_latest(values, ctx.latest);
-                        in_set()
-                            || issue
-                                .releases
-                                .iter()
-                                .any(|r| values.iter().any(|p| p.matches(r)))
+                        issue
+                            .releases
+                            .iter()
+                            .any(|r| values.iter().any(|p| p.matches(r)))
+                            || issue.releases.len() >= MAX_SEEN_VALUES && in_set()
                     }
                     Test::Environment(values) => {
-                        in_set()
-                            || issue
-                                .environments
-                                .iter()
-                                .any(|e| values.iter().any(|p| p.matches(e)))
+                        issue
+                            .environments
+                            .iter()
+                            .any(|e| values.iter().any(|p| p.matches(e)))
+                            || issue.environments.len() >= MAX_SEEN_VALUES && in_set()
                     }
                     Test::Assigned(who) => who.iter().any(|w| match w.as_str() {
                         "me" => ctx
@@ -378,6 +445,35 @@ impl Query {
             }
         }
         Ok(out)
+    }
+}
+
+/// Index rows a wanted term's scan reads before the term is asked per issue instead.
+const SCAN_CAP: usize = 2_000;
+
+/// How the index answers one condition.
+enum Lookup {
+    /// Not from the index.
+    None,
+    /// Issues with any of the terms: those read, and terms to ask per issue.
+    Found {
+        set: HashSet<u64>,
+        probe: Vec<String>,
+    },
+    /// Issues with every word: those read (`None`: no word was read whole), and words to ask
+    /// per issue.
+    Words {
+        set: Option<HashSet<u64>>,
+        probe: Vec<String>,
+    },
+}
+
+impl Lookup {
+    fn probes(&self) -> bool {
+        match self {
+            Lookup::None => false,
+            Lookup::Found { probe, .. } | Lookup::Words { probe, .. } => !probe.is_empty(),
+        }
     }
 }
 

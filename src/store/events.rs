@@ -132,6 +132,29 @@ pub fn get(
         .transpose()
 }
 
+/// A stored event, decoded only if its decompressed bytes pass `keep` (a cheap test that
+/// spares decoding events a search cannot match).
+pub fn get_if(
+    table: &impl ReadableTable<(u64, &'static [u8]), &'static [u8]>,
+    project: u64,
+    id: &EventId,
+    keep: impl Fn(&[u8]) -> bool,
+) -> Result<Option<StoredEvent>, StoreError> {
+    let Some(row) = table.get((project, id.0.as_slice()))? else {
+        return Ok(None);
+    };
+    let bytes = row.value();
+    let packed = packed(bytes)?;
+    if !keep(&packed) {
+        return Ok(None);
+    }
+    Ok(Some(StoredEvent {
+        issue: word(bytes, 1).unwrap_or_default(),
+        seq: word(bytes, 9).unwrap_or_default(),
+        event: super::decode("events", &packed)?,
+    }))
+}
+
 /// An issue's event ids in arrival order.
 pub fn of_issue(
     table: &impl ReadableTable<(u64, u64, u64), &'static [u8]>,

@@ -29,7 +29,7 @@ impl Status {
 }
 
 /// At most this many releases and environments are remembered per issue.
-const MAX_SEEN_VALUES: usize = 100;
+pub const MAX_SEEN_VALUES: usize = 100;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(default)]

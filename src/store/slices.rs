@@ -363,15 +363,20 @@ pub fn hourly(
 }
 
 /// The issues whose events carried a term for which `keep` holds, among the terms starting
-/// with `prefix`.
+/// with `prefix`; `None` once more than `cap` index rows were read (the caller then asks per
+/// issue with [`has_term`]).
 pub fn issues_with(
     terms: &impl ReadableTable<(u64, &'static str, u64), ()>,
     p: u64,
     prefix: &str,
     keep: impl Fn(&str) -> bool,
-) -> Result<HashSet<u64>, StoreError> {
+    cap: usize,
+) -> Result<Option<HashSet<u64>>, StoreError> {
     let mut out = HashSet::new();
-    for row in terms.range((p, prefix, 0)..(p + 1, "", 0))? {
+    for (read, row) in terms.range((p, prefix, 0)..(p + 1, "", 0))?.enumerate() {
+        if read >= cap {
+            return Ok(None);
+        }
         let (k, _) = row?;
         let (_, term, issue) = k.value();
         if !term.starts_with(prefix) {
@@ -381,7 +386,17 @@ pub fn issues_with(
             out.insert(issue);
         }
     }
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// Whether an issue's events carried a term.
+pub fn has_term(
+    terms: &impl ReadableTable<(u64, &'static str, u64), ()>,
+    p: u64,
+    term: &str,
+    issue: u64,
+) -> Result<bool, StoreError> {
+    Ok(terms.get((p, term, issue))?.is_some())
 }
 
 #[cfg(test)]
