@@ -117,14 +117,7 @@ impl<'t> SliceRows<'t> {
     ) -> Result<(), StoreError> {
         let (p, i) = (ev.project, ev.issue);
         let name = slice_name(ev.environment, ev.release);
-        let mut stats: SliceStats = match self.slices.get((p, i, name.as_str()))? {
-            Some(row) => decode("issue_slices", row.value())?,
-            None => SliceStats {
-                first_seen: ev.happened,
-                last_seen: ev.happened,
-                ..Default::default()
-            },
-        };
+        let mut stats = self.slice(p, i, &name, ev.happened, ev.happened)?;
         stats.count += 1;
         stats.first_seen = stats.first_seen.min(ev.happened);
         stats.last_seen = stats.last_seen.max(ev.happened);
@@ -166,6 +159,25 @@ impl<'t> SliceRows<'t> {
         Ok(())
     }
 
+    /// A slice's stats, or new ones first and last seen at the times given.
+    fn slice(
+        &self,
+        p: u64,
+        i: u64,
+        name: &str,
+        first_seen: f64,
+        last_seen: f64,
+    ) -> Result<SliceStats, StoreError> {
+        Ok(match self.slices.get((p, i, name))? {
+            Some(row) => decode("issue_slices", row.value())?,
+            None => SliceStats {
+                first_seen,
+                last_seen,
+                ..Default::default()
+            },
+        })
+    }
+
     fn add_user(&mut self, p: u64, i: u64, slice: &str, hash: u64) -> Result<bool, StoreError> {
         Ok(self.users.insert((p, i, slice, hash), ())?.is_none())
     }
@@ -196,14 +208,7 @@ impl<'t> SliceRows<'t> {
     ) -> Result<(), StoreError> {
         let slices: Vec<(String, SliceStats)> = read_slices(&self.slices, p, from)?;
         for (name, theirs) in slices {
-            let mut mine: SliceStats = match self.slices.get((p, into, name.as_str()))? {
-                Some(row) => decode("issue_slices", row.value())?,
-                None => SliceStats {
-                    first_seen: theirs.first_seen,
-                    last_seen: theirs.last_seen,
-                    ..Default::default()
-                },
-            };
+            let mut mine = self.slice(p, into, &name, theirs.first_seen, theirs.last_seen)?;
             mine.count += theirs.count;
             mine.first_seen = mine.first_seen.min(theirs.first_seen);
             mine.last_seen = mine.last_seen.max(theirs.last_seen);

@@ -226,6 +226,15 @@ fn chain_label(
     }
 }
 
+/// A stack trace's frames as the page shows them, newest first.
+fn frame_views(trace: Option<&crate::event::model::Stacktrace>) -> Vec<FrameView> {
+    trace
+        .iter()
+        .flat_map(|st| st.frames.iter().rev())
+        .map(frame_view)
+        .collect()
+}
+
 /// A frame as the event page shows it, newest first within its exception.
 fn frame_view(f: &crate::event::model::Frame) -> FrameView {
     let file = f
@@ -721,12 +730,7 @@ fn event_view(ev: &Event, full: bool) -> EventView {
         .enumerate()
         .map(|(n, &(i, depth))| {
             let e = &ev.exception[i];
-            let frames: Vec<FrameView> = e
-                .stacktrace
-                .iter()
-                .flat_map(|st| st.frames.iter().rev())
-                .map(frame_view)
-                .collect();
+            let frames = frame_views(e.stacktrace.as_ref());
             ExceptionView {
                 depth: depth.min(5),
                 group: is_group(e),
@@ -739,12 +743,7 @@ fn event_view(ev: &Event, full: bool) -> EventView {
                     .map(|m| text(&m["type"]))
                     .filter(|m| !m.is_empty()),
                 groups: frame_groups(frames, full),
-                raw_frames: e
-                    .raw_stacktrace
-                    .iter()
-                    .flat_map(|st| st.frames.iter().rev())
-                    .map(frame_view)
-                    .collect(),
+                raw_frames: frame_views(e.raw_stacktrace.as_ref()),
             }
         })
         .collect();

@@ -5,9 +5,7 @@
 // picket, follows the dialog's report from the feedback page to its issue and prints the
 // event id and the issue page's text.
 // Env: PICKET_URL, SENTRY_DSN, PICKET_EMAIL, PICKET_PASSWORD; argv[2]: a work directory.
-const fs = require("fs");
-const path = require("path");
-const esbuild = require("esbuild");
+const shop = require("./shop");
 const { chromium } = require("playwright-core");
 
 const workdir = process.argv[2];
@@ -19,9 +17,7 @@ function check(ok, what) {
 }
 
 async function main() {
-  fs.mkdirSync(workdir, { recursive: true });
-  const entry = path.join(workdir, "page.js");
-  fs.writeFileSync(entry, `import * as Sentry from "@sentry/browser";
+  const bundle = await shop.bundle(workdir, `import * as Sentry from "@sentry/browser";
 Sentry.init({ dsn: window.SENTRY_DSN, release: "web@1.0.0", defaultIntegrations: false, sendClientReports: false });
 Sentry.setUser({ id: "u-42", username: "dialog-user" });
 window.report = async function report() {
@@ -52,36 +48,10 @@ window.openDialog = function openDialog(eventId, title) {
   });
 };
 `);
-  const bundle = path.join(workdir, "page.bundle.js");
-  await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    outfile: bundle,
-    format: "iife",
-    nodePaths: [path.join(__dirname, "node_modules")],
-    logLevel: "silent",
-  });
 
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox"] });
   const page = await browser.newPage();
-  // Served under picket's own origin, as the source-map test does (chromium's private network
-  // rules would stop a public origin from calling loopback).
-  const shop = `${base}/shop`;
-  await page.route(`${shop}/**`, (route) => {
-    const url = new URL(route.request().url());
-    if (url.pathname === "/shop/") {
-      return route.fulfill({
-        contentType: "text/html",
-        body: `<!doctype html><title>shop</title><script>window.SENTRY_DSN = ${JSON.stringify(process.env.SENTRY_DSN)};</script>
-          <script src="/shop/page.js"></script>`,
-      });
-    }
-    if (url.pathname === "/shop/page.js") {
-      return route.fulfill({ contentType: "application/javascript", body: fs.readFileSync(bundle) });
-    }
-    return route.fulfill({ status: 404, body: "" });
-  });
-  await page.goto(`${shop}/`);
+  await page.goto(await shop.serve(page, base, bundle, process.env.SENTRY_DSN));
   const eventId = await page.evaluate(() => window.report());
   check(eventId, "the SDK sent an event");
 

@@ -7,7 +7,7 @@
 // argv[2]: a work directory (screenshots go to its shots/).
 const fs = require("fs");
 const path = require("path");
-const esbuild = require("esbuild");
+const shop = require("./shop");
 const { chromium } = require("playwright-core");
 
 const workdir = process.argv[2];
@@ -19,8 +19,7 @@ function check(ok, what) {
 
 async function main() {
   fs.mkdirSync(path.join(workdir, "shots"), { recursive: true });
-  const entry = path.join(workdir, "page.js");
-  fs.writeFileSync(entry, `import * as Sentry from "@sentry/browser";
+  const bundle = await shop.bundle(workdir, `import * as Sentry from "@sentry/browser";
 Sentry.init({ dsn: window.SENTRY_DSN, release: "web@2.0.0", environment: "production", sendClientReports: false });
 window.report = async function report() {
   const id = Sentry.captureException(new Error("shop is down"));
@@ -28,33 +27,9 @@ window.report = async function report() {
   return id;
 };
 `);
-  const bundle = path.join(workdir, "page.bundle.js");
-  await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    outfile: bundle,
-    format: "iife",
-    nodePaths: [path.join(__dirname, "node_modules")],
-    logLevel: "silent",
-  });
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox"] });
   const page = await browser.newPage();
-  const shop = `${base}/shop`;
-  await page.route(`${shop}/**`, (route) => {
-    const url = new URL(route.request().url());
-    if (url.pathname === "/shop/") {
-      return route.fulfill({
-        contentType: "text/html",
-        body: `<!doctype html><title>shop</title><script>window.SENTRY_DSN = ${JSON.stringify(process.env.SENTRY_DSN)};</script>
-          <script src="/shop/page.js"></script>`,
-      });
-    }
-    if (url.pathname === "/shop/page.js") {
-      return route.fulfill({ contentType: "application/javascript", body: fs.readFileSync(bundle) });
-    }
-    return route.fulfill({ status: 404, body: "" });
-  });
-  await page.goto(`${shop}/`);
+  await page.goto(await shop.serve(page, base, bundle, process.env.SENTRY_DSN));
   const agent = await page.evaluate(() => navigator.userAgent);
   const version = (agent.match(/Chrome\/([\d.]+)/) || [])[1];
   check(version, `a Chrome version in ${agent}`);
