@@ -343,7 +343,7 @@ fn a_browser_finds_its_own_errors_and_every_page_fits_a_phone() {
         "{out}"
     );
     let widths = out["widths"].as_object().unwrap();
-    assert!(widths.len() >= 10, "{out}");
+    assert!(widths.len() >= 24, "{out}");
     for (page, w) in widths {
         assert!(
             w["scroll"].as_u64().unwrap() <= w["client"].as_u64().unwrap(),

@@ -50,6 +50,12 @@ window.report = async function report() {
     issue: `${payment}`,
     events: `${checkout}events/?q=${encodeURIComponent("release:shop@1.1")}`,
     scoped: `${checkout}?environment=production&range=30d`,
+    settings: `${base}/projects/default/settings`,
+    releases: `${base}/projects/default/releases`,
+    feedback: `${base}/projects/default/feedback`,
+    monitors: `${base}/projects/default/monitors`,
+    account: `${base}/account`,
+    users: `${base}/admin/users`,
   };
   const widths = {};
   for (const width of [1280, 390]) {
