@@ -310,7 +310,7 @@ impl Query {
                 for p in values {
                     if p.is_exact() {
                         let exact = field_term(key, &p.0);
-                        match slices::issues_with(&index, project, &exact, |t| t == exact, cap)? {
+                        match slices::issues_with_term(&index, project, &exact, cap)? {
                             Some(set) => out.extend(set),
                             None => probe.push(exact),
                         }
@@ -318,8 +318,7 @@ impl Query {
                         let skip = key.len() + SEP.len_utf8();
                         let prefix = field_term(key, p.prefix());
                         let keep = |t: &str| p.matches(&t[skip..]);
-                        let set = slices::issues_with(&index, project, &prefix, keep, usize::MAX)?;
-                        out.extend(set.unwrap_or_default());
+                        out.extend(slices::issues_with(&index, project, &prefix, keep)?);
                     }
                 }
                 Ok(Lookup::Found { set: out, probe })
@@ -336,7 +335,7 @@ impl Query {
                     let mut all: Option<HashSet<u64>> = None;
                     let mut probe = Vec::new();
                     for w in words(text) {
-                        match slices::issues_with(&index, project, &w, |t| t == w, cap)? {
+                        match slices::issues_with_term(&index, project, &w, cap)? {
                             Some(with) => {
                                 all = Some(match all {
                                     None => with,

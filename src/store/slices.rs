@@ -368,20 +368,15 @@ pub fn hourly(
 }
 
 /// The issues whose events carried a term for which `keep` holds, among the terms starting
-/// with `prefix`; `None` once more than `cap` index rows were read (the caller then asks per
-/// issue with [`has_term`]).
+/// with `prefix` (all of them are read).
 pub fn issues_with(
     terms: &impl ReadableTable<(u64, &'static str, u64), ()>,
     p: u64,
     prefix: &str,
     keep: impl Fn(&str) -> bool,
-    cap: usize,
-) -> Result<Option<HashSet<u64>>, StoreError> {
+) -> Result<HashSet<u64>, StoreError> {
     let mut out = HashSet::new();
-    for (read, row) in terms.range((p, prefix, 0)..(p + 1, "", 0))?.enumerate() {
-        if read >= cap {
-            return Ok(None);
-        }
+    for row in terms.range((p, prefix, 0)..(p + 1, "", 0))? {
         let (k, _) = row?;
         let (_, term, issue) = k.value();
         if !term.starts_with(prefix) {
@@ -390,6 +385,24 @@ pub fn issues_with(
         if keep(term) {
             out.insert(issue);
         }
+    }
+    Ok(out)
+}
+
+/// The issues whose events carried exactly `term`; `None` once more than `cap` carry it (the
+/// caller then asks per issue with [`has_term`]).
+pub fn issues_with_term(
+    terms: &impl ReadableTable<(u64, &'static str, u64), ()>,
+    p: u64,
+    term: &str,
+    cap: usize,
+) -> Result<Option<HashSet<u64>>, StoreError> {
+    let mut out = HashSet::new();
+    for row in terms.range((p, term, 0)..=(p, term, u64::MAX))? {
+        if out.len() >= cap {
+            return Ok(None);
+        }
+        out.insert(row?.0.value().2);
     }
     Ok(Some(out))
 }
@@ -407,6 +420,36 @@ pub fn has_term(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_term_is_read_alone_and_past_its_cap_asked_per_issue() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::open(dir.path()).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut terms = txn.open_table(ISSUE_TERMS).unwrap();
+            for issue in 1..=3 {
+                terms.insert((7, "user.id\u{1f}42", issue), ()).unwrap();
+            }
+            for issue in 4..=9 {
+                terms.insert((7, "user.id\u{1f}420", issue), ()).unwrap();
+            }
+            terms.insert((8, "user.id\u{1f}42", 1), ()).unwrap();
+        }
+        txn.commit().unwrap();
+        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let terms = txn.open_table(ISSUE_TERMS).unwrap();
+        let found = issues_with_term(&terms, 7, "user.id\u{1f}42", 10).unwrap();
+        assert_eq!(found, Some(HashSet::from([1, 2, 3])));
+        assert_eq!(
+            issues_with_term(&terms, 7, "user.id\u{1f}42", 2).unwrap(),
+            None
+        );
+        assert!(has_term(&terms, 7, "user.id\u{1f}420", 9).unwrap());
+        assert!(!has_term(&terms, 7, "user.id\u{1f}42", 9).unwrap());
+        let prefixed = issues_with(&terms, 7, "user.id\u{1f}42", |_| true).unwrap();
+        assert_eq!(prefixed.len(), 9);
+    }
 
     #[test]
     fn slice_names_split_back() {
