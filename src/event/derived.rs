@@ -101,6 +101,9 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
 
 /// Terms longer than this (in bytes) are not indexed.
 pub const MAX_TERM_LEN: usize = 200;
+/// Longer words (hashes, tokens, encoded blobs) are not indexed: nobody types them, and each
+/// would be a new term.
+pub const MAX_WORD_CHARS: usize = 32;
 /// Words of one event's messages indexed.
 pub const MAX_WORDS_PER_EVENT: usize = 32;
 /// The separator of a field term's key and value.
@@ -111,11 +114,11 @@ pub fn field_term(key: &str, value: &str) -> String {
     format!("{key}{SEP}{value}")
 }
 
-/// The words of a text as search keeps them: lowercase runs of letters and digits, two
-/// characters or more.
+/// The words of a text as search keeps them: lowercase runs of letters and digits, of 2 to
+/// [`MAX_WORD_CHARS`] characters.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 2 && w.len() <= MAX_TERM_LEN)
+        .filter(|w| (2..=MAX_WORD_CHARS).contains(&w.chars().count()))
         .map(str::to_lowercase)
 }
 
@@ -243,7 +246,8 @@ mod tests {
 
     #[test]
     fn words_are_lowercase_runs_of_letters_and_digits() {
-        let w: Vec<String> = words("Order 1234 failed: KeyError('x') in é-shop").collect();
+        let w: Vec<String> =
+            words("Order 1234 failed: KeyError('x') in é-shop 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08").collect();
         assert_eq!(w, ["order", "1234", "failed", "keyerror", "in", "shop"]);
     }
 

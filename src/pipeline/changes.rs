@@ -76,6 +76,7 @@ impl<'a> BatchChanges<'a> {
         mut rows: Tables<'_>,
         txn: &WriteTransaction,
     ) -> Result<Vec<([u8; 16], Issue)>, StoreError> {
+        rows.slices.flush()?;
         for project in self.projects.values() {
             rows.put_project(project)?;
         }

@@ -8,7 +8,7 @@
 //! whole issue's user rows use the empty name. A term is a lowercase word of a message, or
 //! `key \x1f value` for a tag or a user field (never lowercased: tag values are exact).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,10 @@ pub struct SliceRows<'t> {
     users: Table<'t, (u64, u64, &'static str, u64), ()>,
     hours: Table<'t, (u64, u64, u64, &'static str), u64>,
     terms: Table<'t, (u64, &'static str, u64), ()>,
+    /// A batch's slice stats and hourly counts, summed in memory and written by
+    /// [`SliceRows::flush`] (one row write per slice and hour, not per event).
+    pending: HashMap<(u64, u64, String), SliceStats>,
+    pending_hours: HashMap<(u64, u64, u64, String), u64>,
 }
 
 impl<'t> SliceRows<'t> {
@@ -104,7 +108,26 @@ impl<'t> SliceRows<'t> {
             users: txn.open_table(ISSUE_USERS)?,
             hours: txn.open_table(SLICE_HOURS)?,
             terms: txn.open_table(ISSUE_TERMS)?,
+            pending: HashMap::new(),
+            pending_hours: HashMap::new(),
         })
+    }
+
+    /// Writes what [`SliceRows::record`] summed; the writer calls it before committing.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        for ((p, i, name), stats) in self.pending.drain() {
+            self.slices
+                .insert((p, i, name.as_str()), encode(&stats).as_slice())?;
+        }
+        for ((p, i, hour, name), n) in self.pending_hours.drain() {
+            let current = self
+                .hours
+                .get((p, i, hour, name.as_str()))?
+                .map_or(0, |v| v.value());
+            self.hours
+                .insert((p, i, hour, name.as_str()), current + n)?;
+        }
+        Ok(())
     }
 
     /// Counts an event in its slice, its hour and its issue's exact users, and indexes its
@@ -117,14 +140,19 @@ impl<'t> SliceRows<'t> {
     ) -> Result<(), StoreError> {
         let (p, i) = (ev.project, ev.issue);
         let name = slice_name(ev.environment, ev.release);
-        let mut stats = self.slice(p, i, &name, ev.happened, ev.happened)?;
+        let key = (p, i, name);
+        let mut stats = match self.pending.remove(&key) {
+            Some(stats) => stats,
+            None => self.slice(p, i, &key.2, ev.happened, ev.happened)?,
+        };
+        let name = &key.2;
         stats.count += 1;
         stats.first_seen = stats.first_seen.min(ev.happened);
         stats.last_seen = stats.last_seen.max(ev.happened);
         if let Some(user) = ev.user {
             let hash = super::sketch::hash(user.as_bytes());
             super::sketch::add(&mut stats.users, super::issues::USER_BITS, hash);
-            if stats.exact_users < EXACT_USERS && self.add_user(p, i, &name, hash)? {
+            if stats.exact_users < EXACT_USERS && self.add_user(p, i, name, hash)? {
                 stats.exact_users += 1;
             }
             if let Some(exact) = issue.exact_users.as_mut()
@@ -134,24 +162,24 @@ impl<'t> SliceRows<'t> {
                 *exact += 1;
             }
         }
-        self.slices
-            .insert((p, i, name.as_str()), encode(&stats).as_slice())?;
         let hour = (ev.happened.max(0.0) / 3600.0) as u64;
-        let current = self
-            .hours
-            .get((p, i, hour, name.as_str()))?
-            .map_or(0, |v| v.value());
-        self.hours
-            .insert((p, i, hour, name.as_str()), current + 1)?;
+        *self
+            .pending_hours
+            .entry((p, i, hour, name.clone()))
+            .or_default() += 1;
+        self.pending.insert(key, stats);
+        let issue_key = (p.rotate_left(32) ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         for term in ev.terms {
             if issue.terms >= MAX_TERMS_PER_ISSUE {
                 break;
             }
-            let key = super::sketch::hash(format!("{p}/{i}/{term}").as_bytes());
+            let key = super::sketch::hash(term.as_bytes()) ^ issue_key;
             if known.contains(&key) {
                 continue;
             }
-            if self.terms.insert((p, term.as_str(), i), ())?.is_none() {
+            // A read for a term already indexed (after a restart, or when `known` was full).
+            if self.terms.get((p, term.as_str(), i))?.is_none() {
+                self.terms.insert((p, term.as_str(), i), ())?;
                 issue.terms += 1;
             }
             known.insert(key);
@@ -178,8 +206,13 @@ impl<'t> SliceRows<'t> {
         })
     }
 
+    /// Adds a user row unless it is there (a read, not a page write, for a known user).
     fn add_user(&mut self, p: u64, i: u64, slice: &str, hash: u64) -> Result<bool, StoreError> {
-        Ok(self.users.insert((p, i, slice, hash), ())?.is_none())
+        if self.users.get((p, i, slice, hash))?.is_some() {
+            return Ok(false);
+        }
+        self.users.insert((p, i, slice, hash), ())?;
+        Ok(true)
     }
 
     /// Forgets everything of an issue.
