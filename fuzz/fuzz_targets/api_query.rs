@@ -8,17 +8,18 @@ use picket::manage::search::{Query, Test};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(search) = Query::parse(&text, 1_800_000_000.0) {
+    if let Ok(mut search) = Query::parse(&text, 1_800_000_000.0) {
         // Free text is never blank, and a scope names only exact values.
         for c in &search.conditions {
             if let Test::Text(t) = &c.test {
                 assert!(!t.trim().is_empty());
             }
         }
-        let scope = search.scope(Some("latest"));
+        search.with_latest("shop@1.0");
+        let scope = search.scope();
         assert!(scope.releases.iter().all(|r| !r.contains('*')));
         let _ = search.for_events();
-        let _ = search.verbatim(Some("latest"));
+        let _ = search.verbatim();
     }
     let _ = query::period(&text);
     let _ = query::sort(&text);

@@ -79,12 +79,7 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
         out.push(("runtime", full));
     }
 
-    if let Some(url) = ev
-        .request
-        .as_ref()
-        .and_then(|r| r.get("url"))
-        .and_then(Value::as_str)
-    {
+    if let Some(url) = ev.request_field("url") {
         let bare = url.split(['?', '#']).next().unwrap_or(url).trim();
         if !bare.is_empty() {
             out.push(("url", bare.to_string()));

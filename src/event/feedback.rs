@@ -49,14 +49,9 @@ pub fn from_event(event: &Event) -> Result<Feedback, NormalizeError> {
         ))?;
     let text = |key: &str| context.get(key).and_then(Value::as_str);
     let user = event.user.as_ref();
-    let url = text("url").map(str::to_string).or_else(|| {
-        event
-            .request
-            .as_ref()
-            .and_then(|r| r.get("url"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let url = text("url")
+        .or_else(|| event.request_field("url"))
+        .map(str::to_string);
     let event_id = match text("associated_event_id") {
         Some(id) => Some(EventId::parse(id).ok_or(NormalizeError::Feedback(
             "contexts.feedback.associated_event_id is not an event id",

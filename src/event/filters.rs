@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::model::Event;
 
@@ -207,12 +206,9 @@ fn from_localhost(event: &Event) -> bool {
     {
         return true;
     }
-    let url = event
-        .request
-        .as_ref()
-        .and_then(|r| r.get("url"))
-        .and_then(Value::as_str);
-    url.and_then(|u| u.split_once("://"))
+    event
+        .request_field("url")
+        .and_then(|u| u.split_once("://"))
         .map(|(_, rest)| {
             let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
             let host = authority.rsplit('@').next().unwrap_or("");

@@ -314,6 +314,9 @@ mod values {
 }
 
 /// Longest title picket keeps; longer ones are cut at a character boundary.
+/// How far before its arrival an event's own time is believed; older clocks count as its
+/// arrival.
+pub const MAX_PAST_SECS: f64 = 30.0 * 86_400.0;
 const TITLE_MAX: usize = 200;
 
 impl Event {
@@ -340,8 +343,21 @@ impl Event {
         truncate(title, TITLE_MAX)
     }
 
-    /// Where it happened: the transaction, else the client's culprit, else the innermost
-    /// in-app frame as `module in function`.
+    /// When it happened by its own clock, believed up to [`MAX_PAST_SECS`] before it arrived
+    /// (an older clock counts as the arrival; a later one was already clamped to it).
+    pub fn happened(&self) -> f64 {
+        if self.timestamp >= self.received - MAX_PAST_SECS {
+            self.timestamp.min(self.received)
+        } else {
+            self.received
+        }
+    }
+
+    /// A text field of the request (`url`, `method`).
+    pub fn request_field(&self, key: &str) -> Option<&str> {
+        self.request.as_ref()?.get(key)?.as_str()
+    }
+
     /// The `User-Agent` request header, sent as an object or as a list of pairs.
     pub fn user_agent(&self) -> Option<&str> {
         self.request_header("user-agent")
@@ -365,6 +381,8 @@ impl Event {
         }
     }
 
+    /// Where it happened: the transaction, else the client's culprit, else the innermost
+    /// in-app frame as `module in function`.
     pub fn culprit(&self) -> String {
         if let Some(t) = self.transaction.as_deref().filter(|t| !t.is_empty()) {
             return truncate(t.to_string(), TITLE_MAX);

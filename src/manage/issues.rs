@@ -5,7 +5,7 @@ use redb::ReadableDatabase;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::search::{Context, Counted, Pattern, Query, Test};
+use super::search::{Counted, Pattern, Query, Test, haystack};
 use super::{Actor, Handle, ManageError, Operation};
 use crate::event::Event;
 use crate::ids::EventId;
@@ -366,17 +366,23 @@ impl Operation for EventList {
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<EventPage, ManageError> {
         actor.require_scope("event:read")?;
         let (project, _) = h.issue(actor, &self.project, self.issue)?;
-        let query = Query::parse(self.query.as_deref().unwrap_or(""), crate::time::now())
+        let mut query = Query::parse(self.query.as_deref().unwrap_or(""), crate::time::now())
             .map_err(|e| ManageError::Invalid(e.to_string()))?;
         query
             .for_events()
             .map_err(|e| ManageError::Invalid(e.to_string()))?;
         let searching = !query.conditions.is_empty();
         let txn = h.db.begin_read()?;
-        let latest = releases::newest(&txn.open_table(RELEASE_STATS)?, project.id)?.map(|(r, _)| r);
+        query.resolve_latest(&txn, project.id)?;
         let order = txn.open_table(ISSUE_EVENTS)?;
         let table = txn.open_table(EVENTS)?;
-        let verbatim = query.verbatim(latest.as_deref());
+        let verbatim = query.verbatim();
+        let holds = |packed: &[u8]| {
+            verbatim.iter().all(|any| {
+                any.iter()
+                    .any(|v| v.is_empty() || packed.windows(v.len()).any(|w| w == v.as_bytes()))
+            })
+        };
         let limit = self.limit.unwrap_or(usize::MAX);
         let (mut skipped, mut examined, mut complete) = (0, 0u64, true);
         let mut page = Vec::new();
@@ -396,16 +402,10 @@ impl Operation for EventList {
                 continue;
             }
             examined += 1;
-            let holds = |packed: &[u8]| {
-                verbatim.iter().all(|any| {
-                    any.iter()
-                        .any(|v| v.is_empty() || packed.windows(v.len()).any(|w| w == v.as_bytes()))
-                })
-            };
             let Some(stored) = events::get_if(&table, project.id, &id, holds)? else {
                 continue;
             };
-            if searching && !query.matches_event(&stored.event, latest.as_deref()) {
+            if searching && !query.matches_event(&stored.event) {
                 continue;
             }
             if searching && skipped < self.offset {
@@ -601,10 +601,7 @@ impl Operation for IssueSearch {
         for p in &projects {
             let list: Vec<Issue> = issues::list(&table, p.id, None)?
                 .into_iter()
-                .filter(|i| {
-                    self.since.is_none_or(|t| i.last_seen >= t)
-                        && self.until.is_none_or(|t| i.first_seen <= t)
-                })
+                .filter(|i| self.until.is_none_or(|t| i.first_seen <= t))
                 .collect();
             found.extend(
                 search_project(&txn, p, &list, &query, actor.email(), self.since)?
@@ -655,45 +652,18 @@ pub fn search_project<'i>(
     me: Option<&str>,
     since: Option<f64>,
 ) -> Result<Vec<(&'i Issue, Option<Counted>)>, ManageError> {
-    let latest = releases::newest(&txn.open_table(RELEASE_STATS)?, project.id)?.map(|(r, _)| r);
-    let mut scope = query.scope(latest.as_deref());
-    scope.since = since;
-    let narrow = scope.is_narrow();
-    let times_seen = |i: &Issue| -> u64 {
-        if narrow {
-            scope.count(txn, i).map_or(0, |c| c.events)
-        } else {
-            i.count
-        }
-    };
-    let ctx = Context {
-        me,
-        now: crate::time::now(),
-        latest: latest.as_deref(),
-        times_seen: &times_seen,
-    };
     let haystacks: Vec<String> = issues.iter().map(haystack).collect();
-    let matched = query
-        .matching(
-            txn,
-            project.id,
-            issues.iter().zip(haystacks.iter().map(String::as_str)),
-            &ctx,
-        )
-        .map_err(|e| ManageError::Invalid(e.to_string()))?;
-    let mut out = Vec::with_capacity(matched.len());
-    for issue in matched {
+    let candidates = issues.iter().zip(haystacks.iter().map(String::as_str));
+    let found = query.find(txn, project.id, candidates, me, since)?;
+    let narrow = found.scope.is_narrow();
+    let mut out = Vec::with_capacity(found.issues.len());
+    for issue in found.issues {
         let counted = if narrow {
-            Some(scope.count(txn, issue)?)
+            Some(found.scope.count(txn, issue)?)
         } else {
             None
         };
         out.push((issue, counted));
     }
     Ok(out)
-}
-
-/// What free text matches of an issue itself: its title and culprit, lowercase.
-pub fn haystack(issue: &Issue) -> String {
-    format!("{} {}", issue.title, issue.culprit).to_lowercase()
 }

@@ -18,20 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::event::derived::{self, SEP, field_term, words};
-use crate::store::StoreError;
 use crate::store::issues::{Issue, MAX_SEEN_VALUES, Status};
 use crate::store::slices::{self, ISSUE_SLICES, ISSUE_TERMS, ISSUE_USERS, SLICE_HOURS};
+use crate::store::{ISSUE_HOURS, StoreError};
 
 /// Why a query cannot be understood; the message names the part.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("query: {0}")]
 pub struct SearchError(pub String);
-
-impl From<StoreError> for SearchError {
-    fn from(e: StoreError) -> SearchError {
-        store(e)
-    }
-}
 
 /// A parsed query: conditions that must all hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -169,6 +163,36 @@ impl Query {
         Ok(Query { conditions })
     }
 
+    /// Reads `release:latest` as the project's newest release (by first appearance), once,
+    /// before the query is matched; a project without releases leaves it as written.
+    pub fn resolve_latest(
+        &mut self,
+        txn: &ReadTransaction,
+        project: u64,
+    ) -> Result<(), StoreError> {
+        let asks = self.conditions.iter().any(
+            |c| matches!(&c.test, Test::Release(values) if values.iter().any(|p| p.0 == "latest")),
+        );
+        if asks {
+            let stats = txn.open_table(crate::store::RELEASE_STATS)?;
+            if let Some((latest, _)) = crate::store::releases::newest(&stats, project)? {
+                self.with_latest(&latest);
+            }
+        }
+        Ok(())
+    }
+
+    /// `release:latest` as `latest`.
+    pub fn with_latest(&mut self, latest: &str) {
+        for c in &mut self.conditions {
+            if let Test::Release(values) = &mut c.test {
+                for p in values.iter_mut().filter(|p| p.0 == "latest") {
+                    p.0 = latest.to_string();
+                }
+            }
+        }
+    }
+
     /// Adds a condition that a value of a key is one of `values` (the list's menus).
     pub fn require(&mut self, test: Test) {
         self.conditions.push(Condition {
@@ -185,21 +209,19 @@ impl Query {
     }
 
     /// The environments and releases the query keeps to, whose counts are the ones to show.
-    pub fn scope(&self, latest: Option<&str>) -> Scope {
+    pub fn scope(&self) -> Scope {
         let mut scope = Scope::default();
         for c in self.conditions.iter().filter(|c| !c.negated) {
             match &c.test {
-                Test::Environment(values) if values.iter().all(Pattern::is_exact) => {
-                    scope.environments = values.iter().map(|p| p.0.clone()).collect();
+                Test::Environment(values) => {
+                    if let Some(exact) = exact_values(values) {
+                        scope.environments = exact;
+                    }
                 }
-                Test::Release(values) if values.iter().all(Pattern::is_exact) => {
-                    scope.releases = values
-                        .iter()
-                        .map(|p| match (p.0.as_str(), latest) {
-                            ("latest", Some(l)) => l.to_string(),
-                            _ => p.0.clone(),
-                        })
-                        .collect();
+                Test::Release(values) => {
+                    if let Some(exact) = exact_values(values) {
+                        scope.releases = exact;
+                    }
                 }
                 _ => {}
             }
@@ -229,33 +251,27 @@ impl Query {
     /// Texts a matching event holds verbatim: for each wanted condition on a value stored as
     /// sent (a tag, a user field, the release or environment), any of its values. An event
     /// whose bytes lack one cannot match, and need not be decoded.
-    pub fn verbatim(&self, latest: Option<&str>) -> Vec<Vec<String>> {
-        let exact = |values: &[Pattern]| -> Option<Vec<String>> {
-            values
-                .iter()
-                .all(Pattern::is_exact)
-                .then(|| values.iter().map(|p| p.0.clone()).collect())
-        };
+    pub fn verbatim(&self) -> Vec<Vec<String>> {
         self.conditions
             .iter()
             .filter(|c| !c.negated)
             .filter_map(|c| match &c.test {
-                Test::Release(values) => exact(&resolve_latest(values, latest)),
-                Test::Environment(values) => exact(values),
+                Test::Release(values) => exact_values(values),
+                Test::Environment(values) => exact_values(values),
                 // Derived from other fields: not in the event as they read.
                 Test::Field { key, .. }
                     if matches!(key.as_str(), "browser" | "os" | "runtime" | "user") =>
                 {
                     None
                 }
-                Test::Field { values, .. } => exact(values),
+                Test::Field { values, .. } => exact_values(values),
                 _ => None,
             })
             .collect()
     }
 
     /// Whether a stored event matches (only conditions [`Query::for_events`] allows).
-    pub fn matches_event(&self, ev: &Event, latest: Option<&str>) -> bool {
+    pub fn matches_event(&self, ev: &Event) -> bool {
         let tags = derived::counted(ev);
         let terms = derived::terms(ev, &tags);
         let has_field = |key: &str, values: &[Pattern]| {
@@ -265,14 +281,11 @@ impl Query {
                     .is_some_and(|v| values.iter().any(|p| p.matches(v)))
             })
         };
-        let haystack = format!("{} {}", ev.title(), ev.culprit()).to_lowercase();
+        let haystack = haystack_of(&ev.title(), &ev.culprit());
         self.conditions.iter().all(|c| {
             let holds = match &c.test {
                 Test::Level(levels) => levels.iter().any(|l| l == ev.level.as_str()),
-                Test::Release(values) => {
-                    let values = resolve_latest(values, latest);
-                    has_field("release", &values)
-                }
+                Test::Release(values) => has_field("release", values),
                 Test::Environment(values) => has_field("environment", values),
                 Test::Field { key, values } => has_field(key, values),
                 Test::Has(key) => has_field(key, &[Pattern("*".into())]),
@@ -292,8 +305,8 @@ impl Query {
         project: u64,
         candidates: impl Iterator<Item = (&'i Issue, &'h str)>,
         ctx: &Context<'_>,
-    ) -> Result<Vec<&'i Issue>, SearchError> {
-        let index = txn.open_table(ISSUE_TERMS).map_err(store)?;
+    ) -> Result<Vec<&'i Issue>, StoreError> {
+        let index = txn.open_table(ISSUE_TERMS)?;
         let candidates: Vec<(&'i Issue, &'h str)> = candidates.collect();
         // Release and environment are answered by the issue's own lists, unless one is full.
         let full_lists = candidates.iter().any(|(i, _)| {
@@ -324,9 +337,7 @@ impl Query {
                 Ok(Lookup::Found { set: out, probe })
             };
             let lookup = match &c.test {
-                Test::Release(values) if full_lists => {
-                    field("release", &resolve_latest(values, ctx.latest))
-                }
+                Test::Release(values) if full_lists => field("release", values),
                 Test::Environment(values) if full_lists => field("environment", values),
                 Test::Field { key, values } => field(key, values),
                 Test::Has(key) => field(key, &[Pattern("*".into())]),
@@ -348,8 +359,7 @@ impl Query {
                     Ok(Lookup::Words { set: all, probe })
                 }
                 _ => Ok(Lookup::None),
-            }
-            .map_err(store)?;
+            }?;
             found.push(lookup);
         }
         let asked = |issue: u64, term: &str| -> bool {
@@ -398,7 +408,6 @@ impl Query {
                     }),
                     Test::Level(levels) => levels.iter().any(|l| l == issue.level.as_str()),
                     Test::Release(values) => {
-                        let values = resolve_latest(values, ctx.latest);
                         issue
                             .releases
                             .iter()
@@ -447,6 +456,59 @@ impl Query {
     }
 }
 
+/// What a search of one project found: the matching issues, and the scope whose counts they
+/// are shown with.
+pub struct Found<'i> {
+    pub issues: Vec<&'i Issue>,
+    pub scope: Scope,
+}
+
+impl Query {
+    /// Searches a project's issues (with their lowercase title and culprit, see
+    /// [`haystack`]) as `me`, counting events `since` a time if given: reads
+    /// `release:latest`, keeps to issues seen since, and matches.
+    pub fn find<'i, 'h>(
+        &self,
+        txn: &ReadTransaction,
+        project: u64,
+        candidates: impl Iterator<Item = (&'i Issue, &'h str)>,
+        me: Option<&str>,
+        since: Option<f64>,
+    ) -> Result<Found<'i>, StoreError> {
+        let mut query = self.clone();
+        query.resolve_latest(txn, project)?;
+        let mut scope = query.scope();
+        scope.since = since;
+        let narrow = scope.is_narrow();
+        let times_seen = |i: &Issue| -> u64 {
+            if narrow {
+                scope.count(txn, i).map_or(0, |c| c.events)
+            } else {
+                i.count
+            }
+        };
+        let ctx = Context {
+            me,
+            now: crate::time::now(),
+            times_seen: &times_seen,
+        };
+        let seen = candidates.filter(|(i, _)| since.is_none_or(|t| i.last_seen >= t));
+        let issues = query.matching(txn, project, seen, &ctx)?;
+        Ok(Found { issues, scope })
+    }
+}
+
+/// What free text matches of an issue itself: its title and culprit, lowercase, on two lines
+/// (so that a phrase never runs from one into the other).
+pub fn haystack(issue: &Issue) -> String {
+    haystack_of(&issue.title, &issue.culprit)
+}
+
+/// A title and culprit as free text matches them (an issue's, or an event's).
+fn haystack_of(title: &str, culprit: &str) -> String {
+    format!("{title}\n{culprit}").to_lowercase()
+}
+
 /// Index rows a wanted term's scan reads before the term is asked per issue instead.
 const SCAN_CAP: usize = 2_000;
 
@@ -476,19 +538,12 @@ impl Lookup {
     }
 }
 
-fn store(e: impl Into<StoreError>) -> SearchError {
-    SearchError(format!("the search index could not be read: {}", e.into()))
-}
-
-/// `release:latest` as the project's newest release.
-fn resolve_latest(values: &[Pattern], latest: Option<&str>) -> Vec<Pattern> {
+/// The values, when none has a wildcard.
+fn exact_values(values: &[Pattern]) -> Option<Vec<String>> {
     values
         .iter()
-        .map(|p| match (p.0.as_str(), latest) {
-            ("latest", Some(l)) => Pattern(l.to_string()),
-            _ => p.clone(),
-        })
-        .collect()
+        .all(Pattern::is_exact)
+        .then(|| values.iter().map(|p| p.0.clone()).collect())
 }
 
 /// What matching needs besides the issues.
@@ -496,8 +551,6 @@ pub struct Context<'a> {
     /// The searching user's email, for `assigned:me`.
     pub me: Option<&'a str>,
     pub now: f64,
-    /// The project's newest release, for `release:latest`.
-    pub latest: Option<&'a str>,
     /// An issue's events as `times_seen:` counts them (those of the scope).
     pub times_seen: &'a dyn Fn(&Issue) -> u64,
 }
@@ -793,60 +846,44 @@ impl Scope {
         parts.join(", ")
     }
 
+    /// Whether the scope keeps to some environments or releases (counts come from slices).
+    fn by_slice(&self) -> bool {
+        !self.environments.is_empty() || !self.releases.is_empty()
+    }
+
     /// An issue's events and users in the scope. Users are those of its environments and
     /// releases over all time (a time range narrows the events only).
     pub fn count(&self, txn: &ReadTransaction, issue: &Issue) -> Result<Counted, StoreError> {
-        if !self.is_narrow() {
-            return Ok(Counted {
-                events: issue.count,
-                users: issue.user_count(),
-                users_estimated: issue.users_estimated(),
-            });
-        }
         let (p, i) = (issue.project, issue.id);
-        let (users, users_estimated) = if self.environments.is_empty() && self.releases.is_empty() {
-            (issue.user_count(), issue.users_estimated())
-        } else {
+        let mut counted = if self.by_slice() {
             let all = slices::read_slices(&txn.open_table(ISSUE_SLICES)?, p, i)?;
             let kept: Vec<&(String, slices::SliceStats)> =
                 all.iter().filter(|(name, _)| self.admits(name)).collect();
-            let events: u64 = kept.iter().map(|(_, s)| s.count).sum();
-            let (users, estimated) = slices::users_of(&txn.open_table(ISSUE_USERS)?, p, i, &kept)?;
-            if self.since.is_none() {
-                return Ok(Counted {
-                    events,
-                    users,
-                    users_estimated: estimated,
-                });
+            let (users, users_estimated) =
+                slices::users_of(&txn.open_table(ISSUE_USERS)?, p, i, &kept)?;
+            Counted {
+                events: kept.iter().map(|(_, s)| s.count).sum(),
+                users,
+                users_estimated,
             }
-            (users, estimated)
-        };
-        let events = match self.since {
-            Some(since) => {
-                let from = (since.max(0.0) / 3600.0) as u64;
-                slices::hourly(
-                    &txn.open_table(SLICE_HOURS)?,
-                    p,
-                    i,
-                    from,
-                    u64::MAX - 1,
-                    |s| self.admits(s),
-                )?
-                .iter()
-                .map(|(_, n)| n)
-                .sum()
+        } else {
+            Counted {
+                events: issue.count,
+                users: issue.user_count(),
+                users_estimated: issue.users_estimated(),
             }
-            None => 0,
         };
-        Ok(Counted {
-            events,
-            users,
-            users_estimated,
-        })
+        if let Some(since) = self.since {
+            let from = (since.max(0.0) / 3600.0) as u64;
+            let hours = self.hourly(txn, issue, from, u64::MAX - 1)?;
+            counted.events = hours.iter().map(|(_, n)| n).sum();
+        }
+        Ok(counted)
     }
 
     /// An issue's events per hour in the scope (by the events' own time), from hour `from`
-    /// to `to`.
+    /// to `to`: its slices' buckets, or its own when the scope keeps to no environment or
+    /// release.
     pub fn hourly(
         &self,
         txn: &ReadTransaction,
@@ -854,14 +891,14 @@ impl Scope {
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
-        slices::hourly(
-            &txn.open_table(SLICE_HOURS)?,
-            issue.project,
-            issue.id,
-            from,
-            to,
-            |s| self.admits(s),
-        )
+        let (p, i) = (issue.project, issue.id);
+        if self.by_slice() {
+            slices::hourly(&txn.open_table(SLICE_HOURS)?, p, i, from, to, |s| {
+                self.admits(s)
+            })
+        } else {
+            crate::store::issues::hourly(&txn.open_table(ISSUE_HOURS)?, p, i, from, to)
+        }
     }
 }
 
@@ -968,13 +1005,14 @@ mod tests {
 
     #[test]
     fn the_scope_is_the_named_environments_and_releases() {
-        let q = Query::parse("environment:production release:latest", NOW).unwrap();
-        let scope = q.scope(Some("shop@1.1"));
+        let mut q = Query::parse("environment:production release:latest", NOW).unwrap();
+        q.with_latest("shop@1.1");
+        let scope = q.scope();
         assert_eq!(scope.environments, ["production"]);
         assert_eq!(scope.releases, ["shop@1.1"]);
         assert!(scope.admits(&slices::slice_name(Some("production"), Some("shop@1.1"))));
         assert!(!scope.admits(&slices::slice_name(Some("staging"), Some("shop@1.1"))));
-        let wild = Query::parse("release:shop*", NOW).unwrap().scope(None);
+        let wild = Query::parse("release:shop*", NOW).unwrap().scope();
         assert!(wild.releases.is_empty());
     }
 

@@ -54,16 +54,12 @@ pub struct Facts {
     /// The tags the issue counts: the event's own (first value of each key) and the built-in
     /// ones Sentry also shows (level, environment, release, server name).
     pub tags: Vec<(String, String)>,
-    /// When it happened by its own clock, clamped to at most [`MAX_PAST_SECS`] before it
-    /// arrived (its hourly bucket).
+    /// When it happened by its own clock ([`Event::happened`]; its hourly bucket).
     pub happened: f64,
     /// What search finds it by: its messages' words, its tags and user fields
     /// (`store::slices` terms).
     pub terms: Vec<String>,
 }
-
-/// How far before its arrival an event's own time is believed; older clocks count as now.
-pub const MAX_PAST_SECS: f64 = 30.0 * 86_400.0;
 
 impl Arrival {
     /// Groups and compresses an event for `project`.
@@ -73,11 +69,7 @@ impl Arrival {
         let encoded = codec.encode(&event);
         let tags = crate::event::derived::counted(&event);
         let terms = crate::event::derived::terms(&event, &tags);
-        let happened = if event.timestamp >= event.received - MAX_PAST_SECS {
-            event.timestamp.min(event.received)
-        } else {
-            event.received
-        };
+        let happened = event.happened();
         let facts = Facts {
             happened,
             terms,

@@ -113,11 +113,15 @@ pub(crate) fn packed(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
 }
 
 fn parse_row(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
-    let packed = packed(bytes)?;
+    stored(bytes, &packed(bytes)?)
+}
+
+/// A row's event, from the row and its decompressed MessagePack.
+fn stored(row: &[u8], packed: &[u8]) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
-        issue: word(bytes, 1).unwrap_or_default(),
-        seq: word(bytes, 9).unwrap_or_default(),
-        event: super::decode("events", &packed)?,
+        issue: word(row, 1).unwrap_or_default(),
+        seq: word(row, 9).unwrap_or_default(),
+        event: super::decode("events", packed)?,
     })
 }
 
@@ -143,16 +147,11 @@ pub fn get_if(
     let Some(row) = table.get((project, id.0.as_slice()))? else {
         return Ok(None);
     };
-    let bytes = row.value();
-    let packed = packed(bytes)?;
+    let packed = packed(row.value())?;
     if !keep(&packed) {
         return Ok(None);
     }
-    Ok(Some(StoredEvent {
-        issue: word(bytes, 1).unwrap_or_default(),
-        seq: word(bytes, 9).unwrap_or_default(),
-        event: super::decode("events", &packed)?,
-    }))
+    stored(row.value(), &packed).map(Some)
 }
 
 /// An issue's event ids in arrival order.

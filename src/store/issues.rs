@@ -319,14 +319,17 @@ pub fn list(
     Ok(out)
 }
 
-/// Hourly counts of an issue as (hour since epoch, events).
+/// An issue's events per hour (hour since epoch, events; by the events' own time) from hour
+/// `from` to `to`.
 pub fn hourly(
     table: &impl ReadableTable<(u64, u64, u64), u64>,
     project: u64,
     issue: u64,
+    from: u64,
+    to: u64,
 ) -> Result<Vec<(u64, u64)>, StoreError> {
     let mut out = Vec::new();
-    for row in table.range((project, issue, 0)..=(project, issue, u64::MAX))? {
+    for row in table.range((project, issue, from)..=(project, issue, to))? {
         let (k, v) = row?;
         out.push((k.value().2, v.value()));
     }

@@ -297,17 +297,9 @@ impl<'t> SliceRows<'t> {
                     .insert((p, into, slice.as_str()), encode(&stats).as_slice())?;
             }
         }
-        self.delete_issue(p, from, &[])?;
-        let mut moved = Vec::new();
-        // Terms are found by term, not by issue: walk the project's index once.
-        for row in self.terms.range((p, "", 0)..(p + 1, "", 0))? {
-            let (k, _) = row?;
-            if k.value().2 == from {
-                moved.push(k.value().1.to_string());
-            }
-        }
+        let moved = self.terms_of(p, from)?;
+        self.delete_issue(p, from, &moved)?;
         for term in moved {
-            self.terms.remove((p, term.as_str(), from))?;
             if self.terms.insert((p, term.as_str(), into), ())?.is_none() {
                 target.terms += 1;
             }
@@ -322,7 +314,8 @@ impl<'t> SliceRows<'t> {
         Ok(())
     }
 
-    /// An issue's terms (for deleting them), found by walking the project's index.
+    /// An issue's terms (for deleting or moving them), found by walking the project's index
+    /// (it is keyed by term, not by issue).
     pub fn terms_of(&self, p: u64, i: u64) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for row in self.terms.range((p, "", 0)..(p + 1, "", 0))? {

@@ -18,7 +18,7 @@ use super::{
 use crate::event::Event;
 use crate::manage::search::Scope;
 use crate::store::issues::{self, Issue};
-use crate::store::{EVENTS, ISSUE_EVENTS, ISSUE_HOURS, ISSUE_TAGS, ISSUES, StoreError, events};
+use crate::store::{EVENTS, ISSUE_EVENTS, ISSUE_TAGS, ISSUES, StoreError, events};
 
 /// User feedback shown on an issue page, the latest first.
 const FEEDBACK_SHOWN: usize = 20;
@@ -403,19 +403,7 @@ impl IssueFilter {
                 .bucket_times(&self.recent_times(txn, issue, now)?, now)
         } else {
             let from = self.range.first_hour(now_hour);
-            let points = if self.scope.is_narrow() {
-                self.scope.hourly(txn, issue, from, now_hour)?
-            } else {
-                let hours = txn.open_table(ISSUE_HOURS)?;
-                let mut points = Vec::new();
-                for row in hours
-                    .range((issue.project, issue.id, from)..=(issue.project, issue.id, now_hour))?
-                {
-                    let (k, v) = row?;
-                    points.push((k.value().2, v.value()));
-                }
-                points
-            };
+            let points = self.scope.hourly(txn, issue, from, now_hour)?;
             self.range.bucket_hours(&points, now_hour)
         };
         Ok(charts::timeline(
@@ -452,7 +440,7 @@ impl IssueFilter {
             let slice =
                 crate::store::slices::slice_name(ev.environment.as_deref(), ev.release.as_deref());
             if self.scope.admits(&slice) {
-                out.push(ev.timestamp.min(ev.received));
+                out.push(ev.happened());
             }
         }
         Ok(out)
@@ -686,18 +674,8 @@ fn event_view(ev: &Event, full: bool) -> EventView {
             summary.push((label, v.clone()));
         }
     }
-    if let Some(url) = ev
-        .request
-        .as_ref()
-        .and_then(|r| r.get("url"))
-        .and_then(Value::as_str)
-    {
-        let method = ev
-            .request
-            .as_ref()
-            .and_then(|r| r.get("method"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+    if let Some(url) = ev.request_field("url") {
+        let method = ev.request_field("method").unwrap_or("");
         summary.push(("request", format!("{method} {url}").trim().to_string()));
     }
     if let Some(user) = &ev.user {

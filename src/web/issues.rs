@@ -14,10 +14,10 @@ use super::{
     store_error,
 };
 use crate::manage::issues::IssueStatus;
-use crate::manage::search::{Context, Counted, IsValue, Pattern, Query, Test};
+use crate::manage::search::{Counted, Found, IsValue, Pattern, Query, Test};
+use crate::store::StoreError;
 use crate::store::issues::{Issue, StatusChange};
 use crate::store::projects::Project;
-use crate::store::{ISSUE_HOURS, StoreError};
 
 /// Issues on one page of the list.
 const PAGE_SIZE: usize = 50;
@@ -266,38 +266,17 @@ pub fn issue_list(
             query.require(Test::Assigned(vec![q.assigned.clone()]));
         }
         let since = crate::manage::search::duration(&q.period).map(|d| now - d);
-        let latest = crate::store::releases::newest(
-            &txn.open_table(crate::store::RELEASE_STATS)?,
-            project.id,
-        )?
-        .map(|(r, _)| r);
-        let mut scope = query.scope(latest.as_deref());
-        scope.since = since;
-        let narrow = scope.is_narrow();
-        let times_seen = |i: &Issue| -> u64 {
-            if narrow {
-                scope.count(&txn, i).map_or(0, |c| c.events)
-            } else {
-                i.count
-            }
-        };
-        let me = Some(visitor.user.email.as_str());
-        let ctx = Context {
-            me,
-            now,
-            latest: latest.as_deref(),
-            times_seen: &times_seen,
-        };
         let candidates = all
             .issues
             .iter()
             .map(|i| i.as_ref())
-            .zip(all.haystacks.iter().map(|h| h.as_ref()))
-            .filter(|(i, _)| since.is_none_or(|t| i.last_seen >= t));
-        let mut matched: Vec<&Issue> = match query.matching(&txn, project.id, candidates, &ctx) {
-            Ok(m) => m,
-            Err(e) => return Err(StoreError::Io(e.to_string())),
-        };
+            .zip(all.haystacks.iter().map(|h| h.as_ref()));
+        let me = Some(visitor.user.email.as_str());
+        let Found {
+            issues: mut matched,
+            scope,
+        } = query.find(&txn, project.id, candidates, me, since)?;
+        let narrow = scope.is_narrow();
         // Sorting by events in a narrow scope needs every match's count: one range read each.
         let mut counts: HashMap<u64, Counted> = HashMap::new();
         if narrow && q.sort == "frequency" {
@@ -337,23 +316,11 @@ pub fn issue_list(
         let total = matched.len();
         let start = (page * PAGE_SIZE).min(total);
         let shown = &matched[start..(start + PAGE_SIZE).min(total)];
-        let hours = txn.open_table(ISSUE_HOURS)?;
         let hour = now_hour();
         let day_ago = now - 86_400.0;
         let mut rows = Vec::with_capacity(shown.len());
         for issue in shown {
-            let points = if scope.environments.is_empty() && scope.releases.is_empty() {
-                let mut points = Vec::new();
-                for row in hours.range(
-                    (project.id, issue.id, hour.saturating_sub(23))..=(project.id, issue.id, hour),
-                )? {
-                    let (k, v) = row?;
-                    points.push((k.value().2, v.value()));
-                }
-                points
-            } else {
-                scope.hourly(&txn, issue, hour.saturating_sub(23), hour)?
-            };
+            let points = scope.hourly(&txn, issue, hour.saturating_sub(23), hour)?;
             let counted = match counts.get(&issue.id) {
                 Some(c) => *c,
                 None => scope.count(&txn, issue)?,

@@ -23,9 +23,7 @@ pub struct IssueSnapshot {
 }
 
 fn haystack(issue: &Issue) -> Arc<str> {
-    format!("{}\n{}", issue.title, issue.culprit)
-        .to_lowercase()
-        .into()
+    crate::manage::search::haystack(issue).into()
 }
 
 impl IssueSnapshot {
