@@ -731,7 +731,13 @@ fn test(key: &str, values: Vec<String>, now: f64) -> Result<Test, SearchError> {
             Test::TimesSeen { op, n }
         }
         "has" => Test::Has(one("key")?),
-        "message" => Test::Text(one("text")?.to_lowercase()),
+        "message" => {
+            let text = one("text")?.trim().to_lowercase();
+            if text.is_empty() {
+                return Err(SearchError(format!("{key}: needs text to look for")));
+            }
+            Test::Text(text)
+        }
         "user.ip_address" => Test::Field {
             key: "user.ip".into(),
             values: patterns(),
@@ -989,6 +995,7 @@ mod tests {
         assert!(err("browser: Chrome").contains("'browser:' has no value"));
         assert!(err("!chrome").contains("negates nothing"));
         assert!(err(r#""order 12"#).contains("is not closed"));
+        assert!(err(r#"message:"  ""#).contains("message: needs text"));
     }
 
     #[test]
