@@ -207,6 +207,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("stopped picket (pid {target})");
             Ok(())
         }
+        Command::Audit {
+            limit,
+            before,
+            json,
+        } => {
+            let op = manage::audit::AuditList {
+                limit: Some(*limit),
+                before: *before,
+            };
+            print(*json, call(&cli, op)?.as_slice(), render::audit);
+            Ok(())
+        }
         Command::Status { json } => {
             let answer = running_status(&cli)?;
             print(*json, &answer, render::status);

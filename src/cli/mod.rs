@@ -191,6 +191,18 @@ pub enum Command {
     /// Mute, unmute or delete a cron monitor
     #[command(subcommand)]
     Monitor(MonitorCommand),
+    /// The audit log, newest first: sign-ins and failed sign-ins, tokens made and revoked,
+    /// accounts made, deactivated and promoted, project roles, two-factor changes
+    Audit {
+        /// At most this many entries
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+        /// Only entries older than this entry id (to page back)
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the running server's workers, queue and counters
     Status {
         #[arg(long)]

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::manage::activity::ActivityView;
 use crate::manage::alerts::AlertsView;
 use crate::manage::artifacts::BundleView;
+use crate::manage::audit::AuditView;
 use crate::manage::feedback::FeedbackView;
 use crate::manage::forward::DeadLetterAnswer;
 use crate::manage::issues::{EventSummary, IssueDeleted, IssueView};
@@ -602,6 +603,35 @@ pub fn users(list: &[UserView]) -> String {
         })
         .collect();
     table(&["email", "role", "state"], rows)
+}
+
+/// `picket audit`: one row per entry, newest first.
+pub fn audit(list: &[AuditView]) -> String {
+    let or_dash = |v: &str| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let rows = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.to_string(),
+                e.at.clone(),
+                e.action.clone(),
+                or_dash(&e.actor),
+                or_dash(&e.subject),
+                or_dash(e.address.as_deref().unwrap_or("")),
+                or_dash(&e.detail),
+            ]
+        })
+        .collect();
+    table(
+        &["id", "at", "action", "by", "subject", "address", "detail"],
+        rows,
+    )
 }
 
 /// `picket sourcemaps`: one row per upload, newest first.

@@ -50,6 +50,123 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::ids::IpRange>,
     pub api: Api,
     pub sourcemaps: Sourcemaps,
+    pub auth: Auth,
+    pub oidc: Oidc,
+}
+
+/// Signing in to the web UI: sign-in by a trusted proxy's header, two-factor codes, mailed
+/// password resets.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// A header naming the signed-in user's email, set by a reverse proxy that signs people
+    /// in (oauth2-proxy, Authelia); empty: none.
+    pub trusted_header: String,
+    /// Peers whose `trusted_header` is believed; from any other address it is ignored.
+    pub trusted_proxies: Vec<crate::ids::IpRange>,
+    /// Make an account on first sign-in through `trusted_header` (a member of
+    /// `oidc.default_projects`); otherwise only existing accounts sign in.
+    pub auto_create: bool,
+    /// Every password account must set up two-factor codes before it can do anything else.
+    pub require_two_factor: bool,
+    /// How long a mailed password-reset link works.
+    pub reset_link_lifetime: Duration,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            trusted_header: String::new(),
+            trusted_proxies: Vec::new(),
+            auto_create: false,
+            require_two_factor: false,
+            reset_link_lifetime: Duration(std::time::Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// Single sign-on with an OpenID Connect provider; off while `issuer` is empty.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Oidc {
+    /// The provider's issuer URL; its `/.well-known/openid-configuration` is read.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// A file holding the client secret (instead of `client_secret`).
+    pub client_secret_file: String,
+    /// The sign-in button says "Sign in with" this.
+    pub button_label: String,
+    /// Email domains allowed to sign in; empty: any.
+    pub allowed_domains: Vec<String>,
+    /// Make an account on first sign-in (else only existing accounts sign in).
+    pub auto_create: bool,
+    /// Projects (slugs) a new account is a member of.
+    pub default_projects: Vec<String>,
+    /// Members of this group (in `groups_claim`) are admins, others not; empty: roles are
+    /// managed in picket.
+    pub admin_group: String,
+    /// The ID token or userinfo claim listing the user's groups.
+    pub groups_claim: String,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// Whether password sign-in stays on.
+    pub password_login: bool,
+    /// With `password_login = false`, this admin may still sign in with a password.
+    pub break_glass_admin: String,
+    /// How long a call to the provider may take.
+    pub timeout: Duration,
+    /// PEM certificates trusted for the provider besides the system's.
+    pub ca_file: String,
+}
+
+impl Default for Oidc {
+    fn default() -> Self {
+        Oidc {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            client_secret_file: String::new(),
+            button_label: "single sign-on".into(),
+            allowed_domains: Vec::new(),
+            auto_create: false,
+            default_projects: Vec::new(),
+            admin_group: String::new(),
+            groups_claim: "groups".into(),
+            scopes: vec!["email".into(), "profile".into()],
+            password_login: true,
+            break_glass_admin: String::new(),
+            timeout: Duration(std::time::Duration::from_secs(10)),
+            ca_file: String::new(),
+        }
+    }
+}
+
+impl Oidc {
+    pub fn enabled(&self) -> bool {
+        !self.issuer.is_empty()
+    }
+
+    /// Whether `email` may sign in with a password.
+    pub fn password_allowed(&self, email: &str) -> bool {
+        self.password_login
+            || !self.enabled()
+            || (!self.break_glass_admin.is_empty()
+                && self.break_glass_admin.eq_ignore_ascii_case(email))
+    }
+
+    /// The client secret, from `client_secret` or `client_secret_file`.
+    pub fn secret(&self) -> Result<String, ConfigError> {
+        if self.client_secret_file.is_empty() {
+            return Ok(self.client_secret.clone());
+        }
+        std::fs::read_to_string(&self.client_secret_file)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| ConfigError::Invalid {
+                key: "oidc.client_secret_file".into(),
+                cause: format!("cannot read {}: {e}", self.client_secret_file),
+            })
+    }
 }
 
 /// Uploaded source maps.
@@ -338,6 +455,8 @@ impl Default for Config {
                 .collect(),
             api: Api::default(),
             sourcemaps: Sourcemaps::default(),
+            auth: Auth::default(),
+            oidc: Oidc::default(),
         }
     }
 }
@@ -600,6 +719,43 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
+        }
+        if self.oidc.enabled() {
+            if !(self.oidc.issuer.starts_with("https://")
+                || self.oidc.issuer.starts_with("http://"))
+            {
+                return Err(invalid(
+                    "oidc.issuer",
+                    format!("'{}' is not an http(s) URL", self.oidc.issuer),
+                ));
+            }
+            if self.oidc.client_id.is_empty() {
+                return Err(invalid(
+                    "oidc.client_id",
+                    "is required with oidc.issuer".into(),
+                ));
+            }
+            if self.oidc.client_secret.is_empty() && self.oidc.client_secret_file.is_empty() {
+                return Err(invalid(
+                    "oidc.client_secret",
+                    "give client_secret or client_secret_file with oidc.issuer".into(),
+                ));
+            }
+            self.oidc.secret()?;
+        }
+        if !self.auth.trusted_header.is_empty() {
+            if hyper::header::HeaderName::from_bytes(self.auth.trusted_header.as_bytes()).is_err() {
+                return Err(invalid(
+                    "auth.trusted_header",
+                    format!("'{}' is not a header name", self.auth.trusted_header),
+                ));
+            }
+            if self.auth.trusted_proxies.is_empty() {
+                return Err(invalid(
+                    "auth.trusted_proxies",
+                    "name the proxies whose auth.trusted_header is believed".into(),
+                ));
+            }
         }
         for (key, value) in [
             ("forward.concurrency", self.forward.concurrency),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Actor, Handle, ManageError, Operation};
+use crate::store::audit::{AuditAction, AuditEntry};
 use crate::store::backup::Progress;
 use crate::store::users;
 
@@ -42,6 +43,13 @@ impl Operation for ProjectMember {
     fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<Members, ManageError> {
         let email = self.email.trim().to_ascii_lowercase();
         let (remove, role) = (self.remove, self.role);
+        let detail = match (remove, role) {
+            (true, _) => format!("removed from {}", self.project),
+            (false, Some(Role::Owner)) => format!("owner of {}", self.project),
+            (false, _) => format!("member of {}", self.project),
+        };
+        let entry = AuditEntry::new(Some(actor.who()), AuditAction::ProjectRoleChanged, &email)
+            .detail(detail);
         if !remove && users::find(&h.db, &email)?.is_none() {
             return Err(ManageError::NotFound(format!(
                 "no user {email} (create one first)"
@@ -62,6 +70,7 @@ impl Operation for ProjectMember {
                 _ => {}
             }
         })?;
+        h.write(move |txn| crate::store::audit::record(txn, &entry))?;
         Ok(Members {
             project: project.slug,
             members: project.members,

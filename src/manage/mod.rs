@@ -11,6 +11,7 @@ pub mod activity;
 pub mod alerts;
 pub mod artifacts;
 pub mod attachments;
+pub mod audit;
 pub mod backup;
 pub mod feedback;
 pub mod forward;
@@ -535,6 +536,7 @@ operations! {
     MonitorList => monitors::MonitorList,
     MonitorMute => monitors::MonitorMute,
     MonitorDelete => monitors::MonitorDelete,
+    AuditList => audit::AuditList,
     #[cfg(debug_assertions)]
     Crash => status::Crash,
 }

@@ -7,6 +7,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::{Actor, DEFAULT_SCOPES, Handle, ManageError, Operation, SCOPES, TokenActor};
+use crate::store::audit::{AuditAction, AuditEntry};
 use crate::store::backup::Progress;
 use crate::store::tokens::{self, ApiToken};
 use crate::store::{API_TOKENS, PROJECTS, USERS, projects, users};
@@ -156,7 +157,15 @@ impl Operation for TokenCreate {
             created: crate::time::now(),
             ..Default::default()
         };
-        let (token, secret) = h.write(move |txn| tokens::create(txn, token))?;
+        let subject = token.name.clone();
+        let entry = AuditEntry::new(Some(actor.who()), AuditAction::TokenCreated, &subject).detail(
+            format!(
+                "{} for {}",
+                token.scopes.join(" "),
+                token.user.as_deref().unwrap_or("the operator")
+            ),
+        );
+        let (token, secret) = h.write_audited(entry, move |txn| tokens::create(txn, token))?;
         Ok(TokenCreated {
             id: token.id.to_string(),
             name: token.name,
@@ -218,7 +227,9 @@ impl Operation for TokenRevoke {
             .find(|t| t.id == id && may_manage(actor, t))
             .ok_or_else(missing)?;
         drop(txn);
-        let revoked = h.write(move |txn| tokens::revoke(txn, token.id))?;
+        let entry = AuditEntry::new(Some(actor.who()), AuditAction::TokenRevoked, &token.name)
+            .detail(format!("id {}", token.id));
+        let revoked = h.write_audited(entry, move |txn| tokens::revoke(txn, token.id))?;
         TokenView::of(&revoked, &h.db.begin_read()?.open_table(PROJECTS)?)
     }
 }

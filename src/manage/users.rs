@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Actor, Handle, ManageError, Operation};
 use crate::store::USERS;
+use crate::store::audit::{AuditAction, AuditEntry};
 use crate::store::backup::Progress;
 use crate::store::users::{self, User};
 
@@ -78,7 +79,16 @@ impl Operation for CreateSuperuser {
         let email = email_address(&self.email)?;
         let now = crate::time::now();
         let (hash, update) = (self.password_hash, self.update);
-        let user = h.write(move |txn| users::create_superuser(txn, &email, &hash, now, update))?;
+        let entry = AuditEntry::new(Some(actor.who()), AuditAction::AdminGranted, &email).detail(
+            if update {
+                "admin, with a new password"
+            } else {
+                "new admin"
+            },
+        );
+        let user = h.write_audited(entry, move |txn| {
+            users::create_superuser(txn, &email, &hash, now, update)
+        })?;
         Ok(UserView::from(&user))
     }
 }
@@ -102,7 +112,10 @@ impl Operation for UserCreate {
         let email = email_address(&self.email)?;
         let (admin, now) = (self.admin, crate::time::now());
         let e = email.clone();
-        let (_, token) = h.write(move |txn| users::create_user(txn, &e, admin, now))?;
+        let entry = AuditEntry::new(Some(actor.who()), AuditAction::UserCreated, &email)
+            .detail(if admin { "admin" } else { "member" });
+        let (_, token) =
+            h.write_audited(entry, move |txn| users::create_user(txn, &e, admin, now))?;
         Ok(link(h, email, &token))
     }
 }
@@ -132,7 +145,8 @@ impl Operation for UserResetLink {
         let email = self.email.trim().to_ascii_lowercase();
         let now = crate::time::now();
         let e = email.clone();
-        let token = h.write(move |txn| users::reset_token(txn, &e, now))?;
+        let entry = AuditEntry::new(Some(actor.who()), AuditAction::PasswordLinkMade, &email);
+        let token = h.write_audited(entry, move |txn| users::reset_token(txn, &e, now))?;
         Ok(link(h, email, &token))
     }
 }
@@ -157,7 +171,13 @@ impl Operation for UserSetActive {
             ));
         }
         let active = self.active;
-        let user = h.write(move |txn| users::set_active(txn, &email, active))?;
+        let action = if active {
+            AuditAction::UserActivated
+        } else {
+            AuditAction::UserDeactivated
+        };
+        let entry = AuditEntry::new(Some(actor.who()), action, &email);
+        let user = h.write_audited(entry, move |txn| users::set_active(txn, &email, active))?;
         Ok(UserView::from(&user))
     }
 }
@@ -214,7 +234,11 @@ impl Operation for PasswordChange {
         let hash = hash_password(&self.new)?;
         let email = me.email.clone();
         let keep = self.keep_session;
-        let user = h.write(move |txn| users::set_password(txn, &email, &hash, keep.as_deref()))?;
+        let entry = AuditEntry::new(Some(actor.who()), AuditAction::PasswordSet, &email)
+            .detail("changed by its owner");
+        let user = h.write_audited(entry, move |txn| {
+            users::set_password(txn, &email, &hash, keep.as_deref())
+        })?;
         Ok(UserView::from(&user))
     }
 }
@@ -233,7 +257,14 @@ pub fn set_password_with_token(
     }
     let hash = hash_password(password)?;
     let (token, now) = (token.to_string(), crate::time::now());
-    let user = h.write(move |txn| users::set_password_with_token(txn, &token, &hash, now))?;
+    let user = h.write(move |txn| {
+        let user = users::set_password_with_token(txn, &token, &hash, now)?;
+        let who = crate::store::activity::Who::User(user.email.clone());
+        let entry = AuditEntry::new(Some(who), AuditAction::PasswordSet, &user.email)
+            .detail("with a one-time link");
+        crate::store::audit::record(txn, &entry)?;
+        Ok(user)
+    })?;
     Ok(UserView::from(&user))
 }
 

@@ -10,6 +10,7 @@ pub mod activity;
 pub mod alerts;
 pub mod artifacts;
 pub mod attachments;
+pub mod audit;
 pub mod backend;
 pub mod backup;
 pub mod dictionary;
@@ -164,6 +165,7 @@ macro_rules! for_each_table {
         $apply!($crate::store::slices::ISSUE_USERS);
         $apply!($crate::store::slices::SLICE_HOURS);
         $apply!($crate::store::slices::ISSUE_TERMS);
+        $apply!($crate::store::audit::AUDIT);
     };
 }
 pub(crate) use for_each_table;
