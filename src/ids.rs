@@ -75,6 +75,14 @@ pub fn random_bytes() -> [u8; 16] {
 }
 
 /// Bytes as lowercase hex digits.
+/// Fills `out` with random bytes (from the OS, as [`random_bytes`]).
+pub fn fill_random(out: &mut [u8]) {
+    for chunk in out.chunks_mut(16) {
+        let bytes = random_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);

@@ -16,6 +16,7 @@ pub mod config;
 pub mod conn;
 pub mod event;
 pub mod forward;
+pub mod identity;
 pub mod ids;
 pub mod intake;
 pub mod janitor;

@@ -1,8 +1,8 @@
 //! What picket sends out over the network: one HTTP(S) client (keep-alive connections, rustls
 //! with the system's root certificates plus an optional private CA, a timeout on every request,
 //! redirects never followed, and optionally only public addresses), the TLS setup mail shares,
-//! and the reading of an upstream's rate-limit answers. Used to forward events upstream and to
-//! call webhooks.
+//! and the reading of an upstream's rate-limit answers. Used to forward events upstream, to
+//! call webhooks and to talk to a single sign-on provider.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -243,8 +243,24 @@ impl Client {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<Reply, OutboundError> {
+        self.send(hyper::Method::POST, url, headers, body).await
+    }
+
+    /// GETs `url` with these headers.
+    pub async fn get(&self, url: &str, headers: &[(&str, String)]) -> Result<Reply, OutboundError> {
+        self.send(hyper::Method::GET, url, headers, Bytes::new())
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<Reply, OutboundError> {
         self.check_url(url)?;
-        let mut request = hyper::Request::post(url);
+        let mut request = hyper::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, value);
         }
