@@ -47,6 +47,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "the configuration is plain values that everything else reads",
     ),
     (
+        "identity",
+        &["intake", "store", "pipeline", "web", "manage", "api"],
+        "proving who someone is knows nothing of what they may do",
+    ),
+    (
         "web",
         &["intake", "api"],
         "the web UI acts through the management layer",

@@ -183,16 +183,22 @@ impl Mailer {
 
     /// Sends one plain test message to `to`; the error says exactly what failed.
     pub async fn send_test(&self, to: &str) -> Result<(), MailError> {
+        let body = format!(
+            "This is a test email from picket, sent through {} with mail_from {}.\n\
+             If you can read it, alert mail works.\n",
+            self.server(),
+            self.from
+        );
+        self.send_one(to, "picket test email", body).await
+    }
+
+    /// Sends one plain-text message to `to`; the error says exactly what failed.
+    pub async fn send_one(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
         let bytes = mail_send::mail_builder::MessageBuilder::new()
             .from(("picket", self.from.as_str()))
             .to(to)
-            .subject("picket test email")
-            .text_body(format!(
-                "This is a test email from picket, sent through {} with mail_from {}.\n\
-                 If you can read it, alert mail works.\n",
-                self.server(),
-                self.from
-            ))
+            .subject(subject)
+            .text_body(body)
             .write_to_vec()
             .map_err(|e| MailError::Message(e.to_string()))?;
         let mail = Mail {

@@ -24,6 +24,7 @@ pub mod projects;
 pub mod releases;
 pub mod retention;
 pub mod search;
+pub mod sign_in;
 pub mod socket;
 pub mod status;
 pub mod tokens;
@@ -537,6 +538,9 @@ operations! {
     MonitorMute => monitors::MonitorMute,
     MonitorDelete => monitors::MonitorDelete,
     AuditList => audit::AuditList,
+    TwoFactorStart => sign_in::TwoFactorStart,
+    TwoFactorConfirm => sign_in::TwoFactorConfirm,
+    TwoFactorDisable => sign_in::TwoFactorDisable,
     #[cfg(debug_assertions)]
     Crash => status::Crash,
 }

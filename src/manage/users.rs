@@ -146,7 +146,9 @@ impl Operation for UserResetLink {
         let now = crate::time::now();
         let e = email.clone();
         let entry = AuditEntry::new(Some(actor.who()), AuditAction::PasswordLinkMade, &email);
-        let token = h.write_audited(entry, move |txn| users::reset_token(txn, &e, now))?;
+        let token = h.write_audited(entry, move |txn| {
+            users::reset_token(txn, &e, now, users::TOKEN_LIFETIME)
+        })?;
         Ok(link(h, email, &token))
     }
 }

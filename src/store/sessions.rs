@@ -18,20 +18,50 @@ pub struct Session {
     pub csrf: String,
     pub created: f64,
     pub expires: f64,
+    /// How the user signed in: `password`, `two_factor`, `recovery_code`, `sso`, `proxy`.
+    pub method: String,
+    /// The password was right; a two-factor code is still to come. Such a session opens
+    /// nothing but the code form.
+    pub awaiting_code: bool,
 }
 
-/// Starts a session; returns the cookie token and the session.
+/// How long the code form waits after the password.
+pub const CODE_WAIT: f64 = 5.0 * 60.0;
+
+/// Starts a session signed in by `method`; returns the cookie token and the session.
 pub fn start(
     txn: &WriteTransaction,
     email: &str,
     now: f64,
+    method: &str,
+) -> Result<(String, Session), StoreError> {
+    start_with(txn, email, now, method, false)
+}
+
+/// Starts a session that waits for a two-factor code.
+pub fn start_awaiting_code(
+    txn: &WriteTransaction,
+    email: &str,
+    now: f64,
+) -> Result<(String, Session), StoreError> {
+    start_with(txn, email, now, "password", true)
+}
+
+fn start_with(
+    txn: &WriteTransaction,
+    email: &str,
+    now: f64,
+    method: &str,
+    awaiting_code: bool,
 ) -> Result<(String, Session), StoreError> {
     let (token, hash) = new_token();
     let session = Session {
         email: email.to_string(),
         csrf: new_token().0,
         created: now,
-        expires: now + LIFETIME,
+        expires: now + if awaiting_code { CODE_WAIT } else { LIFETIME },
+        method: method.to_string(),
+        awaiting_code,
     };
     txn.open_table(SESSIONS)?
         .insert(hash.as_str(), encode(&session).as_slice())?;

@@ -20,10 +20,27 @@ pub struct User {
     pub password_token_expires: f64,
     /// Alert mail only about issues assigned to this user.
     pub mail_assigned_only: bool,
+    /// The base32 secret of two-factor codes, once enrollment is confirmed.
+    pub totp_secret: Option<String>,
+    /// A secret shown for enrollment, until a code from it confirms it.
+    pub totp_pending: Option<String>,
+    /// The last time step whose code signed in (a code works once).
+    pub totp_step: u64,
+    /// SHA-256 hashes of the unused recovery codes.
+    pub recovery_codes: Vec<String>,
+    /// The single sign-on identity linked to the account: `issuer sub`.
+    pub sso_subject: Option<String>,
 }
 
-/// How long a set-password link works.
-const TOKEN_LIFETIME: f64 = 7.0 * 86_400.0;
+impl User {
+    /// Whether signing in with a password also needs a two-factor code.
+    pub fn has_two_factor(&self) -> bool {
+        self.totp_secret.is_some()
+    }
+}
+
+/// How long a set-password link an admin makes works.
+pub const TOKEN_LIFETIME: f64 = 7.0 * 86_400.0;
 
 /// A new random token (64 hex digits) and the hash that is stored.
 pub fn new_token() -> (String, String) {
@@ -78,12 +95,18 @@ pub fn create_user(
     Ok((user, token))
 }
 
-/// A new one-time set-password token for a user (the old password keeps working until used).
-pub fn reset_token(txn: &WriteTransaction, email: &str, now: f64) -> Result<String, StoreError> {
+/// A new one-time set-password token for a user, working for `lifetime` seconds (the old
+/// password keeps working until it is used).
+pub fn reset_token(
+    txn: &WriteTransaction,
+    email: &str,
+    now: f64,
+    lifetime: f64,
+) -> Result<String, StoreError> {
     let mut user = existing(txn, email)?;
     let (token, hash) = new_token();
     user.password_token = Some(hash);
-    user.password_token_expires = now + TOKEN_LIFETIME;
+    user.password_token_expires = now + lifetime;
     put(txn, &user)?;
     Ok(token)
 }
@@ -130,6 +153,30 @@ pub fn set_password(
     put(txn, &user)?;
     super::sessions::end_all_but(txn, &user.email, keep)?;
     Ok(user)
+}
+
+/// Changes a user's row with `change`, which may refuse (and then nothing changes).
+pub fn update<T>(
+    txn: &WriteTransaction,
+    email: &str,
+    change: impl FnOnce(&mut User) -> Result<T, StoreError>,
+) -> Result<(User, T), StoreError> {
+    let mut user = existing(txn, email)?;
+    let out = change(&mut user)?;
+    put(txn, &user)?;
+    Ok((user, out))
+}
+
+/// Adds a user made by single sign-on or a trusted proxy (no password; a conflict if the
+/// email has an account).
+pub fn insert_new(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    if get(&txn.open_table(USERS)?, &user.email)?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "user {} exists already",
+            user.email
+        )));
+    }
+    put(txn, user)
 }
 
 /// Activates or deactivates a user (a deactivated one cannot sign in; their sessions end).

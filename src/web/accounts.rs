@@ -1,12 +1,18 @@
-//! Accounts: a user's own page (password change, API tokens), the admins' user list (create,
-//! reset, deactivate), and the set-password page a one-time link opens.
+//! Accounts: a user's own page (password change, API tokens, two-factor codes), the admins'
+//! user list (create, reset, deactivate), the set-password page a one-time link opens, and
+//! "Forgot password?", which mails such a link.
 
 use askama::Template;
 use hyper::StatusCode;
 use redb::ReadableDatabase;
 
-use super::{Form, Nav, Page, Visitor, Web, manage_error, message, not_found, redirect, render};
+use super::{
+    Form, Nav, Page, Visitor, Web, manage_error, message, not_found, redirect, render, sessions,
+};
+use crate::identity::totp;
 use crate::manage::ManageError;
+use crate::manage::audit::{AuditList, AuditView, DEFAULT_LIMIT};
+use crate::manage::sign_in::{TwoFactorConfirm, TwoFactorDisable, TwoFactorSetup, TwoFactorStart};
 use crate::manage::tokens::{TokenCreate, TokenCreated, TokenList, TokenRevoke, TokenView};
 use crate::manage::users::{
     PasswordChange, SetPasswordLink, UserCreate, UserList, UserResetLink, UserSetActive, UserView,
@@ -224,5 +230,208 @@ pub async fn set_password(web: &Web, token: &str, form: &Form) -> Page {
             message(StatusCode::BAD_REQUEST, Nav::anonymous(), "Too short", &why)
         }
         Err(e) => manage_error(Nav::anonymous(), &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "two_factor.html")]
+struct TwoFactorPage {
+    nav: Nav,
+    required: bool,
+    enabled: bool,
+    recovery_left: usize,
+    setup: Option<TwoFactorSetup>,
+    recovery: Option<Vec<String>>,
+}
+
+/// The visitor's two-factor page: its state, the setup, or the recovery codes just made.
+pub fn two_factor(
+    web: &Web,
+    visitor: &Visitor,
+    nav: Nav,
+    setup: Option<TwoFactorSetup>,
+    recovery: Option<Vec<String>>,
+) -> Page {
+    let user = users::find(&web.handle.db, &visitor.user.email)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| visitor.user.clone());
+    render(TwoFactorPage {
+        nav,
+        required: web.two_factor_required(visitor) && !user.has_two_factor(),
+        enabled: user.has_two_factor(),
+        recovery_left: user.recovery_codes.len(),
+        setup,
+        recovery,
+    })
+}
+
+/// Starts, confirms or turns off the visitor's two-factor codes.
+pub async fn two_factor_action(web: &Web, visitor: &Visitor, action: &str, form: &Form) -> Page {
+    let mut nav = Nav::of(visitor);
+    let code = form.get("code").unwrap_or("").to_string();
+    match action {
+        "start" => match web.act(visitor, TwoFactorStart).await {
+            Ok(setup) => two_factor(web, visitor, nav, Some(setup), None),
+            Err(page) => page,
+        },
+        "confirm" => match web
+            .handle
+            .run_async(visitor.actor(), TwoFactorConfirm { code })
+            .await
+        {
+            Ok(codes) => two_factor(web, visitor, nav, None, Some(codes.codes)),
+            Err(ManageError::Invalid(why)) => {
+                nav.error = Some(why);
+                // The same secret again, so the app's entry stays right.
+                let setup = users::find(&web.handle.db, &visitor.user.email)
+                    .ok()
+                    .flatten()
+                    .and_then(|u| u.totp_pending)
+                    .and_then(|secret| {
+                        let uri = totp::uri(
+                            &secret,
+                            &visitor.user.email,
+                            &web.handle.config.organization,
+                        );
+                        let qr_svg = totp::qr_svg(&uri)?;
+                        Some(TwoFactorSetup {
+                            secret,
+                            uri,
+                            qr_svg,
+                        })
+                    });
+                two_factor(web, visitor, nav, setup, None)
+            }
+            Err(e) => manage_error(nav, &e),
+        },
+        "disable" => {
+            let op = TwoFactorDisable { email: None, code };
+            match web.handle.run_async(visitor.actor(), op).await {
+                Ok(_) => nav.flash = Some("Two-factor codes are off.".into()),
+                Err(ManageError::Invalid(why)) => nav.error = Some(why),
+                Err(e) => return manage_error(nav, &e),
+            }
+            two_factor(web, visitor, nav, None, None)
+        }
+        _ => not_found(nav),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage {
+    nav: Nav,
+    csrf: String,
+}
+
+/// "Forgot password?": the form asking for the email.
+pub fn forgot_page(web: &Web, login_cookie: Option<String>) -> Page {
+    if web.mailer.is_none() {
+        return not_found(Nav::anonymous());
+    }
+    let csrf = sessions::login_csrf(login_cookie);
+    let page = render(ForgotPage {
+        nav: Nav::anonymous(),
+        csrf: csrf.clone(),
+    });
+    sessions::with_login_cookie(web, page, &csrf)
+}
+
+/// Mails a one-time link to set a new password, if the address has an account; the answer
+/// is the same either way, and comes before the mail is sent.
+pub async fn forgot(
+    web: &std::sync::Arc<Web>,
+    form: &Form,
+    login_cookie: Option<String>,
+    remote: std::net::IpAddr,
+) -> Page {
+    let Some(mailer) = web.mailer.clone() else {
+        return not_found(Nav::anonymous());
+    };
+    if !sessions::login_csrf_ok(form, &login_cookie) {
+        return sessions::csrf_refused();
+    }
+    let email = form.get("email").unwrap_or("").trim().to_ascii_lowercase();
+    let now = crate::time::now();
+    if let Some(seconds) = web.resets.wait(&email, remote, now) {
+        return sessions::throttled(seconds, "reset requests");
+    }
+    web.resets.failed(&email, remote, now);
+    let handle = web.handle.clone();
+    let lifetime = span(handle.config.auth.reset_link_lifetime.0.as_secs());
+    tokio::spawn(async move {
+        let (h, e) = (handle.clone(), email.clone());
+        let token = tokio::task::spawn_blocking(move || {
+            crate::manage::sign_in::request_password_reset(&h, &e, remote)
+        })
+        .await;
+        let Ok(Ok(Some(token))) = token else {
+            return;
+        };
+        let base = handle.config.base_url();
+        let body = format!(
+            "Someone (you, we hope) asked to set a new password for {email} on picket at \
+             {base}.\n\nThis link sets it. It works once, within {lifetime}:\n\n\
+             {base}/set-password/{token}\n\n\
+             If you did not ask, ignore this mail: your password stays as it is.\n"
+        );
+        if let Err(e) = mailer
+            .send_one(&email, "Set a new picket password", body)
+            .await
+        {
+            tracing::warn!("password-reset mail to {email} failed: {e}");
+        }
+    });
+    message(
+        StatusCode::OK,
+        Nav::anonymous(),
+        "Check your mail",
+        "If that address has an account, a link that sets a new password is on its way. \
+         It works once, and not for long.",
+    )
+}
+
+/// A span of time in words: "1 hour", "30 minutes", "45 seconds".
+fn span(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    nav: Nav,
+    entries: Vec<AuditView>,
+    /// The entry id to page back from, when there may be older entries.
+    older: Option<u64>,
+}
+
+/// The admins' audit log, a page at a time.
+pub async fn audit(
+    web: &Web,
+    visitor: &Visitor,
+    query: &std::collections::HashMap<String, String>,
+) -> Page {
+    if !visitor.user.is_admin {
+        return not_found(Nav::of(visitor));
+    }
+    let op = AuditList {
+        limit: Some(DEFAULT_LIMIT),
+        before: query.get("before").and_then(|b| b.parse().ok()),
+    };
+    match web.act(visitor, op).await {
+        Ok(entries) => render(AuditPage {
+            nav: Nav::of(visitor),
+            older: (entries.len() == DEFAULT_LIMIT)
+                .then(|| entries.last().map(|e| e.id))
+                .flatten(),
+            entries,
+        }),
+        Err(page) => page,
     }
 }

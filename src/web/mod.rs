@@ -26,6 +26,7 @@ mod sessions;
 mod settings;
 mod snapshot;
 mod sourcemaps;
+mod sso;
 mod triage;
 
 use std::collections::HashMap;
@@ -65,6 +66,15 @@ pub struct Web {
     pub stats: Arc<Stats>,
     /// Failed sign-ins, and how long the next must wait.
     sign_ins: sessions::SignInThrottle,
+    /// Wrong two-factor codes, likewise.
+    codes: sessions::SignInThrottle,
+    /// Password-reset requests, likewise (each one counts).
+    resets: sessions::SignInThrottle,
+    /// The single sign-on provider, when `[oidc]` configures one.
+    sso: Option<crate::identity::oidc::Provider>,
+    sso_pending: sso::PendingSignIns,
+    /// Mail for password resets, when `smtp_url` is set.
+    mailer: Option<crate::alert::mail::Mailer>,
     /// Each issue's charts and tag distributions, by its event count (and the hour, for the
     /// charts' window), so issue pages stay fast while events stream in.
     aggregates: Mutex<lru::LruCache<AggregatesKey, Arc<Aggregates>>>,
@@ -83,10 +93,31 @@ struct AggregatesKey {
 
 impl Web {
     pub fn new(handle: Handle, stats: Arc<Stats>) -> Web {
+        let config = handle.config.clone();
+        let sso = crate::identity::oidc::Provider::new(&config).unwrap_or_else(|e| {
+            tracing::error!("single sign-on is off: {e}");
+            None
+        });
+        let mailer = (!config.smtp_url.is_empty())
+            .then(|| {
+                crate::alert::mail::Mailer::new(
+                    &config.smtp_url,
+                    &config.mail_from,
+                    config.alerts.smtp_timeout.0,
+                )
+                .map_err(|e| tracing::error!("password-reset mail is off: {e}"))
+                .ok()
+            })
+            .flatten();
         Web {
             handle,
             stats,
             sign_ins: sessions::SignInThrottle::default(),
+            codes: sessions::SignInThrottle::default(),
+            resets: sessions::SignInThrottle::default(),
+            sso,
+            sso_pending: sso::PendingSignIns::default(),
+            mailer,
             aggregates: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
             )),

@@ -12,7 +12,7 @@ use hyper::{Method, Request, StatusCode};
 use super::sessions::{self, LOGIN_CSRF_COOKIE};
 use super::{
     Form, Nav, Page, Web, accounts, feedback, issue, issue_events, issues, live, message, monitors,
-    not_found, page, projects, query, redirect, releases, settings, sourcemaps, triage,
+    not_found, page, projects, query, redirect, releases, settings, sourcemaps, sso, triage,
 };
 
 /// Largest form body accepted.
@@ -54,6 +54,40 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
     let visitor = sessions::visitor(&web, &req);
     let query = query(&req);
     let login_cookie = sessions::cookie(&req, LOGIN_CSRF_COOKIE);
+    let session_cookie = sessions::cookie(&req, sessions::SESSION_COOKIE);
+    // Behind a proxy that signs people in, its header says who this is (from that proxy only).
+    if let Some(email) = sessions::proxy_identity(&web, &req, peer)
+        && visitor.as_ref().is_none_or(|v| v.user.email != email)
+    {
+        if method != Method::GET {
+            return message(
+                StatusCode::FORBIDDEN,
+                Nav::anonymous(),
+                "Signed out",
+                "Sign in again, then repeat what you were doing.",
+            );
+        }
+        let here = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        return sessions::proxy_sign_in(&web, email, session_cookie, &here, peer).await;
+    }
+    // The pages that take the second step, and single sign-on's round trip, read the request.
+    match (&method, seg.as_slice()) {
+        (&Method::GET, ["login", "code"]) => return sessions::code_page(&web, &req, &query),
+        (&Method::GET, ["login", "sso"]) => return sso::start(&web, &query).await,
+        (&Method::GET, ["login", "sso", "callback"]) => {
+            return sso::callback(&web, &req, &query, remote).await;
+        }
+        _ => {}
+    }
+    let awaiting = if method == Method::POST && seg.as_slice() == ["login", "code"] {
+        sessions::awaiting_code(&web, &req)
+    } else {
+        None
+    };
     let form = if method == Method::POST {
         let rate = BodyRate::of(&web.handle.config.limits);
         match BodyReader::new(req.into_body(), rate)
@@ -84,7 +118,15 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
             return page(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "");
         }
         (&Method::POST, ["login"]) => {
-            return sessions::login(&web, &form, login_cookie.clone(), remote).await;
+            return sessions::login(&web, session_cookie, &form, login_cookie.clone(), remote)
+                .await;
+        }
+        (&Method::POST, ["login", "code"]) => {
+            return sessions::code(&web, awaiting, &form, remote).await;
+        }
+        (&Method::GET, ["login", "forgot"]) => return accounts::forgot_page(&web, login_cookie),
+        (&Method::POST, ["login", "forgot"]) => {
+            return accounts::forgot(&web, &form, login_cookie, remote).await;
         }
         (&Method::GET, ["set-password", token]) => return accounts::set_password_page(&web, token),
         (&Method::POST, ["set-password", token]) => {
@@ -112,8 +154,21 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
             "The form's CSRF token is missing or wrong. Reload the page and try again.",
         );
     }
+    // Where admins require two-factor codes, a password account without them sets them up
+    // before anything else.
+    let setting_up = matches!(seg.as_slice(), ["account", "two-factor", ..] | ["logout"]);
+    if web.two_factor_required(&visitor) && !visitor.user.has_two_factor() && !setting_up {
+        return redirect("/account/two-factor", &[]);
+    }
     match (&method, seg.as_slice()) {
         (&Method::POST, ["logout"]) => sessions::logout(&web, &visitor).await,
+        (&Method::GET, ["account", "two-factor"]) => {
+            accounts::two_factor(&web, &visitor, Nav::of(&visitor), None, None)
+        }
+        (&Method::POST, ["account", "two-factor", action]) => {
+            accounts::two_factor_action(&web, &visitor, action, &form).await
+        }
+        (&Method::GET, ["admin", "audit"]) => accounts::audit(&web, &visitor, &query).await,
         (&Method::GET, []) => projects::projects(
             &web,
             &visitor,

@@ -13,8 +13,11 @@ use hyper::{Request, StatusCode};
 use redb::ReadableDatabase;
 
 use super::{Form, Nav, Page, Web, html, message, redirect, store_error};
-use crate::manage::Actor;
+use crate::manage::sign_in::{Proof, SecondFactor};
 use crate::manage::users::verify_password;
+use crate::manage::{Actor, ManageError};
+use crate::store::activity::Who;
+use crate::store::audit::{self, AuditAction, AuditEntry};
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, User};
 use crate::store::{SESSIONS, USERS};
@@ -23,7 +26,7 @@ pub(super) const SESSION_COOKIE: &str = "picket_session";
 pub(super) const LOGIN_CSRF_COOKIE: &str = "picket_csrf";
 
 impl Web {
-    fn secure_cookies(&self) -> bool {
+    pub(super) fn secure_cookies(&self) -> bool {
         self.handle.config.base_url().starts_with("https://")
     }
 }
@@ -165,7 +168,13 @@ pub(super) fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> String {
+pub(super) fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+    secure: bool,
+) -> String {
     let mut c = cookie::Cookie::build((name.to_string(), value.to_string()))
         .path(path.to_string())
         .http_only(true)
@@ -178,6 +187,25 @@ fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -
 }
 
 pub(super) fn visitor(web: &Web, req: &Request<Incoming>) -> Option<Visitor> {
+    signed_in(web, req).filter(|v| !v.session.awaiting_code)
+}
+
+/// The visitor whose password was right and who still owes a two-factor code.
+pub(super) fn awaiting_code(web: &Web, req: &Request<Incoming>) -> Option<Visitor> {
+    signed_in(web, req).filter(|v| v.session.awaiting_code)
+}
+
+impl Web {
+    /// Whether this visitor must have two-factor codes: `[auth] require_two_factor` holds
+    /// for accounts that signed in with a password (a provider or proxy has its own).
+    pub(super) fn two_factor_required(&self, visitor: &Visitor) -> bool {
+        self.handle.config.auth.require_two_factor
+            && matches!(visitor.session.method.as_str(), "password" | "")
+    }
+}
+
+/// The visitor's session, whether signed in or still awaiting a two-factor code.
+fn signed_in(web: &Web, req: &Request<Incoming>) -> Option<Visitor> {
     let token = cookie(req, SESSION_COOKIE)?;
     let now = crate::time::now();
     let txn = web.handle.db.begin_read().ok()?;
@@ -188,6 +216,91 @@ pub(super) fn visitor(web: &Web, req: &Request<Incoming>) -> Option<Visitor> {
         session,
         token,
     })
+}
+
+/// The email a trusted proxy's header names, when the request comes from one of
+/// `[auth] trusted_proxies` (from anywhere else the header is ignored).
+pub(super) fn proxy_identity(web: &Web, req: &Request<Incoming>, peer: IpAddr) -> Option<String> {
+    let auth = &web.handle.config.auth;
+    if auth.trusted_header.is_empty() || !auth.trusted_proxies.iter().any(|r| r.contains(peer)) {
+        return None;
+    }
+    let email = req
+        .headers()
+        .get(auth.trusted_header.as_str())?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_ascii_lowercase();
+    (!email.is_empty()).then_some(email)
+}
+
+/// Signs in the user a trusted proxy names: a new session, then the same page again.
+pub(super) async fn proxy_sign_in(
+    web: &Arc<Web>,
+    email: String,
+    old: Option<String>,
+    path: &str,
+    peer: IpAddr,
+) -> Page {
+    let identity = crate::identity::oidc::Identity {
+        issuer: String::new(),
+        subject: email.clone(),
+        email,
+        email_verified: true,
+        groups: Vec::new(),
+    };
+    let handle = web.handle.clone();
+    let account = tokio::task::spawn_blocking(move || {
+        crate::manage::sign_in::account_for(&handle, &identity, Proof::Proxy, peer)
+    })
+    .await
+    .unwrap_or_else(|e| Err(ManageError::Storage(format!("internal error: {e}"))));
+    match account {
+        Ok(user) => start_session(web, &user.email, "proxy", old, safe_next(path)),
+        Err(e) => refused_sign_in(&e),
+    }
+}
+
+/// A sign-in the management layer refused, saying why.
+pub(super) fn refused_sign_in(e: &ManageError) -> Page {
+    let status = match e {
+        ManageError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::FORBIDDEN,
+    };
+    message(status, Nav::anonymous(), "Sign-in refused", &e.to_string())
+}
+
+/// Starts a full session (ending `old`, the browser's previous one: signing in rotates the
+/// session id) and goes to `next` with its cookie.
+pub(super) fn start_session(
+    web: &Web,
+    email: &str,
+    method: &'static str,
+    old: Option<String>,
+    next: &str,
+) -> Page {
+    let now = crate::time::now();
+    let email = email.to_string();
+    let started = web.handle.write(move |txn| {
+        if let Some(old) = old {
+            sessions::end(txn, &old)?;
+        }
+        sessions::start(txn, &email, now, method)
+    });
+    match started {
+        Ok((token, _)) => {
+            let cookie = set_cookie(
+                SESSION_COOKIE,
+                &token,
+                "/",
+                sessions::LIFETIME as i64,
+                web.secure_cookies(),
+            );
+            redirect(safe_next(next), &[cookie])
+        }
+        Err(e) => store_error(Nav::anonymous(), e),
+    }
 }
 
 pub(super) fn login_page(
@@ -208,6 +321,9 @@ fn flash(query: &HashMap<String, String>) -> Option<String> {
     match query.get("flash").map(String::as_str) {
         Some("password-set") => Some("Your password is set. Sign in with it.".into()),
         Some("signed-out") => Some("You are signed out.".into()),
+        Some("code-expired") => {
+            Some("The sign-in waited too long for its code; sign in again.".into())
+        }
         _ => None,
     }
 }
@@ -228,11 +344,17 @@ fn render_login(
         nav: Nav,
         csrf: String,
         next: &'a str,
+        next_encoded: String,
         email: &'a str,
+        /// "Sign in with …", when single sign-on is on.
+        sso_label: Option<String>,
+        /// The password form is shown.
+        passwords: bool,
+        /// "Forgot password?" is offered (mail is configured).
+        forgot: bool,
     }
-    let csrf = token
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(|| users::new_token().0);
+    let config = &web.handle.config;
+    let csrf = login_csrf(token);
     let mut nav = Nav::anonymous();
     nav.error = error.clone();
     nav.flash = flash;
@@ -240,7 +362,16 @@ fn render_login(
         nav,
         csrf: csrf.clone(),
         next: safe_next(next),
+        next_encoded: form_urlencoded::byte_serialize(safe_next(next).as_bytes()).collect(),
         email,
+        sso_label: config
+            .oidc
+            .enabled()
+            .then(|| config.oidc.button_label.clone()),
+        passwords: config.oidc.password_login
+            || !config.oidc.enabled()
+            || !config.oidc.break_glass_admin.is_empty(),
+        forgot: !config.smtp_url.is_empty() && config.oidc.password_login,
     }
     .render()
     .unwrap_or_else(|e| format!("template error: {e}"));
@@ -249,10 +380,22 @@ fn render_login(
     } else {
         StatusCode::OK
     };
-    let mut resp = html(status, body);
+    with_login_cookie(web, html(status, body), &csrf)
+}
+
+/// The CSRF token of the forms before signing in: the browser's login cookie when it has one
+/// (a second tab must not invalidate the first form), else a new one.
+pub(super) fn login_csrf(token: Option<String>) -> String {
+    token
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| users::new_token().0)
+}
+
+/// The page with the login cookie holding `csrf` (sent back to every form under `/login`).
+pub(super) fn with_login_cookie(web: &Web, mut resp: Page, csrf: &str) -> Page {
     let cookie = set_cookie(
         LOGIN_CSRF_COOKIE,
-        &csrf,
+        csrf,
         "/login",
         3600,
         web.secure_cookies(),
@@ -266,7 +409,7 @@ fn render_login(
 /// A local path to go to after signing in; anything else becomes `/`. Browsers drop tabs and
 /// newlines from a URL and read `\\` as `/`, so `/\t/host` would leave the site: only plain
 /// printable ASCII is taken.
-fn safe_next(next: &str) -> &str {
+pub(super) fn safe_next(next: &str) -> &str {
     let plain = next.bytes().all(|b| b.is_ascii_graphic());
     if plain && next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
@@ -275,36 +418,50 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
+/// Refuses a form whose double-submit CSRF token does not match the browser's login cookie.
+pub(super) fn login_csrf_ok(form: &Form, sent_cookie: &Option<String>) -> bool {
+    sent_cookie
+        .as_ref()
+        .is_some_and(|c| Some(c.as_str()) == form.get("csrf") && !c.is_empty())
+}
+
+pub(super) fn csrf_refused() -> Page {
+    message(
+        StatusCode::FORBIDDEN,
+        Nav::anonymous(),
+        "Refused",
+        "The sign-in form's CSRF token is missing or wrong. Reload the page and try again.",
+    )
+}
+
+/// "Try again in N seconds", when the throttle says so.
+pub(super) fn throttled(seconds: u64, what: &str) -> Page {
+    let mut page = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        Nav::anonymous(),
+        "Too many attempts",
+        &format!("Too many failed {what}; try again in {seconds} seconds."),
+    );
+    page.headers_mut()
+        .insert("retry-after", HeaderValue::from(seconds));
+    page
+}
+
 pub(super) async fn login(
     web: &Arc<Web>,
+    req_session: Option<String>,
     form: &Form,
     sent_cookie: Option<String>,
     remote: IpAddr,
 ) -> Page {
     let next = form.get("next").unwrap_or("/");
     let email = form.get("email").unwrap_or("").trim().to_ascii_lowercase();
-    let csrf_ok = sent_cookie
-        .as_ref()
-        .is_some_and(|c| Some(c.as_str()) == form.get("csrf") && !c.is_empty());
-    if !csrf_ok {
-        return message(
-            StatusCode::FORBIDDEN,
-            Nav::anonymous(),
-            "Refused",
-            "The sign-in form's CSRF token is missing or wrong. Reload the page and try again.",
-        );
+    if !login_csrf_ok(form, &sent_cookie) {
+        return csrf_refused();
     }
     let now = crate::time::now();
     if let Some(seconds) = web.sign_ins.wait(&email, remote, now) {
-        let mut page = message(
-            StatusCode::TOO_MANY_REQUESTS,
-            Nav::anonymous(),
-            "Too many sign-in attempts",
-            &format!("Too many failed sign-ins; try again in {seconds} seconds."),
-        );
-        page.headers_mut()
-            .insert("retry-after", HeaderValue::from(seconds));
-        return page;
+        return throttled(seconds, "sign-ins");
     }
     let password = form.get("password").unwrap_or("").to_string();
     let user = web.handle.db.begin_read().ok().and_then(|txn| {
@@ -312,8 +469,9 @@ pub(super) async fn login(
             .ok()
             .flatten()
     });
-    let verified = match user {
-        Some(user) if user.active && !user.password_hash.is_empty() => {
+    let passwords_on = web.handle.config.oidc.password_allowed(&email);
+    let verified = match &user {
+        Some(user) if user.active && !user.password_hash.is_empty() && passwords_on => {
             let hash = user.password_hash.clone();
             tokio::task::spawn_blocking(move || verify_password(&password, &hash))
                 .await
@@ -323,37 +481,158 @@ pub(super) async fn login(
     };
     if !verified {
         web.sign_ins.failed(&email, remote, now);
-        return render_login(
-            web,
-            next,
-            &email,
-            Some("Wrong email or password.".into()),
-            None,
-            sent_cookie,
-        );
+        let why = if passwords_on {
+            "wrong email or password"
+        } else {
+            "password sign-in is off"
+        };
+        let h = web.handle.clone();
+        let subject = email.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::manage::sign_in::record(
+                &h,
+                None,
+                AuditAction::SignInFailed,
+                &subject,
+                remote,
+                why,
+            )
+        })
+        .await;
+        let shown = if passwords_on {
+            "Wrong email or password."
+        } else {
+            "Password sign-in is off: sign in with single sign-on."
+        };
+        return render_login(web, next, &email, Some(shown.into()), None, sent_cookie);
     }
     web.sign_ins.succeeded(&email, remote);
-    let started = web
-        .handle
-        .write(move |txn| sessions::start(txn, &email, now));
+    let needs_code = user.as_ref().is_some_and(|u| u.has_two_factor());
+    if !needs_code {
+        let who = Some(Who::User(email.clone()));
+        let entry = AuditEntry::new(who, AuditAction::SignIn, &email)
+            .detail("password")
+            .from_address(remote);
+        if let Err(e) = web
+            .handle
+            .write(move |txn| audit::record(txn, &entry).map(|_| ()))
+        {
+            return store_error(Nav::anonymous(), e);
+        }
+        return start_session(web, &email, "password", req_session, next);
+    }
+    // The password was right; the session waits for the code (and opens nothing else).
+    let started = web.handle.write(move |txn| {
+        if let Some(old) = req_session {
+            sessions::end(txn, &old)?;
+        }
+        sessions::start_awaiting_code(txn, &email, now)
+    });
     match started {
         Ok((token, _)) => {
             let cookie = set_cookie(
                 SESSION_COOKIE,
                 &token,
                 "/",
-                sessions::LIFETIME as i64,
+                sessions::CODE_WAIT as i64,
                 web.secure_cookies(),
             );
-            redirect(safe_next(next), &[cookie])
+            let next: String =
+                form_urlencoded::byte_serialize(safe_next(next).as_bytes()).collect();
+            redirect(&format!("/login/code?next={next}"), &[cookie])
         }
         Err(e) => store_error(Nav::anonymous(), e),
     }
 }
 
+#[derive(Template)]
+#[template(path = "login_code.html")]
+struct CodePage<'a> {
+    nav: Nav,
+    csrf: &'a str,
+    next: &'a str,
+    email: &'a str,
+}
+
+/// The form for the two-factor code, for a session whose password was right.
+pub(super) fn code_page(
+    web: &Web,
+    req: &Request<Incoming>,
+    query: &HashMap<String, String>,
+) -> Page {
+    let Some(visitor) = signed_in(web, req).filter(|v| v.session.awaiting_code) else {
+        return redirect("/login?flash=code-expired", &[]);
+    };
+    let next = query.get("next").map(String::as_str).unwrap_or("/");
+    super::render(CodePage {
+        nav: Nav::anonymous(),
+        csrf: &visitor.session.csrf,
+        next: safe_next(next),
+        email: &visitor.user.email,
+    })
+}
+
+/// Checks the two-factor (or recovery) code; a right one turns the waiting session into a
+/// new, full one.
+pub(super) async fn code(
+    web: &Arc<Web>,
+    awaiting: Option<Visitor>,
+    form: &Form,
+    remote: IpAddr,
+) -> Page {
+    let Some(visitor) = awaiting else {
+        return redirect("/login?flash=code-expired", &[]);
+    };
+    if form.get("csrf") != Some(visitor.session.csrf.as_str()) {
+        return csrf_refused();
+    }
+    let email = visitor.user.email.clone();
+    let now = crate::time::now();
+    if let Some(seconds) = web.codes.wait(&email, remote, now) {
+        return throttled(seconds, "codes");
+    }
+    let next = form.get("next").unwrap_or("/").to_string();
+    let code = form.get("code").unwrap_or("").to_string();
+    let (h, e) = (web.handle.clone(), email.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        crate::manage::sign_in::check_second_factor(&h, &e, &code, remote)
+    })
+    .await
+    .unwrap_or_else(|e| Err(ManageError::Storage(format!("internal error: {e}"))));
+    match checked {
+        Ok(how) => {
+            web.codes.succeeded(&email, remote);
+            let method = match how {
+                SecondFactor::Code => "two_factor",
+                SecondFactor::RecoveryCode => "recovery_code",
+            };
+            start_session(web, &email, method, Some(visitor.token.clone()), &next)
+        }
+        Err(ManageError::Invalid(why)) => {
+            web.codes.failed(&email, remote, now);
+            let mut nav = Nav::anonymous();
+            nav.error = Some(why);
+            let mut page = super::render(CodePage {
+                nav,
+                csrf: &visitor.session.csrf,
+                next: safe_next(&next),
+                email: &email,
+            });
+            *page.status_mut() = StatusCode::UNAUTHORIZED;
+            page
+        }
+        Err(e) => super::manage_error(Nav::anonymous(), &e),
+    }
+}
+
 pub(super) async fn logout(web: &Arc<Web>, visitor: &Visitor) -> Page {
     let token = visitor.token.clone();
-    if let Err(e) = web.handle.write(move |txn| sessions::end(txn, &token)) {
+    let who = Some(visitor.actor().who());
+    let entry = AuditEntry::new(who, AuditAction::SignOut, &visitor.user.email);
+    if let Err(e) = web.handle.write(move |txn| {
+        sessions::end(txn, &token)?;
+        audit::record(txn, &entry).map(|_| ())
+    }) {
         return store_error(Nav::of(visitor), e);
     }
     let gone = set_cookie(SESSION_COOKIE, "", "/", 0, web.secure_cookies());
