@@ -5,70 +5,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Server;
 use common::sink::Sink;
+use common::smtp::Smtp;
 use serde_json::Value;
-
-/// aiosmtpd writing every message it accepts into a Maildir.
-struct Smtp {
-    child: Child,
-    maildir: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Smtp {
-    fn start(port: u16) -> Smtp {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = dir.path().join("Maildir");
-        let child = Command::new(common::python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start aiosmtpd");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Smtp {
-            child,
-            maildir,
-            _dir: dir,
-        }
-    }
-
-    /// Every message received so far, as text.
-    fn mails(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                out.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

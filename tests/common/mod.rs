@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod sink;
+pub mod smtp;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
