@@ -323,6 +323,24 @@ fn two_factor_codes_are_set_up_with_a_qr_code_and_asked_for_after_the_password()
         .find(|e| e["action"] == "sign_in_failed")
         .unwrap();
     assert_eq!(failed["address"], "127.0.0.1");
+
+    // An admin turns off the codes of someone who lost their phone: the password is enough
+    // again.
+    let user = server.json(&["user", "reset-two-factor", "ann@example.com"]);
+    assert_eq!(user["two_factor"], false);
+    let mut again = Browser::new(&server);
+    assert_eq!(again.password("ann@example.com", PASSWORD).location, "/");
+    // Role changes are recorded with who made them.
+    server.cli(&["user", "create", "dora@example.com"]);
+    assert_eq!(server.json(&["user", "role", "dora@example.com", "admin"])["is_admin"], true);
+    let entries = audit(&server);
+    let granted = entries
+        .iter()
+        .find(|e| e["action"] == "admin_granted" && e["subject"] == "dora@example.com")
+        .expect("the role change is in the audit log");
+    assert_eq!(granted["actor"], "the command line");
+    assert!(has_entry(&entries, "two_factor_disabled", "ann@example.com", ""));
+    assert!(has_entry(&entries, "user_created", "dora@example.com", "member"));
 }
 
 #[test]

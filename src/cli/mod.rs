@@ -669,6 +669,21 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make a user an admin, or a member again
+    Role {
+        email: String,
+        #[arg(value_parser = ["admin", "member"])]
+        role: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn off a user's two-factor codes (who lost their phone and recovery codes); they
+    /// sign in with their password alone until they set them up again
+    ResetTwoFactor {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

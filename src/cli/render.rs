@@ -599,10 +599,17 @@ pub fn users(list: &[UserView]) -> String {
                 u.email.clone(),
                 if u.is_admin { "admin" } else { "member" }.into(),
                 if u.active { "active" } else { "deactivated" }.into(),
+                match (u.single_sign_on, u.two_factor) {
+                    (true, true) => "single sign-on, two-factor",
+                    (true, false) => "single sign-on",
+                    (false, true) => "two-factor",
+                    (false, false) => "password",
+                }
+                .into(),
             ]
         })
         .collect();
-    table(&["email", "role", "state"], rows)
+    table(&["email", "role", "state", "sign-in"], rows)
 }
 
 /// `picket audit`: one row per entry, newest first.

@@ -512,6 +512,7 @@ operations! {
     UserCreate => users::UserCreate,
     UserResetLink => users::UserResetLink,
     UserSetActive => users::UserSetActive,
+    UserSetAdmin => users::UserSetAdmin,
     PasswordChange => users::PasswordChange,
     Status => status::Status,
     TokenCreate => tokens::TokenCreate,

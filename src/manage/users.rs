@@ -25,6 +25,12 @@ pub struct UserView {
     /// Alert mail only about issues assigned to them.
     #[serde(default)]
     pub mail_assigned_only: bool,
+    /// Signing in with a password also needs a two-factor code.
+    #[serde(default)]
+    pub two_factor: bool,
+    /// The account is linked to a single sign-on identity.
+    #[serde(default)]
+    pub single_sign_on: bool,
 }
 
 fn yes() -> bool {
@@ -38,6 +44,8 @@ impl From<&User> for UserView {
             is_admin: u.is_admin,
             mail_assigned_only: u.mail_assigned_only,
             active: u.active,
+            two_factor: u.has_two_factor(),
+            single_sign_on: u.sso_subject.is_some(),
         }
     }
 }
@@ -180,6 +188,40 @@ impl Operation for UserSetActive {
         };
         let entry = AuditEntry::new(Some(actor.who()), action, &email);
         let user = h.write_audited(entry, move |txn| users::set_active(txn, &email, active))?;
+        Ok(UserView::from(&user))
+    }
+}
+
+/// Makes a user an admin or takes it away (the audit log records who did).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserSetAdmin {
+    pub email: String,
+    pub admin: bool,
+}
+
+impl Operation for UserSetAdmin {
+    type Answer = UserView;
+    fn apply(self, h: &Handle, actor: &Actor, _: Progress<'_>) -> Result<UserView, ManageError> {
+        actor.require_admin("change who is an admin")?;
+        let email = self.email.trim().to_ascii_lowercase();
+        if !self.admin && actor.user().is_some_and(|me| me.email == email) {
+            return Err(ManageError::Invalid(
+                "you cannot take away your own admin role".into(),
+            ));
+        }
+        let admin = self.admin;
+        let action = if admin {
+            AuditAction::AdminGranted
+        } else {
+            AuditAction::AdminRevoked
+        };
+        let entry = AuditEntry::new(Some(actor.who()), action, &email);
+        let (user, ()) = h.write_audited(entry, move |txn| {
+            users::update(txn, &email, |u| {
+                u.is_admin = admin;
+                Ok(())
+            })
+        })?;
         Ok(UserView::from(&user))
     }
 }
