@@ -695,14 +695,18 @@ fn user_command(cli: &Cli, cmd: &UserCommand) -> anyhow::Result<()> {
                 email: email.clone(),
                 admin: role == "admin",
             };
-            print(*json, &call(cli, op)?, |u| render::users(std::slice::from_ref(u)));
+            print(*json, &call(cli, op)?, |u| {
+                render::users(std::slice::from_ref(u))
+            });
         }
         UserCommand::ResetTwoFactor { email, json } => {
             let op = manage::sign_in::TwoFactorDisable {
                 email: Some(email.clone()),
                 code: String::new(),
             };
-            print(*json, &call(cli, op)?, |u| render::users(std::slice::from_ref(u)));
+            print(*json, &call(cli, op)?, |u| {
+                render::users(std::slice::from_ref(u))
+            });
         }
         UserCommand::Link { email, json } => {
             let op = manage::users::UserResetLink {

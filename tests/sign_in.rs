@@ -5,138 +5,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use common::browser::{Browser, csrf};
 use common::smtp::Smtp;
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery";
-
-/// A browser without JavaScript: keeps cookies, follows nothing by itself.
-struct Browser {
-    base: String,
-    agent: ureq::Agent,
-    cookies: BTreeMap<String, String>,
-    /// Headers sent with every request (a proxy's).
-    extra: Vec<(String, String)>,
-}
-
-/// What came back: status, where it points, the body.
-struct Answer {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-impl Browser {
-    fn new(server: &Server) -> Browser {
-        Browser {
-            base: server.url.clone(),
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .build()
-                .new_agent(),
-            cookies: BTreeMap::new(),
-            extra: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, resp: &ureq::http::Response<ureq::Body>) {
-        for v in resp.headers().get_all("set-cookie") {
-            let pair = v.to_str().unwrap().split(';').next().unwrap();
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-
-    fn answer(&mut self, mut resp: ureq::http::Response<ureq::Body>) -> Answer {
-        self.keep(&resp);
-        Answer {
-            status: resp.status().as_u16(),
-            location: resp
-                .headers()
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default(),
-            body: resp.body_mut().read_to_string().unwrap_or_default(),
-        }
-    }
-
-    fn get(&mut self, path: &str) -> Answer {
-        let mut req = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .header("cookie", &self.cookie_header());
-        for (k, v) in &self.extra {
-            req = req.header(k, v);
-        }
-        let resp = req.call().unwrap();
-        self.answer(resp)
-    }
-
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let mut req = self
-            .agent
-            .post(&format!("{}{path}", self.base))
-            .header("cookie", &self.cookie_header())
-            .header("content-type", "application/x-www-form-urlencoded");
-        for (k, v) in &self.extra {
-            req = req.header(k, v);
-        }
-        let resp = req.send(body.as_bytes()).unwrap();
-        self.answer(resp)
-    }
-
-    /// Submits the form on the page at `page` whose action is `action`, with its CSRF token.
-    fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
-        let form = self.get(page);
-        assert_eq!(form.status, 200, "{page}: {}", form.body);
-        let token = csrf(&form.body);
-        let mut all = vec![("csrf", token.as_str())];
-        all.extend_from_slice(fields);
-        self.post(action, &all)
-    }
-
-    /// Signs in with a password; the answer to the form.
-    fn password(&mut self, email: &str, password: &str) -> Answer {
-        self.submit(
-            "/login",
-            "/login",
-            &[("next", "/"), ("email", email), ("password", password)],
-        )
-    }
-
-    fn sign_out(&mut self) {
-        let a = self.submit("/account", "/logout", &[]);
-        assert_eq!(a.status, 303);
-    }
-}
-
-fn csrf(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .unwrap_or_else(|| panic!("no CSRF token in {page}"))
-        + 19;
-    page[at..].split('"').next().unwrap().to_string()
-}
 
 /// The text of the element with this id.
 fn element(page: &str, id: &str) -> String {
@@ -204,7 +80,7 @@ fn two_factor_codes_are_set_up_with_a_qr_code_and_asked_for_after_the_password()
     let server = Server::start();
     common::create_admin(&server.data_dir, "ann@example.com", PASSWORD);
     let mut ann = Browser::new(&server);
-    assert_eq!(ann.password("ann@example.com", PASSWORD).location, "/");
+    assert_eq!(ann.sign_in("ann@example.com", PASSWORD).location, "/");
 
     // Setup: a QR code drawn on the server, the key to type in, a code confirms it.
     let start = ann.submit("/account/two-factor", "/account/two-factor/start", &[]);
@@ -250,7 +126,7 @@ fn two_factor_codes_are_set_up_with_a_qr_code_and_asked_for_after_the_password()
     ann.sign_out();
 
     // The password alone opens nothing: the session waits for a code.
-    let pw = ann.password("ann@example.com", PASSWORD);
+    let pw = ann.sign_in("ann@example.com", PASSWORD);
     assert_eq!(pw.location, "/login/code?next=%2F");
     assert!(ann.get("/").location.starts_with("/login?next="));
     let form = ann.get("/login/code");
@@ -270,7 +146,7 @@ fn two_factor_codes_are_set_up_with_a_qr_code_and_asked_for_after_the_password()
     ann.sign_out();
 
     // The same code again is refused; a recovery code works once.
-    ann.password("ann@example.com", PASSWORD);
+    ann.sign_in("ann@example.com", PASSWORD);
     let token = csrf(&ann.get("/login/code").body);
     let again = ann.post("/login/code", &[("csrf", &token), ("code", &code)]);
     assert_eq!(again.status, 401, "a code works once");
@@ -278,7 +154,7 @@ fn two_factor_codes_are_set_up_with_a_qr_code_and_asked_for_after_the_password()
     let rescued = ann.post("/login/code", &[("csrf", &token), ("code", &recovery)]);
     assert_eq!(rescued.status, 303, "{}", rescued.body);
     ann.sign_out();
-    ann.password("ann@example.com", PASSWORD);
+    ann.sign_in("ann@example.com", PASSWORD);
     let token = csrf(&ann.get("/login/code").body);
     let used = ann.post("/login/code", &[("csrf", &token), ("code", &codes[0])]);
     assert_eq!(used.status, 401, "a recovery code works once");
@@ -329,18 +205,31 @@ fn two_factor_codes_are_set_up_with_a_qr_code_and_asked_for_after_the_password()
     let user = server.json(&["user", "reset-two-factor", "ann@example.com"]);
     assert_eq!(user["two_factor"], false);
     let mut again = Browser::new(&server);
-    assert_eq!(again.password("ann@example.com", PASSWORD).location, "/");
+    assert_eq!(again.sign_in("ann@example.com", PASSWORD).location, "/");
     // Role changes are recorded with who made them.
     server.cli(&["user", "create", "dora@example.com"]);
-    assert_eq!(server.json(&["user", "role", "dora@example.com", "admin"])["is_admin"], true);
+    assert_eq!(
+        server.json(&["user", "role", "dora@example.com", "admin"])["is_admin"],
+        true
+    );
     let entries = audit(&server);
     let granted = entries
         .iter()
         .find(|e| e["action"] == "admin_granted" && e["subject"] == "dora@example.com")
         .expect("the role change is in the audit log");
     assert_eq!(granted["actor"], "the command line");
-    assert!(has_entry(&entries, "two_factor_disabled", "ann@example.com", ""));
-    assert!(has_entry(&entries, "user_created", "dora@example.com", "member"));
+    assert!(has_entry(
+        &entries,
+        "two_factor_disabled",
+        "ann@example.com",
+        ""
+    ));
+    assert!(has_entry(
+        &entries,
+        "user_created",
+        "dora@example.com",
+        "member"
+    ));
 }
 
 #[test]
@@ -348,7 +237,7 @@ fn admins_can_require_two_factor_codes_for_password_accounts() {
     let server = Server::start_with_config("[auth]\nrequire_two_factor = true\n", &[]);
     common::create_admin(&server.data_dir, "ann@example.com", PASSWORD);
     let mut ann = Browser::new(&server);
-    ann.password("ann@example.com", PASSWORD);
+    ann.sign_in("ann@example.com", PASSWORD);
     assert_eq!(ann.get("/").location, "/account/two-factor");
     assert_eq!(ann.get("/projects/default").location, "/account/two-factor");
     let page = ann.get("/account/two-factor");
@@ -409,13 +298,13 @@ fn a_forgotten_password_is_reset_with_a_mailed_link_that_works_once() {
     assert_eq!(set.location, "/login?flash=password-set");
     assert_eq!(
         visitor
-            .password("bob@example.com", "a brand new secret")
+            .sign_in("bob@example.com", "a brand new secret")
             .location,
         "/"
     );
     // The old one is gone; the link is used up.
     let mut other = Browser::new(&server);
-    assert_eq!(other.password("bob@example.com", PASSWORD).status, 401);
+    assert_eq!(other.sign_in("bob@example.com", PASSWORD).status, 401);
     assert_eq!(other.get(&path).status, 404);
     assert_eq!(
         other.post(&path, &[("password", "yet another one")]).status,
@@ -474,7 +363,7 @@ fn a_trusted_proxys_header_signs_people_in_only_from_that_proxy() {
     );
     trusted.cli(&["user", "create", "carol@example.com"]);
     let mut carol = Browser::new(&trusted);
-    carol.extra = vec![("X-Forwarded-Email".into(), "Carol@Example.com".into())];
+    carol.set_header("X-Forwarded-Email", "Carol@Example.com");
     let first = carol.get("/account");
     assert_eq!(first.status, 303);
     assert_eq!(first.location, "/account");
@@ -486,7 +375,7 @@ fn a_trusted_proxys_header_signs_people_in_only_from_that_proxy() {
     );
     // Someone the proxy names without an account is refused, saying why.
     let mut stranger = Browser::new(&trusted);
-    stranger.extra = vec![("X-Forwarded-Email".into(), "dave@example.com".into())];
+    stranger.set_header("X-Forwarded-Email", "dave@example.com");
     let refused = stranger.get("/");
     assert_eq!(refused.status, 403);
     assert!(refused.body.contains("no account for dave@example.com"));
@@ -504,7 +393,7 @@ fn a_trusted_proxys_header_signs_people_in_only_from_that_proxy() {
     );
     elsewhere.cli(&["user", "create", "carol@example.com"]);
     let mut forger = Browser::new(&elsewhere);
-    forger.extra = vec![("X-Forwarded-Email".into(), "carol@example.com".into())];
+    forger.set_header("X-Forwarded-Email", "carol@example.com");
     let ignored = forger.get("/account");
     assert!(
         ignored.location.starts_with("/login?next="),

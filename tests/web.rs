@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::Command;
 
 use common::Server;
+use common::browser::{self, Browser};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -44,114 +44,11 @@ fn a_user_signs_in_reads_an_issue_resolves_it_and_sees_it_regress_in_chromium() 
     }
 }
 
-/// A browser without one: cookies by hand, no redirects followed.
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    cookies: HashMap<String, String>,
-    /// The client a (trusted, loopback) proxy says it forwards for.
-    forwarded_for: String,
-}
-
-struct Answer {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-impl Client {
-    fn new(server: &Server) -> Client {
-        Client {
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .build()
-                .new_agent(),
-            base: server.url.clone(),
-            cookies: HashMap::new(),
-            forwarded_for: "203.0.113.1".into(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, resp: &ureq::http::Response<ureq::Body>) {
-        for value in resp.headers().get_all("set-cookie") {
-            let text = value.to_str().unwrap();
-            let pair = text.split(';').next().unwrap();
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-
-    fn answer(&mut self, mut resp: ureq::http::Response<ureq::Body>) -> Answer {
-        self.keep(&resp);
-        Answer {
-            status: resp.status().as_u16(),
-            location: resp
-                .headers()
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default(),
-            body: resp.body_mut().read_to_string().unwrap_or_default(),
-        }
-    }
-
-    fn get(&mut self, path: &str) -> Answer {
-        let resp = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .header("cookie", &self.cookie_header())
-            .header("x-forwarded-for", &self.forwarded_for)
-            .call()
-            .unwrap();
-        self.answer(resp)
-    }
-
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let resp = self
-            .agent
-            .post(&format!("{}{path}", self.base))
-            .header("cookie", &self.cookie_header())
-            .header("x-forwarded-for", &self.forwarded_for)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .send(body.as_bytes())
-            .unwrap();
-        self.answer(resp)
-    }
-
-    /// The value of the first hidden `csrf` field on a page.
-    fn csrf_of(page: &str) -> String {
-        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        page[at..].split('"').next().unwrap().to_string()
-    }
-
-    fn sign_in(&mut self, email: &str, password: &str) -> Answer {
-        let form = self.get("/login");
-        let csrf = Client::csrf_of(&form.body);
-        self.post(
-            "/login",
-            &[
-                ("csrf", &csrf),
-                ("next", "/"),
-                ("email", email),
-                ("password", password),
-            ],
-        )
-    }
+/// A client behind the (trusted, loopback) proxy, which says it forwards for `client`.
+fn behind_proxy(server: &Server, client: &str) -> Browser {
+    let mut b = Browser::new(server);
+    b.set_header("x-forwarded-for", client);
+    b
 }
 
 #[test]
@@ -165,7 +62,7 @@ fn csrf_membership_throttling_and_set_password_links() {
         .unwrap();
 
     // Signing in needs the form's token.
-    let mut admin = Client::new(&server);
+    let mut admin = behind_proxy(&server, "203.0.113.1");
     admin.get("/login");
     let refused = admin.post(
         "/login",
@@ -193,7 +90,7 @@ fn csrf_membership_throttling_and_set_password_links() {
         "the refused posts changed nothing"
     );
     let page = admin.get("/projects/default/");
-    let csrf = Client::csrf_of(&page.body);
+    let csrf = browser::csrf(&page.body);
     let out = admin.post(
         "/projects/default/issues/1/status",
         &[("action", "resolve"), ("csrf", &csrf)],
@@ -218,7 +115,7 @@ fn csrf_membership_throttling_and_set_password_links() {
         .chars()
         .take_while(|c| c.is_ascii_hexdigit())
         .collect();
-    let mut dev = Client::new(&server);
+    let mut dev = behind_proxy(&server, "203.0.113.1");
     assert_eq!(dev.get(&format!("/set-password/{token}")).status, 200);
     let set = dev.post(
         &format!("/set-password/{token}"),
@@ -265,15 +162,13 @@ fn csrf_membership_throttling_and_set_password_links() {
 
     // Failed sign-ins slow the guessing client down; the account's owner, elsewhere, is not
     // shut out (both arrive through the trusted loopback proxy, which names them).
-    let mut attacker = Client::new(&server);
-    attacker.forwarded_for = "192.0.2.66".into();
+    let mut attacker = behind_proxy(&server, "192.0.2.66");
     let mut last = 0;
     for _ in 0..12 {
         last = attacker.sign_in("dev@example.com", "guess").status;
     }
     assert_eq!(last, 429, "too many failed sign-ins");
-    let mut owner = Client::new(&server);
-    owner.forwarded_for = "198.51.100.20".into();
+    let mut owner = behind_proxy(&server, "198.51.100.20");
     assert_eq!(
         owner.sign_in("dev@example.com", "a new password").status,
         303
@@ -281,7 +176,7 @@ fn csrf_membership_throttling_and_set_password_links() {
 
     // A new password ends the account's other sessions, not the one that set it.
     let page = owner.get("/account");
-    let owner_csrf = Client::csrf_of(&page.body);
+    let owner_csrf = browser::csrf(&page.body);
     let changed = owner.post(
         "/account",
         &[
@@ -305,9 +200,9 @@ fn csrf_membership_throttling_and_set_password_links() {
     assert_eq!(elsewhere.status, 303, "the other session ended");
 
     // After signing in, only a path of picket's own is followed.
-    let mut tricked = Client::new(&server);
+    let mut tricked = behind_proxy(&server, "203.0.113.1");
     let form = tricked.get("/login");
-    let csrf_t = Client::csrf_of(&form.body);
+    let csrf_t = browser::csrf(&form.body);
     let went = tricked.post(
         "/login",
         &[
@@ -322,7 +217,7 @@ fn csrf_membership_throttling_and_set_password_links() {
 
     // Signing out ends the session on the server: the old cookie is refused.
     let page = admin.get("/");
-    let csrf = Client::csrf_of(&page.body);
+    let csrf = browser::csrf(&page.body);
     assert_eq!(admin.post("/logout", &[("csrf", &csrf)]).status, 303);
     admin.cookies.insert("picket_session".into(), session);
     let after = admin.get("/projects/default/");
@@ -342,7 +237,7 @@ fn the_list_says_what_it_did_not_understand_and_counts_right() {
             .unwrap();
     };
     send("the only problem");
-    let mut admin = Client::new(&server);
+    let mut admin = behind_proxy(&server, "203.0.113.1");
     admin.sign_in("admin@example.com", PASSWORD);
     let one = admin.get("/projects/default/").body;
     assert!(one.contains("1 issue ·"), "one issue, singular");

@@ -280,27 +280,43 @@ pub(super) fn start_session(
     old: Option<String>,
     next: &str,
 ) -> Page {
+    match open_session(web, email, Some(method), old) {
+        Ok(cookie) => redirect(safe_next(next), &[cookie]),
+        Err(e) => store_error(Nav::anonymous(), e),
+    }
+}
+
+/// Ends `old` and starts a session signed in by `method` (or, without one, a session that
+/// waits for a two-factor code); the cookie that carries it.
+fn open_session(
+    web: &Web,
+    email: &str,
+    method: Option<&'static str>,
+    old: Option<String>,
+) -> Result<String, crate::store::StoreError> {
     let now = crate::time::now();
     let email = email.to_string();
-    let started = web.handle.write(move |txn| {
+    let (token, _) = web.handle.write(move |txn| {
         if let Some(old) = old {
             sessions::end(txn, &old)?;
         }
-        sessions::start(txn, &email, now, method)
-    });
-    match started {
-        Ok((token, _)) => {
-            let cookie = set_cookie(
-                SESSION_COOKIE,
-                &token,
-                "/",
-                sessions::LIFETIME as i64,
-                web.secure_cookies(),
-            );
-            redirect(safe_next(next), &[cookie])
+        match method {
+            Some(method) => sessions::start(txn, &email, now, method),
+            None => sessions::start_awaiting_code(txn, &email, now),
         }
-        Err(e) => store_error(Nav::anonymous(), e),
-    }
+    })?;
+    let lifetime = if method.is_some() {
+        sessions::LIFETIME
+    } else {
+        sessions::CODE_WAIT
+    };
+    Ok(set_cookie(
+        SESSION_COOKIE,
+        &token,
+        "/",
+        lifetime as i64,
+        web.secure_cookies(),
+    ))
 }
 
 pub(super) fn login_page(
@@ -522,21 +538,8 @@ pub(super) async fn login(
         return start_session(web, &email, "password", req_session, next);
     }
     // The password was right; the session waits for the code (and opens nothing else).
-    let started = web.handle.write(move |txn| {
-        if let Some(old) = req_session {
-            sessions::end(txn, &old)?;
-        }
-        sessions::start_awaiting_code(txn, &email, now)
-    });
-    match started {
-        Ok((token, _)) => {
-            let cookie = set_cookie(
-                SESSION_COOKIE,
-                &token,
-                "/",
-                sessions::CODE_WAIT as i64,
-                web.secure_cookies(),
-            );
+    match open_session(web, &email, None, req_session) {
+        Ok(cookie) => {
             let next: String =
                 form_urlencoded::byte_serialize(safe_next(next).as_bytes()).collect();
             redirect(&format!("/login/code?next={next}"), &[cookie])
