@@ -26,7 +26,7 @@ use crate::intake::http::{self, Intake};
 use crate::intake::ratelimit::RateLimiter;
 use crate::intake::udp;
 use crate::manage::{self, Handle, Writes};
-use crate::pipeline::{self, Writer, WriterConfig};
+use crate::pipeline::{self, Writer};
 use crate::status::Live;
 use crate::store::dictionary::{self, Codec};
 use crate::store::key_cache::KeyCache;
@@ -185,19 +185,12 @@ pub fn run(
 
     let workers = Arc::new(Workers::default());
     let (queue, jobs) = pipeline::queue(config.pipeline.queue_capacity);
-    let writer_config = WriterConfig {
-        batch_max: config.pipeline.batch_max,
-        issue_cache: config.pipeline.issue_cache,
-        quick_repair: config.pipeline.quick_repair,
-        caps: crate::pipeline::eviction::Caps {
-            per_project: config.retention.max_events_per_project,
-            per_issue: config.retention.max_events_per_issue,
-        },
-        alert_mail: !config.smtp_url.is_empty(),
-        alert_throttle: config.alerts.throttle.0.as_secs_f64(),
-        file: crate::store::file_in(&config.data_dir),
-        max_disk: config.retention.max_disk.0,
-    };
+    let writer_config = pipeline::recover(&db, &config, queue.shared_stats()).map_err(|cause| {
+        ServeError::Store {
+            what: "cannot apply the write-ahead log",
+            cause,
+        }
+    })?;
     let writer_thread = {
         let (db, stats, jobs) = (db.clone(), queue.shared_stats(), jobs.clone());
         supervisor::supervise_thread(workers.clone(), "writer", move || {

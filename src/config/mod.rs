@@ -427,6 +427,11 @@ pub struct Pipeline {
     pub issue_cache: usize,
     /// Save the allocator state with every commit, so that reopening after a crash is quick.
     pub quick_repair: bool,
+    /// Batches are acknowledged once in the write-ahead log; a checkpoint makes the data file
+    /// durable (and empties the log) at least this often while events arrive…
+    pub checkpoint_interval: Duration,
+    /// …and whenever the log grows past this.
+    pub checkpoint_size: ByteSize,
 }
 
 impl Default for Config {
@@ -496,6 +501,8 @@ impl Default for Pipeline {
             batch_max: 512,
             issue_cache: 10_000,
             quick_repair: true,
+            checkpoint_interval: Duration(std::time::Duration::from_secs(1)),
+            checkpoint_size: ByteSize(16 << 20),
         }
     }
 }

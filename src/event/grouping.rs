@@ -40,7 +40,7 @@ impl Strategy {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grouping {
     pub hash: [u8; 16],
     pub strategy: Strategy,

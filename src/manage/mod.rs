@@ -294,9 +294,12 @@ impl Handle {
     /// A handle on the file opened by this process, for a command run while no server runs;
     /// the file must exist (a command never makes a new store).
     pub fn open_direct(config: Arc<Config>) -> Result<Handle, StoreError> {
-        let db = crate::store::open_existing(&config.data_dir)?;
+        let db = Arc::new(crate::store::open_existing(&config.data_dir)?);
+        // What a crash left in the write-ahead log is applied first.
+        let (queue, _) = crate::pipeline::queue(1);
+        crate::pipeline::recover(&db, &config, queue.shared_stats())?;
         Ok(Handle {
-            db: Arc::new(db),
+            db,
             writes: Writes::Direct,
             config,
             live: None,

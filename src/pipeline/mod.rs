@@ -25,9 +25,52 @@ use crate::store::outcomes::OutcomeKey;
 
 pub use writer::{Writer, WriterConfig};
 
+/// Opens the data directory's write-ahead log and applies what a crash left in it past the
+/// last checkpoint (each batch once), before anything else writes: the writer's
+/// configuration, with the log, for the writer that runs from then on.
+pub fn recover(
+    db: &Arc<redb::Database>,
+    config: &crate::config::Config,
+    stats: Arc<Stats>,
+) -> Result<WriterConfig, StoreError> {
+    let (wal, pending) = crate::store::wal::Wal::open(&config.data_dir)?;
+    let writer_config = WriterConfig {
+        batch_max: config.pipeline.batch_max,
+        issue_cache: config.pipeline.issue_cache,
+        quick_repair: config.pipeline.quick_repair,
+        caps: eviction::Caps {
+            per_project: config.retention.max_events_per_project,
+            per_issue: config.retention.max_events_per_issue,
+        },
+        alert_mail: !config.smtp_url.is_empty(),
+        alert_throttle: config.alerts.throttle.0.as_secs_f64(),
+        file: crate::store::file_in(&config.data_dir),
+        max_disk: config.retention.max_disk.0,
+        wal: Some(Arc::new(std::sync::Mutex::new(wal))),
+        checkpoint_every: config.pipeline.checkpoint_interval.0,
+        // The log counts against a disk budget: at most a sixteenth of it.
+        checkpoint_bytes: match config.retention.max_disk.0 {
+            0 => config.pipeline.checkpoint_size.0,
+            budget => config.pipeline.checkpoint_size.0.min(budget / 16),
+        },
+    };
+    if !pending.is_empty() {
+        let started = std::time::Instant::now();
+        let (_, jobs) = queue(1);
+        let replayed =
+            Writer::new(db.clone(), jobs, stats, writer_config.clone()).recover(pending)?;
+        tracing::info!(
+            "applied {replayed} records from the write-ahead log in {:?}",
+            started.elapsed()
+        );
+    }
+    Ok(writer_config)
+}
+
 /// An event ready to store: normalized, grouped and compressed by intake, and summed up in the
 /// few [`Facts`] the writer folds into its issue, so that the writer never walks (or frees) a
 /// parsed event.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Arrival {
     pub project: u64,
     pub event_id: EventId,
@@ -39,6 +82,7 @@ pub struct Arrival {
 }
 
 /// What an issue learns from one of its events.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Facts {
     pub event_id: EventId,
     /// Receive time (Unix seconds).
@@ -125,12 +169,14 @@ type AdminWork = Box<
 >;
 
 /// User feedback ready to store for `project`.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FeedbackArrival {
     pub project: u64,
     pub feedback: crate::event::feedback::Feedback,
 }
 
 /// Release-health counts of one envelope's sessions, ready to add for `project`.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SessionArrival {
     pub project: u64,
     pub counts: Vec<(

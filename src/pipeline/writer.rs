@@ -1,12 +1,18 @@
 //! The writer thread: the only code that writes to the file (redb allows one write
-//! transaction at a time). It drains the queue into a batch, applies the whole batch in one
-//! transaction committed with `Durability::Immediate`, and only then answers every request in
-//! it. Under load batches grow, so one fsync serves many events (group commit).
+//! transaction at a time). It drains the queue into a batch, appends the batch to the
+//! write-ahead log and syncs it (one sequential write), applies the whole batch in one
+//! transaction that does not wait for the disk (readers see it at once), and only then
+//! answers every request in it. Every second or so, and before every management write, a
+//! checkpoint commits durably and the log starts over; after a crash the log's records past
+//! the last checkpoint are applied again, each once (its sequence number is stored with it).
+//! Under load batches grow, so one sync serves many events (group commit). Without a log
+//! (benchmarks of the store alone), every batch commits durably itself.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 
@@ -21,6 +27,7 @@ use crate::store::outcomes::{OutcomeKey, Source};
 use crate::store::projects::Project;
 use crate::store::slices::SliceEvent;
 use crate::store::tables::Tables;
+use crate::store::wal::{Record, Wal};
 
 /// Bound of the writer's memory of indexed terms.
 const MAX_KNOWN_TERMS: usize = 500_000;
@@ -44,6 +51,34 @@ pub struct WriterConfig {
     /// The data file and its size budget (`retention.max_disk`; 0: none).
     pub file: std::path::PathBuf,
     pub max_disk: u64,
+    /// The write-ahead log, shared by the writer's restarts; without one every batch is
+    /// committed durably.
+    pub wal: Option<Arc<Mutex<Wal>>>,
+    /// A checkpoint at least this often while batches arrive…
+    pub checkpoint_every: Duration,
+    /// …and whenever the log grows past this many bytes.
+    pub checkpoint_bytes: u64,
+}
+
+/// The META key of the last log record applied.
+const WAL_SEQ: &str = "wal_seq";
+
+/// A batch as the log holds it.
+#[derive(serde::Serialize)]
+struct LoggedRef<'a> {
+    events: Vec<&'a Arrival>,
+    feedback: Vec<&'a FeedbackArrival>,
+    sessions: Vec<&'a SessionArrival>,
+    outcomes: Vec<(&'a OutcomeKey, u64)>,
+}
+
+/// A batch read back from the log.
+#[derive(serde::Deserialize)]
+struct Logged {
+    events: Vec<Arrival>,
+    feedback: Vec<FeedbackArrival>,
+    sessions: Vec<SessionArrival>,
+    outcomes: Vec<(OutcomeKey, u64)>,
 }
 
 /// An event waiting in a batch, with where to send its ack.
@@ -79,6 +114,12 @@ pub struct Writer {
     /// Feedback waiting for its event, as last counted: while there is none, storing an
     /// event does not look for any.
     feedback_waiting: u64,
+    /// The sequence number of the last batch logged.
+    wal_seq: u64,
+    /// Since when batches have been applied that no checkpoint has made durable yet.
+    unsynced_since: Option<Instant>,
+    /// The last batch evicted stored events (a checkpoint follows at once).
+    evicted: bool,
 }
 
 impl Writer {
@@ -95,8 +136,104 @@ impl Writer {
             windows: Default::default(),
             known_terms: HashSet::new(),
             feedback_waiting: u64::MAX,
+            wal_seq: 0,
+            unsynced_since: None,
+            evicted: false,
             config,
         }
+    }
+
+    fn wal(&self) -> Option<std::sync::MutexGuard<'_, Wal>> {
+        self.config
+            .wal
+            .as_ref()
+            .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn applied_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(crate::store::META)?;
+        Ok(redb::ReadableTable::get(&meta, WAL_SEQ)?.map_or(0, |v| v.value()))
+    }
+
+    /// Applies the log's records past the last checkpoint (a crash's leftovers), each once,
+    /// then checkpoints: what opening a data directory does before anything else writes.
+    pub fn recover(&mut self, records: Vec<Record>) -> Result<usize, StoreError> {
+        let applied = self.applied_seq()?;
+        let mut replayed = 0;
+        for record in records {
+            if record.seq <= applied {
+                continue;
+            }
+            let logged: Logged =
+                rmp_serde::from_slice(&record.payload).map_err(|e| StoreError::Corrupt {
+                    table: "picket.wal",
+                    cause: format!("record {} cannot be read by this version: {e}", record.seq),
+                })?;
+            let mut batch = Batch::default();
+            for a in logged.events {
+                batch
+                    .events
+                    .push((Box::new(a), tokio::sync::oneshot::channel().0));
+            }
+            for f in logged.feedback {
+                batch
+                    .feedback
+                    .push((Box::new(f), tokio::sync::oneshot::channel().0));
+            }
+            for s in logged.sessions {
+                batch
+                    .sessions
+                    .push((Box::new(s), tokio::sync::oneshot::channel().0));
+            }
+            batch.outcomes = logged.outcomes.into_iter().collect();
+            replayed += batch.len();
+            self.wal_seq = record.seq;
+            self.apply(batch, Some(record.seq), None)?;
+        }
+        self.checkpoint()?;
+        self.synced()?;
+        Ok(replayed)
+    }
+
+    /// Makes every batch applied so far durable and starts the log over.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        if self.unsynced_since.is_none() {
+            return Ok(());
+        }
+        let txn = self.begin(true)?;
+        txn.commit()?;
+        self.synced()
+    }
+
+    /// A durable commit made everything before it durable: the log starts over.
+    fn synced(&mut self) -> Result<(), StoreError> {
+        self.unsynced_since = None;
+        match self.wal() {
+            Some(mut wal) => wal.clear(),
+            None => Ok(()),
+        }
+    }
+
+    /// Checkpoints when the last one is old enough or the log big enough.
+    fn checkpoint_if_due(&mut self) {
+        let evicted = std::mem::take(&mut self.evicted);
+        let due = self.unsynced_since.is_some_and(|since| {
+            evicted
+                || since.elapsed() >= self.config.checkpoint_every
+                || self
+                    .wal()
+                    .is_some_and(|w| w.len() >= self.config.checkpoint_bytes)
+        });
+        if due && let Err(e) = self.checkpoint() {
+            tracing::error!("checkpoint failed (the log keeps the batches): {e}");
+        }
+    }
+
+    /// How long the writer may wait for work before a checkpoint is due.
+    fn idle_wait(&self) -> Option<Duration> {
+        self.unsynced_since
+            .map(|since| self.config.checkpoint_every.saturating_sub(since.elapsed()))
     }
 
     /// Runs until every sender of the queue is gone and the queue is drained.
@@ -107,7 +244,22 @@ impl Writer {
         self.stats.running.store(true, Ordering::SeqCst);
         let _stopped = RunningFlag(self.stats.clone());
         self.feedback_waiting = self.count_waiting_feedback().unwrap_or(u64::MAX);
-        while let Ok(job) = jobs.recv() {
+        self.wal_seq = self.applied_seq().unwrap_or(0);
+        loop {
+            let job = match self.idle_wait() {
+                Some(wait) => match jobs.recv_timeout(wait) {
+                    Ok(job) => job,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        self.checkpoint_if_due();
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
             let mut batch = Batch::default();
             let mut admin = None;
             let mut next = Some(job);
@@ -135,6 +287,10 @@ impl Writer {
             if let Some((work, touches)) = admin {
                 self.run_admin(work, touches);
             }
+            self.checkpoint_if_due();
+        }
+        if let Err(e) = self.checkpoint() {
+            tracing::error!("the last checkpoint failed (the log keeps the batches): {e}");
         }
     }
 
@@ -153,7 +309,7 @@ impl Writer {
                 }
             }
         }
-        let txn = match self.begin() {
+        let txn = match self.begin(true) {
             Ok(txn) => txn,
             Err(e) => {
                 tracing::error!("management write failed to start: {e}");
@@ -162,7 +318,11 @@ impl Writer {
         };
         let (commit, reply) = work(&txn);
         if commit {
-            let done = txn.commit().map_err(StoreError::from);
+            // Durable, so a checkpoint for every batch before it too.
+            let done = txn
+                .commit()
+                .map_err(StoreError::from)
+                .and_then(|()| self.synced());
             self.changed(match &touches {
                 Touches::Everything => None,
                 Touches::Nothing => Some(&[]),
@@ -183,12 +343,44 @@ impl Writer {
         self.stats.version.store(version, Ordering::Release);
     }
 
-    fn begin(&self) -> Result<WriteTransaction, StoreError> {
+    /// A write transaction: committed durably, or (a logged batch) without waiting for the
+    /// disk.
+    fn begin(&self, durable: bool) -> Result<WriteTransaction, StoreError> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability)
             .map_err(|e| StoreError::Db(e.to_string()))?;
-        txn.set_quick_repair(self.config.quick_repair);
+        if durable {
+            txn.set_quick_repair(self.config.quick_repair);
+        }
         Ok(txn)
+    }
+
+    /// Appends the batch to the log (when there is one): its sequence number and where its
+    /// record starts.
+    fn log(&mut self, batch: &Batch) -> Result<Option<(u64, u64)>, StoreError> {
+        if self.config.wal.is_none() {
+            return Ok(None);
+        }
+        let record = LoggedRef {
+            events: batch.events.iter().map(|(a, _)| a.as_ref()).collect(),
+            feedback: batch.feedback.iter().map(|(f, _)| f.as_ref()).collect(),
+            sessions: batch.sessions.iter().map(|(s, _)| s.as_ref()).collect(),
+            outcomes: batch.outcomes.iter().map(|(k, n)| (k, *n)).collect(),
+        };
+        let payload = rmp_serde::to_vec(&record)
+            .map_err(|e| StoreError::Io(format!("cannot encode a log record: {e}")))?;
+        let seq = self.wal_seq + 1;
+        let at = match self.wal() {
+            Some(mut wal) => wal.append(seq, &payload)?,
+            None => return Ok(None),
+        };
+        self.wal_seq = seq;
+        Ok(Some((seq, at)))
     }
 
     fn count_waiting_feedback(&self) -> Result<u64, StoreError> {
@@ -197,10 +389,29 @@ impl Writer {
         Ok(redb::ReadableTableMetadata::len(&waiting)?)
     }
 
-    fn write_batch(&mut self, mut batch: Batch) {
+    fn write_batch(&mut self, batch: Batch) {
         self.stats
             .queued
             .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        match self.log(&batch) {
+            Ok(logged) => {
+                let _ = self.apply(batch, logged.map(|l| l.0), logged.map(|l| l.1));
+            }
+            Err(e) => {
+                tracing::error!("logging a batch of {} records failed: {e}", batch.len());
+                fail(batch, &e);
+            }
+        }
+    }
+
+    /// Applies a batch (logged as `seq`, starting at `cut_at` in the log) and answers its
+    /// requests.
+    fn apply(
+        &mut self,
+        mut batch: Batch,
+        seq: Option<u64>,
+        cut_at: Option<u64>,
+    ) -> Result<(), StoreError> {
         let arrivals: Vec<&Arrival> = batch.events.iter().map(|(a, _)| a.as_ref()).collect();
         let feedback: Vec<&FeedbackArrival> =
             batch.feedback.iter().map(|(f, _)| f.as_ref()).collect();
@@ -212,7 +423,7 @@ impl Writer {
         // A page redb cannot read may stop it with a panic (debug builds always do): that is
         // a damaged file, reported like the Corrupted error release builds return.
         let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.commit_batch(&arrivals, &feedback, extra)
+            self.commit_batch(&arrivals, &feedback, extra, seq)
         }))
         .unwrap_or_else(|panic| {
             Err(StoreError::Damaged(crate::store::panic_detail(
@@ -242,6 +453,10 @@ impl Writer {
                 for (_, reply) in batch.sessions {
                     let _ = reply.send(Ok(Ack::Stored));
                 }
+                if seq.is_some() {
+                    self.unsynced_since.get_or_insert_with(Instant::now);
+                }
+                Ok(())
             }
             Err(e) => {
                 tracing::error!("writing a batch of {} records failed: {e}", batch.len());
@@ -251,13 +466,16 @@ impl Writer {
                 self.cache.clear();
                 self.known_terms.clear();
                 self.feedback_waiting = u64::MAX;
-                let replies = batch.events.into_iter().map(|(_, reply)| reply);
-                let replies = replies
-                    .chain(batch.feedback.into_iter().map(|(_, reply)| reply))
-                    .chain(batch.sessions.into_iter().map(|(_, reply)| reply));
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Db(e.to_string())));
+                // Not applied, not acknowledged: not replayed either.
+                if let Some(at) = cut_at
+                    && let Some(mut wal) = self.wal()
+                    && let Err(cut) = wal.cut(at)
+                {
+                    tracing::error!("cannot cut the failed batch from the log: {cut}");
                 }
+                let message = e.to_string();
+                fail(batch, &e);
+                Err(StoreError::Db(message))
             }
         }
     }
@@ -270,8 +488,9 @@ impl Writer {
         batch: &[&Arrival],
         feedback: &[&FeedbackArrival],
         changes: BatchChanges<'_>,
+        logged: Option<u64>,
     ) -> Result<(Vec<Ack>, Vec<Ack>, Vec<([u8; 16], Issue)>), StoreError> {
-        let txn = self.begin()?;
+        let txn = self.begin(logged.is_none())?;
         let mut changes = changes;
         let mut acks = Vec::with_capacity(batch.len());
         let mut rows = Tables::open(&txn)?;
@@ -436,9 +655,16 @@ impl Writer {
             )? + self.keep_disk_budget(&mut rows, &mut changes.issues, &mut changes.projects)?;
         if evicted > 0 {
             tracing::debug!("retention: evicted {evicted} events over the caps");
+            // Pages freed by a commit are reused only after a durable one: the file keeps to
+            // its budget only if evicting batches are checkpoints too.
+            self.evicted = true;
         }
         rows.set_seq(seq)?;
         let committed = changes.write(rows, &txn)?;
+        if let Some(logged) = logged {
+            txn.open_table(crate::store::META)?
+                .insert(WAL_SEQ, logged)?;
+        }
         txn.commit()?;
         Ok((acks, feedback_acks, committed))
     }
@@ -534,6 +760,17 @@ impl Writer {
 }
 
 /// The batch's copy of a project, read from the file the first time the batch needs it.
+/// Answers every request of a batch that could not be stored with the error.
+fn fail(batch: Batch, e: &StoreError) {
+    let replies = batch.events.into_iter().map(|(_, reply)| reply);
+    let replies = replies
+        .chain(batch.feedback.into_iter().map(|(_, reply)| reply))
+        .chain(batch.sessions.into_iter().map(|(_, reply)| reply));
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Db(e.to_string())));
+    }
+}
+
 fn project_of<'c>(
     projects: &'c mut HashMap<u64, Project>,
     rows: &Tables<'_>,

@@ -39,9 +39,10 @@ pub struct AttachmentMeta {
 }
 
 /// An attachment compressed for storage.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EncodedAttachment {
     pub meta: AttachmentMeta,
+    #[serde(with = "super::bytes")]
     pub data: Vec<u8>,
 }
 

@@ -52,36 +52,36 @@ impl PatientFile {
             inner: FileBackend::new(file)?,
         })
     }
+}
 
-    /// Runs a write until it succeeds, fails for another reason than a full disk, or the
-    /// process stops.
-    fn patiently(&self, mut write: impl FnMut() -> io::Result<()>) -> io::Result<()> {
-        let mut warned = false;
-        loop {
-            match write() {
-                Err(e) if is_full(&e) && !GIVE_UP.load(Ordering::SeqCst) => {
-                    if !warned {
-                        tracing::error!(
-                            "the disk holding the data file is full ({e}): the writer waits for space and retries every second; intake refuses events meanwhile"
-                        );
-                        let now = crate::time::now() as u64;
-                        let _ = WAITING_SINCE.compare_exchange(
-                            0,
-                            now.max(1),
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        );
-                        warned = true;
-                    }
-                    std::thread::sleep(RETRY);
+/// Runs a write (to the data file or its log) until it succeeds, fails for another reason
+/// than a full disk, or the process stops.
+pub fn patiently(mut write: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    let mut warned = false;
+    loop {
+        match write() {
+            Err(e) if is_full(&e) && !GIVE_UP.load(Ordering::SeqCst) => {
+                if !warned {
+                    tracing::error!(
+                        "the disk holding the data file is full ({e}): the writer waits for space and retries every second; intake refuses events meanwhile"
+                    );
+                    let now = crate::time::now() as u64;
+                    let _ = WAITING_SINCE.compare_exchange(
+                        0,
+                        now.max(1),
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                    warned = true;
                 }
-                result => {
-                    if warned && result.is_ok() {
-                        tracing::warn!("disk space is available again: the writer goes on");
-                        WAITING_SINCE.store(0, Ordering::SeqCst);
-                    }
-                    return result;
+                std::thread::sleep(RETRY);
+            }
+            result => {
+                if warned && result.is_ok() {
+                    tracing::warn!("disk space is available again: the writer goes on");
+                    WAITING_SINCE.store(0, Ordering::SeqCst);
                 }
+                return result;
             }
         }
     }
@@ -104,7 +104,7 @@ impl StorageBackend for PatientFile {
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.patiently(|| self.inner.set_len(len))
+        patiently(|| self.inner.set_len(len))
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
@@ -112,7 +112,7 @@ impl StorageBackend for PatientFile {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.patiently(|| self.inner.write(offset, data))
+        patiently(|| self.inner.write(offset, data))
     }
 
     fn close(&self) -> Result<(), io::Error> {

@@ -17,8 +17,9 @@ const HEADER_LEN: usize = 17;
 const ZSTD_LEVEL: i32 = 3;
 
 /// An event compressed for storage, before the writer knows its issue.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct EncodedEvent {
+    #[serde(with = "super::bytes")]
     pub payload: Vec<u8>,
     /// The dictionary the payload was compressed with.
     pub dictionary: Option<u64>,

@@ -19,7 +19,7 @@ const SKETCH_BITS: u32 = 10;
 /// A sketch of distinct session or user ids ([`super::sketch`]). Empty until first used.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(transparent)]
-pub struct Sketch(#[serde(with = "serde_bytes_compat")] Vec<u8>);
+pub struct Sketch(#[serde(with = "super::bytes")] Vec<u8>);
 
 impl Sketch {
     pub fn add(&mut self, hash: u64) {
@@ -33,42 +33,6 @@ impl Sketch {
     /// The estimated number of distinct ids added.
     pub fn count(&self) -> u64 {
         super::sketch::count(&self.0)
-    }
-}
-
-/// MessagePack `bin` for the registers (an array of small integers would be larger).
-mod serde_bytes_compat {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct Bytes;
-        impl<'de> serde::de::Visitor<'de> for Bytes {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Vec<u8>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(b) = seq.next_element()? {
-                    out.push(b);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_bytes(Bytes)
     }
 }
 
@@ -109,7 +73,7 @@ impl HealthBucket {
 }
 
 /// Where one batch of session counts goes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BucketKey {
     pub release: String,
     pub environment: String,

@@ -30,6 +30,7 @@ pub mod slices;
 pub mod tables;
 pub mod tokens;
 pub mod users;
+pub mod wal;
 
 use std::path::{Path, PathBuf};
 
@@ -489,6 +490,43 @@ pub fn upgrade(db: &Database) -> Result<(Option<u64>, u64), StoreError> {
             init_schema(db)?;
             Ok((before, SCHEMA_VERSION))
         }
+    }
+}
+
+/// Bytes as MessagePack `bin` (an array of small integers would be larger and slower):
+/// `#[serde(with = "store::bytes")]`.
+pub(crate) mod bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(Bytes)
     }
 }
 

@@ -203,6 +203,27 @@ impl Server {
         dir
     }
 
+    /// A crash: the serving process is killed with SIGKILL while its watchdog is stopped (so
+    /// nothing restarts it or shuts it down cleanly), then the watchdog too. The data
+    /// directory is kept: the directory that owns it, if the server made it.
+    pub fn crash(mut self) -> Option<tempfile::TempDir> {
+        let serving = self.status()["pid"].as_u64().expect("a pid") as u32;
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "STOP");
+        signal(serving, "KILL");
+        let _ = child.kill();
+        let _ = child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{serving}")).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not die"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self._dir.take()
+    }
+
     /// Kills the server with SIGKILL.
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {

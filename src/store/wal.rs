@@ -1,0 +1,260 @@
+//! The write-ahead log beside the data file (`picket.wal`): the writer appends each batch it
+//! is about to apply as one record and syncs it before anyone is told the batch is stored;
+//! the data file itself is then written without waiting for the disk, and made durable at a
+//! checkpoint every few seconds, after which the log starts over. Opening the data directory
+//! reads the records a crash left behind so they can be applied again.
+//!
+//! A record is `length (u32) | CRC-32 of what follows (u32) | sequence number (u64) |
+//! payload`, little-endian. A record cut short or failing its checksum (a crash in the
+//! middle of an append) ends the log: it was never acknowledged, and it is cut off.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+/// The log's file name in the data directory.
+pub const FILE_NAME: &str = "picket.wal";
+/// Bytes before a record's payload.
+const HEADER: usize = 16;
+/// The largest record read back (a batch is bounded far below this).
+const MAX_RECORD: u32 = 1 << 30;
+
+/// The path of the log in a data directory.
+pub fn file_in(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE_NAME)
+}
+
+/// The open log, positioned at its end.
+#[derive(Debug)]
+pub struct Wal {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+fn io(path: &Path, what: &str) -> impl Fn(std::io::Error) -> StoreError {
+    let path = path.display().to_string();
+    let what = what.to_string();
+    move |e| StoreError::Io(format!("{what} the log {path}: {e}"))
+}
+
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&seq.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+/// The whole records at the start of `bytes`, and where the first torn or damaged one (if
+/// any) begins.
+pub fn parse(bytes: &[u8]) -> (Vec<Record>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= HEADER {
+        let word = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&bytes[at + i..at + i + 4]);
+            u32::from_le_bytes(b)
+        };
+        let (len, crc) = (word(0), word(4));
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&bytes[at + 8..at + 16]);
+        let seq = u64::from_le_bytes(seq);
+        let end = at + HEADER + len as usize;
+        if len > MAX_RECORD || end > bytes.len() {
+            break;
+        }
+        let payload = &bytes[at + HEADER..end];
+        if checksum(seq, payload) != crc {
+            break;
+        }
+        records.push(Record {
+            seq,
+            payload: payload.to_vec(),
+        });
+        at = end;
+    }
+    (records, at)
+}
+
+impl Wal {
+    /// Opens (or makes) the log of a data directory: the records it holds, and the log, its
+    /// torn tail (if a crash left one) cut off.
+    pub fn open(data_dir: &Path) -> Result<(Wal, Vec<Record>), StoreError> {
+        let path = file_in(data_dir);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path, "cannot open"))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(io(&path, "cannot read"))?;
+        let (records, whole) = parse(&bytes);
+        if whole < bytes.len() {
+            tracing::warn!(
+                "the log {} ends in {} bytes of a record cut short by a crash; they were \
+                 never acknowledged and are dropped",
+                path.display(),
+                bytes.len() - whole
+            );
+            file.set_len(whole as u64)
+                .map_err(io(&path, "cannot cut the torn end of"))?;
+            file.sync_all().map_err(io(&path, "cannot sync"))?;
+        }
+        Ok((
+            Wal {
+                file,
+                path,
+                len: whole as u64,
+            },
+            records,
+        ))
+    }
+
+    /// Appends a record and waits until it is on disk; returns where it starts (to cut it off
+    /// again if it cannot be applied).
+    pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<u64, StoreError> {
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|l| *l <= MAX_RECORD)
+            .ok_or_else(|| StoreError::Io(format!("a log record of {} bytes", payload.len())))?;
+        let mut record = Vec::with_capacity(HEADER + payload.len());
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&checksum(seq, payload).to_le_bytes());
+        record.extend_from_slice(&seq.to_le_bytes());
+        record.extend_from_slice(payload);
+        let start = self.len;
+        // At its place (so a retry after a full disk writes it whole again), waiting for room
+        // like the data file's writes do.
+        let written = super::backend::patiently(|| self.file.write_all_at(&record, start))
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Whatever part of it reached the file is cut off: it was not acknowledged.
+            let _ = self.cut(start);
+            return Err(io(&self.path, "cannot append to")(e));
+        }
+        self.len += record.len() as u64;
+        Ok(start)
+    }
+
+    /// Cuts the log back to `at` (a record that could not be applied is not replayed).
+    pub fn cut(&mut self, at: u64) -> Result<(), StoreError> {
+        self.file
+            .set_len(at)
+            .and_then(|()| self.file.sync_data())
+            .map_err(io(&self.path, "cannot cut"))?;
+        self.len = at;
+        Ok(())
+    }
+
+    /// Starts the log over, after a checkpoint made everything in it durable in the data
+    /// file (if the emptying is lost in a crash, the records come back and are skipped by
+    /// their sequence numbers).
+    pub fn clear(&mut self) -> Result<(), StoreError> {
+        if self.len > 0 {
+            self.file
+                .set_len(0)
+                .map_err(io(&self.path, "cannot empty"))?;
+            self.len = 0;
+        }
+        Ok(())
+    }
+
+    /// Bytes in the log.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The records a data directory's log holds, read without changing it (`picket check`).
+pub fn pending(data_dir: &Path) -> Result<(Vec<Record>, u64), StoreError> {
+    let path = file_in(data_dir);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(io(&path, "cannot read")(e)),
+    };
+    let (records, whole) = parse(&bytes);
+    Ok((records, (bytes.len() - whole) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn records_survive_reopening_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, old) = Wal::open(dir.path()).unwrap();
+        assert!(old.is_empty());
+        wal.append(1, b"first batch").unwrap();
+        let second = wal.append(2, b"second batch").unwrap();
+        drop(wal);
+        // A crash in the middle of the third append: half a record.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(file_in(dir.path()))
+            .unwrap();
+        file.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 3, 0, 0]).unwrap();
+        drop(file);
+        assert_eq!(pending(dir.path()).unwrap().1, 11);
+        let (mut wal, records) = Wal::open(dir.path()).unwrap();
+        assert_eq!(
+            records,
+            [
+                Record {
+                    seq: 1,
+                    payload: b"first batch".to_vec()
+                },
+                Record {
+                    seq: 2,
+                    payload: b"second batch".to_vec()
+                }
+            ]
+        );
+        assert_eq!(pending(dir.path()).unwrap().1, 0, "the torn tail is gone");
+        // A record that could not be applied is cut off again.
+        wal.cut(second).unwrap();
+        wal.append(3, b"third").unwrap();
+        drop(wal);
+        let (mut wal, records) = Wal::open(dir.path()).unwrap();
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3]);
+        wal.clear().unwrap();
+        drop(wal);
+        assert!(Wal::open(dir.path()).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_record_ends_the_log() {
+        let mut bytes = Vec::new();
+        for (seq, payload) in [(1u64, &b"aaaa"[..]), (2, b"bbbb"), (3, b"cccc")] {
+            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&checksum(seq, payload).to_le_bytes());
+            bytes.extend_from_slice(&seq.to_le_bytes());
+            bytes.extend_from_slice(payload);
+        }
+        bytes[16 + 4 + 16 + 1] ^= 1;
+        let (records, whole) = parse(&bytes);
+        assert_eq!(records.len(), 1);
+        assert_eq!(whole, 20);
+        assert_eq!(parse(&[0xff; 40]).0, []);
+    }
+}
