@@ -575,6 +575,15 @@ fn a_crash_between_the_log_and_the_checkpoint_loses_nothing_and_applies_nothing_
         .unwrap();
     drop(torn);
 
+    // `picket check` says what the log holds, without applying it.
+    let check = common::cli_json(&data_dir, &["check"]);
+    assert_eq!(check["log_batches"], 130, "{check}");
+    assert_eq!(check["log_torn_bytes"], 18, "{check}");
+    assert_eq!(
+        check["events"], 0,
+        "nothing but the log holds the events yet: {check}"
+    );
+
     let config_arg = config.to_string_lossy().to_string();
     let args = ["--config", config_arg.as_str()];
     let started = Instant::now();

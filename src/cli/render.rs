@@ -318,7 +318,7 @@ pub fn backup(b: &BackupSummary) -> String {
 }
 
 pub fn check(r: &CheckReport) -> String {
-    format!(
+    let mut out = format!(
         "{}: {} (schema {}, {} projects, {} issues, {} events, {:.1} MB)\n",
         r.path.display(),
         if r.ok { "ok" } else { "CORRUPT" },
@@ -327,7 +327,23 @@ pub fn check(r: &CheckReport) -> String {
         r.issues,
         r.events,
         r.bytes as f64 / 1e6
-    )
+    );
+    if r.log_batches > 0 {
+        out.push_str(&format!(
+            "write-ahead log: {} acknowledged batches ({:.1} MB) not yet in the data file; \
+             picket applies them when it next starts\n",
+            r.log_batches,
+            r.log_bytes as f64 / 1e6
+        ));
+    }
+    if r.log_torn_bytes > 0 {
+        out.push_str(&format!(
+            "write-ahead log: ends in {} bytes of a record cut short by a crash (never \
+             acknowledged; dropped at the next start)\n",
+            r.log_torn_bytes
+        ));
+    }
+    out
 }
 
 pub fn dead_letters(answer: &DeadLetterAnswer) -> String {

@@ -60,8 +60,7 @@ pub struct WriterConfig {
     pub checkpoint_bytes: u64,
 }
 
-/// The META key of the last log record applied.
-const WAL_SEQ: &str = "wal_seq";
+use crate::store::wal::APPLIED as WAL_SEQ;
 
 /// A batch as the log holds it.
 #[derive(serde::Serialize)]

@@ -197,6 +197,17 @@ pub struct CheckReport {
     pub issues: u64,
     pub events: u64,
     pub bytes: u64,
+    /// Batches in the write-ahead log past the last checkpoint: acknowledged, and applied to
+    /// the data file when picket next opens it.
+    #[serde(default)]
+    pub log_batches: u64,
+    /// Bytes of the log (`picket.wal`).
+    #[serde(default)]
+    pub log_bytes: u64,
+    /// Bytes at the log's end that are a record cut short by a crash (never acknowledged;
+    /// dropped when picket next opens the directory).
+    #[serde(default)]
+    pub log_torn_bytes: u64,
 }
 
 /// Verifies a data file (checksums of every page), which must not be open elsewhere.
@@ -223,7 +234,13 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
     .unwrap_or_else(|panic| Err(StoreError::Damaged(super::panic_detail(panic.as_ref()))));
     let (db, ok) = checked?;
     let txn = db.begin_read()?;
+    let (records, log_torn_bytes) = super::wal::pending(data_dir)?;
+    let applied = redb::ReadableTable::get(&txn.open_table(super::META)?, super::wal::APPLIED)?
+        .map_or(0, |v| v.value());
     Ok(CheckReport {
+        log_batches: records.iter().filter(|r| r.seq > applied).count() as u64,
+        log_bytes: std::fs::metadata(super::wal::file_in(data_dir)).map_or(0, |m| m.len()),
+        log_torn_bytes,
         ok,
         schema_version: super::schema_version(&db)?,
         projects: len(&txn, PROJECTS)?,

@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
+/// The META key of the sequence number of the last batch applied to the data file (stored
+/// in the transaction that applies it).
+pub const APPLIED: &str = "wal_seq";
+
 /// The log's file name in the data directory.
 pub const FILE_NAME: &str = "picket.wal";
 /// Bytes before a record's payload.
