@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
@@ -94,6 +94,7 @@ pub fn parse(bytes: &[u8]) -> (Vec<Record>, usize) {
 impl Wal {
     /// Opens (or makes) the log of a data directory: the records it holds, and the log, its
     /// torn tail (if a crash left one) cut off.
+    /// Its events are as private as the data file's: only picket's user reads it (mode 0600).
     pub fn open(data_dir: &Path) -> Result<(Wal, Vec<Record>), StoreError> {
         let path = file_in(data_dir);
         let mut file = OpenOptions::new()
@@ -101,6 +102,7 @@ impl Wal {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(io(&path, "cannot open"))?;
         let mut bytes = Vec::new();
@@ -209,6 +211,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, old) = Wal::open(dir.path()).unwrap();
         assert!(old.is_empty());
+        let mode = std::fs::metadata(file_in(dir.path()))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         wal.append(1, b"first batch").unwrap();
         let second = wal.append(2, b"second batch").unwrap();
         drop(wal);
