@@ -374,7 +374,7 @@ pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
 /// readable by its owner only (0700) and a new file likewise (0600); an existing file of 0
 /// bytes is refused rather than silently made into a new, empty store.
 pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -395,14 +395,7 @@ pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
     }
     let cannot =
         |e: &dyn std::fmt::Display| StoreError::Db(format!("cannot open {}: {e}", path.display()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| cannot(&e))?;
+    let file = open_private(&path).map_err(|e| cannot(&e))?;
     let backend = backend::PatientFile::new(file).map_err(|e| cannot(&e))?;
     // redb may stop with a panic on a page that is not what it wrote (debug builds always do).
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
@@ -491,6 +484,19 @@ pub fn upgrade(db: &Database) -> Result<(Option<u64>, u64), StoreError> {
             Ok((before, SCHEMA_VERSION))
         }
     }
+}
+
+/// Opens (or makes) a file of the data directory for reading and writing, readable by
+/// picket's user only (mode 0600): the data file and its log hold the events.
+pub(crate) fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Bytes as MessagePack `bin` (an array of small integers would be larger and slower):

@@ -8,9 +8,9 @@
 //! payload`, little-endian. A record cut short or failing its checksum (a crash in the
 //! middle of an append) ends the log: it was never acknowledged, and it is cut off.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
@@ -97,14 +97,7 @@ impl Wal {
     /// Its events are as private as the data file's: only picket's user reads it (mode 0600).
     pub fn open(data_dir: &Path) -> Result<(Wal, Vec<Record>), StoreError> {
         let path = file_in(data_dir);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path, "cannot open"))?;
+        let mut file = super::open_private(&path).map_err(io(&path, "cannot open"))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(io(&path, "cannot read"))?;
@@ -204,6 +197,7 @@ pub fn pending(data_dir: &Path) -> Result<(Vec<Record>, u64), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
     use std::io::Write;
 
     #[test]
