@@ -185,11 +185,9 @@ pub fn run(
 
     let workers = Arc::new(Workers::default());
     let (queue, jobs) = pipeline::queue(config.pipeline.queue_capacity);
-    let writer_config = pipeline::recover(&db, &config, queue.shared_stats()).map_err(|cause| {
-        ServeError::Store {
-            what: "cannot apply the write-ahead log",
-            cause,
-        }
+    let writer_config = pipeline::recover(&db, &config).map_err(|cause| ServeError::Store {
+        what: "cannot apply the write-ahead log",
+        cause,
     })?;
     let writer_thread = {
         let (db, stats, jobs) = (db.clone(), queue.shared_stats(), jobs.clone());

@@ -296,8 +296,7 @@ impl Handle {
     pub fn open_direct(config: Arc<Config>) -> Result<Handle, StoreError> {
         let db = Arc::new(crate::store::open_existing(&config.data_dir)?);
         // What a crash left in the write-ahead log is applied first.
-        let (queue, _) = crate::pipeline::queue(1);
-        crate::pipeline::recover(&db, &config, queue.shared_stats())?;
+        crate::pipeline::recover(&db, &config)?;
         Ok(Handle {
             db,
             writes: Writes::Direct,

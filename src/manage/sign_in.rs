@@ -26,6 +26,20 @@ pub struct TwoFactorSetup {
     pub qr_svg: String,
 }
 
+impl TwoFactorSetup {
+    /// What `email` is shown to enroll `secret` in an app (which names it after `issuer`).
+    pub fn of(secret: String, email: &str, issuer: &str) -> Result<TwoFactorSetup, ManageError> {
+        let uri = totp::uri(&secret, email, issuer);
+        let qr_svg = totp::qr_svg(&uri)
+            .ok_or_else(|| ManageError::Storage("cannot draw the QR code".into()))?;
+        Ok(TwoFactorSetup {
+            secret,
+            uri,
+            qr_svg,
+        })
+    }
+}
+
 /// Starts (or restarts) two-factor enrollment for the signed-in user: a new secret, pending
 /// until a code from it confirms it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,22 +63,15 @@ impl Operation for TwoFactorStart {
         _: Progress<'_>,
     ) -> Result<TwoFactorSetup, ManageError> {
         let email = me(actor)?.email.clone();
-        let secret = totp::new_secret();
-        let uri = totp::uri(&secret, &email, &h.config.organization);
-        let qr_svg = totp::qr_svg(&uri)
-            .ok_or_else(|| ManageError::Storage("cannot draw the QR code".into()))?;
-        let pending = secret.clone();
+        let setup = TwoFactorSetup::of(totp::new_secret(), &email, &h.config.organization)?;
+        let pending = setup.secret.clone();
         h.write(move |txn| {
             users::update(txn, &email, |u| {
                 u.totp_pending = Some(pending);
                 Ok(())
             })
         })?;
-        Ok(TwoFactorSetup {
-            secret,
-            uri,
-            qr_svg,
-        })
+        Ok(setup)
     }
 }
 

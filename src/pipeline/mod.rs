@@ -31,7 +31,6 @@ pub use writer::{Writer, WriterConfig};
 pub fn recover(
     db: &Arc<redb::Database>,
     config: &crate::config::Config,
-    stats: Arc<Stats>,
 ) -> Result<WriterConfig, StoreError> {
     let (wal, pending) = crate::store::wal::Wal::open(&config.data_dir)?;
     let writer_config = WriterConfig {
@@ -56,9 +55,10 @@ pub fn recover(
     };
     if !pending.is_empty() {
         let started = std::time::Instant::now();
-        let (_, jobs) = queue(1);
-        let replayed =
-            Writer::new(db.clone(), jobs, stats, writer_config.clone()).recover(pending)?;
+        // A writer of its own, before the server's starts: no queue feeds it.
+        let (idle, jobs) = queue(1);
+        let replayed = Writer::new(db.clone(), jobs, idle.shared_stats(), writer_config.clone())
+            .recover(pending)?;
         tracing::info!(
             "applied {replayed} records from the write-ahead log in {:?}",
             started.elapsed()

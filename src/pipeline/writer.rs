@@ -27,7 +27,7 @@ use crate::store::outcomes::{OutcomeKey, Source};
 use crate::store::projects::Project;
 use crate::store::slices::SliceEvent;
 use crate::store::tables::Tables;
-use crate::store::wal::{Record, Wal};
+use crate::store::wal::{APPLIED, Record, Wal};
 
 /// Bound of the writer's memory of indexed terms.
 const MAX_KNOWN_TERMS: usize = 500_000;
@@ -59,8 +59,6 @@ pub struct WriterConfig {
     /// …and whenever the log grows past this many bytes.
     pub checkpoint_bytes: u64,
 }
-
-use crate::store::wal::APPLIED as WAL_SEQ;
 
 /// A batch as the log holds it.
 #[derive(serde::Serialize)]
@@ -152,7 +150,7 @@ impl Writer {
     fn applied_seq(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(crate::store::META)?;
-        Ok(redb::ReadableTable::get(&meta, WAL_SEQ)?.map_or(0, |v| v.value()))
+        Ok(redb::ReadableTable::get(&meta, APPLIED)?.map_or(0, |v| v.value()))
     }
 
     /// Applies the log's records past the last checkpoint (a crash's leftovers), each once,
@@ -169,23 +167,17 @@ impl Writer {
                     table: "picket.wal",
                     cause: format!("record {} cannot be read by this version: {e}", record.seq),
                 })?;
-            let mut batch = Batch::default();
-            for a in logged.events {
-                batch
-                    .events
-                    .push((Box::new(a), tokio::sync::oneshot::channel().0));
+            // Nobody waits for an answer: the requests were answered before the crash.
+            fn unanswered<T>(items: Vec<T>) -> Vec<(Box<T>, super::Reply)> {
+                let no_one = || tokio::sync::oneshot::channel().0;
+                items.into_iter().map(|i| (Box::new(i), no_one())).collect()
             }
-            for f in logged.feedback {
-                batch
-                    .feedback
-                    .push((Box::new(f), tokio::sync::oneshot::channel().0));
-            }
-            for s in logged.sessions {
-                batch
-                    .sessions
-                    .push((Box::new(s), tokio::sync::oneshot::channel().0));
-            }
-            batch.outcomes = logged.outcomes.into_iter().collect();
+            let batch = Batch {
+                events: unanswered(logged.events),
+                feedback: unanswered(logged.feedback),
+                sessions: unanswered(logged.sessions),
+                outcomes: logged.outcomes.into_iter().collect(),
+            };
             replayed += batch.len();
             self.wal_seq = record.seq;
             self.apply(batch, Some(record.seq), None)?;
@@ -362,9 +354,9 @@ impl Writer {
     /// Appends the batch to the log (when there is one): its sequence number and where its
     /// record starts.
     fn log(&mut self, batch: &Batch) -> Result<Option<(u64, u64)>, StoreError> {
-        if self.config.wal.is_none() {
+        let Some(wal) = &self.config.wal else {
             return Ok(None);
-        }
+        };
         let record = LoggedRef {
             events: batch.events.iter().map(|(a, _)| a.as_ref()).collect(),
             feedback: batch.feedback.iter().map(|(f, _)| f.as_ref()).collect(),
@@ -374,10 +366,10 @@ impl Writer {
         let payload = rmp_serde::to_vec(&record)
             .map_err(|e| StoreError::Io(format!("cannot encode a log record: {e}")))?;
         let seq = self.wal_seq + 1;
-        let at = match self.wal() {
-            Some(mut wal) => wal.append(seq, &payload)?,
-            None => return Ok(None),
-        };
+        let at = wal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(seq, &payload)?;
         self.wal_seq = seq;
         Ok(Some((seq, at)))
     }
@@ -662,7 +654,7 @@ impl Writer {
         let committed = changes.write(rows, &txn)?;
         if let Some(logged) = logged {
             txn.open_table(crate::store::META)?
-                .insert(WAL_SEQ, logged)?;
+                .insert(APPLIED, logged)?;
         }
         txn.commit()?;
         Ok((acks, feedback_acks, committed))

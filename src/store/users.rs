@@ -77,13 +77,9 @@ pub fn create_user(
     is_admin: bool,
     now: f64,
 ) -> Result<(User, String), StoreError> {
-    let email = email.trim().to_ascii_lowercase();
-    if get(&txn.open_table(USERS)?, &email)?.is_some() {
-        return Err(StoreError::Conflict(format!("user {email} exists already")));
-    }
     let (token, hash) = new_token();
     let user = User {
-        email,
+        email: email.trim().to_ascii_lowercase(),
         is_admin,
         active: true,
         created: now,
@@ -91,7 +87,7 @@ pub fn create_user(
         password_token_expires: now + TOKEN_LIFETIME,
         ..Default::default()
     };
-    put(txn, &user)?;
+    insert_new(txn, &user)?;
     Ok((user, token))
 }
 
@@ -167,8 +163,7 @@ pub fn update<T>(
     Ok((user, out))
 }
 
-/// Adds a user made by single sign-on or a trusted proxy (no password; a conflict if the
-/// email has an account).
+/// Adds a new user (a conflict if the email has an account).
 pub fn insert_new(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
     if get(&txn.open_table(USERS)?, &user.email)?.is_some() {
         return Err(StoreError::Conflict(format!(

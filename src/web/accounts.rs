@@ -9,7 +9,6 @@ use redb::ReadableDatabase;
 use super::{
     Form, Nav, Page, Visitor, Web, manage_error, message, not_found, redirect, render, sessions,
 };
-use crate::identity::totp;
 use crate::manage::ManageError;
 use crate::manage::audit::{AuditList, AuditView, DEFAULT_LIMIT};
 use crate::manage::sign_in::{TwoFactorConfirm, TwoFactorDisable, TwoFactorSetup, TwoFactorStart};
@@ -289,17 +288,8 @@ pub async fn two_factor_action(web: &Web, visitor: &Visitor, action: &str, form:
                     .flatten()
                     .and_then(|u| u.totp_pending)
                     .and_then(|secret| {
-                        let uri = totp::uri(
-                            &secret,
-                            &visitor.user.email,
-                            &web.handle.config.organization,
-                        );
-                        let qr_svg = totp::qr_svg(&uri)?;
-                        Some(TwoFactorSetup {
-                            secret,
-                            uri,
-                            qr_svg,
-                        })
+                        let issuer = &web.handle.config.organization;
+                        TwoFactorSetup::of(secret, &visitor.user.email, issuer).ok()
                     });
                 two_factor(web, visitor, nav, setup, None)
             }

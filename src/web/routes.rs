@@ -23,6 +23,16 @@ pub fn is_ui_path(path: &str) -> bool {
     !(path.starts_with("/api/") || path == "/api" || path == "/health" || path == "/metrics")
 }
 
+/// A form posted without a session (or by a proxy's newly named user): nothing is done.
+fn signed_out() -> Page {
+    message(
+        StatusCode::FORBIDDEN,
+        Nav::anonymous(),
+        "Signed out",
+        "Sign in again, then repeat what you were doing.",
+    )
+}
+
 /// Serves one UI request.
 pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page {
     // Behind a reverse proxy, the client it names (sign-in throttling is per client).
@@ -51,7 +61,7 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
             .insert("cache-control", HeaderValue::from_static("max-age=3600"));
         return resp;
     }
-    let visitor = sessions::visitor(&web, &req);
+    let (visitor, awaiting) = sessions::visitors(&web, &req);
     let query = query(&req);
     let login_cookie = sessions::cookie(&req, LOGIN_CSRF_COOKIE);
     let session_cookie = sessions::cookie(&req, sessions::SESSION_COOKIE);
@@ -60,12 +70,7 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
         && visitor.as_ref().is_none_or(|v| v.user.email != email)
     {
         if method != Method::GET {
-            return message(
-                StatusCode::FORBIDDEN,
-                Nav::anonymous(),
-                "Signed out",
-                "Sign in again, then repeat what you were doing.",
-            );
+            return signed_out();
         }
         let here = req
             .uri()
@@ -76,18 +81,13 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
     }
     // The pages that take the second step, and single sign-on's round trip, read the request.
     match (&method, seg.as_slice()) {
-        (&Method::GET, ["login", "code"]) => return sessions::code_page(&web, &req, &query),
+        (&Method::GET, ["login", "code"]) => return sessions::code_page(awaiting, &query),
         (&Method::GET, ["login", "sso"]) => return sso::start(&web, &query).await,
         (&Method::GET, ["login", "sso", "callback"]) => {
             return sso::callback(&web, &req, &query, remote).await;
         }
         _ => {}
     }
-    let awaiting = if method == Method::POST && seg.as_slice() == ["login", "code"] {
-        sessions::awaiting_code(&web, &req)
-    } else {
-        None
-    };
     let form = if method == Method::POST {
         let rate = BodyRate::of(&web.handle.config.limits);
         match BodyReader::new(req.into_body(), rate)
@@ -139,12 +139,7 @@ pub async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: IpAddr) -> Page
             let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
             return redirect(&format!("/login?next={next}"), &[]);
         }
-        return message(
-            StatusCode::FORBIDDEN,
-            Nav::anonymous(),
-            "Signed out",
-            "Sign in again, then repeat what you were doing.",
-        );
+        return signed_out();
     };
     if method == Method::POST && form.get("csrf") != Some(visitor.session.csrf.as_str()) {
         return message(

@@ -186,21 +186,21 @@ pub(super) fn set_cookie(
     c.build().to_string()
 }
 
-pub(super) fn visitor(web: &Web, req: &Request<Incoming>) -> Option<Visitor> {
-    signed_in(web, req).filter(|v| !v.session.awaiting_code)
-}
-
-/// The visitor whose password was right and who still owes a two-factor code.
-pub(super) fn awaiting_code(web: &Web, req: &Request<Incoming>) -> Option<Visitor> {
-    signed_in(web, req).filter(|v| v.session.awaiting_code)
-}
-
 impl Web {
     /// Whether this visitor must have two-factor codes: `[auth] require_two_factor` holds
     /// for accounts that signed in with a password (a provider or proxy has its own).
     pub(super) fn two_factor_required(&self, visitor: &Visitor) -> bool {
         self.handle.config.auth.require_two_factor
             && matches!(visitor.session.method.as_str(), "password" | "")
+    }
+}
+
+/// The visitor of a request, read once: signed in, or (the second) whose password was right
+/// and who still owes a two-factor code.
+pub(super) fn visitors(web: &Web, req: &Request<Incoming>) -> (Option<Visitor>, Option<Visitor>) {
+    match signed_in(web, req) {
+        Some(v) if v.session.awaiting_code => (None, Some(v)),
+        signed_in => (signed_in, None),
     }
 }
 
@@ -257,7 +257,7 @@ pub(super) async fn proxy_sign_in(
     .await
     .unwrap_or_else(|e| Err(ManageError::Storage(format!("internal error: {e}"))));
     match account {
-        Ok(user) => start_session(web, &user.email, "proxy", old, safe_next(path)),
+        Ok(user) => start_session(web, &user.email, Proof::Proxy.method(), old, path),
         Err(e) => refused_sign_in(&e),
     }
 }
@@ -280,25 +280,30 @@ pub(super) fn start_session(
     old: Option<String>,
     next: &str,
 ) -> Page {
-    match open_session(web, email, Some(method), old) {
+    match open_session(web, email, Some(method), old, None) {
         Ok(cookie) => redirect(safe_next(next), &[cookie]),
         Err(e) => store_error(Nav::anonymous(), e),
     }
 }
 
 /// Ends `old` and starts a session signed in by `method` (or, without one, a session that
-/// waits for a two-factor code); the cookie that carries it.
+/// waits for a two-factor code), recording `audit` in the same transaction; the cookie that
+/// carries it.
 fn open_session(
     web: &Web,
     email: &str,
     method: Option<&'static str>,
     old: Option<String>,
+    audit: Option<AuditEntry>,
 ) -> Result<String, crate::store::StoreError> {
     let now = crate::time::now();
     let email = email.to_string();
     let (token, _) = web.handle.write(move |txn| {
         if let Some(old) = old {
             sessions::end(txn, &old)?;
+        }
+        if let Some(entry) = &audit {
+            audit::record(txn, entry)?;
         }
         match method {
             Some(method) => sessions::start(txn, &email, now, method),
@@ -523,27 +528,22 @@ pub(super) async fn login(
         return render_login(web, next, &email, Some(shown.into()), None, sent_cookie);
     }
     web.sign_ins.succeeded(&email, remote);
+    // With two-factor codes, the session waits for the code (and opens nothing else); the
+    // sign-in is recorded once the code is right.
     let needs_code = user.as_ref().is_some_and(|u| u.has_two_factor());
-    if !needs_code {
-        let who = Some(Who::User(email.clone()));
-        let entry = AuditEntry::new(who, AuditAction::SignIn, &email)
+    let signed_in = (!needs_code).then(|| {
+        AuditEntry::new(Some(Who::User(email.clone())), AuditAction::SignIn, &email)
             .detail("password")
-            .from_address(remote);
-        if let Err(e) = web
-            .handle
-            .write(move |txn| audit::record(txn, &entry).map(|_| ()))
-        {
-            return store_error(Nav::anonymous(), e);
-        }
-        return start_session(web, &email, "password", req_session, next);
-    }
-    // The password was right; the session waits for the code (and opens nothing else).
-    match open_session(web, &email, None, req_session) {
-        Ok(cookie) => {
+            .from_address(remote)
+    });
+    let method = (!needs_code).then_some("password");
+    match open_session(web, &email, method, req_session, signed_in) {
+        Ok(cookie) if needs_code => {
             let next: String =
                 form_urlencoded::byte_serialize(safe_next(next).as_bytes()).collect();
             redirect(&format!("/login/code?next={next}"), &[cookie])
         }
+        Ok(cookie) => redirect(safe_next(next), &[cookie]),
         Err(e) => store_error(Nav::anonymous(), e),
     }
 }
@@ -558,12 +558,8 @@ struct CodePage<'a> {
 }
 
 /// The form for the two-factor code, for a session whose password was right.
-pub(super) fn code_page(
-    web: &Web,
-    req: &Request<Incoming>,
-    query: &HashMap<String, String>,
-) -> Page {
-    let Some(visitor) = signed_in(web, req).filter(|v| v.session.awaiting_code) else {
+pub(super) fn code_page(awaiting: Option<Visitor>, query: &HashMap<String, String>) -> Page {
+    let Some(visitor) = awaiting else {
         return redirect("/login?flash=code-expired", &[]);
     };
     let next = query.get("next").map(String::as_str).unwrap_or("/");

@@ -156,7 +156,13 @@ pub async fn callback(
     match account {
         Ok(user) => {
             let old = cookie(req, super::sessions::SESSION_COOKIE);
-            start_session(web, &user.email, "sso", old, &pending.next)
+            start_session(
+                web,
+                &user.email,
+                Proof::SingleSignOn.method(),
+                old,
+                &pending.next,
+            )
         }
         Err(e) => refused_sign_in(&e),
     }
