@@ -1,6 +1,8 @@
 //! Micro-benchmarks of the intake path, one function each, on a captured sentry-sdk event:
-//! envelope parsing, body decoding, normalization, fingerprinting, storage encoding, and a
-//! writer batch committed to disk. Run: `cargo bench --bench parsing`.
+//! envelope parsing, body decoding, normalization (the typed parse, and beside it the lenient
+//! `Value` path older shapes take), fingerprinting, storage encoding, and a writer batch
+//! committed to disk. Each reports its allocations per iteration. Run:
+//! `cargo bench --bench parsing`.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -35,6 +37,9 @@ fn sample() -> Event {
     .expect("sample event")
 }
 
+#[global_allocator]
+static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
+
 fn main() {
     divan::main();
 }
@@ -61,6 +66,26 @@ fn normalize_event(bencher: divan::Bencher) {
         ..Default::default()
     };
     bencher.bench(|| normalize(divan::black_box(EVENT), &ctx).map(|e| e.exception.len()));
+}
+
+/// The nesting check every payload passes before it is parsed (part of `normalize_event`).
+#[divan::bench]
+fn check_nesting(bencher: divan::Bencher) {
+    bencher.bench(|| picket::event::limits::check_depth(divan::black_box(EVENT), 64));
+}
+
+/// The same event through the lenient path (a `serde_json::Value` tree first), which payloads
+/// in older shapes take: what every payload took before the typed parse.
+#[divan::bench]
+fn normalize_event_through_value(bencher: divan::Bencher) {
+    let ctx = Context {
+        received: 1.8e9,
+        ..Default::default()
+    };
+    bencher.bench(|| {
+        let value: serde_json::Value = serde_json::from_slice(divan::black_box(EVENT)).unwrap();
+        picket::event::normalize::normalize_value(value, &ctx).map(|e| e.exception.len())
+    });
 }
 
 /// The default scrubbing a project applies on intake (its cost beside `normalize_event`,

@@ -1,5 +1,6 @@
 //! Normalization and grouping of arbitrary JSON: never panics, always yields a 32-hex event id,
-//! and the stored form round-trips.
+//! the stored form round-trips, and the typed parse of the common shape makes exactly the event
+//! the lenient `Value` path makes of the same bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use picket::event::{grouping, normalize};
@@ -15,5 +16,15 @@ fuzz_target!(|data: &[u8]| {
         let _ = (event.title(), event.culprit());
         let encoded = picket::store::events::encode(&event);
         assert!(!encoded.payload.is_empty());
+    }
+    let fixed = normalize::Context {
+        event_id: picket::ids::EventId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ..ctx
+    };
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data)
+        && let Ok(event) = normalize::normalize(data, &fixed)
+    {
+        let lenient = normalize::normalize_value(value, &fixed);
+        assert_eq!(Ok(event), lenient, "the typed and the Value paths disagree");
     }
 });

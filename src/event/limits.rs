@@ -39,15 +39,28 @@ impl Default for EventLimits {
     }
 }
 
-/// Refuses JSON nested deeper than `max`, by a scan that costs no allocation.
+/// Refuses JSON nested deeper than `max`, by a scan that costs no allocation and jumps through
+/// strings (most of a payload's bytes) to their closing quote.
 pub fn check_depth(json: &[u8], max: usize) -> Result<(), NormalizeError> {
     let mut depth = 0usize;
-    let mut strings = super::normalize::StringTracker::default();
-    for &b in json {
-        if strings.inside(b) {
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
+        i += 1;
         match b {
+            b'"' => loop {
+                // An unterminated string holds the rest: the parser reports it.
+                let Some(rest) = json.get(i..) else {
+                    return Ok(());
+                };
+                match memchr::memchr2(b'"', b'\\', rest) {
+                    Some(at) if rest[at] == b'\\' => i += at + 2,
+                    Some(at) => {
+                        i += at + 1;
+                        break;
+                    }
+                    None => return Ok(()),
+                }
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -231,6 +244,12 @@ mod tests {
             Err(NormalizeError::TooDeep { max: 3 })
         );
         assert!(check_depth(br#"{"a": "[[[[[[[[\"[[[["}"#, 1).is_ok());
+        // Escaped backslashes end before the quote; a backslash at the very end.
+        assert!(check_depth(br#"{"a": "\\", "b": [[]]}"#, 3).is_ok());
+        assert!(check_depth(br#"{"a": "\\", "b": [[]]}"#, 2).is_err());
+        assert!(check_depth(br#"["\"#, 1).is_ok());
+        assert!(check_depth(br#"["[[[[\\\"[[[", [[]]]"#, 3).is_ok());
+        assert!(check_depth(br#"["[[[[\\\"[[[", [[]]]"#, 2).is_err());
         let deep = "[".repeat(100_000);
         assert!(check_depth(deep.as_bytes(), 64).is_err());
     }

@@ -11,6 +11,7 @@ pub mod model;
 pub mod normalize;
 pub mod scrub;
 pub mod symbolicate;
+mod wire;
 
 pub use grouping::{Grouping, Strategy};
 pub use limits::EventLimits;

@@ -11,6 +11,7 @@ use super::limits::keep_ends;
 use super::model::{
     Breadcrumb, Event, Exception, Frame, Level, LogEntry, Stacktrace, Thread, User,
 };
+use super::wire::Lists;
 
 /// How far ahead of the receive time a client clock may be before picket distrusts it.
 const FUTURE_SLACK_SECS: f64 = 60.0;
@@ -40,9 +41,13 @@ pub struct Context<'a> {
     pub limits: super::EventLimits,
 }
 
-/// Parses an event payload and normalizes it.
+/// Parses an event payload and normalizes it: by the typed parse when the payload is in the
+/// shape current SDKs send, else through a `Value` tree.
 pub fn normalize(json: &[u8], ctx: &Context<'_>) -> Result<Event, NormalizeError> {
     super::limits::check_depth(json, ctx.limits.max_json_depth)?;
+    if let Some(payload) = super::wire::parse(json) {
+        return Ok(build(payload.fields, Some(payload.lists), ctx));
+    }
     let value = match serde_json::from_slice::<Value>(json) {
         Ok(v) => v,
         Err(first) => {
@@ -70,9 +75,15 @@ pub(crate) fn from_json(v: Value) -> Event {
 
 /// Normalizes an already parsed payload.
 pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, NormalizeError> {
-    let Value::Object(mut obj) = value else {
+    let Value::Object(obj) = value else {
         return Err(NormalizeError::NotAnObject);
     };
+    Ok(build(obj, None, ctx))
+}
+
+/// Makes the event from the payload's top-level keys, with its exceptions, threads and
+/// breadcrumbs either already typed (`lists`) or still among the keys.
+fn build(mut obj: Map<String, Value>, lists: Option<Lists>, ctx: &Context<'_>) -> Event {
     let mut ev = Event {
         received: ctx.received,
         ..Default::default()
@@ -113,14 +124,40 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     ev.logentry = log_entry(&mut obj);
 
     let max_frames = ctx.limits.max_frames;
-    ev.exception = exception_values(take(&mut obj, "exception", "sentry.interfaces.Exception"))
-        .into_iter()
-        .filter_map(|v| exception(v, max_frames))
-        .collect();
-    ev.threads = values(obj.remove("threads"))
-        .into_iter()
-        .filter_map(|v| thread(v, max_frames))
-        .collect();
+    let max_crumbs = 2 * ctx.limits.max_breadcrumbs;
+    match lists {
+        Some(lists) => {
+            ev.exception = (lists.exception.into_iter())
+                .filter_map(|e| e.typed(max_frames))
+                .collect();
+            ev.threads = (lists.threads.into_iter())
+                .map(|t| t.typed(max_frames))
+                .collect();
+            let mut crumbs = lists.breadcrumbs;
+            keep_ends(&mut crumbs, 0, max_crumbs);
+            ev.breadcrumbs = crumbs.into_iter().map(|b| b.typed()).collect();
+        }
+        None => {
+            let exceptions = take(&mut obj, "exception", "sentry.interfaces.Exception");
+            ev.exception = exception_values(exceptions)
+                .into_iter()
+                .filter_map(|v| exception(v, max_frames))
+                .collect();
+            ev.threads = values(obj.remove("threads"))
+                .into_iter()
+                .filter_map(|v| thread(v, max_frames))
+                .collect();
+            let mut crumbs = values(take(
+                &mut obj,
+                "breadcrumbs",
+                "sentry.interfaces.Breadcrumbs",
+            ));
+            // Only the latest are kept; the slack leaves room for entries that are not
+            // breadcrumbs.
+            keep_ends(&mut crumbs, 0, max_crumbs);
+            ev.breadcrumbs = crumbs.into_iter().filter_map(breadcrumb).collect();
+        }
+    }
     if let Some(st) = take(&mut obj, "stacktrace", "sentry.interfaces.Stacktrace")
         .and_then(|v| stacktrace(v, max_frames))
     {
@@ -133,14 +170,6 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
             }),
         }
     }
-    let mut crumbs = values(take(
-        &mut obj,
-        "breadcrumbs",
-        "sentry.interfaces.Breadcrumbs",
-    ));
-    // Only the latest are kept; the slack leaves room for entries that are not breadcrumbs.
-    keep_ends(&mut crumbs, 0, 2 * ctx.limits.max_breadcrumbs);
-    ev.breadcrumbs = crumbs.into_iter().filter_map(breadcrumb).collect();
     ev.tags = tags(obj.remove("tags"));
     ev.extra = object(obj.remove("extra"));
     let infer_ip = obj
@@ -178,7 +207,7 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     obj.retain(|_, v| !v.is_null());
     ev.other = obj;
     super::limits::enforce(&mut ev, &ctx.limits);
-    Ok(ev)
+    ev
 }
 
 /// Takes a modern key, falling back to its `sentry.interfaces.*` alias (modern wins).
@@ -253,7 +282,7 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-fn timestamp(v: &Value) -> Option<f64> {
+pub(super) fn timestamp(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s
@@ -583,15 +612,100 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Normalizes through the `Value` path, and checks that the typed parse (when it takes the
+    /// payload) makes the same event.
     fn norm(v: Value) -> Event {
-        normalize_value(
-            v,
-            &Context {
-                received: 2_000_000_000.0,
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        let ctx = Context {
+            received: 2_000_000_000.0,
+            ..Default::default()
+        };
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let lenient = normalize_value(v, &ctx).unwrap();
+        let mut typed = normalize(&bytes, &ctx).unwrap();
+        typed.event_id = lenient.event_id;
+        assert_eq!(typed, lenient, "{}", String::from_utf8_lossy(&bytes));
+        lenient
+    }
+
+    /// Both paths on raw bytes, with a fixed event id.
+    fn both_ways(json: &str) -> (Option<Event>, Event) {
+        let ctx = Context {
+            received: 2_000_000_000.0,
+            event_id: EventId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ..Default::default()
+        };
+        let typed = super::super::wire::parse(json.as_bytes())
+            .is_some()
+            .then(|| normalize(json.as_bytes(), &ctx).unwrap());
+        let lenient = normalize_value(serde_json::from_str(json).unwrap(), &ctx).unwrap();
+        (typed, lenient)
+    }
+
+    #[test]
+    fn the_typed_parse_reads_what_current_sdks_send_as_the_value_path_does() {
+        let python = std::str::from_utf8(include_bytes!("../../benches/data/python_event.json"));
+        let (typed, lenient) = both_ways(python.unwrap());
+        assert_eq!(
+            typed.expect("a sentry-sdk event takes the typed parse"),
+            lenient
+        );
+        let node = r#"{"exception":{"values":[{"type":"Error","value":"boom","stacktrace":{"frames":[
+            {"filename":"node:internal/main","module":"run_main","function":"executeUserEntryPoint","lineno":135,"colno":12,"in_app":false},
+            {"filename":"/app/index.js","function":"handler","lineno":7,"colno":9,"in_app":true,
+             "pre_context":["a",null],"context_line":"throw new Error('boom')","post_context":[]}]},
+            "mechanism":{"type":"onuncaughtexception","handled":false}}]},
+            "breadcrumbs":[{"timestamp":1700000000.5,"category":"console","level":"log","message":"hi","data":{"arguments":["hi"]}},
+                           {"timestamp":"2023-11-14T22:13:20Z","type":"http","level":20}],
+            "threads":{"values":[{"id":1,"name":"main","crashed":true,"stacktrace":{"frames":[{"function":"f"}]}}]},
+            "level":"error","platform":"node","tags":{"b":"2","a":1,"c":null},"contexts":{"os":{"name":"Linux"}},
+            "user":{"id":7,"ip_address":"{{auto}}"},"unknown":{"kept":true},"gone":null,"release":"r@1",
+            "sdk":{"name":"sentry.javascript.node","version":"8.0.0"}}"#;
+        let (typed, lenient) = both_ways(node);
+        assert_eq!(typed.expect("a Node event takes the typed parse"), lenient);
+        assert_eq!(lenient.exception[0].frames()[1].pre_context, ["a", ""]);
+    }
+
+    #[test]
+    fn older_and_unusual_shapes_are_left_to_the_value_path() {
+        for json in [
+            r#"{"exception":{"type":"E","value":"single object"}}"#,
+            r#"{"exception":{"values":[{"type":"E"}],"mechanism":{"type":"onerror"}}}"#,
+            r#"{"exception":{"values":{"values":[{"type":"E"}]}}}"#,
+            r#"{"exception":[["E","an array, not an object"]]}"#,
+            r#"{"exception":[{"type":"E","stacktrace":{"frames":[{"function":"f","lineno":"12"}]}}]}"#,
+            r#"{"exception":[{"type":"E","stacktrace":{"frames":[{"function":"f","function":"g"}]}}]}"#,
+            r#"{"exception":[{"type":3}]}"#,
+            r#"{"breadcrumbs":[1,{"message":"m"}]}"#,
+            r#"{"breadcrumbs":{"values":"nope"}}"#,
+            r#"{"sentry.interfaces.Message":{"message":"m"}}"#,
+            r#"{"threads":[{"crashed":"yes"}]}"#,
+        ] {
+            let (typed, lenient) = both_ways(json);
+            assert!(typed.is_none(), "{json} should take the Value path");
+            assert_eq!(
+                normalize(
+                    json.as_bytes(),
+                    &Context {
+                        received: 2_000_000_000.0,
+                        event_id: Some(lenient.event_id),
+                        ..Default::default()
+                    }
+                )
+                .unwrap(),
+                lenient
+            );
+        }
+        // Shapes both read the same way.
+        for json in [
+            r#"{"exception":null,"threads":null,"breadcrumbs":null}"#,
+            r#"{"exception":{"values":null,"other":1},"breadcrumbs":{"values":[]}}"#,
+            r#"{"exception":{"values":[{"type":"","value":null,"stacktrace":{"frames":[]},"raw_stacktrace":{"frames":[{"lineno":-1,"colno":1e300}]}}]}}"#,
+            r#"{"exception":[{}],"breadcrumbs":[{}],"threads":[{}]}"#,
+            r#"{"exception":[{"type":"A"}],"exception":[{"type":"B"}],"tags":{"k":"1","k":"2"}}"#,
+        ] {
+            let (typed, lenient) = both_ways(json);
+            assert_eq!(typed.expect(json), lenient, "{json}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The writer thread: the only code that writes to the file (redb allows one write
 //! transaction at a time). It drains the queue into a batch, appends the batch to the
-//! write-ahead log and syncs it (one sequential write), applies the whole batch in one
-//! transaction that does not wait for the disk (readers see it at once), and only then
-//! answers every request in it. Every second or so, and before every management write, a
+//! write-ahead log (one sequential write, synced by the log's sync thread meanwhile), applies
+//! the whole batch in one transaction that does not wait for the disk (readers see it at
+//! once), and answers every request in it once the record is on disk. Every second or so, and before every management write, a
 //! checkpoint commits durably and the log starts over; after a crash the log's records past
 //! the last checkpoint are applied again, each once (its sequence number is stored with it).
 //! Under load batches grow, so one sync serves many events (group commit). Without a log
@@ -117,6 +117,8 @@ pub struct Writer {
     unsynced_since: Option<Instant>,
     /// The last batch evicted stored events (a checkpoint follows at once).
     evicted: bool,
+    /// Syncs the log while batches are applied (when there is a log).
+    syncer: Option<super::sync::Syncer>,
 }
 
 impl Writer {
@@ -136,6 +138,7 @@ impl Writer {
             wal_seq: 0,
             unsynced_since: None,
             evicted: false,
+            syncer: None,
             config,
         }
     }
@@ -197,18 +200,35 @@ impl Writer {
         self.synced()
     }
 
-    /// A durable commit made everything before it durable: the log starts over.
+    /// A durable commit made everything before it durable: batches waiting for the log's
+    /// sync are answered, and the log starts over.
     fn synced(&mut self) -> Result<(), StoreError> {
         self.unsynced_since = None;
+        if let Some(syncer) = &self.syncer {
+            syncer.all_durable();
+        }
         match self.wal() {
             Some(mut wal) => wal.clear(),
             None => Ok(()),
         }
     }
 
-    /// Checkpoints when the last one is old enough or the log big enough.
+    /// Checkpoints when the last one is old enough or the log big enough, or at once when
+    /// syncing the log failed (the checkpoint makes the waiting batches durable instead).
     fn checkpoint_if_due(&mut self) {
         let evicted = std::mem::take(&mut self.evicted);
+        if let Some(failure) = self.syncer.as_ref().and_then(|s| s.failure()) {
+            let forced = self.begin(true).and_then(|txn| Ok(txn.commit()?));
+            if let Err(e) = forced.and_then(|()| self.synced()) {
+                tracing::error!(
+                    "after the log's sync failed ({failure}), so did a checkpoint: {e}"
+                );
+                if let Some(syncer) = &self.syncer {
+                    syncer.fail_waiting(&e);
+                }
+            }
+            return;
+        }
         let due = self.unsynced_since.is_some_and(|since| {
             evicted
                 || since.elapsed() >= self.config.checkpoint_every
@@ -236,6 +256,15 @@ impl Writer {
         let _stopped = RunningFlag(self.stats.clone());
         self.feedback_waiting = self.count_waiting_feedback().unwrap_or(u64::MAX);
         self.wal_seq = self.applied_seq().unwrap_or(0);
+        // Without the sync thread each append waits for its own sync.
+        self.syncer = self.wal().and_then(|wal| {
+            let started = wal
+                .handle()
+                .and_then(|file| super::sync::Syncer::start(file, self.wal_seq));
+            started
+                .inspect_err(|e| tracing::warn!("the log is synced by the writer itself: {e}"))
+                .ok()
+        });
         loop {
             let job = match self.idle_wait() {
                 Some(wait) => match jobs.recv_timeout(wait) {
@@ -366,10 +395,15 @@ impl Writer {
         let payload = rmp_serde::to_vec(&record)
             .map_err(|e| StoreError::Io(format!("cannot encode a log record: {e}")))?;
         let seq = self.wal_seq + 1;
-        let at = wal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .append(seq, &payload)?;
+        let mut wal = wal.lock().unwrap_or_else(|e| e.into_inner());
+        let at = match &self.syncer {
+            Some(syncer) => {
+                let at = wal.write(seq, &payload)?;
+                syncer.written(seq);
+                at
+            }
+            None => wal.append(seq, &payload)?,
+        };
         self.wal_seq = seq;
         Ok(Some((seq, at)))
     }
@@ -435,14 +469,21 @@ impl Writer {
                     .duplicates
                     .fetch_add(acks.len() as u64 - stored, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                for ((_, reply), ack) in batch.events.into_iter().zip(acks) {
-                    let _ = reply.send(Ok(ack));
-                }
-                for ((_, reply), ack) in batch.feedback.into_iter().zip(feedback_acks) {
-                    let _ = reply.send(Ok(ack));
-                }
-                for (_, reply) in batch.sessions {
-                    let _ = reply.send(Ok(Ack::Stored));
+                let answers: super::sync::Answers = (batch.events.into_iter())
+                    .map(|(_, reply)| reply)
+                    .zip(acks)
+                    .chain(
+                        batch
+                            .feedback
+                            .into_iter()
+                            .map(|(_, r)| r)
+                            .zip(feedback_acks),
+                    )
+                    .chain(batch.sessions.into_iter().map(|(_, r)| (r, Ack::Stored)))
+                    .collect();
+                match (seq, &self.syncer) {
+                    (Some(seq), Some(syncer)) => syncer.applied(seq, answers),
+                    _ => super::sync::send(answers),
                 }
                 if seq.is_some() {
                     self.unsynced_since.get_or_insert_with(Instant::now);

@@ -126,6 +126,17 @@ impl Wal {
     /// Appends a record and waits until it is on disk; returns where it starts (to cut it off
     /// again if it cannot be applied).
     pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<u64, StoreError> {
+        let start = self.write(seq, payload)?;
+        if let Err(e) = self.file.sync_data() {
+            let _ = self.cut(start);
+            return Err(io(&self.path, "cannot sync")(e));
+        }
+        Ok(start)
+    }
+
+    /// Appends a record without waiting for the disk (a [`handle`](Self::handle)'s sync
+    /// makes it durable); returns where it starts.
+    pub fn write(&mut self, seq: u64, payload: &[u8]) -> Result<u64, StoreError> {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|l| *l <= MAX_RECORD)
@@ -138,15 +149,20 @@ impl Wal {
         let start = self.len;
         // At its place (so a retry after a full disk writes it whole again), waiting for room
         // like the data file's writes do.
-        let written = super::backend::patiently(|| self.file.write_all_at(&record, start))
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = super::backend::patiently(|| self.file.write_all_at(&record, start)) {
             // Whatever part of it reached the file is cut off: it was not acknowledged.
             let _ = self.cut(start);
             return Err(io(&self.path, "cannot append to")(e));
         }
         self.len += record.len() as u64;
         Ok(start)
+    }
+
+    /// Another handle of the log's file, for a thread that syncs it.
+    pub fn handle(&self) -> Result<File, StoreError> {
+        self.file
+            .try_clone()
+            .map_err(io(&self.path, "cannot share"))
     }
 
     /// Cuts the log back to `at` (a record that could not be applied is not replayed).
