@@ -430,7 +430,12 @@ fn main() {
             .map(|i| i["count"].as_u64().unwrap())
             .sum();
         let rss = support::status_kb(picket.child.id(), "VmHWM");
-        let disk = std::fs::metadata(data.join("picket.redb")).unwrap().len();
+        // The data file and whatever its write-ahead log holds (when there is one).
+        let disk = ["picket.redb", "picket.wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(data.join(f)).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
         drop(picket);
         let ceiling_run = load(
             ceiling,

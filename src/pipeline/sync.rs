@@ -166,3 +166,40 @@ fn run(file: File, shared: &(Mutex<State>, Condvar)) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot::{self, error::TryRecvError};
+
+    #[test]
+    fn a_batch_is_answered_once_its_record_is_synced_or_a_checkpoint_made_it_durable() {
+        let syncer = Syncer::start(tempfile::tempfile().unwrap(), 0).unwrap();
+        let (reply, answer) = oneshot::channel();
+        syncer.written(1);
+        syncer.applied(1, vec![(reply, Ack::Stored)]);
+        assert!(matches!(answer.blocking_recv(), Ok(Ok(Ack::Stored))));
+
+        // Applied, but its record's write not yet announced: it waits…
+        let (reply, mut answer) = oneshot::channel();
+        syncer.applied(2, vec![(reply, Ack::Duplicate)]);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(answer.try_recv().unwrap_err(), TryRecvError::Empty);
+        // …until a checkpoint makes everything applied durable.
+        syncer.all_durable();
+        assert!(matches!(answer.blocking_recv(), Ok(Ok(Ack::Duplicate))));
+
+        // What neither made durable is answered with the error.
+        let (reply, answer) = oneshot::channel();
+        syncer.applied(3, vec![(reply, Ack::Stored)]);
+        syncer.fail_waiting(&StoreError::Io("the disk is gone".into()));
+        assert!(matches!(answer.blocking_recv(), Ok(Err(_))));
+
+        // Stopping syncs what was written and answers what waited for it.
+        let (reply, answer) = oneshot::channel();
+        syncer.written(4);
+        syncer.applied(4, vec![(reply, Ack::Stored)]);
+        drop(syncer);
+        assert!(matches!(answer.blocking_recv(), Ok(Ok(Ack::Stored))));
+    }
+}

@@ -255,7 +255,9 @@ impl Writer {
         self.stats.running.store(true, Ordering::SeqCst);
         let _stopped = RunningFlag(self.stats.clone());
         self.feedback_waiting = self.count_waiting_feedback().unwrap_or(u64::MAX);
-        self.wal_seq = self.applied_seq().unwrap_or(0);
+        // Past both what is applied and what an earlier run of this writer logged.
+        let logged = self.wal().map_or(0, |w| w.last_seq());
+        self.wal_seq = self.applied_seq().unwrap_or(0).max(logged);
         // Without the sync thread each append waits for its own sync.
         self.syncer = self.wal().and_then(|wal| {
             let started = wal

@@ -37,6 +37,8 @@ pub struct Wal {
     file: File,
     path: PathBuf,
     len: u64,
+    /// The highest sequence number written to the log since it was opened (or found in it).
+    last_seq: u64,
 }
 
 /// A record read back from the log.
@@ -118,6 +120,7 @@ impl Wal {
                 file,
                 path,
                 len: whole as u64,
+                last_seq: records.iter().map(|r| r.seq).max().unwrap_or(0),
             },
             records,
         ))
@@ -155,6 +158,7 @@ impl Wal {
             return Err(io(&self.path, "cannot append to")(e));
         }
         self.len += record.len() as u64;
+        self.last_seq = self.last_seq.max(seq);
         Ok(start)
     }
 
@@ -191,6 +195,12 @@ impl Wal {
     /// Bytes in the log.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// The highest sequence number written since the log was opened: a writer started again
+    /// after a panic numbers its batches past it, so that no number is used twice.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
     }
 
     pub fn is_empty(&self) -> bool {
@@ -260,6 +270,14 @@ mod tests {
         drop(wal);
         let (mut wal, records) = Wal::open(dir.path()).unwrap();
         assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(wal.last_seq(), 3);
+        wal.clear().unwrap();
+        // Emptied, the log still remembers the numbers it used; unsynced writes read back.
+        assert_eq!(wal.last_seq(), 3);
+        wal.write(4, b"fourth").unwrap();
+        wal.handle().unwrap().sync_data().unwrap();
+        assert_eq!(wal.last_seq(), 4);
+        assert_eq!(pending(dir.path()).unwrap().0[0].seq, 4);
         wal.clear().unwrap();
         drop(wal);
         assert!(Wal::open(dir.path()).unwrap().1.is_empty());
