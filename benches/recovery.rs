@@ -1,8 +1,11 @@
 //! Recovery after SIGKILL with a large data file. Fills a fresh data directory with stored
 //! events (1,000,000 by default), starts `picket serve` on it, kills it with SIGKILL while it is
 //! writing, starts it again and measures the time to the first 200 on `/health` and on an
-//! event. Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS, PICKET_BENCH_QUICK_REPAIR
-//! and PICKET_BENCH_RUNS change the defaults).
+//! event, and its resident memory once idle. Then it loads the filled store and a fresh one
+//! alike (16 keep-alive connections storing events) and compares their rates: what storing
+//! costs once the file is large. Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS,
+//! PICKET_BENCH_QUICK_REPAIR, PICKET_BENCH_RUNS and PICKET_BENCH_LOAD_SECONDS change the
+//! defaults).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -116,6 +119,78 @@ fn store_request(project: u64, key: &str) -> String {
     )
 }
 
+/// Events per second the server at `port` answers 200 over `connections` keep-alive
+/// connections for `seconds`.
+fn store_rate(port: u16, project: u64, key: &str, connections: usize, seconds: f64) -> f64 {
+    let body = r#"{"message":"load probe","level":"error"}"#;
+    let request = format!(
+        "POST /api/{project}/store/?sentry_key={key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let threads: Vec<_> = (0..connections)
+        .map(|_| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let mut stored = 0u64;
+                let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+                    return 0;
+                };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                while Instant::now() < until {
+                    if stream.write_all(request.as_bytes()).is_err() {
+                        break;
+                    }
+                    let (mut status, mut length) = (String::new(), 0usize);
+                    if reader.read_line(&mut status).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut answer = vec![0u8; length];
+                    if reader.read_exact(&mut answer).is_err() {
+                        break;
+                    }
+                    stored += u64::from(status.contains(" 200 "));
+                }
+                stored
+            })
+        })
+        .collect();
+    let stored: u64 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    stored as f64 / seconds
+}
+
+/// The store rate of a server started on `data_dir`.
+fn rate_of(
+    data_dir: &std::path::Path,
+    config: &std::path::Path,
+    to: (u64, &str),
+    seconds: f64,
+) -> f64 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = start(data_dir, config, port);
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    lines.find(|l| l.as_ref().is_ok_and(|l| l.contains("listening on")));
+    let rate = store_rate(port, to.0, to.1, 16, seconds);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rate
+}
+
 fn main() {
     // `cargo test --all-targets` runs this too (without --bench): then a small smoke run.
     let Some(benching) = support::benching() else {
@@ -211,5 +286,29 @@ fn main() {
         median(&mut health_ms),
         median(&mut event_ms),
         median(&mut idle_rss_mb)
+    );
+
+    // Storing into the filled file against a fresh one, alternated.
+    let seconds: f64 = env_or(
+        "PICKET_BENCH_LOAD_SECONDS",
+        if benching { 10.0 } else { 1.0 },
+    );
+    let fresh_dir = dir.path().join("fresh");
+    let (fresh_project, fresh_key) = fill(&fresh_dir, 0, quick_repair);
+    let (mut filled, mut fresh) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        filled.push(rate_of(&data_dir, &config, (project, &key), seconds));
+        let to = (fresh_project, fresh_key.as_str());
+        fresh.push(rate_of(&fresh_dir, &config, to, seconds));
+        eprintln!(
+            "  storing: {:.0} events/s into the filled file, {:.0} into a fresh one",
+            filled.last().unwrap(),
+            fresh.last().unwrap()
+        );
+    }
+    let (filled, fresh) = (median(&mut filled), median(&mut fresh));
+    println!(
+        "storing over 16 connections: {filled:.0} events/s into the file of {n} events, {fresh:.0} into a fresh one ({:.0}%)",
+        100.0 * filled / fresh.max(1.0)
     );
 }

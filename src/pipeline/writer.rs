@@ -2,9 +2,10 @@
 //! transaction at a time). It drains the queue into a batch, appends the batch to the
 //! write-ahead log (one sequential write, synced by the log's sync thread meanwhile), applies
 //! the whole batch in one transaction that does not wait for the disk (readers see it at
-//! once), and answers every request in it once the record is on disk. Every second or so, and before every management write, a
-//! checkpoint commits durably and the log starts over; after a crash the log's records past
-//! the last checkpoint are applied again, each once (its sequence number is stored with it).
+//! once), and answers every request in it once the record is on disk. Every second or so,
+//! and before every management write, a checkpoint commits durably and the log starts over;
+//! after a crash the log's records past the last checkpoint are applied again, each once (its
+//! sequence number is stored with it).
 //! Under load batches grow, so one sync serves many events (group commit). Without a log
 //! (benchmarks of the store alone), every batch commits durably itself.
 
