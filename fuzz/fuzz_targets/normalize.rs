@@ -17,14 +17,25 @@ fuzz_target!(|data: &[u8]| {
         let encoded = picket::store::events::encode(&event);
         assert!(!encoded.payload.is_empty());
     }
-    let fixed = normalize::Context {
-        event_id: picket::ids::EventId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
-        ..ctx
+    // With the default limits, and with limits small enough that frames and breadcrumbs are cut.
+    let tiny = picket::event::EventLimits {
+        max_frames: 2,
+        max_breadcrumbs: 1,
+        max_tags: 2,
+        max_string_length: 8,
+        ..Default::default()
     };
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data)
-        && let Ok(event) = normalize::normalize(data, &fixed)
-    {
-        let lenient = normalize::normalize_value(value, &fixed);
-        assert_eq!(Ok(event), lenient, "the typed and the Value paths disagree");
+    for limits in [picket::event::EventLimits::default(), tiny] {
+        let fixed = normalize::Context {
+            event_id: picket::ids::EventId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            limits,
+            ..ctx.clone()
+        };
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data)
+            && let Ok(event) = normalize::normalize(data, &fixed)
+        {
+            let lenient = normalize::normalize_value(value, &fixed);
+            assert_eq!(Ok(event), lenient, "the typed and the Value paths disagree");
+        }
     }
 });

@@ -629,9 +629,14 @@ mod tests {
 
     /// Both paths on raw bytes, with a fixed event id.
     fn both_ways(json: &str) -> (Option<Event>, Event) {
+        both_ways_within(json, Default::default())
+    }
+
+    fn both_ways_within(json: &str, limits: super::super::EventLimits) -> (Option<Event>, Event) {
         let ctx = Context {
             received: 2_000_000_000.0,
             event_id: EventId::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            limits,
             ..Default::default()
         };
         let typed = super::super::wire::parse(json.as_bytes())
@@ -663,6 +668,32 @@ mod tests {
         let (typed, lenient) = both_ways(node);
         assert_eq!(typed.expect("a Node event takes the typed parse"), lenient);
         assert_eq!(lenient.exception[0].frames()[1].pre_context, ["a", ""]);
+    }
+
+    #[test]
+    fn both_paths_cut_frames_and_breadcrumbs_alike() {
+        let frames: Vec<Value> = (0..7)
+            .map(|i| json!({"function": format!("f{i}")}))
+            .collect();
+        let crumbs: Vec<Value> = (0..9)
+            .map(|i| json!({"message": format!("c{i}")}))
+            .collect();
+        let json = json!({
+            "exception": [{"type": "E", "stacktrace": {"frames": frames}}],
+            "threads": [{"stacktrace": {"frames": frames}}],
+            "breadcrumbs": crumbs,
+        })
+        .to_string();
+        let limits = super::super::EventLimits {
+            max_frames: 2,
+            max_breadcrumbs: 2,
+            ..Default::default()
+        };
+        let (typed, lenient) = both_ways_within(&json, limits);
+        assert_eq!(typed.expect("the typed parse takes it"), lenient);
+        assert_eq!(lenient.exception[0].frames().len(), 2);
+        assert_eq!(lenient.breadcrumbs.len(), 2);
+        assert!(lenient.truncated.contains(&"frames".to_string()));
     }
 
     #[test]
