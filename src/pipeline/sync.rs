@@ -156,6 +156,10 @@ fn run(file: File, shared: &(Mutex<State>, Condvar)) {
             }
             Err(e) => {
                 tracing::error!("syncing the log failed (a checkpoint follows): {e}");
+                if state.stop {
+                    // No checkpoint follows a stopping writer: what waits is not answered.
+                    return;
+                }
                 state.failed = Some(e.to_string());
                 // The writer checkpoints and then says what is durable; until it has, the
                 // failed records count as unsynced.
