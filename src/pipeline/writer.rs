@@ -152,9 +152,7 @@ impl Writer {
     }
 
     fn applied_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(crate::store::META)?;
-        Ok(redb::ReadableTable::get(&meta, APPLIED)?.map_or(0, |v| v.value()))
+        crate::store::wal::applied(&self.db.begin_read()?)
     }
 
     /// Applies the log's records past the last checkpoint (a crash's leftovers), each once,
@@ -219,8 +217,7 @@ impl Writer {
     fn checkpoint_if_due(&mut self) {
         let evicted = std::mem::take(&mut self.evicted);
         if let Some(failure) = self.syncer.as_ref().and_then(|s| s.failure()) {
-            let forced = self.begin(true).and_then(|txn| Ok(txn.commit()?));
-            if let Err(e) = forced.and_then(|()| self.synced()) {
+            if let Err(e) = self.checkpoint() {
                 tracing::error!(
                     "after the log's sync failed ({failure}), so did a checkpoint: {e}"
                 );
@@ -794,7 +791,6 @@ impl Writer {
     }
 }
 
-/// The batch's copy of a project, read from the file the first time the batch needs it.
 /// Answers every request of a batch that could not be stored with the error.
 fn fail(batch: Batch, e: &StoreError) {
     let replies = batch.events.into_iter().map(|(_, reply)| reply);
@@ -806,6 +802,7 @@ fn fail(batch: Batch, e: &StoreError) {
     }
 }
 
+/// The batch's copy of a project, read from the file the first time the batch needs it.
 fn project_of<'c>(
     projects: &'c mut HashMap<u64, Project>,
     rows: &Tables<'_>,

@@ -235,8 +235,7 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
     let (db, ok) = checked?;
     let txn = db.begin_read()?;
     let (records, log_torn_bytes) = super::wal::pending(data_dir)?;
-    let applied = redb::ReadableTable::get(&txn.open_table(super::META)?, super::wal::APPLIED)?
-        .map_or(0, |v| v.value());
+    let applied = super::wal::applied(&txn)?;
     Ok(CheckReport {
         log_batches: records.iter().filter(|r| r.seq > applied).count() as u64,
         log_bytes: std::fs::metadata(super::wal::file_in(data_dir)).map_or(0, |m| m.len()),

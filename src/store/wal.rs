@@ -19,6 +19,12 @@ use super::StoreError;
 /// in the transaction that applies it).
 pub const APPLIED: &str = "wal_seq";
 
+/// The sequence number of the last batch the data file holds (0: none).
+pub fn applied(txn: &redb::ReadTransaction) -> Result<u64, StoreError> {
+    let meta = txn.open_table(super::META)?;
+    Ok(redb::ReadableTable::get(&meta, APPLIED)?.map_or(0, |v| v.value()))
+}
+
 /// The log's file name in the data directory.
 pub const FILE_NAME: &str = "picket.wal";
 /// Bytes before a record's payload.
