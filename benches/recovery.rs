@@ -4,8 +4,10 @@
 //! event, and its resident memory once idle. Then it loads the filled store and a fresh one
 //! alike (16 keep-alive connections storing events) and compares their rates: what storing
 //! costs once the file is large. Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS,
-//! PICKET_BENCH_QUICK_REPAIR, PICKET_BENCH_RUNS and PICKET_BENCH_LOAD_SECONDS change the
-//! defaults).
+//! PICKET_BENCH_QUICK_REPAIR, PICKET_BENCH_RUNS, PICKET_BENCH_LOAD_SECONDS and
+//! PICKET_BENCH_PAGE_CACHE, the server's `page_cache`, change the defaults). Filling 10 million events takes minutes: with PICKET_BENCH_DATA_DIR the filled
+//! directory is kept there, and a later run with the same variable measures it again without
+//! filling (the runs' own events then add to it).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -202,22 +204,44 @@ fn main() {
     );
     let quick_repair: bool = env_or("PICKET_BENCH_QUICK_REPAIR", true);
     let runs: usize = env_or("PICKET_BENCH_RUNS", if benching { 3 } else { 1 });
+    let page_cache = std::env::var("PICKET_BENCH_PAGE_CACHE")
+        .map(|size| format!("page_cache = \"{size}\"\n"))
+        .unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
+    let kept = std::env::var_os("PICKET_BENCH_DATA_DIR").map(std::path::PathBuf::from);
+    let data_dir = kept.clone().unwrap_or_else(|| dir.path().join("data"));
     let config = dir.path().join("picket.toml");
     std::fs::write(
         &config,
         // No caps: the restart must find every event it was killed with.
         format!(
-            "[pipeline]\nquick_repair = {quick_repair}\n\n[retention]\nmax_events_per_project = 0\nmax_events_per_issue = 0\n"
+            "[pipeline]\nquick_repair = {quick_repair}\n{page_cache}\n[retention]\nmax_events_per_project = 0\nmax_events_per_issue = 0\n"
         ),
     )
     .unwrap();
-    eprintln!(
-        "filling {} with {n} events (quick_repair = {quick_repair})",
-        data_dir.display()
-    );
-    let (project, key) = fill(&data_dir, n, quick_repair);
+    // The project of a kept directory, written beside it when it was filled.
+    let filled_for = kept.map(|d| d.with_extension("project"));
+    let (project, key) = match filled_for
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+    {
+        Some(saved) => {
+            let (project, key) = saved.trim().split_once(' ').expect("project file");
+            eprintln!("measuring the kept {}", data_dir.display());
+            (project.parse().expect("project id"), key.to_string())
+        }
+        None => {
+            eprintln!(
+                "filling {} with {n} events (quick_repair = {quick_repair})",
+                data_dir.display()
+            );
+            let (project, key) = fill(&data_dir, n, quick_repair);
+            if let Some(f) = &filled_for {
+                std::fs::write(f, format!("{project} {key}\n")).unwrap();
+            }
+            (project, key)
+        }
+    };
     let size = std::fs::metadata(store::file_in(&data_dir)).unwrap().len();
     eprintln!(
         "  file size {:.1} MB ({} bytes per event)",

@@ -392,13 +392,15 @@ pub fn run(
         // Every page read once in the background: damage the open did not meet stops the
         // server (status 78) before the writer trips over it.
         let scanned = db.clone();
+        let stop = stop_rx.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            match store::scan(&scanned) {
-                Ok(rows) => tracing::info!(
+            match store::scan(&scanned, scan_pace(stop)) {
+                Ok(Some(rows)) => tracing::info!(
                     "data file read through: {rows} rows in {:.1} s",
                     started.elapsed().as_secs_f64()
                 ),
+                Ok(None) => {}
                 Err(StoreError::Damaged(detail)) => store::report_damage(&detail),
                 Err(e) => tracing::warn!("reading the data file through failed: {e}"),
             }
@@ -460,6 +462,19 @@ async fn damage_found() -> String {
     }
 }
 
+/// The start-up scan's pause between chunks: it reads for at most a quarter of the time (of
+/// one core), so that on a large file it neither slows the writer nor crowds its pages out of
+/// the cache all at once; and it stops when the server does.
+fn scan_pace(stop: watch::Receiver<bool>) -> impl FnMut() -> bool {
+    let mut reading_since = Instant::now();
+    move || {
+        let read = reading_since.elapsed();
+        std::thread::sleep((read * 3).min(Duration::from_millis(200)));
+        reading_since = Instant::now();
+        !*stop.borrow()
+    }
+}
+
 /// How long startup waits for a management command that holds the data file to finish.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -468,7 +483,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 fn open_store(config: &Config) -> Result<Database, ServeError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        match store::open(&config.data_dir) {
+        match store::open_cached(&config.data_dir, config.pipeline.page_cache.0 as usize) {
             Ok(db) => return Ok(db),
             // Another server serving the same file: a restart never helps.
             Err(StoreError::Locked { path })

@@ -432,6 +432,8 @@ pub struct Pipeline {
     pub checkpoint_interval: Duration,
     /// …and whenever the log grows past this.
     pub checkpoint_size: ByteSize,
+    /// The data file's page cache in memory (most of picket's resident size once warm).
+    pub page_cache: ByteSize,
 }
 
 impl Default for Config {
@@ -503,6 +505,7 @@ impl Default for Pipeline {
             quick_repair: true,
             checkpoint_interval: Duration(std::time::Duration::from_secs(1)),
             checkpoint_size: ByteSize(16 << 20),
+            page_cache: ByteSize(crate::store::CACHE_BYTES as u64),
         }
     }
 }

@@ -252,38 +252,71 @@ pub fn damage() -> Option<&'static str> {
     DAMAGE.get().map(String::as_str)
 }
 
+/// Rows [`scan`] reads in one snapshot.
+const SCAN_CHUNK: u64 = 4096;
+
 /// Reads every row of every table once, as a check that the file is what redb wrote: a page
-/// that is not comes back as [`StoreError::Damaged`]. The rows read. Runs on a snapshot, so it
-/// never blocks the writer; the server runs it in the background at start.
-pub fn scan(db: &Database) -> Result<u64, StoreError> {
+/// that is not comes back as [`StoreError::Damaged`]. The rows read, or `None` when `pause`
+/// said to stop. Reads [`SCAN_CHUNK`] rows per snapshot and calls `pause` between them: a
+/// snapshot held for the whole file would keep redb from reusing the pages commits free
+/// meanwhile (the file would grow under a flow of events), and the server, which runs it in the
+/// background at start, waits there so that the scan takes a share of a core, not the writer's.
+pub fn scan(db: &Database, mut pause: impl FnMut() -> bool) -> Result<Option<u64>, StoreError> {
     fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
-        txn: &redb::ReadTransaction,
+        db: &Database,
         def: TableDefinition<K, V>,
-    ) -> Result<u64, StoreError> {
-        use redb::ReadableTable;
-        let table = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-            Err(e) => return Err(e.into()),
-        };
-        let mut rows = 0;
-        for row in table.iter()? {
-            let (k, v) = row?;
-            std::hint::black_box((k.value(), v.value()));
-            rows += 1;
+        pause: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<u64>, StoreError> {
+        use std::ops::Bound;
+        let (mut rows, mut after) = (0, None::<Vec<u8>>);
+        loop {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(def) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Some(rows)),
+                Err(e) => return Err(e.into()),
+            };
+            let chunk = match &after {
+                None => table.range::<K::SelfType<'_>>(..)?,
+                Some(key) => table.range::<K::SelfType<'_>>((
+                    Bound::Excluded(K::from_bytes(key)),
+                    Bound::Unbounded,
+                ))?,
+            };
+            let mut read = 0;
+            after = None;
+            for row in chunk {
+                let (k, v) = row?;
+                std::hint::black_box(v.value());
+                read += 1;
+                if read == SCAN_CHUNK {
+                    after = Some(K::as_bytes(&k.value()).as_ref().to_vec());
+                    break;
+                }
+            }
+            rows += read;
+            if after.is_none() {
+                return Ok(Some(rows));
+            }
+            drop(table);
+            drop(txn);
+            if !pause() {
+                return Ok(None);
+            }
         }
-        Ok(rows)
     }
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let txn = db.begin_read()?;
         let mut rows = 0;
         macro_rules! read {
             ($def:path) => {
-                rows += table(&txn, $def)?;
+                match table(db, $def, &mut pause)? {
+                    Some(n) => rows += n,
+                    None => return Ok(None),
+                }
             };
         }
         for_each_table!(read);
-        Ok(rows)
+        Ok(Some(rows))
     }))
     .unwrap_or_else(|panic| Err(StoreError::Damaged(panic_detail(panic.as_ref()))))
 }
@@ -328,9 +361,10 @@ pub fn next_growth(len: u64) -> u64 {
     }
 }
 
-/// redb's page cache. Its default (1 GiB) lets the resident size grow with the file under a
-/// flood; recent pages are what the writer and the UI read, and the OS page cache holds more.
-const CACHE_BYTES: usize = 48 * 1024 * 1024;
+/// redb's page cache, unless `[pipeline] page_cache` says otherwise. redb's default (1 GiB)
+/// lets the resident size grow with the file under a flood; recent pages are what the writer
+/// and the UI read, and the OS page cache holds more.
+pub const CACHE_BYTES: usize = 48 * 1024 * 1024;
 
 pub fn file_in(data_dir: &Path) -> PathBuf {
     data_dir.join("picket.redb")
@@ -348,7 +382,12 @@ pub fn open_existing(data_dir: &Path) -> Result<Database, StoreError> {
 
 /// Opens (creating if needed) the data file and checks its schema version.
 pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
-    let db = open_unchecked(data_dir)?;
+    open_cached(data_dir, CACHE_BYTES)
+}
+
+/// [`open`], with a page cache of `cache_bytes`.
+pub fn open_cached(data_dir: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    let db = open_file(data_dir, cache_bytes)?;
     let found = schema_version(&db)?;
     match found {
         None => init_schema(&db)?,
@@ -374,6 +413,10 @@ pub fn open(data_dir: &Path) -> Result<Database, StoreError> {
 /// readable by its owner only (0700) and a new file likewise (0600); an existing file of 0
 /// bytes is refused rather than silently made into a new, empty store.
 pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
+    open_file(data_dir, CACHE_BYTES)
+}
+
+fn open_file(data_dir: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -400,7 +443,7 @@ pub fn open_unchecked(data_dir: &Path) -> Result<Database, StoreError> {
     // redb may stop with a panic on a page that is not what it wrote (debug builds always do).
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create_with_backend(backend)
     }))
     .map_err(|panic| StoreError::Damaged(panic_detail(panic.as_ref())))?;
@@ -558,6 +601,32 @@ mod tests {
         assert!(err.to_string().contains("newer"));
         let db = open_unchecked(dir.path()).unwrap();
         assert!(matches!(upgrade(&db), Err(StoreError::TooNew { .. })));
+    }
+
+    #[test]
+    fn the_scan_reads_every_row_across_its_snapshots_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path()).unwrap();
+        let rows = |db: &Database| scan(db, || true).unwrap().unwrap();
+        let before = rows(&db);
+        let n = 3 * SCAN_CHUNK + 7;
+        let txn = db.begin_write().unwrap();
+        {
+            let mut arrivals = txn.open_table(ARRIVALS).unwrap();
+            for seq in 0..n {
+                arrivals.insert(seq, [7u8; 40].as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        assert_eq!(rows(&db), before + n, "a row was skipped or read twice");
+        // Between the snapshots the scan asks whether to go on: three chunk ends here.
+        let mut pauses = 0;
+        let stopped = scan(&db, || {
+            pauses += 1;
+            pauses < 2
+        })
+        .unwrap();
+        assert_eq!((stopped, pauses), (None, 2));
     }
 
     #[test]
