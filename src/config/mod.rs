@@ -505,7 +505,7 @@ impl Default for Pipeline {
             quick_repair: true,
             checkpoint_interval: Duration(std::time::Duration::from_secs(1)),
             checkpoint_size: ByteSize(16 << 20),
-            page_cache: ByteSize(crate::store::CACHE_BYTES as u64),
+            page_cache: ByteSize(16 << 20),
         }
     }
 }

@@ -361,10 +361,11 @@ pub fn next_growth(len: u64) -> u64 {
     }
 }
 
-/// redb's page cache, unless `[pipeline] page_cache` says otherwise. redb's default (1 GiB)
+/// redb's page cache for commands; the server takes `[pipeline] page_cache` (the same by
+/// default). redb's default (1 GiB)
 /// lets the resident size grow with the file under a flood; recent pages are what the writer
 /// and the UI read, and the OS page cache holds more.
-pub const CACHE_BYTES: usize = 48 * 1024 * 1024;
+pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn file_in(data_dir: &Path) -> PathBuf {
     data_dir.join("picket.redb")
