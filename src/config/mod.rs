@@ -496,6 +496,10 @@ impl Default for Limits {
     }
 }
 
+/// The data file's page cache unless `[pipeline] page_cache` says otherwise (commands, which
+/// read no configuration, use it too).
+pub const PAGE_CACHE: u64 = 16 << 20;
+
 impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
@@ -505,7 +509,7 @@ impl Default for Pipeline {
             quick_repair: true,
             checkpoint_interval: Duration(std::time::Duration::from_secs(1)),
             checkpoint_size: ByteSize(16 << 20),
-            page_cache: ByteSize(16 << 20),
+            page_cache: ByteSize(PAGE_CACHE),
         }
     }
 }

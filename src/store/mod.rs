@@ -287,10 +287,11 @@ pub fn scan(db: &Database, mut pause: impl FnMut() -> bool) -> Result<Option<u64
             after = None;
             for row in chunk {
                 let (k, v) = row?;
-                std::hint::black_box(v.value());
+                let key = k.value();
+                std::hint::black_box((&key, v.value()));
                 read += 1;
                 if read == SCAN_CHUNK {
-                    after = Some(K::as_bytes(&k.value()).as_ref().to_vec());
+                    after = Some(K::as_bytes(&key).as_ref().to_vec());
                     break;
                 }
             }
@@ -362,10 +363,9 @@ pub fn next_growth(len: u64) -> u64 {
 }
 
 /// redb's page cache for commands; the server takes `[pipeline] page_cache` (the same by
-/// default). redb's default (1 GiB)
-/// lets the resident size grow with the file under a flood; recent pages are what the writer
-/// and the UI read, and the OS page cache holds more.
-pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// default). redb's default (1 GiB) lets the resident size grow with the file under a flood;
+/// recent pages are what the writer and the UI read, and the OS page cache holds more.
+const CACHE_BYTES: usize = crate::config::PAGE_CACHE as usize;
 
 pub fn file_in(data_dir: &Path) -> PathBuf {
     data_dir.join("picket.redb")
