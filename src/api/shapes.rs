@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::event::Event;
-use crate::event::model::{Breadcrumb, Exception, Frame, Stacktrace};
+use crate::event::model::{Breadcrumb, Exception, Frame, Json, Stacktrace};
 use crate::manage::Actor;
 use crate::manage::attachments::AttachmentView;
 use crate::manage::issues::{EventSummary, IssueView};
@@ -343,7 +343,7 @@ pub fn event(ev: &Event, project: &Project, issue: u64) -> Value {
         .unwrap_or_default();
     let mut contexts = Map::new();
     for (k, v) in &ev.contexts {
-        contexts.insert(k.clone(), v.clone());
+        contexts.insert(k.clone(), v.value());
     }
     json!({
         "id": ev.event_id.to_string(),
@@ -373,7 +373,7 @@ pub fn event(ev: &Event, project: &Project, issue: u64) -> Value {
         "sdk": ev.sdk,
         "fingerprints": ev.fingerprint,
         "errors": [],
-        "packages": ev.modules,
+        "packages": ev.modules.as_ref().map_or_else(|| json!({}), Json::value),
     })
 }
 

@@ -5,9 +5,40 @@
 //! They are counted and searched like the SDK's own tags, which win where both exist; and
 //! the terms search finds an event by (its messages' words, each tag, each user field). Pure.
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::model::Event;
+use super::model::{Event, Json};
+
+/// What a context says of the thing it describes, read from its text without the rest of it.
+#[derive(Deserialize)]
+struct Described {
+    name: Option<Value>,
+    version: Option<Value>,
+    model: Option<Value>,
+    family: Option<Value>,
+}
+
+impl Described {
+    /// `None` for a context that is not an object. One with a key twice is read as a tree
+    /// (where the last one counts).
+    fn of(context: &Json) -> Option<Described> {
+        if !context.is_object() {
+            return None;
+        }
+        serde_json::from_str(context.text()).ok().or_else(|| {
+            let Value::Object(mut m) = context.value() else {
+                return None;
+            };
+            Some(Described {
+                name: m.remove("name"),
+                version: m.remove("version"),
+                model: m.remove("model"),
+                family: m.remove("family"),
+            })
+        })
+    }
+}
 
 /// The derived tags of an event, in a fixed order, only those it has a value for.
 pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
@@ -16,15 +47,21 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
         .user_agent()
         .and_then(|ua| woothee::parser::Parser::new().parse(ua))
         .filter(|ua| ua.name != woothee::woothee::VALUE_UNKNOWN);
-    let context = |name: &str| ev.contexts.get(name).and_then(Value::as_object);
-    let field = |ctx: Option<&serde_json::Map<String, Value>>, key: &str| {
-        ctx.and_then(|c| c.get(key))
-            .and_then(|v| match v {
-                Value::String(s) => Some(s.trim().to_string()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty())
+    let context = |name: &str| ev.contexts.get(name).and_then(Described::of);
+    let field = |ctx: Option<&Described>, key: &str| {
+        let ctx = ctx?;
+        let v = match key {
+            "name" => &ctx.name,
+            "version" => &ctx.version,
+            "model" => &ctx.model,
+            _ => &ctx.family,
+        };
+        match v.as_ref()? {
+            Value::String(s) => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty())
     };
     let named = |name: Option<String>, version: Option<String>| match (name, version) {
         (Some(n), Some(v)) => Some((format!("{n} {v}"), n)),
@@ -32,9 +69,10 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
         _ => None,
     };
 
+    let browser_context = context("browser");
     let browser = named(
-        field(context("browser"), "name"),
-        field(context("browser"), "version"),
+        field(browser_context.as_ref(), "name"),
+        field(browser_context.as_ref(), "version"),
     )
     .or_else(|| {
         let ua = agent.as_ref()?;
@@ -48,6 +86,7 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
     }
 
     let os_context = context("os").or_else(|| context("client_os"));
+    let os_context = os_context.as_ref();
     let os = named(field(os_context, "name"), field(os_context, "version")).or_else(|| {
         let ua = agent.as_ref()?;
         let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
@@ -60,8 +99,9 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
         out.push(("os.name", name));
     }
 
-    let device = field(context("device"), "model")
-        .or_else(|| field(context("device"), "family"))
+    let device_context = context("device");
+    let device = field(device_context.as_ref(), "model")
+        .or_else(|| field(device_context.as_ref(), "family"))
         .or_else(|| {
             let ua = agent.as_ref()?;
             matches!(ua.category, "smartphone" | "mobilephone")
@@ -72,9 +112,10 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
         out.push(("device", device));
     }
 
+    let runtime_context = context("runtime");
     if let Some((full, _)) = named(
-        field(context("runtime"), "name"),
-        field(context("runtime"), "version"),
+        field(runtime_context.as_ref(), "name"),
+        field(runtime_context.as_ref(), "version"),
     ) {
         out.push(("runtime", full));
     }

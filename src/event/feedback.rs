@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::NormalizeError;
-use super::model::Event;
+use super::model::{Event, Json};
 use crate::ids::EventId;
 
 /// Longest message kept, in characters (the feedback widget allows 4096); longer ones are cut.
@@ -40,10 +40,11 @@ pub struct Feedback {
 
 /// The feedback an already normalized `feedback` item carries in `contexts.feedback`.
 pub fn from_event(event: &Event) -> Result<Feedback, NormalizeError> {
-    let context = event
-        .contexts
-        .get("feedback")
-        .and_then(Value::as_object)
+    let context = (event.contexts.get("feedback").map(Json::value))
+        .and_then(|c| match c {
+            Value::Object(c) => Some(c),
+            _ => None,
+        })
         .ok_or(NormalizeError::Feedback(
             "a feedback item needs contexts.feedback",
         ))?;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::model::{Event, Frame, truncate};
+use super::model::{Event, Frame, Json, truncate};
 use super::normalize::NormalizeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ pub fn check_depth(json: &[u8], max: usize) -> Result<(), NormalizeError> {
                 let Some(rest) = json.get(i..) else {
                     return Ok(());
                 };
-                match memchr::memchr2(b'"', b'\\', rest) {
+                match quote_or_backslash(rest) {
                     Some(at) if rest[at] == b'\\' => i += at + 2,
                     Some(at) => {
                         i += at + 1;
@@ -72,6 +72,26 @@ pub fn check_depth(json: &[u8], max: usize) -> Result<(), NormalizeError> {
         }
     }
     Ok(())
+}
+
+/// Where the first `"` or `\\` in `bytes` is. Most strings in a payload are short, so the first
+/// 32 bytes are looked at eight at a time in a word (a call to `memchr2` costs more than such a
+/// string), the rest by `memchr2`.
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Each byte's high bit set where the byte is zero; the lowest one set is exact.
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let head = bytes.len().min(32) / 8 * 8;
+    for (n, c) in bytes[..head].chunks_exact(8).enumerate() {
+        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let found = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return Some(n * 8 + found.trailing_zeros() as usize / 8);
+        }
+    }
+    memchr::memchr2(b'"', b'\\', &bytes[head..]).map(|at| head + at)
 }
 
 /// Cuts an event to the limits and notes in `truncated` what was cut.
@@ -158,6 +178,20 @@ fn shorten_value(v: &mut Value, max: usize) -> bool {
     }
 }
 
+/// A subtree kept as text holds no string longer than the text itself: it is parsed only when
+/// that is longer than the limit.
+fn shorten_json(json: &mut Json, max: usize) -> bool {
+    if json.text().len() <= max {
+        return false;
+    }
+    let mut v = json.value();
+    let cut = shorten_value(&mut v, max);
+    if cut {
+        *json = Json::from_value(&v);
+    }
+    cut
+}
+
 fn shorten_strings(ev: &mut Event, max: usize) -> bool {
     let mut cut = false;
     for s in [
@@ -206,27 +240,26 @@ fn shorten_strings(ev: &mut Event, max: usize) -> bool {
             cut |= shorten(line, max);
         }
         if let Some(vars) = &mut f.vars {
-            cut |= shorten_value(vars, max);
+            cut |= shorten_json(vars, max);
         }
     }
     for b in &mut ev.breadcrumbs {
         cut |= shorten_opt(&mut b.message, max) | shorten_opt(&mut b.category, max);
         if let Some(d) = &mut b.data {
-            cut |= shorten_value(d, max);
+            cut |= shorten_json(d, max);
         }
     }
-    for map in [
-        &mut ev.extra,
-        &mut ev.contexts,
-        &mut ev.modules,
-        &mut ev.other,
-    ] {
-        for v in map.values_mut() {
-            cut |= shorten_value(v, max);
-        }
+    for json in ev.contexts.values_mut().chain(ev.extra.values_mut()) {
+        cut |= shorten_json(json, max);
     }
-    for v in [&mut ev.request, &mut ev.sdk].into_iter().flatten() {
+    for v in ev.other.values_mut() {
         cut |= shorten_value(v, max);
+    }
+    if let Some(v) = &mut ev.request {
+        cut |= shorten_value(v, max);
+    }
+    for json in [&mut ev.sdk, &mut ev.modules].into_iter().flatten() {
+        cut |= shorten_json(json, max);
     }
     cut
 }
@@ -234,7 +267,7 @@ fn shorten_strings(ev: &mut Event, max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::model::{Breadcrumb, Exception, Stacktrace};
+    use crate::event::model::{Breadcrumb, Exception, Json, Stacktrace};
 
     #[test]
     fn depth_is_checked_outside_strings() {
@@ -252,6 +285,26 @@ mod tests {
         assert!(check_depth(br#"["[[[[\\\"[[[", [[]]]"#, 2).is_err());
         let deep = "[".repeat(100_000);
         assert!(check_depth(deep.as_bytes(), 64).is_err());
+    }
+
+    #[test]
+    fn the_string_scan_finds_the_first_quote_or_backslash_anywhere() {
+        for len in 0..80 {
+            for at in 0..len {
+                for stop in [b'"', b'\\'] {
+                    // Bytes that differ from the stops by one bit, and high bytes.
+                    let mut bytes: Vec<u8> =
+                        (0..len).map(|i| [b'#', b']', 0xA2, b'a'][i % 4]).collect();
+                    bytes[at] = stop;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'"';
+                    }
+                    assert_eq!(quote_or_backslash(&bytes), Some(at), "{len} {at}");
+                }
+            }
+            let plain: Vec<u8> = (0..len).map(|i| [b'#', b']', 0xA2, b'a'][i % 4]).collect();
+            assert_eq!(quote_or_backslash(&plain), None);
+        }
     }
 
     #[test]
@@ -304,5 +357,34 @@ mod tests {
         );
         assert!(ev.exception[0].value.as_ref().unwrap().len() <= 13);
         assert_eq!(ev.truncated, ["tags", "breadcrumbs", "frames", "strings"]);
+    }
+
+    #[test]
+    fn long_strings_in_subtrees_kept_as_text_are_cut_too() {
+        let limits = EventLimits {
+            max_string_length: 10,
+            ..Default::default()
+        };
+        let long = Json::from_value(&serde_json::json!({"k": "x".repeat(50), "n": 1}));
+        let short = Json::from_value(&serde_json::json!({"k": "short"}));
+        let mut ev = Event {
+            exception: vec![Exception {
+                stacktrace: Some(Stacktrace {
+                    frames: vec![Frame {
+                        vars: Some(long),
+                        ..Default::default()
+                    }],
+                }),
+                ..Default::default()
+            }],
+            modules: Some(short.clone()),
+            ..Default::default()
+        };
+        enforce(&mut ev, &limits);
+        let vars = ev.exception[0].frames()[0].vars.as_ref().unwrap().value();
+        assert!(vars["k"].as_str().unwrap().len() <= 13, "{vars}");
+        assert_eq!(vars["n"], 1);
+        assert_eq!(ev.modules, Some(short));
+        assert_eq!(ev.truncated, ["strings"]);
     }
 }

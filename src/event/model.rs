@@ -2,11 +2,19 @@
 //! raven UDP datagram, a shipped log line) becomes after normalization, and what is stored.
 //!
 //! Fields follow the Sentry event schema with the legacy aliases already folded in. Subtrees
-//! that picket only displays (request, contexts, extra, sdk) stay as JSON values. Every field
-//! has a default, so a stored event written by an older picket still reads back.
+//! that picket only displays stay JSON: as values where picket reads inside them on every event
+//! (request, user fields beyond the known ones), as the text they arrived as ([`Json`]) where
+//! it mostly does not (frame variables, breadcrumb data, each context and extra value, sdk,
+//! modules). Every field has a default, so a stored event written by
+//! an older picket still reads back.
+
+use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::ids::EventId;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Severity, as Sentry spells it.
@@ -45,19 +53,32 @@ impl Level {
                     _ => Level::Fatal,
                 })
             }
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "debug" | "trace" => Some(Level::Debug),
-                "info" | "log" | "notice" => Some(Level::Info),
-                "warning" | "warn" => Some(Level::Warning),
-                "error" | "err" => Some(Level::Error),
-                "fatal" | "critical" => Some(Level::Fatal),
-                other => other
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|n| Level::parse(&n.into())),
-            },
+            Value::String(s) => Level::parse_name(s),
             _ => None,
         }
+    }
+
+    /// A level written as a string: a name or alias in any case, or a number.
+    pub fn parse_name(s: &str) -> Option<Level> {
+        const NAMES: [(&str, Level); 11] = [
+            ("debug", Level::Debug),
+            ("trace", Level::Debug),
+            ("info", Level::Info),
+            ("log", Level::Info),
+            ("notice", Level::Info),
+            ("warning", Level::Warning),
+            ("warn", Level::Warning),
+            ("error", Level::Error),
+            ("err", Level::Error),
+            ("fatal", Level::Fatal),
+            ("critical", Level::Fatal),
+        ];
+        let s = s.trim();
+        NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, level)| *level)
+            .or_else(|| s.parse::<i64>().ok().and_then(|n| Level::parse(&n.into())))
     }
 }
 
@@ -99,21 +120,25 @@ pub struct Event {
     /// In the order sent; duplicate keys are kept (the first one is shown).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub extra: Map<String, Value>,
+    /// By key, each value as text.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Json>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<Value>,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub contexts: Map<String, Value>,
+    /// By context name (`os`, `browser`, `trace`…), each context as text.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, Json>,
     /// The client's custom fingerprint, as strings.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fingerprint: Vec<String>,
+    /// The SDK's description of itself (an object).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sdk: Option<Value>,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub modules: Map<String, Value>,
+    pub sdk: Option<Json>,
+    /// Installed packages and their versions (a non-empty object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modules: Option<Json>,
     /// Why values were changed, as Sentry records it: the event's shape, each changed value
     /// with `{"": {"rem": [[rule, kind, …]], "len": original length}}`.
     #[serde(rename = "_meta", skip_serializing_if = "Map::is_empty")]
@@ -217,7 +242,7 @@ pub struct Frame {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_app: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vars: Option<Value>,
+    pub vars: Option<Json>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instruction_addr: Option<String>,
     /// Why source maps could not map this frame, when they were tried and failed.
@@ -254,7 +279,7 @@ pub struct Breadcrumb {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<Json>,
     /// The event a "sentry.event" breadcrumb stands for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
@@ -285,6 +310,117 @@ impl User {
             .or(self.email.as_deref())
             .or(self.username.as_deref())
             .or(self.ip_address.as_deref())
+    }
+}
+
+/// A JSON subtree kept as the text it arrived as: read from a payload without building a tree
+/// (one string instead of a node and a key per member), stored as one byte string, written to
+/// JSON verbatim. What looks inside parses it ([`Json::value`]). Stored events from before it
+/// held these subtrees as trees; those read back too.
+#[derive(Clone, Debug)]
+pub struct Json(Box<str>);
+
+impl Json {
+    /// The text of a value.
+    pub fn from_value(v: &Value) -> Json {
+        Json(v.to_string().into())
+    }
+
+    /// Takes JSON text the parser has already checked.
+    pub fn from_raw(raw: Box<RawValue>) -> Json {
+        Json(raw.into())
+    }
+
+    /// The subtree as a value (null if the text is not JSON, which only a damaged row holds).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.0.starts_with('{')
+    }
+
+    /// An object with no members (`{}`, with or without blanks inside).
+    pub fn is_empty_object(&self) -> bool {
+        self.is_object() && self.0[1..].trim_start().starts_with('}')
+    }
+}
+
+/// Equal when they hold the same value, however it is written (the order of keys, blanks).
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.0 == other.0 || self.value() == other.value()
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            let raw: &RawValue =
+                serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+            raw.serialize(s)
+        } else {
+            s.serialize_bytes(self.0.as_bytes())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        if d.is_human_readable() {
+            Ok(Json::from_value(&Value::deserialize(d)?))
+        } else {
+            d.deserialize_any(StoredJson)
+        }
+    }
+}
+
+/// A stored subtree: the text as bytes, or the tree older rows hold.
+struct StoredJson;
+
+impl<'de> Visitor<'de> for StoredJson {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("JSON text or a tree")
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Json, E> {
+        let text = std::str::from_utf8(v).map_err(E::custom)?;
+        Ok(Json(text.into()))
+    }
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Json, E> {
+        let text = String::from_utf8(v).map_err(E::custom)?;
+        Ok(Json(text.into()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Json, A::Error> {
+        let v = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Json::from_value(&v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Json, A::Error> {
+        let v = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Json::from_value(&v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::from_value(&Value::from(v)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::from_value(&Value::from(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from_value(&Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from_value(&Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        Ok(Json::from_value(&Value::from(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::from_value(&Value::Null))
     }
 }
 
@@ -459,7 +595,7 @@ mod tests {
             event_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
             timestamp: 1.5,
             tags: vec![("a".into(), "b".into())],
-            extra: serde_json::from_str(r#"{"n": [1, 2.5, null, "x"]}"#).unwrap(),
+            extra: [("n".into(), Json(r#"[1,2.5,null,"x"]"#.into()))].into(),
             exception: vec![Exception {
                 ty: Some("ValueError".into()),
                 ..Default::default()
@@ -469,6 +605,35 @@ mod tests {
         let bytes = rmp_serde::to_vec_named(&ev).unwrap();
         let back: Event = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn subtrees_kept_as_text_are_stored_as_text_and_older_trees_still_read() {
+        let text = r#"{"b":"2","a":{"x":[1,null]}}"#;
+        let frame = Frame {
+            vars: Some(Json(text.into())),
+            ..Default::default()
+        };
+        let back: Frame = rmp_serde::from_slice(&rmp_serde::to_vec_named(&frame).unwrap()).unwrap();
+        assert_eq!(back.vars.as_ref().unwrap().text(), text, "the text as sent");
+        assert_eq!(
+            serde_json::to_string(&frame).unwrap(),
+            format!(r#"{{"vars":{text}}}"#),
+            "written to JSON as the subtree itself, not as a string"
+        );
+        // A row written when frame variables were a tree.
+        #[derive(Serialize)]
+        struct OlderFrame {
+            vars: Value,
+        }
+        let older = OlderFrame {
+            vars: serde_json::from_str(text).unwrap(),
+        };
+        let back: Frame = rmp_serde::from_slice(&rmp_serde::to_vec_named(&older).unwrap()).unwrap();
+        assert_eq!(back.vars, frame.vars);
+        assert_eq!(back.vars.unwrap().value(), older.vars);
+        let from_json: Frame = serde_json::from_str(&format!(r#"{{"vars":{text}}}"#)).unwrap();
+        assert_eq!(from_json.vars, frame.vars);
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! object or as pairs, float or ISO timestamps, dashed or plain event ids, and Python's bare
 //! `NaN`/`Infinity` tokens all end up in the same typed shape. Pure: bytes in, event out.
 
+use std::collections::BTreeMap;
+
 use crate::ids::EventId;
 use serde_json::{Map, Value};
 
 use super::limits::keep_ends;
 use super::model::{
-    Breadcrumb, Event, Exception, Frame, Level, LogEntry, Stacktrace, Thread, User,
+    Breadcrumb, Event, Exception, Frame, Json, Level, LogEntry, Stacktrace, Thread, User,
 };
-use super::wire::Lists;
+use super::wire::{Scalar, Scalars, Typed};
 
 /// How far ahead of the receive time a client clock may be before picket distrusts it.
 const FUTURE_SLACK_SECS: f64 = 60.0;
@@ -45,8 +47,11 @@ pub struct Context<'a> {
 /// shape current SDKs send, else through a `Value` tree.
 pub fn normalize(json: &[u8], ctx: &Context<'_>) -> Result<Event, NormalizeError> {
     super::limits::check_depth(json, ctx.limits.max_json_depth)?;
-    if let Some(payload) = super::wire::parse(json) {
-        return Ok(build(payload.fields, Some(payload.lists), ctx));
+    // Checked once as a whole, the payload's strings are not checked again one by one.
+    if let Ok(text) = std::str::from_utf8(json)
+        && let Some(payload) = super::wire::parse(text)
+    {
+        return Ok(build(payload.fields, Some(payload.typed), ctx));
     }
     let value = match serde_json::from_slice::<Value>(json) {
         Ok(v) => v,
@@ -81,51 +86,71 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     Ok(build(obj, None, ctx))
 }
 
-/// Makes the event from the payload's top-level keys, with its exceptions, threads and
-/// breadcrumbs either already typed (`lists`) or still among the keys.
-fn build(mut obj: Map<String, Value>, lists: Option<Lists>, ctx: &Context<'_>) -> Event {
+/// Makes the event from the payload's top-level keys, with its exceptions, threads,
+/// breadcrumbs, sdk and modules either already read by the typed parse (`typed`) or still
+/// among the keys.
+fn build(mut obj: Map<String, Value>, mut typed: Option<Typed>, ctx: &Context<'_>) -> Event {
     let mut ev = Event {
         received: ctx.received,
         ..Default::default()
     };
 
-    let payload_id = obj.remove("event_id").and_then(string);
-    ev.event_id = ctx
-        .event_id
-        .or_else(|| payload_id.as_deref().and_then(EventId::parse))
+    let scalars = match &mut typed {
+        Some(t) => std::mem::take(&mut t.scalars),
+        None => Scalars::take_from(&mut obj),
+    };
+    ev.event_id = (ctx.event_id)
+        .or_else(|| match scalars.event_id? {
+            Scalar::Text(id) => EventId::parse(&id),
+            other => EventId::parse(&other.into_string()?),
+        })
         .unwrap_or_else(EventId::random);
-
-    ev.timestamp = obj
-        .remove("timestamp")
-        .and_then(|v| timestamp(&v))
+    ev.timestamp = (scalars.timestamp.and_then(|t| t.timestamp()))
         .filter(|t| t.is_finite() && *t > 0.0 && *t <= ctx.received + FUTURE_SLACK_SECS)
         .unwrap_or(ctx.received);
-    ev.platform = obj
-        .remove("platform")
-        .and_then(string)
+    ev.level = scalars.level.and_then(|l| l.level()).unwrap_or_default();
+    ev.platform = (scalars.platform.and_then(Scalar::into_string))
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "other".to_string());
-    ev.level = obj
-        .remove("level")
-        .and_then(|v| Level::parse(&v))
-        .unwrap_or_default();
-    for (key, slot) in [
-        ("logger", &mut ev.logger),
-        ("transaction", &mut ev.transaction),
-        ("culprit", &mut ev.culprit),
-        ("server_name", &mut ev.server_name),
-        ("release", &mut ev.release),
-        ("dist", &mut ev.dist),
-        ("environment", &mut ev.environment),
+    for (slot, value) in [
+        (&mut ev.logger, scalars.logger),
+        (&mut ev.transaction, scalars.transaction),
+        (&mut ev.culprit, scalars.culprit),
+        (&mut ev.server_name, scalars.server_name),
+        (&mut ev.release, scalars.release),
+        (&mut ev.dist, scalars.dist),
+        (&mut ev.environment, scalars.environment),
     ] {
-        *slot = obj.remove(key).and_then(string).filter(|s| !s.is_empty());
+        *slot = value
+            .and_then(Scalar::into_string)
+            .filter(|s| !s.is_empty());
     }
 
     ev.logentry = log_entry(&mut obj);
 
     let max_frames = ctx.limits.max_frames;
     let max_crumbs = 2 * ctx.limits.max_breadcrumbs;
-    match lists {
+    let typed_user = typed.as_mut().and_then(|t| t.user.take());
+    let (sdk, modules) = match &mut typed {
+        Some(t) => {
+            ev.contexts = t.contexts.take().unwrap_or_default();
+            ev.extra = t.extra.take().unwrap_or_default();
+            (t.sdk.take(), t.modules.take())
+        }
+        None => {
+            ev.contexts = as_text(object(take(
+                &mut obj,
+                "contexts",
+                "sentry.interfaces.Contexts",
+            )));
+            ev.extra = as_text(object(obj.remove("extra")));
+            let json = |v: Option<Value>| v.map(|v| Json::from_value(&v));
+            (json(obj.remove("sdk")), json(obj.remove("modules")))
+        }
+    };
+    ev.sdk = sdk.filter(Json::is_object);
+    ev.modules = modules.filter(|m| m.is_object() && !m.is_empty_object());
+    match typed {
         Some(lists) => {
             ev.exception = (lists.exception.into_iter())
                 .filter_map(|e| e.typed(max_frames))
@@ -171,17 +196,23 @@ fn build(mut obj: Map<String, Value>, lists: Option<Lists>, ctx: &Context<'_>) -
         }
     }
     ev.tags = tags(obj.remove("tags"));
-    ev.extra = object(obj.remove("extra"));
-    let infer_ip = obj
-        .get("sdk")
-        .and_then(|s| s.pointer("/settings/infer_ip"))
-        .and_then(Value::as_str);
+    // Read only when the text may hold it (written out, or behind an escape).
+    let infer_ip = (ev.sdk.as_ref())
+        .filter(|s| s.text().contains("infer_ip") || s.text().contains('\\'))
+        .and_then(|s| {
+            s.value()
+                .pointer("/settings/infer_ip")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let infer_ip = infer_ip.as_deref();
     let (infer_auto, infer_never) = (infer_ip == Some("auto"), infer_ip == Some("never"));
     let client_ip = ctx.client_ip.filter(|_| !infer_never);
-    ev.user = match take(&mut obj, "user", "sentry.interfaces.User") {
-        Some(v) => user(v, client_ip),
-        None => None,
+    let user = match typed_user {
+        Some(user) => Some(user),
+        None => take(&mut obj, "user", "sentry.interfaces.User").and_then(user),
     };
+    ev.user = user.and_then(|u| known_user(u, client_ip));
     // Current browser SDKs ask for the address with `sdk.settings.infer_ip: "auto"` instead
     // of `{{auto}}`.
     if infer_auto
@@ -191,7 +222,6 @@ fn build(mut obj: Map<String, Value>, lists: Option<Lists>, ctx: &Context<'_>) -
         ev.user.get_or_insert_with(User::default).ip_address = Some(ip.to_string());
     }
     ev.request = take(&mut obj, "request", "sentry.interfaces.Http").filter(Value::is_object);
-    ev.contexts = object(take(&mut obj, "contexts", "sentry.interfaces.Contexts"));
     ev.fingerprint = match obj.remove("fingerprint") {
         Some(Value::Array(items)) => items.into_iter().filter_map(string).collect(),
         _ => Vec::new(),
@@ -202,8 +232,6 @@ fn build(mut obj: Map<String, Value>, lists: Option<Lists>, ctx: &Context<'_>) -
     {
         ev.fingerprint = vec![checksum];
     }
-    ev.sdk = obj.remove("sdk").filter(Value::is_object);
-    ev.modules = object(obj.remove("modules"));
     obj.retain(|_, v| !v.is_null());
     ev.other = obj;
     super::limits::enforce(&mut ev, &ctx.limits);
@@ -218,7 +246,7 @@ fn take(obj: &mut Map<String, Value>, key: &str, legacy: &str) -> Option<Value> 
 }
 
 /// A string from a lenient value: numbers and booleans are written out, null is nothing.
-fn string(v: Value) -> Option<String> {
+pub(super) fn string(v: Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s),
         Value::Null => None,
@@ -230,6 +258,13 @@ fn string(v: Value) -> Option<String> {
 
 fn opt_string(obj: &mut Map<String, Value>, key: &str) -> Option<String> {
     obj.remove(key).and_then(string)
+}
+
+/// An object's values as text.
+fn as_text(map: Map<String, Value>) -> BTreeMap<String, Json> {
+    (map.into_iter())
+        .map(|(key, v)| (key, Json::from_value(&v)))
+        .collect()
 }
 
 fn object(v: Option<Value>) -> Map<String, Value> {
@@ -285,13 +320,17 @@ fn number(v: &Value) -> Option<f64> {
 pub(super) fn timestamp(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .or_else(|| crate::time::parse_iso(s)),
+        Value::String(s) => timestamp_text(s),
         _ => None,
     }
+}
+
+/// A timestamp written as a string: Unix seconds or ISO 8601.
+pub(super) fn timestamp_text(s: &str) -> Option<f64> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .or_else(|| crate::time::parse_iso(s))
 }
 
 fn log_entry(obj: &mut Map<String, Value>) -> Option<LogEntry> {
@@ -458,7 +497,7 @@ fn frame(v: Value) -> Option<Frame> {
         pre_context: lines(m.remove("pre_context")),
         post_context: lines(m.remove("post_context")),
         in_app: m.remove("in_app").and_then(|v| v.as_bool()),
-        vars: m.remove("vars").filter(|v| !v.is_null()),
+        vars: (m.remove("vars").filter(|v| !v.is_null())).map(|v| Json::from_value(&v)),
         instruction_addr: opt_string(&mut m, "instruction_addr"),
         map_error: None,
     })
@@ -492,50 +531,66 @@ fn breadcrumb(v: Value) -> Option<Breadcrumb> {
             .and_then(|v| Level::parse(&v))
             .map(|l| l.as_str().to_string()),
         message: opt_string(&mut m, "message"),
-        data: m.remove("data").filter(|v| !v.is_null()),
+        data: (m.remove("data").filter(|v| !v.is_null())).map(|v| Json::from_value(&v)),
         event_id: opt_string(&mut m, "event_id").filter(|s| !s.is_empty()),
     })
 }
 
 /// Tags as an object or as `[key, value]` pairs; values stringified, empty keys dropped.
 fn tags(v: Option<Value>) -> Vec<(String, String)> {
-    let pairs: Vec<(String, Value)> = match v {
-        Some(Value::Object(m)) => m.into_iter().collect(),
+    let tag = |k: String, v: Value| {
+        let k = match k.trim() {
+            trimmed if trimmed.len() == k.len() => k,
+            trimmed => trimmed.to_string(),
+        };
+        let v = string(v)?;
+        (!k.is_empty() && !k.contains('\n')).then_some((k, v))
+    };
+    match v {
+        Some(Value::Object(m)) => m.into_iter().filter_map(|(k, v)| tag(k, v)).collect(),
         Some(Value::Array(items)) => items
             .into_iter()
             .filter_map(|item| match item {
                 Value::Array(mut kv) if kv.len() == 2 => {
                     let v = kv.pop()?;
                     let k = string(kv.pop()?)?;
-                    Some((k, v))
+                    tag(k, v)
                 }
                 _ => None,
             })
             .collect(),
         _ => Vec::new(),
-    };
-    pairs
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let k = k.trim().to_string();
-            let v = string(v)?;
-            (!k.is_empty() && !k.contains('\n')).then_some((k, v))
-        })
-        .collect()
+    }
 }
 
-fn user(v: Value, client_ip: Option<&str>) -> Option<User> {
+fn user(v: Value) -> Option<User> {
     let Value::Object(mut m) = v else {
         return None;
     };
-    let mut user = User {
-        id: opt_string(&mut m, "id").filter(|s| !s.is_empty()),
-        email: opt_string(&mut m, "email").filter(|s| !s.is_empty()),
-        username: opt_string(&mut m, "username").filter(|s| !s.is_empty()),
-        ip_address: opt_string(&mut m, "ip_address").filter(|s| !s.is_empty()),
-        name: opt_string(&mut m, "name").filter(|s| !s.is_empty()),
+    Some(User {
+        id: opt_string(&mut m, "id"),
+        email: opt_string(&mut m, "email"),
+        username: opt_string(&mut m, "username"),
+        ip_address: opt_string(&mut m, "ip_address"),
+        name: opt_string(&mut m, "name"),
         other: m,
-    };
+    })
+}
+
+/// The user as kept: empty fields dropped, `{{auto}}` resolved to the client's address;
+/// `None` when nothing is left.
+fn known_user(mut user: User, client_ip: Option<&str>) -> Option<User> {
+    for field in [
+        &mut user.id,
+        &mut user.email,
+        &mut user.username,
+        &mut user.ip_address,
+        &mut user.name,
+    ] {
+        if field.as_deref() == Some("") {
+            *field = None;
+        }
+    }
     if user.ip_address.as_deref() == Some("{{auto}}") {
         user.ip_address = client_ip.map(str::to_string);
     }
@@ -639,7 +694,7 @@ mod tests {
             limits,
             ..Default::default()
         };
-        let typed = super::super::wire::parse(json.as_bytes())
+        let typed = super::super::wire::parse(json)
             .is_some()
             .then(|| normalize(json.as_bytes(), &ctx).unwrap());
         let lenient = normalize_value(serde_json::from_str(json).unwrap(), &ctx).unwrap();
@@ -662,8 +717,9 @@ mod tests {
             "breadcrumbs":[{"timestamp":1700000000.5,"category":"console","level":"log","message":"hi","data":{"arguments":["hi"]}},
                            {"timestamp":"2023-11-14T22:13:20Z","type":"http","level":20}],
             "threads":{"values":[{"id":1,"name":"main","crashed":true,"stacktrace":{"frames":[{"function":"f"}]}}]},
-            "level":"error","platform":"node","tags":{"b":"2","a":1,"c":null},"contexts":{"os":{"name":"Linux"}},
-            "user":{"id":7,"ip_address":"{{auto}}"},"unknown":{"kept":true},"gone":null,"release":"r@1",
+            "level":"error","platform":"node","tags":{"b":"2","a":1,"c":null},"contexts":{"os":{"name":"Linux"},"odd":"x"},
+            "user":{"id":7,"ip_address":"{{auto}}","email":"","segment":"paid"},"modules":{ },
+            "unknown":{"kept":true},"gone":null,"release":"r@1","server_name":12,
             "sdk":{"name":"sentry.javascript.node","version":"8.0.0"}}"#;
         let (typed, lenient) = both_ways(node);
         assert_eq!(typed.expect("a Node event takes the typed parse"), lenient);
@@ -825,9 +881,9 @@ mod tests {
             &Context::default(),
         )
         .unwrap();
-        assert_eq!(ev.extra["a"], Value::Null);
-        assert_eq!(ev.extra["b"], Value::Null);
-        assert_eq!(ev.extra["s"], "NaN stays");
+        assert_eq!(ev.extra["a"].value(), Value::Null);
+        assert_eq!(ev.extra["b"].value(), Value::Null);
+        assert_eq!(ev.extra["s"].value(), "NaN stays");
         assert!(matches!(
             normalize(b"{nope", &Context::default()),
             Err(NormalizeError::InvalidJson(_))

@@ -19,7 +19,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::model::{Event, Frame};
+use super::model::{Event, Frame, Json};
 
 /// What replaces a scrubbed value.
 pub const FILTERED: &str = "[Filtered]";
@@ -243,13 +243,22 @@ pub fn scrub(event: &mut Event, privacy: &Privacy) -> usize {
         }
         s.map(&mut user.other, "$user", &mut path, &["user"]);
     }
-    s.map(&mut event.extra, "$extra", &mut path, &["extra"]);
-    s.map(&mut event.contexts, "$contexts", &mut path, &["contexts"]);
+    for (field, root, map) in [
+        ("extra", "$extra", &mut event.extra),
+        ("contexts", "$contexts", &mut event.contexts),
+    ] {
+        for (key, json) in map {
+            path.push(key.clone());
+            s.json(json, Some(key), root, &mut path, &[field, key]);
+            path.pop();
+        }
+    }
     for (i, crumb) in event.breadcrumbs.iter_mut().enumerate() {
         let i = i.to_string();
         if let Some(data) = &mut crumb.data {
-            s.value(
+            s.json(
                 data,
+                None,
                 "$breadcrumb",
                 &mut path,
                 &["breadcrumbs", "values", &i, "data"],
@@ -393,7 +402,7 @@ impl Scrubber<'_> {
                 let idx = i.to_string();
                 let at: Vec<&str> = at.iter().copied().chain(["frames", &idx, "vars"]).collect();
                 path.push("vars".to_string());
-                self.value(vars, "$frame", &mut path, &at);
+                self.json(vars, None, "$frame", &mut path, &at);
                 path.pop();
             }
         }
@@ -412,6 +421,32 @@ impl Scrubber<'_> {
             let at: Vec<&str> = at.iter().copied().chain([key.as_str()]).collect();
             self.keyed(value, Some(key), root, path, &at);
             path.pop();
+        }
+    }
+
+    /// A subtree kept as text (under `key`, when it has one of its own): parsed and scrubbed
+    /// only when its key or its text may call for it, and written again only when something
+    /// was scrubbed.
+    fn json(
+        &mut self,
+        json: &mut Json,
+        key: Option<&str>,
+        root: &str,
+        path: &mut Vec<String>,
+        at: &[&str],
+    ) {
+        let own = !self.rules.is_empty()
+            || !self.privacy.sensitive_fields.is_empty()
+            || self.privacy.scrub_ip;
+        let by_key = key.is_some_and(|k| self.sensitive(k));
+        if !(own || by_key || self.privacy.scrub && may_hold_secrets(json.text())) {
+            return;
+        }
+        let mut v = json.value();
+        let before = self.changed;
+        self.keyed(&mut v, key, root, path, at);
+        if self.changed != before {
+            *json = Json::from_value(&v);
         }
     }
 
@@ -571,12 +606,7 @@ impl Scrubber<'_> {
                 rule = Some("@urlauth:filter");
             }
         }
-        let lower_has = |needle: &str| {
-            s.as_bytes()
-                .windows(needle.len())
-                .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-        };
-        if lower_has("bearer ") || lower_has("token ") || lower_has("basic ") {
+        if has_auth_word(s) {
             let replaced = patterns()
                 .bearer
                 .replace_all(s, format!("${{1}} {FILTERED}"));
@@ -636,6 +666,47 @@ impl Scrubber<'_> {
             rem.push(remark);
         }
     }
+}
+
+/// Whether JSON text may hold what the default rules scrub: a sensitive key anywhere, or in
+/// some string what [`Scrubber::text`] looks for. It errs on the side of yes: the text of every
+/// key and string is in it verbatim unless escaped, and an escape is a yes.
+fn may_hold_secrets(text: &str) -> bool {
+    text.contains('\\')
+        || patterns().sensitive.is_match(text)
+        || text.contains('=')
+        || text.contains("PRIVATE KEY")
+        || (text.contains("://") && text.contains('@'))
+        || has_auth_word(text)
+        || longest_digit_run(text) >= 13
+}
+
+/// `bearer `, `token ` or `basic `, in any case: what may start an authorization value.
+fn has_auth_word(s: &str) -> bool {
+    ["bearer ", "token ", "basic "].iter().any(|needle| {
+        s.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    })
+}
+
+/// The most digits in a row, single spaces or dashes between them allowed (as in a card
+/// number).
+fn longest_digit_run(s: &str) -> usize {
+    let (mut best, mut run, mut after_separator) = (0, 0, false);
+    for b in s.bytes() {
+        if b.is_ascii_digit() {
+            run += 1;
+            after_separator = false;
+            best = best.max(run);
+        } else if (b == b' ' || b == b'-') && run > 0 && !after_separator {
+            after_separator = true;
+        } else {
+            run = 0;
+            after_separator = false;
+        }
+    }
+    best
 }
 
 /// Whether a run of digits (with spaces or dashes) passes the Luhn check.
@@ -760,6 +831,66 @@ mod tests {
         );
         assert_eq!(meta["request"]["headers"]["Authorization"][""]["len"], 18);
         assert_eq!(meta["extra"]["db_password"][""]["len"], 1);
+    }
+
+    #[test]
+    fn subtrees_read_as_text_are_scrubbed_as_trees_and_untouched_when_clean() {
+        // Each variable holds what one of the default rules scrubs; the payload is in the
+        // current shape, so the variables arrive as text.
+        let secrets = [
+            (r#""Passwd": "hunter2""#, "hunter2"),
+            (r#""pass\u0077ord": "escaped-key""#, "escaped-key"),
+            (r#""q": "page=2&secret=s3cr3t""#, "s3cr3t"),
+            (
+                r#""card": "paid with 4111-1111-1111-1111""#,
+                "4111-1111-1111-1111",
+            ),
+            (r#""dsn": "postgres://app:pa55w0rd@db/shop""#, "pa55w0rd"),
+            (r#""header": "Bearer abcdefghijkl""#, "abcdefghijkl"),
+            (
+                r#""pem": "-----BEGIN PRIVATE KEY-----MIIx-----END PRIVATE KEY-----""#,
+                "MIIx",
+            ),
+        ];
+        let clean = r#"{"user":{"order":"'b'"},"cart":[{"price":"3"}],"when":"2026-12-03 10:00"}"#;
+        let frames: Vec<String> = secrets
+            .iter()
+            .map(|(var, _)| format!(r#"{{"function": "f", "vars": {{{var}, "n": "1"}}}}"#))
+            .chain([format!(r#"{{"function": "g", "vars": {clean}}}"#)])
+            .collect();
+        let payload = format!(
+            r#"{{"exception": [{{"type": "E", "stacktrace": {{"frames": [{}]}}}}],
+                "contexts": {{"app": {{"api_token": "tok-1", "n": 1}}, "session": {{"id": "s-1"}},
+                    "runtime": {{"name": "CPython"}}}}}}"#,
+            frames.join(",")
+        );
+        let ctx = crate::event::normalize::Context {
+            received: 1.8e9,
+            ..Default::default()
+        };
+        let mut ev = crate::event::normalize::normalize(payload.as_bytes(), &ctx).unwrap();
+        assert_eq!(scrub(&mut ev, &Privacy::default()), secrets.len() + 2);
+        let contexts = serde_json::to_string(&ev.contexts).unwrap();
+        assert!(
+            !contexts.contains("tok-1") && !contexts.contains("s-1"),
+            "{contexts}"
+        );
+        assert_eq!(ev.contexts["runtime"].text(), r#"{"name": "CPython"}"#);
+        let frames = ev.exception[0].frames();
+        for (frame, (_, secret)) in frames.iter().zip(secrets) {
+            let vars = frame.vars.as_ref().unwrap().text();
+            assert!(!vars.contains(secret), "{secret} is still in {vars}");
+            assert!(
+                vars.contains(FILTERED) && vars.contains(r#""n":"1""#),
+                "{vars}"
+            );
+        }
+        assert_eq!(
+            frames.last().unwrap().vars.as_ref().unwrap().text(),
+            clean,
+            "variables with nothing to scrub keep the text they arrived as"
+        );
+        assert!(!may_hold_secrets(clean));
     }
 
     #[test]

@@ -2,41 +2,113 @@
 //! bytes (exceptions with their frames, threads, breadcrumbs) are read by serde straight into
 //! typed structs, without first building a `serde_json::Value` tree for them (no map node and
 //! no key string per field), and the event's outer object is read key by key; what picket keeps
-//! as JSON anyway (contexts, extra, request, sdk, user, tags…) is read as such. It is strict:
+//! as JSON anyway (request, tags…) is read as such, and what it keeps as text (frame variables,
+//! breadcrumb data, contexts, extra, sdk, modules) is only checked and copied. It is strict:
 //! any older or unusual shape (a `sentry.interfaces.*` key, a number where a string goes, a
 //! single exception object instead of a list, a duplicated key in a frame) makes it give up,
 //! and normalization takes the lenient `Value` path for the whole payload. Whatever it accepts,
 //! it reads exactly as that path would (the tests and the fuzz target compare the two).
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::model::{Breadcrumb, Exception, Frame, Level, Stacktrace, Thread};
+use super::model::{Breadcrumb, Exception, Frame, Json, Level, Stacktrace, Thread, User};
 
-/// A payload as read by the typed parse: the lists it typed, and every other top-level key as
-/// JSON for the shared rest of normalization.
-pub(super) struct Payload {
+/// A payload as read by the typed parse: what it typed, and every other top-level key as JSON
+/// for the shared rest of normalization.
+pub(super) struct Payload<'a> {
     pub fields: Map<String, Value>,
-    pub lists: Lists,
+    pub typed: Typed<'a>,
 }
 
-/// The lists the typed parse read (each empty when the payload has none).
+/// The top-level keys whose values picket reads as one string, number or flag.
 #[derive(Default)]
-pub(super) struct Lists {
+pub(super) struct Scalars<'a> {
+    pub event_id: Option<Scalar<'a>>,
+    pub timestamp: Option<Scalar<'a>>,
+    pub level: Option<Scalar<'a>>,
+    pub platform: Option<Scalar<'a>>,
+    pub logger: Option<Scalar<'a>>,
+    pub transaction: Option<Scalar<'a>>,
+    pub culprit: Option<Scalar<'a>>,
+    pub server_name: Option<Scalar<'a>>,
+    pub release: Option<Scalar<'a>>,
+    pub dist: Option<Scalar<'a>>,
+    pub environment: Option<Scalar<'a>>,
+}
+
+impl<'a> Scalars<'a> {
+    const KEYS: [&'static str; 11] = [
+        "event_id",
+        "timestamp",
+        "level",
+        "platform",
+        "logger",
+        "transaction",
+        "culprit",
+        "server_name",
+        "release",
+        "dist",
+        "environment",
+    ];
+
+    /// Where the value of a top-level key goes, if it is one of these.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Scalar<'a>>> {
+        Some(match key {
+            "event_id" => &mut self.event_id,
+            "timestamp" => &mut self.timestamp,
+            "level" => &mut self.level,
+            "platform" => &mut self.platform,
+            "logger" => &mut self.logger,
+            "transaction" => &mut self.transaction,
+            "culprit" => &mut self.culprit,
+            "server_name" => &mut self.server_name,
+            "release" => &mut self.release,
+            "dist" => &mut self.dist,
+            "environment" => &mut self.environment,
+            _ => return None,
+        })
+    }
+
+    /// Takes these keys out of a lenient payload.
+    pub fn take_from(obj: &mut Map<String, Value>) -> Scalars<'static> {
+        let mut scalars = Scalars::default();
+        for key in Scalars::KEYS {
+            if let (Some(v), Some(slot)) = (obj.remove(key), scalars.slot(key)) {
+                *slot = Scalar::from_value(v);
+            }
+        }
+        scalars
+    }
+}
+
+/// What the typed parse read: the lists (each empty when the payload has none), the scalar
+/// keys, and the subtrees kept as text (`None` when absent or null).
+#[derive(Default)]
+pub(super) struct Typed<'a> {
     pub exception: Vec<WireException>,
     pub threads: Vec<WireThread>,
-    pub breadcrumbs: Vec<WireBreadcrumb>,
+    pub breadcrumbs: Vec<WireBreadcrumb<'a>>,
+    pub scalars: Scalars<'a>,
+    pub user: Option<User>,
+    pub contexts: Option<BTreeMap<String, Json>>,
+    pub extra: Option<BTreeMap<String, Json>>,
+    pub sdk: Option<Json>,
+    pub modules: Option<Json>,
 }
 
 /// Reads a payload in the common shape; `None` when the lenient path must decide.
-pub(super) fn parse(json: &[u8]) -> Option<Payload> {
-    serde_json::from_slice(json).ok()
+pub(super) fn parse(json: &str) -> Option<Payload<'_>> {
+    serde_json::from_str(json).ok()
 }
 
-impl<'de> Deserialize<'de> for Payload {
+impl<'de> Deserialize<'de> for Payload<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(PayloadVisitor)
     }
@@ -45,37 +117,186 @@ impl<'de> Deserialize<'de> for Payload {
 struct PayloadVisitor;
 
 impl<'de> Visitor<'de> for PayloadVisitor {
-    type Value = Payload;
+    type Value = Payload<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an event object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload<'de>, A::Error> {
         let mut payload = Payload {
             fields: Map::new(),
-            lists: Lists::default(),
+            typed: Typed::default(),
         };
+        let typed = &mut payload.typed;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.0.as_ref() {
-                "exception" => payload.lists.exception = map.next_value::<List<_>>()?.0,
-                "threads" => payload.lists.threads = map.next_value::<List<_>>()?.0,
-                "breadcrumbs" => payload.lists.breadcrumbs = map.next_value::<List<_>>()?.0,
+                "exception" => typed.exception = map.next_value::<List<_>>()?.0,
+                "threads" => typed.threads = map.next_value::<List<_>>()?.0,
+                "breadcrumbs" => typed.breadcrumbs = map.next_value::<List<_>>()?.0,
+                "user" => typed.user = map.next_value::<Option<WireUser>>()?.map(|u| u.0),
+                "contexts" => typed.contexts = map.next_value::<Option<TextMap>>()?.map(|m| m.0),
+                "extra" => typed.extra = map.next_value::<Option<TextMap>>()?.map(|m| m.0),
+                "sdk" => {
+                    typed.sdk = map
+                        .next_value::<Option<Box<RawValue>>>()?
+                        .map(Json::from_raw)
+                }
+                "modules" => {
+                    typed.modules = map
+                        .next_value::<Option<Box<RawValue>>>()?
+                        .map(Json::from_raw)
+                }
                 legacy if legacy.starts_with("sentry.interfaces.") => {
                     return Err(de::Error::custom("a legacy interface key"));
                 }
-                other => {
-                    let value: Value = map.next_value()?;
-                    payload.fields.insert(other.to_string(), value);
-                }
+                other => match typed.scalars.slot(other) {
+                    Some(slot) => *slot = map.next_value()?,
+                    None => {
+                        let value: Value = map.next_value()?;
+                        payload.fields.insert(other.to_string(), value);
+                    }
+                },
             }
         }
         Ok(payload)
     }
 }
 
+/// A string, number or flag: the string borrowed from the payload when it holds no escapes.
+/// The typed parse reads no object or array as one (the lenient path decides those).
+pub(super) enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Other(Value),
+}
+
+impl Scalar<'_> {
+    /// A lenient value as a scalar; null is none.
+    pub fn from_value(v: Value) -> Option<Scalar<'static>> {
+        match v {
+            Value::Null => None,
+            Value::String(s) => Some(Scalar::Text(s.into())),
+            other => Some(Scalar::Other(other)),
+        }
+    }
+
+    /// As [`normalize::string`](super::normalize::string) reads it.
+    pub fn into_string(self) -> Option<String> {
+        match self {
+            Scalar::Text(s) => Some(s.into_owned()),
+            Scalar::Other(v) => super::normalize::string(v),
+        }
+    }
+
+    pub fn timestamp(&self) -> Option<f64> {
+        match self {
+            Scalar::Text(s) => super::normalize::timestamp_text(s),
+            Scalar::Other(v) => super::normalize::timestamp(v),
+        }
+    }
+
+    pub fn level(&self) -> Option<Level> {
+        match self {
+            Scalar::Text(s) => Level::parse_name(s),
+            Scalar::Other(v) => Level::parse(v),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or flag")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(v.to_string().into()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(v.into()))
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// The user object: its fields as strings (numbers written out), other keys as JSON.
+struct WireUser(User);
+
+impl<'de> Deserialize<'de> for WireUser {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct UserVisitor;
+        impl<'de> Visitor<'de> for UserVisitor {
+            type Value = WireUser;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a user object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireUser, A::Error> {
+                let mut user = User::default();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    let field = match key.0.as_ref() {
+                        "id" => &mut user.id,
+                        "email" => &mut user.email,
+                        "username" => &mut user.username,
+                        "ip_address" => &mut user.ip_address,
+                        "name" => &mut user.name,
+                        other => {
+                            let value: Value = map.next_value()?;
+                            user.other.insert(other.to_string(), value);
+                            continue;
+                        }
+                    };
+                    *field = map
+                        .next_value::<Option<Scalar>>()?
+                        .and_then(Scalar::into_string);
+                }
+                Ok(WireUser(user))
+            }
+        }
+        d.deserialize_map(UserVisitor)
+    }
+}
+
+/// An object whose values are kept as text (contexts, extra).
+struct TextMap(BTreeMap<String, Json>);
+
+impl<'de> Deserialize<'de> for TextMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextMapVisitor;
+        impl<'de> Visitor<'de> for TextMapVisitor {
+            type Value = TextMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextMap, A::Error> {
+                let mut entries = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let raw: Box<RawValue> = map.next_value()?;
+                    entries.insert(key, Json::from_raw(raw));
+                }
+                Ok(TextMap(entries))
+            }
+        }
+        d.deserialize_map(TextMapVisitor)
+    }
+}
+
 /// An object key, borrowed from the payload unless it holds escapes.
-struct Key<'a>(std::borrow::Cow<'a, str>);
+struct Key<'a>(Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -243,22 +464,17 @@ struct WireFrame {
     lineno: Option<f64>,
     colno: Option<f64>,
     context_line: Option<String>,
-    pre_context: Option<Vec<Option<String>>>,
-    post_context: Option<Vec<Option<String>>>,
+    pre_context: Option<Lines>,
+    post_context: Option<Lines>,
     in_app: Option<bool>,
-    vars: Option<Value>,
+    vars: Option<Box<RawValue>>,
     instruction_addr: Option<String>,
 }
 
 impl WireFrame {
     fn typed(self) -> Frame {
         let int = |n: Option<f64>| n.filter(|n| *n >= 0.0).map(|n| n as u64);
-        let lines = |l: Option<Vec<Option<String>>>| {
-            l.unwrap_or_default()
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect()
-        };
+        let lines = |l: Option<Lines>| l.map_or_else(Vec::new, |l| l.0);
         Frame {
             filename: self.filename,
             abs_path: self.abs_path,
@@ -272,10 +488,37 @@ impl WireFrame {
             pre_context: lines(self.pre_context),
             post_context: lines(self.post_context),
             in_app: self.in_app,
-            vars: self.vars,
+            vars: self.vars.map(Json::from_raw),
             instruction_addr: self.instruction_addr,
             map_error: None,
         }
+    }
+}
+
+/// Source lines around a frame's line (null lines read as empty): room for eight is made at
+/// the first, as SDKs send five or seven on each side.
+struct Lines(Vec<String>);
+
+impl<'de> Deserialize<'de> for Lines {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct LinesVisitor;
+        impl<'de> Visitor<'de> for LinesVisitor {
+            type Value = Lines;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of lines")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lines, A::Error> {
+                let mut lines = Vec::new();
+                while let Some(line) = seq.next_element::<Option<String>>()? {
+                    if lines.is_empty() {
+                        lines.reserve(8);
+                    }
+                    lines.push(line.unwrap_or_default());
+                }
+                Ok(Lines(lines))
+            }
+        }
+        d.deserialize_seq(LinesVisitor)
     }
 }
 
@@ -301,32 +544,30 @@ impl WireThread {
 }
 
 #[derive(Deserialize)]
-pub(super) struct WireBreadcrumb {
-    timestamp: Option<Value>,
+pub(super) struct WireBreadcrumb<'a> {
+    #[serde(borrow)]
+    timestamp: Option<Scalar<'a>>,
     #[serde(rename = "type")]
     ty: Option<String>,
     category: Option<String>,
-    level: Option<Value>,
+    #[serde(borrow)]
+    level: Option<Scalar<'a>>,
     message: Option<String>,
-    data: Option<Value>,
+    data: Option<Box<RawValue>>,
     event_id: Option<String>,
 }
 
-impl WireBreadcrumb {
+impl WireBreadcrumb<'_> {
     pub(super) fn typed(self) -> Breadcrumb {
         Breadcrumb {
-            timestamp: self
-                .timestamp
-                .as_ref()
-                .and_then(super::normalize::timestamp),
+            timestamp: self.timestamp.as_ref().and_then(Scalar::timestamp),
             ty: self.ty,
             category: self.category,
-            level: self
-                .level
-                .and_then(|v| Level::parse(&v))
+            level: (self.level.as_ref())
+                .and_then(Scalar::level)
                 .map(|l| l.as_str().to_string()),
             message: self.message,
-            data: self.data,
+            data: self.data.map(Json::from_raw),
             event_id: self.event_id.filter(|s| !s.is_empty()),
         }
     }

@@ -16,6 +16,7 @@ use super::{
     AggregatesKey, Nav, Page, Visitor, Web, ago, charts, not_found, now_hour, render, store_error,
 };
 use crate::event::Event;
+use crate::event::model::Json;
 use crate::manage::search::Scope;
 use crate::store::issues::{self, Issue};
 use crate::store::{EVENTS, ISSUE_EVENTS, ISSUE_TAGS, ISSUES, StoreError, events};
@@ -277,7 +278,7 @@ fn frame_view(f: &crate::event::model::Frame) -> FrameView {
         } else {
             Vec::new()
         },
-        vars: rows_of(f.vars.as_ref()),
+        vars: rows_of(f.vars.as_ref().map(Json::value).as_ref()),
         map_error: f.map_error.clone(),
     }
 }
@@ -738,7 +739,7 @@ fn event_view(ev: &Event, full: bool) -> EventView {
             level: b.level.clone().unwrap_or_default(),
             message: match (&b.message, &b.data) {
                 (Some(m), _) => m.clone(),
-                (None, Some(d)) => text(d),
+                (None, Some(d)) => text(&d.value()),
                 (None, None) => String::new(),
             },
         })
@@ -756,7 +757,7 @@ fn event_view(ev: &Event, full: bool) -> EventView {
         ));
     }
     for (name, ctx) in &ev.contexts {
-        sections.push((format!("Context: {name}"), rows_of(Some(ctx))));
+        sections.push((format!("Context: {name}"), rows_of(Some(&ctx.value()))));
     }
     sections.push((
         "Tags".into(),
@@ -767,9 +768,14 @@ fn event_view(ev: &Event, full: bool) -> EventView {
     ));
     sections.push((
         "Extra".into(),
-        ev.extra.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        (ev.extra.iter())
+            .map(|(k, v)| (k.clone(), text(&v.value())))
+            .collect(),
     ));
-    sections.push(("SDK".into(), rows_of(ev.sdk.as_ref())));
+    sections.push((
+        "SDK".into(),
+        rows_of(ev.sdk.as_ref().map(Json::value).as_ref()),
+    ));
     if !ev.fingerprint.is_empty() {
         sections.push((
             "Fingerprint".into(),
