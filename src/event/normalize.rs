@@ -727,6 +727,36 @@ mod tests {
     }
 
     #[test]
+    fn numbers_too_large_for_a_double_are_refused_in_subtrees_kept_as_text_too() {
+        let ctx = Context {
+            received: 2_000_000_000.0,
+            ..Default::default()
+        };
+        for huge in ["1e999999", "12345678901234567890.5e290", &"9".repeat(400)] {
+            for json in [
+                format!(r#"{{"extra":{{"n":{huge}}}}}"#),
+                format!(r#"{{"contexts":{{"app":{{"n":[{huge}]}}}}}}"#),
+                format!(r#"{{"sdk":{{"n":{huge}}}}}"#),
+                format!(r#"{{"breadcrumbs":[{{"data":{{"n":{huge}}}}}]}}"#),
+                format!(
+                    r#"{{"exception":[{{"type":"E","stacktrace":{{"frames":[{{"vars":{{"n":{huge}}}}}]}}}}]}}"#
+                ),
+            ] {
+                assert!(
+                    matches!(
+                        normalize(json.as_bytes(), &ctx),
+                        Err(NormalizeError::InvalidJson(_))
+                    ),
+                    "{json}"
+                );
+            }
+        }
+        let fine = r#"{"extra":{"addr":"0x7fdf1e132b90","n":1e300,"m":1e-999,"k":123456789012345678901234567890}}"#;
+        let (typed, lenient) = both_ways(fine);
+        assert_eq!(typed.expect("the typed parse takes it"), lenient);
+    }
+
+    #[test]
     fn both_paths_cut_frames_and_breadcrumbs_alike() {
         let frames: Vec<Value> = (0..7)
             .map(|i| json!({"function": format!("f{i}")}))

@@ -137,16 +137,8 @@ impl<'de> Visitor<'de> for PayloadVisitor {
                 "user" => typed.user = map.next_value::<Option<WireUser>>()?.map(|u| u.0),
                 "contexts" => typed.contexts = map.next_value::<Option<TextMap>>()?.map(|m| m.0),
                 "extra" => typed.extra = map.next_value::<Option<TextMap>>()?.map(|m| m.0),
-                "sdk" => {
-                    typed.sdk = map
-                        .next_value::<Option<Box<RawValue>>>()?
-                        .map(Json::from_raw)
-                }
-                "modules" => {
-                    typed.modules = map
-                        .next_value::<Option<Box<RawValue>>>()?
-                        .map(Json::from_raw)
-                }
+                "sdk" => typed.sdk = map.next_value::<Option<Text>>()?.map(|t| t.0),
+                "modules" => typed.modules = map.next_value::<Option<Text>>()?.map(|t| t.0),
                 legacy if legacy.starts_with("sentry.interfaces.") => {
                     return Err(de::Error::custom("a legacy interface key"));
                 }
@@ -271,6 +263,55 @@ impl<'de> Deserialize<'de> for WireUser {
     }
 }
 
+/// A subtree kept as text. The parser checks its syntax but not the size of its numbers, which
+/// the lenient path refuses when a double cannot hold them (`1e999`): text that may hold such
+/// a number is parsed to find out, and refused like that.
+struct Text(Json);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        if may_overflow(raw.get()) {
+            serde_json::from_str::<Value>(raw.get()).map_err(de::Error::custom)?;
+        }
+        Ok(Text(Json::from_raw(raw)))
+    }
+}
+
+/// Whether JSON text may hold a number too large for a double: 300 digits in a row, or
+/// digits (a fraction's included) followed by an exponent that with them reaches 300. Errs on
+/// the side of yes (it also looks inside strings).
+fn may_overflow(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut digits = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits >= 300 {
+                return true;
+            }
+            continue;
+        }
+        if b == b'.' && digits > 0 {
+            continue;
+        }
+        if (b == b'e' || b == b'E') && digits > 0 {
+            let rest = bytes.get(i + 1..).unwrap_or_default();
+            let rest = rest.strip_prefix(b"+").unwrap_or(rest);
+            let exponent = rest
+                .iter()
+                .take_while(|d| d.is_ascii_digit())
+                .take(6)
+                .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+            if digits + exponent >= 300 {
+                return true;
+            }
+        }
+        digits = 0;
+    }
+    false
+}
+
 /// An object whose values are kept as text (contexts, extra).
 struct TextMap(BTreeMap<String, Json>);
 
@@ -285,8 +326,8 @@ impl<'de> Deserialize<'de> for TextMap {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextMap, A::Error> {
                 let mut entries = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    let raw: Box<RawValue> = map.next_value()?;
-                    entries.insert(key, Json::from_raw(raw));
+                    let Text(json) = map.next_value()?;
+                    entries.insert(key, json);
                 }
                 Ok(TextMap(entries))
             }
@@ -467,7 +508,7 @@ struct WireFrame {
     pre_context: Option<Lines>,
     post_context: Option<Lines>,
     in_app: Option<bool>,
-    vars: Option<Box<RawValue>>,
+    vars: Option<Text>,
     instruction_addr: Option<String>,
 }
 
@@ -488,7 +529,7 @@ impl WireFrame {
             pre_context: lines(self.pre_context),
             post_context: lines(self.post_context),
             in_app: self.in_app,
-            vars: self.vars.map(Json::from_raw),
+            vars: self.vars.map(|t| t.0),
             instruction_addr: self.instruction_addr,
             map_error: None,
         }
@@ -553,7 +594,7 @@ pub(super) struct WireBreadcrumb<'a> {
     #[serde(borrow)]
     level: Option<Scalar<'a>>,
     message: Option<String>,
-    data: Option<Box<RawValue>>,
+    data: Option<Text>,
     event_id: Option<String>,
 }
 
@@ -567,7 +608,7 @@ impl WireBreadcrumb<'_> {
                 .and_then(Scalar::level)
                 .map(|l| l.as_str().to_string()),
             message: self.message,
-            data: self.data.map(Json::from_raw),
+            data: self.data.map(|t| t.0),
             event_id: self.event_id.filter(|s| !s.is_empty()),
         }
     }
