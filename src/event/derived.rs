@@ -54,7 +54,8 @@ pub fn tags(ev: &Event) -> Vec<(&'static str, String)> {
             "name" => &ctx.name,
             "version" => &ctx.version,
             "model" => &ctx.model,
-            _ => &ctx.family,
+            "family" => &ctx.family,
+            _ => return None,
         };
         match v.as_ref()? {
             Value::String(s) => Some(s.trim().to_string()),

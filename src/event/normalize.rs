@@ -86,9 +86,9 @@ pub fn normalize_value(value: Value, ctx: &Context<'_>) -> Result<Event, Normali
     Ok(build(obj, None, ctx))
 }
 
-/// Makes the event from the payload's top-level keys, with its exceptions, threads,
-/// breadcrumbs, sdk and modules either already read by the typed parse (`typed`) or still
-/// among the keys.
+/// Makes the event from the payload's top-level keys, with what the typed parse reads (the
+/// scalar keys, exceptions, threads, breadcrumbs, user, contexts, extra, sdk, modules) either
+/// already read (`typed`) or still among the keys.
 fn build(mut obj: Map<String, Value>, mut typed: Option<Typed>, ctx: &Context<'_>) -> Event {
     let mut ev = Event {
         received: ctx.received,
@@ -130,12 +130,11 @@ fn build(mut obj: Map<String, Value>, mut typed: Option<Typed>, ctx: &Context<'_
 
     let max_frames = ctx.limits.max_frames;
     let max_crumbs = 2 * ctx.limits.max_breadcrumbs;
-    let typed_user = typed.as_mut().and_then(|t| t.user.take());
-    let (sdk, modules) = match &mut typed {
+    let (user, sdk, modules) = match &mut typed {
         Some(t) => {
             ev.contexts = t.contexts.take().unwrap_or_default();
             ev.extra = t.extra.take().unwrap_or_default();
-            (t.sdk.take(), t.modules.take())
+            (t.user.take(), t.sdk.take(), t.modules.take())
         }
         None => {
             ev.contexts = as_text(object(take(
@@ -144,21 +143,22 @@ fn build(mut obj: Map<String, Value>, mut typed: Option<Typed>, ctx: &Context<'_
                 "sentry.interfaces.Contexts",
             )));
             ev.extra = as_text(object(obj.remove("extra")));
+            let user = take(&mut obj, "user", "sentry.interfaces.User").and_then(user);
             let json = |v: Option<Value>| v.map(|v| Json::from_value(&v));
-            (json(obj.remove("sdk")), json(obj.remove("modules")))
+            (user, json(obj.remove("sdk")), json(obj.remove("modules")))
         }
     };
     ev.sdk = sdk.filter(Json::is_object);
     ev.modules = modules.filter(|m| m.is_object() && !m.is_empty_object());
     match typed {
-        Some(lists) => {
-            ev.exception = (lists.exception.into_iter())
+        Some(typed) => {
+            ev.exception = (typed.exception.into_iter())
                 .filter_map(|e| e.typed(max_frames))
                 .collect();
-            ev.threads = (lists.threads.into_iter())
+            ev.threads = (typed.threads.into_iter())
                 .map(|t| t.typed(max_frames))
                 .collect();
-            let mut crumbs = lists.breadcrumbs;
+            let mut crumbs = typed.breadcrumbs;
             keep_ends(&mut crumbs, 0, max_crumbs);
             ev.breadcrumbs = crumbs.into_iter().map(|b| b.typed()).collect();
         }
@@ -208,10 +208,6 @@ fn build(mut obj: Map<String, Value>, mut typed: Option<Typed>, ctx: &Context<'_
     let infer_ip = infer_ip.as_deref();
     let (infer_auto, infer_never) = (infer_ip == Some("auto"), infer_ip == Some("never"));
     let client_ip = ctx.client_ip.filter(|_| !infer_never);
-    let user = match typed_user {
-        Some(user) => Some(user),
-        None => take(&mut obj, "user", "sentry.interfaces.User").and_then(user),
-    };
     ev.user = user.and_then(|u| known_user(u, client_ip));
     // Current browser SDKs ask for the address with `sdk.settings.infer_ip: "auto"` instead
     // of `{{auto}}`.

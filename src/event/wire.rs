@@ -44,20 +44,6 @@ pub(super) struct Scalars<'a> {
 }
 
 impl<'a> Scalars<'a> {
-    const KEYS: [&'static str; 11] = [
-        "event_id",
-        "timestamp",
-        "level",
-        "platform",
-        "logger",
-        "transaction",
-        "culprit",
-        "server_name",
-        "release",
-        "dist",
-        "environment",
-    ];
-
     /// Where the value of a top-level key goes, if it is one of these.
     fn slot(&mut self, key: &str) -> Option<&mut Option<Scalar<'a>>> {
         Some(match key {
@@ -79,11 +65,16 @@ impl<'a> Scalars<'a> {
     /// Takes these keys out of a lenient payload.
     pub fn take_from(obj: &mut Map<String, Value>) -> Scalars<'static> {
         let mut scalars = Scalars::default();
-        for key in Scalars::KEYS {
-            if let (Some(v), Some(slot)) = (obj.remove(key), scalars.slot(key)) {
-                *slot = Scalar::from_value(v);
+        let mut rest = Map::new();
+        for (key, v) in std::mem::take(obj) {
+            match scalars.slot(&key) {
+                Some(slot) => *slot = Scalar::from_value(v),
+                None => {
+                    rest.insert(key, v);
+                }
             }
         }
+        *obj = rest;
         scalars
     }
 }
