@@ -28,6 +28,12 @@ use picket::store::issues::StatusChange;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Small pages only: mimalloc asks for transparent huge pages on its arenas, and with them
+    // a heap spread thinly over a few 2 MiB pages keeps every one of them resident (about 40
+    // MB more when idle, measured at 10 million events). Kept for the whole process, and for
+    // kernels that hand out huge pages unasked too.
+    // SAFETY: prctl with these arguments only sets a flag of this process.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Start(args) => start(&cli, args),

@@ -569,10 +569,16 @@ fn a_crash_between_the_log_and_the_checkpoint_loses_nothing_and_applies_nothing_
     );
     let _dir = server.crash();
 
-    // A torn last record, as a crash in the middle of an append leaves it.
-    let mut torn = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    torn.write_all(&[200, 1, 0, 0, 9, 9, 9, 9, 1, 0, 0, 0, 0, 0, 0, 0, 7, 7])
-        .unwrap();
+    // A torn last record, as a crash in the middle of a write leaves it: the start of a
+    // record where the end mark (16 zero bytes after the last record) was.
+    assert!(logged.ends_with(&[0; 16]), "the log ends in its end mark");
+    let torn = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(
+        &torn,
+        &[200, 1, 0, 0, 9, 9, 9, 9, 1, 0, 0, 0, 0, 0, 0, 0, 7, 7],
+        logged.len() as u64 - 16,
+    )
+    .unwrap();
     drop(torn);
 
     // `picket check` says what the log holds, without applying it.
@@ -605,6 +611,11 @@ fn a_crash_between_the_log_and_the_checkpoint_loses_nothing_and_applies_nothing_
         "restart took {restart:?}"
     );
     let _ = server.stop();
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        0,
+        "a clean stop leaves the log empty (a backup restored later finds nothing in it)"
+    );
 
     // The same records once more (a checkpoint whose emptying of the log was lost): their
     // sequence numbers say they are applied, and nothing changes.

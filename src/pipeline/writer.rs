@@ -206,10 +206,10 @@ impl Writer {
         if let Some(syncer) = &self.syncer {
             syncer.all_durable();
         }
-        match self.wal() {
-            Some(mut wal) => wal.clear(),
-            None => Ok(()),
+        if let Some(mut wal) = self.wal() {
+            wal.clear();
         }
+        Ok(())
     }
 
     /// Checkpoints when the last one is old enough or the log big enough, or at once when
@@ -309,8 +309,15 @@ impl Writer {
             }
             self.checkpoint_if_due();
         }
-        if let Err(e) = self.checkpoint() {
-            tracing::error!("the last checkpoint failed (the log keeps the batches): {e}");
+        match self.checkpoint() {
+            Err(e) => {
+                tracing::error!("the last checkpoint failed (the log keeps the batches): {e}")
+            }
+            Ok(()) => {
+                if let Some(Err(e)) = self.wal().map(|mut wal| wal.truncate()) {
+                    tracing::warn!("{e}");
+                }
+            }
         }
     }
 

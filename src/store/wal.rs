@@ -5,8 +5,14 @@
 //! reads the records a crash left behind so they can be applied again.
 //!
 //! A record is `length (u32) | CRC-32 of what follows (u32) | sequence number (u64) |
-//! payload`, little-endian. A record cut short or failing its checksum (a crash in the
-//! middle of an append) ends the log: it was never acknowledged, and it is cut off.
+//! payload`, little-endian, and each write ends in an end mark (16 zero bytes) that the next
+//! record overwrites. Starting over keeps the file and writes from its beginning again: a sync
+//! of blocks the file already has writes only them (appending past the end makes the sync
+//! write the file's size and block map too, half again as long here), and the file keeps the
+//! size of the longest run between checkpoints. The log ends at an end mark, at the end of the
+//! file, or at a record numbered no higher than the one before it (left from before the
+//! start-over). Anything else there (a record cut short or failing its checksum: a crash in
+//! the middle of a write) was never acknowledged, and is cut off.
 
 use std::fs::File;
 use std::io::Read;
@@ -31,6 +37,8 @@ pub const FILE_NAME: &str = "picket.wal";
 const HEADER: usize = 16;
 /// The largest record read back (a batch is bounded far below this).
 const MAX_RECORD: u32 = 1 << 30;
+/// What follows the last record written: a header no record has (its checksum is wrong).
+const END_MARK: [u8; HEADER] = [0; HEADER];
 
 /// The path of the log in a data directory.
 pub fn file_in(data_dir: &Path) -> PathBuf {
@@ -67,36 +75,56 @@ fn checksum(seq: u64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// The whole records at the start of `bytes`, and where the first torn or damaged one (if
-/// any) begins.
-pub fn parse(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut records = Vec::new();
+/// Where the log in `bytes` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    /// Bytes of whole records (the offset of the next write).
+    pub at: usize,
+    /// Bytes from there to the end of the file when what follows the records is neither an
+    /// end mark nor a whole older record left by a start-over: a write a crash cut short (0
+    /// when the log ends cleanly).
+    pub torn: usize,
+}
+
+/// The whole records at the start of `bytes`, and where they end.
+pub fn parse(bytes: &[u8]) -> (Vec<Record>, End) {
+    let mut records: Vec<Record> = Vec::new();
     let mut at = 0;
-    while bytes.len() - at >= HEADER {
+    let torn = loop {
+        let rest = &bytes[at..];
+        if rest.len() < HEADER {
+            break rest.len();
+        }
+        if rest[..HEADER] == END_MARK {
+            break 0;
+        }
         let word = |i: usize| {
             let mut b = [0u8; 4];
-            b.copy_from_slice(&bytes[at + i..at + i + 4]);
+            b.copy_from_slice(&rest[i..i + 4]);
             u32::from_le_bytes(b)
         };
         let (len, crc) = (word(0), word(4));
         let mut seq = [0u8; 8];
-        seq.copy_from_slice(&bytes[at + 8..at + 16]);
+        seq.copy_from_slice(&rest[8..16]);
         let seq = u64::from_le_bytes(seq);
-        let end = at + HEADER + len as usize;
-        if len > MAX_RECORD || end > bytes.len() {
-            break;
+        if len > MAX_RECORD || HEADER + len as usize > rest.len() {
+            break rest.len();
         }
-        let payload = &bytes[at + HEADER..end];
+        let payload = &rest[HEADER..HEADER + len as usize];
         if checksum(seq, payload) != crc {
-            break;
+            break rest.len();
+        }
+        if records.last().is_some_and(|last| seq <= last.seq) {
+            // A whole record from before the log started over.
+            break 0;
         }
         records.push(Record {
             seq,
             payload: payload.to_vec(),
         });
-        at = end;
-    }
-    (records, at)
+        at += HEADER + len as usize;
+    };
+    (records, End { at, torn })
 }
 
 impl Wal {
@@ -109,15 +137,15 @@ impl Wal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(io(&path, "cannot read"))?;
-        let (records, whole) = parse(&bytes);
-        if whole < bytes.len() {
+        let (records, end) = parse(&bytes);
+        if end.torn > 0 {
             tracing::warn!(
                 "the log {} ends in {} bytes of a record cut short by a crash; they were \
                  never acknowledged and are dropped",
                 path.display(),
-                bytes.len() - whole
+                end.torn
             );
-            file.set_len(whole as u64)
+            file.set_len(end.at as u64)
                 .map_err(io(&path, "cannot cut the torn end of"))?;
             file.sync_all().map_err(io(&path, "cannot sync"))?;
         }
@@ -125,7 +153,7 @@ impl Wal {
             Wal {
                 file,
                 path,
-                len: whole as u64,
+                len: end.at as u64,
                 last_seq: records.iter().map(|r| r.seq).max().unwrap_or(0),
             },
             records,
@@ -155,6 +183,7 @@ impl Wal {
         record.extend_from_slice(&checksum(seq, payload).to_le_bytes());
         record.extend_from_slice(&seq.to_le_bytes());
         record.extend_from_slice(payload);
+        record.extend_from_slice(&END_MARK);
         let start = self.len;
         // At its place (so a retry after a full disk writes it whole again), waiting for room
         // like the data file's writes do.
@@ -163,7 +192,8 @@ impl Wal {
             let _ = self.cut(start);
             return Err(io(&self.path, "cannot append to")(e));
         }
-        self.len += record.len() as u64;
+        // The end mark is overwritten by the next record.
+        self.len += (record.len() - END_MARK.len()) as u64;
         self.last_seq = self.last_seq.max(seq);
         Ok(start)
     }
@@ -186,15 +216,21 @@ impl Wal {
     }
 
     /// Starts the log over, after a checkpoint made everything in it durable in the data
-    /// file (if the emptying is lost in a crash, the records come back and are skipped by
-    /// their sequence numbers).
-    pub fn clear(&mut self) -> Result<(), StoreError> {
-        if self.len > 0 {
-            self.file
-                .set_len(0)
-                .map_err(io(&self.path, "cannot empty"))?;
-            self.len = 0;
-        }
+    /// file: the next record is written at the start of the file, over the old ones. Old
+    /// records a crash leaves readable are applied already, and skipped by their sequence
+    /// numbers.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Empties the file as well (when picket stops, after its last checkpoint): what the log
+    /// held is in the data file, and a data file restored from a backup later must not find
+    /// records of this one's past beside it.
+    pub fn truncate(&mut self) -> Result<(), StoreError> {
+        self.file
+            .set_len(0)
+            .map_err(io(&self.path, "cannot empty"))?;
+        self.len = 0;
         Ok(())
     }
 
@@ -222,15 +258,14 @@ pub fn pending(data_dir: &Path) -> Result<(Vec<Record>, u64), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(io(&path, "cannot read")(e)),
     };
-    let (records, whole) = parse(&bytes);
-    Ok((records, (bytes.len() - whole) as u64))
+    let (records, end) = parse(&bytes);
+    Ok((records, end.torn as u64))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs::OpenOptions;
-    use std::io::Write;
 
     #[test]
     fn records_survive_reopening_and_a_torn_tail_is_cut() {
@@ -246,15 +281,17 @@ mod tests {
         );
         wal.append(1, b"first batch").unwrap();
         let second = wal.append(2, b"second batch").unwrap();
+        let third = wal.len();
         drop(wal);
-        // A crash in the middle of the third append: half a record.
-        let mut file = OpenOptions::new()
-            .append(true)
+        // A crash in the middle of the third write: part of a header over the end mark.
+        let file = OpenOptions::new()
+            .write(true)
             .open(file_in(dir.path()))
             .unwrap();
-        file.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 3, 0, 0]).unwrap();
+        file.write_all_at(&[40, 0, 0, 0, 1, 2, 3, 4, 3, 0, 0], third)
+            .unwrap();
         drop(file);
-        assert_eq!(pending(dir.path()).unwrap().1, 11);
+        assert_eq!(pending(dir.path()).unwrap().1, 16);
         let (mut wal, records) = Wal::open(dir.path()).unwrap();
         assert_eq!(
             records,
@@ -277,31 +314,70 @@ mod tests {
         let (mut wal, records) = Wal::open(dir.path()).unwrap();
         assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(wal.last_seq(), 3);
-        wal.clear().unwrap();
-        // Emptied, the log still remembers the numbers it used; unsynced writes read back.
+        wal.clear();
+        // Started over, the log still remembers the numbers it used; unsynced writes read back.
         assert_eq!(wal.last_seq(), 3);
         wal.write(4, b"fourth").unwrap();
         wal.handle().unwrap().sync_data().unwrap();
         assert_eq!(wal.last_seq(), 4);
         assert_eq!(pending(dir.path()).unwrap().0[0].seq, 4);
-        wal.clear().unwrap();
+        wal.truncate().unwrap();
         drop(wal);
         assert!(Wal::open(dir.path()).unwrap().1.is_empty());
     }
 
+    fn record(seq: u64, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&checksum(seq, payload).to_le_bytes());
+        bytes.extend_from_slice(&seq.to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn a_log_started_over_reuses_its_file_and_reads_only_the_new_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path()).unwrap();
+        for seq in 1..=3 {
+            wal.append(seq, &[seq as u8; 300]).unwrap();
+        }
+        let size = || std::fs::metadata(file_in(dir.path())).unwrap().len();
+        let full = size();
+        wal.clear();
+        wal.append(4, b"after the checkpoint").unwrap();
+        assert_eq!(size(), full, "the file keeps its blocks");
+        let (records, torn) = pending(dir.path()).unwrap();
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
+        assert_eq!(
+            torn, 0,
+            "what the start-over left behind is not a torn write"
+        );
+        drop(wal);
+        let (wal, records) = Wal::open(dir.path()).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(wal.len(), 16 + 20);
+        assert_eq!(
+            size(),
+            full,
+            "opening leaves the old records to be overwritten"
+        );
+
+        // A crash after a record but before its end mark: an old record follows it whole.
+        let bytes = [record(9, b"new"), record(5, b"old")].concat();
+        let (records, end) = parse(&bytes);
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [9]);
+        assert_eq!(end, End { at: 19, torn: 0 });
+    }
+
     #[test]
     fn a_damaged_record_ends_the_log() {
-        let mut bytes = Vec::new();
-        for (seq, payload) in [(1u64, &b"aaaa"[..]), (2, b"bbbb"), (3, b"cccc")] {
-            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&checksum(seq, payload).to_le_bytes());
-            bytes.extend_from_slice(&seq.to_le_bytes());
-            bytes.extend_from_slice(payload);
-        }
+        let mut bytes = [record(1, b"aaaa"), record(2, b"bbbb"), record(3, b"cccc")].concat();
         bytes[16 + 4 + 16 + 1] ^= 1;
-        let (records, whole) = parse(&bytes);
+        let (records, end) = parse(&bytes);
         assert_eq!(records.len(), 1);
-        assert_eq!(whole, 20);
-        assert_eq!(parse(&[0xff; 40]).0, []);
+        assert_eq!(end, End { at: 20, torn: 40 });
+        assert_eq!(parse(&[0xff; 40]).1, End { at: 0, torn: 40 });
+        assert_eq!(parse(&[0; 40]).1, End { at: 0, torn: 0 }, "an end mark");
     }
 }
