@@ -681,14 +681,21 @@ fn may_hold_secrets(text: &str) -> bool {
         || longest_digit_run(text) >= 13
 }
 
-/// `bearer `, `token ` or `basic `, in any case: what may start an authorization value.
+/// `bearer `, `token ` or `basic `, in any case: what may start an authorization value. One
+/// pass over the string: at each space, the words it may end.
 fn has_auth_word(s: &str) -> bool {
-    ["bearer ", "token ", "basic "].iter().any(|needle| {
-        s.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    let bytes = s.as_bytes();
+    memchr::memchr_iter(b' ', bytes).any(|space| {
+        let before = &bytes[..space];
+        AUTH_WORDS.iter().any(|word| {
+            before.len() >= word.len()
+                && before[before.len() - word.len()..].eq_ignore_ascii_case(word.as_bytes())
+        })
     })
 }
+
+/// The words before a space that may start an authorization value.
+const AUTH_WORDS: [&str; 3] = ["bearer", "token", "basic"];
 
 /// The most digits in a row, single spaces or dashes between them allowed (as in a card
 /// number).
@@ -774,6 +781,36 @@ mod tests {
     use super::*;
 
     use super::super::normalize::from_json as event;
+
+    #[test]
+    fn an_auth_word_is_found_wherever_it_stands_in_any_case() {
+        // What the check means, written plainly: any window equal to a word and its space.
+        let plainly = |s: &str| {
+            ["bearer ", "token ", "basic "].iter().any(|needle| {
+                (s.as_bytes().windows(needle.len()))
+                    .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+            })
+        };
+        let words = ["Bearer", "TOKEN", "basic", "bear", "tok en", "basicx", "é"];
+        let glue = ["", " ", "  ", "x", "-", "é", "\t"];
+        let mut checked = 0;
+        for a in glue {
+            for w in words {
+                for b in glue {
+                    for tail in ["", "abc", " abc", "er abc"] {
+                        let s = format!("{a}{w}{b}{tail}");
+                        assert_eq!(has_auth_word(&s), plainly(&s), "{s:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000);
+        assert!(has_auth_word("Authorization: Bearer abc"));
+        assert!(has_auth_word("token "));
+        assert!(!has_auth_word("tokens and bearers"));
+        assert!(!has_auth_word("basic"), "no space after it");
+    }
 
     #[test]
     fn sensitive_keys_and_secrets_in_text_are_filtered_and_recorded() {
