@@ -185,7 +185,7 @@ impl Writer {
             self.apply(batch, Some(record.seq), None)?;
         }
         self.checkpoint()?;
-        self.synced()?;
+        self.synced();
         Ok(replayed)
     }
 
@@ -196,12 +196,13 @@ impl Writer {
         }
         let txn = self.begin(true)?;
         txn.commit()?;
-        self.synced()
+        self.synced();
+        Ok(())
     }
 
     /// A durable commit made everything before it durable: batches waiting for the log's
     /// sync are answered, and the log starts over.
-    fn synced(&mut self) -> Result<(), StoreError> {
+    fn synced(&mut self) {
         self.unsynced_since = None;
         if let Some(syncer) = &self.syncer {
             syncer.all_durable();
@@ -209,7 +210,6 @@ impl Writer {
         if let Some(mut wal) = self.wal() {
             wal.clear();
         }
-        Ok(())
     }
 
     /// Checkpoints when the last one is old enough or the log big enough, or at once when
@@ -349,7 +349,7 @@ impl Writer {
             let done = txn
                 .commit()
                 .map_err(StoreError::from)
-                .and_then(|()| self.synced());
+                .map(|()| self.synced());
             self.changed(match &touches {
                 Touches::Everything => None,
                 Touches::Nothing => Some(&[]),

@@ -50,6 +50,8 @@ pub fn file_in(data_dir: &Path) -> PathBuf {
 pub struct Wal {
     file: File,
     path: PathBuf,
+    /// Bytes of the records since the log started over: where the next one is written (the
+    /// file may hold older records past it).
     len: u64,
     /// The highest sequence number written to the log since it was opened (or found in it).
     last_seq: u64,
@@ -234,7 +236,7 @@ impl Wal {
         Ok(())
     }
 
-    /// Bytes in the log.
+    /// Bytes of the records since the log started over (not the file's size).
     pub fn len(&self) -> u64 {
         self.len
     }
