@@ -6,7 +6,6 @@
 mod cache;
 mod changes;
 pub mod eviction;
-mod sync;
 mod writer;
 
 use std::sync::Arc;

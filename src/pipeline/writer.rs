@@ -1,13 +1,13 @@
 //! The writer thread: the only code that writes to the file (redb allows one write
 //! transaction at a time). It drains the queue into a batch, appends the batch to the
-//! write-ahead log (one sequential write, synced by the log's sync thread meanwhile), applies
-//! the whole batch in one transaction that does not wait for the disk (readers see it at
-//! once), and answers every request in it once the record is on disk. Every second or so,
+//! write-ahead log and syncs it (one sequential write), applies the whole batch in one
+//! transaction that does not wait for the disk (readers see it at once), and answers every
+//! request in it. While it waits for the log's sync the next batch gathers, so under load one
+//! sync and one transaction serve many events (group commit). Every second or so,
 //! and before every management write, a checkpoint commits durably and the log starts over;
 //! after a crash the log's records past the last checkpoint are applied again, each once (its
-//! sequence number is stored with it).
-//! Under load batches grow, so one sync serves many events (group commit). Without a log
-//! (benchmarks of the store alone), every batch commits durably itself.
+//! sequence number is stored with it). Without a log (benchmarks of the store alone), every
+//! batch commits durably itself.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -118,8 +118,6 @@ pub struct Writer {
     unsynced_since: Option<Instant>,
     /// The last batch evicted stored events (a checkpoint follows at once).
     evicted: bool,
-    /// Syncs the log while batches are applied (when there is a log).
-    syncer: Option<super::sync::Syncer>,
 }
 
 impl Writer {
@@ -139,7 +137,6 @@ impl Writer {
             wal_seq: 0,
             unsynced_since: None,
             evicted: false,
-            syncer: None,
             config,
         }
     }
@@ -200,33 +197,17 @@ impl Writer {
         Ok(())
     }
 
-    /// A durable commit made everything before it durable: batches waiting for the log's
-    /// sync are answered, and the log starts over.
+    /// A durable commit made everything before it durable: the log starts over.
     fn synced(&mut self) {
         self.unsynced_since = None;
-        if let Some(syncer) = &self.syncer {
-            syncer.all_durable();
-        }
         if let Some(mut wal) = self.wal() {
             wal.clear();
         }
     }
 
-    /// Checkpoints when the last one is old enough or the log big enough, or at once when
-    /// syncing the log failed (the checkpoint makes the waiting batches durable instead).
+    /// Checkpoints when the last one is old enough or the log big enough.
     fn checkpoint_if_due(&mut self) {
         let evicted = std::mem::take(&mut self.evicted);
-        if let Some(failure) = self.syncer.as_ref().and_then(|s| s.failure()) {
-            if let Err(e) = self.checkpoint() {
-                tracing::error!(
-                    "after the log's sync failed ({failure}), so did a checkpoint: {e}"
-                );
-                if let Some(syncer) = &self.syncer {
-                    syncer.fail_waiting(&e);
-                }
-            }
-            return;
-        }
         let due = self.unsynced_since.is_some_and(|since| {
             evicted
                 || since.elapsed() >= self.config.checkpoint_every
@@ -256,15 +237,6 @@ impl Writer {
         // Past both what is applied and what an earlier run of this writer logged.
         let logged = self.wal().map_or(0, |w| w.last_seq());
         self.wal_seq = self.applied_seq().unwrap_or(0).max(logged);
-        // Without the sync thread each append waits for its own sync.
-        self.syncer = self.wal().and_then(|wal| {
-            let started = wal
-                .handle()
-                .and_then(|file| super::sync::Syncer::start(file, self.wal_seq));
-            started
-                .inspect_err(|e| tracing::warn!("the log is synced by the writer itself: {e}"))
-                .ok()
-        });
         loop {
             let job = match self.idle_wait() {
                 Some(wait) => match jobs.recv_timeout(wait) {
@@ -403,14 +375,7 @@ impl Writer {
             .map_err(|e| StoreError::Io(format!("cannot encode a log record: {e}")))?;
         let seq = self.wal_seq + 1;
         let mut wal = wal.lock().unwrap_or_else(|e| e.into_inner());
-        let at = match &self.syncer {
-            Some(syncer) => {
-                let at = wal.write(seq, &payload)?;
-                syncer.written(seq);
-                at
-            }
-            None => wal.append(seq, &payload)?,
-        };
+        let at = wal.append(seq, &payload)?;
         self.wal_seq = seq;
         Ok(Some((seq, at)))
     }
@@ -476,7 +441,7 @@ impl Writer {
                     .duplicates
                     .fetch_add(acks.len() as u64 - stored, Ordering::Relaxed);
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                let answers: super::sync::Answers = (batch.events.into_iter())
+                let answers = (batch.events.into_iter())
                     .map(|(_, reply)| reply)
                     .zip(acks)
                     .chain(
@@ -486,11 +451,9 @@ impl Writer {
                             .map(|(_, r)| r)
                             .zip(feedback_acks),
                     )
-                    .chain(batch.sessions.into_iter().map(|(_, r)| (r, Ack::Stored)))
-                    .collect();
-                match (seq, &self.syncer) {
-                    (Some(seq), Some(syncer)) => syncer.applied(seq, answers),
-                    _ => super::sync::send(answers),
+                    .chain(batch.sessions.into_iter().map(|(_, r)| (r, Ack::Stored)));
+                for (reply, ack) in answers {
+                    let _ = reply.send(Ok(ack));
                 }
                 if seq.is_some() {
                     self.unsynced_since.get_or_insert_with(Instant::now);

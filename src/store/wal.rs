@@ -173,9 +173,8 @@ impl Wal {
         Ok(start)
     }
 
-    /// Appends a record without waiting for the disk (a [`handle`](Self::handle)'s sync
-    /// makes it durable); returns where it starts.
-    pub fn write(&mut self, seq: u64, payload: &[u8]) -> Result<u64, StoreError> {
+    /// Writes a record at the end of the log without waiting for the disk; where it starts.
+    fn write(&mut self, seq: u64, payload: &[u8]) -> Result<u64, StoreError> {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|l| *l <= MAX_RECORD)
@@ -198,13 +197,6 @@ impl Wal {
         self.len += (record.len() - END_MARK.len()) as u64;
         self.last_seq = self.last_seq.max(seq);
         Ok(start)
-    }
-
-    /// Another handle of the log's file, for a thread that syncs it.
-    pub fn handle(&self) -> Result<File, StoreError> {
-        self.file
-            .try_clone()
-            .map_err(io(&self.path, "cannot share"))
     }
 
     /// Cuts the log back to `at` (a record that could not be applied is not replayed).
@@ -317,10 +309,9 @@ mod tests {
         assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(wal.last_seq(), 3);
         wal.clear();
-        // Started over, the log still remembers the numbers it used; unsynced writes read back.
+        // Started over, the log still remembers the numbers it used.
         assert_eq!(wal.last_seq(), 3);
-        wal.write(4, b"fourth").unwrap();
-        wal.handle().unwrap().sync_data().unwrap();
+        wal.append(4, b"fourth").unwrap();
         assert_eq!(wal.last_seq(), 4);
         assert_eq!(pending(dir.path()).unwrap().0[0].seq, 4);
         wal.truncate().unwrap();
