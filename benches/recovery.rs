@@ -3,7 +3,8 @@
 //! writing, starts it again and measures the time to the first 200 on `/health` and on an
 //! event, and its resident memory once idle. Then it loads the filled store and a fresh one
 //! alike (16 keep-alive connections storing events) and compares their rates: what storing
-//! costs once the file is large. Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS,
+//! costs once the file is large, both right after a start (while the server reads the whole
+//! file through in the background, as it does after every start) and once that is done. Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS,
 //! PICKET_BENCH_QUICK_REPAIR, PICKET_BENCH_RUNS, PICKET_BENCH_LOAD_SECONDS and
 //! PICKET_BENCH_PAGE_CACHE, the server's `page_cache`, change the defaults). Filling 10
 //! million events takes minutes: with PICKET_BENCH_DATA_DIR the filled directory is kept there,
@@ -73,6 +74,11 @@ fn fill(data_dir: &std::path::Path, n: u64, quick_repair: bool) -> (u64, String)
 }
 
 fn start(data_dir: &std::path::Path, config: &std::path::Path, port: u16) -> Child {
+    serve(data_dir, config, port, Stdio::null())
+}
+
+/// [`start`], with the server's log (at `info`) on `stderr`.
+fn serve(data_dir: &std::path::Path, config: &std::path::Path, port: u16, stderr: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_picket"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -85,8 +91,9 @@ fn start(data_dir: &std::path::Path, config: &std::path::Path, port: u16) -> Chi
             "--udp-addr",
             "",
         ])
+        .env("PICKET_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn picket")
 }
@@ -172,22 +179,47 @@ fn store_rate(port: u16, project: u64, key: &str, connections: usize, seconds: f
     stored as f64 / seconds
 }
 
+/// When the store's rate is measured: at once after the server starts, while it reads the
+/// whole file through in the background (a check for damage, after every start), or once it
+/// has.
+#[derive(Clone, Copy, PartialEq)]
+enum After {
+    Start,
+    ReadThrough,
+}
+
 /// The store rate of a server started on `data_dir`.
 fn rate_of(
     data_dir: &std::path::Path,
     config: &std::path::Path,
     to: (u64, &str),
     seconds: f64,
+    after: After,
 ) -> f64 {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = start(data_dir, config, port);
+    let mut child = serve(data_dir, config, port, Stdio::piped());
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     lines.find(|l| l.as_ref().is_ok_and(|l| l.contains("listening on")));
+    // The log is read to its end (so the server never waits on a full pipe); the line that
+    // says the read-through is done is passed on.
+    let (read_through, done) = std::sync::mpsc::channel();
+    let log = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            if line.contains("data file read through") {
+                let _ = read_through.send(());
+            }
+        }
+    });
+    if after == After::ReadThrough {
+        done.recv_timeout(Duration::from_secs(1800))
+            .expect("the server reads its file through within 30 minutes");
+    }
     let rate = store_rate(port, to.0, to.1, 16, seconds);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -320,20 +352,26 @@ fn main() {
     );
     let fresh_dir = dir.path().join("fresh");
     let (fresh_project, fresh_key) = fill(&fresh_dir, 0, quick_repair);
-    let (mut filled, mut fresh) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        filled.push(rate_of(&data_dir, &config, (project, &key), seconds));
-        let to = (fresh_project, fresh_key.as_str());
-        fresh.push(rate_of(&fresh_dir, &config, to, seconds));
-        eprintln!(
-            "  storing: {:.0} events/s into the filled file, {:.0} into a fresh one",
-            filled.last().unwrap(),
-            fresh.last().unwrap()
+    for after in [After::Start, After::ReadThrough] {
+        let (mut filled, mut fresh) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            filled.push(rate_of(&data_dir, &config, (project, &key), seconds, after));
+            let to = (fresh_project, fresh_key.as_str());
+            fresh.push(rate_of(&fresh_dir, &config, to, seconds, after));
+            eprintln!(
+                "  storing: {:.0} events/s into the filled file, {:.0} into a fresh one",
+                filled.last().unwrap(),
+                fresh.last().unwrap()
+            );
+        }
+        let (filled, fresh) = (median(&mut filled), median(&mut fresh));
+        let when = match after {
+            After::Start => "right after a start (the read-through of the file under way)",
+            After::ReadThrough => "once the read-through after the start is done",
+        };
+        println!(
+            "storing over 16 connections {when}: {filled:.0} events/s into the file of {n} events, {fresh:.0} into a fresh one ({:.0}%)",
+            100.0 * filled / fresh.max(1.0)
         );
     }
-    let (filled, fresh) = (median(&mut filled), median(&mut fresh));
-    println!(
-        "storing over 16 connections: {filled:.0} events/s into the file of {n} events, {fresh:.0} into a fresh one ({:.0}%)",
-        100.0 * filled / fresh.max(1.0)
-    );
 }
