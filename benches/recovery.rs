@@ -4,12 +4,12 @@
 //! event, and its resident memory once idle. Then it loads the filled store and a fresh one
 //! alike (16 keep-alive connections storing events) and compares their rates: what storing
 //! costs once the file is large, both right after a start (while the server reads the whole
-//! file through in the background, as it does after every start) and once that is done. Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS,
-//! PICKET_BENCH_QUICK_REPAIR, PICKET_BENCH_RUNS, PICKET_BENCH_LOAD_SECONDS and
-//! PICKET_BENCH_PAGE_CACHE, the server's `page_cache`, change the defaults). Filling 10
-//! million events takes minutes: with PICKET_BENCH_DATA_DIR the filled directory is kept there,
-//! and a later run with the same variable measures it again without filling (the runs' own
-//! events then add to it).
+//! file through in the background, as it does after every start) and once that is done.
+//! Run: `cargo bench --bench recovery` (PICKET_BENCH_EVENTS, PICKET_BENCH_QUICK_REPAIR,
+//! PICKET_BENCH_RUNS, PICKET_BENCH_LOAD_SECONDS and PICKET_BENCH_PAGE_CACHE, the server's
+//! `page_cache`, change the defaults). Filling 10 million events takes minutes: with
+//! PICKET_BENCH_DATA_DIR the filled directory is kept there, and a later run with the same
+//! variable measures it again without filling (the runs' own events then add to it).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
