@@ -100,6 +100,45 @@ fn a_project_can_have_its_own_cap() {
 }
 
 #[test]
+fn a_cap_lowered_far_below_what_a_project_holds_is_reached_over_the_next_events() {
+    let server = Server::start();
+    // More events than one commit evicts, in three issues.
+    let event = |issue: u32, n: &str| {
+        json!({"message": format!("event {n}"), "fingerprint": [format!("issue {issue}")]})
+            .to_string()
+    };
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let send = sender(&server);
+            s.spawn(move || {
+                for n in 0..350 {
+                    send(&event(n % 3, &format!("{t}-{n}")));
+                }
+            });
+        }
+    });
+    let stored = |server: &Server| common::sum(&issues(server, "default"), "stored");
+    assert_eq!(stored(&server), 1400);
+    server.json(&["project", "retention", "default", "--max-events", "10"]);
+
+    // The next event is answered at once; its commit evicts only part of the excess.
+    let send = sender(&server);
+    send(&event(0, "after"));
+    let after_one = stored(&server);
+    assert!(
+        (11..1400).contains(&after_one),
+        "{after_one} stored after the first event under the new cap of 10"
+    );
+    // The following ones bring it down to the cap; counts stay whole.
+    send(&event(1, "after that"));
+    let list = issues(&server, "default");
+    let stored_now = common::sum(&list, "stored");
+    assert!(stored_now <= 10, "{stored_now} stored over the cap of 10");
+    assert_eq!(common::sum(&list, "count"), 1402);
+    assert_first_and_latest_kept(&server, &list);
+}
+
+#[test]
 fn the_per_issue_cap_applies_in_the_same_commit() {
     let server = Server::start_with_config("[retention]\nmax_events_per_issue = 5\n", &[]);
     let project = server.json(&["project", "list"])[0].clone();

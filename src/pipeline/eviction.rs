@@ -1,10 +1,13 @@
 //! Eviction: the writer keeps the file within its count caps and disk budget in the same
 //! transaction that crosses them (per issue, then per project, then the whole file); the
-//! janitor (`crate::janitor`) deletes events by age. What goes first when a project is over its cap is not simply
-//! the oldest event: the issues with the most stored events are thinned first, oldest events
-//! first, so that a flood is thinned while rare issues keep their history. An issue's first
-//! and latest events are never evicted, and nothing users count on changes: `count`, first and
-//! last seen, tag values and hourly counts stay as they were; only `stored` goes down.
+//! janitor (`crate::janitor`) deletes events by age. A transaction evicts a bounded number of
+//! events ([`most_evicted`]), a few times what it stores: a store far over a cap just lowered
+//! comes down over the following batches, while events keep being answered at once. What goes
+//! first when a project is over its cap is not simply the oldest event: the issues with the
+//! most stored events are thinned first, oldest events first, so that a flood is thinned while
+//! rare issues keep their history. An issue's first and latest events are never evicted, and
+//! nothing users count on changes: `count`, first and last seen, tag values and hourly counts
+//! stay as they were; only `stored` goes down.
 
 use std::collections::{BinaryHeap, HashMap};
 
@@ -22,6 +25,17 @@ pub struct Caps {
 
 /// A project over its cap is brought this fraction below it, so eviction runs in batches.
 const PROJECT_SLACK: u64 = 20;
+
+/// The fewest events a transaction may evict, however few it stores.
+const MIN_EVICTED: u64 = 1_000;
+
+/// The most events a transaction storing `stored` events evicts: enough to outpace what it
+/// adds (so a store over its caps comes down under any flow), few enough that the batch's
+/// requests are answered in milliseconds even when a cap was just lowered far below what the
+/// file holds.
+pub fn most_evicted(stored: usize) -> u64 {
+    (stored as u64).saturating_mul(4).max(MIN_EVICTED)
+}
 
 /// Evicts up to `n` of an issue's oldest events, never its first or latest. Returns how many.
 fn evict(rows: &mut Tables<'_>, issue: &mut Issue, n: u64) -> Result<u64, StoreError> {
@@ -50,19 +64,22 @@ fn hash_key(issue: &Issue) -> (u64, [u8; 16]) {
     (issue.project, hash)
 }
 
-/// Applies the caps to the issues and projects a batch touched. Issues it changes beyond those
-/// are added to `touched`, so the caller writes them. Returns the events evicted.
+/// Applies the caps to the issues and projects a batch touched, evicting at most `most`
+/// events. Issues it changes beyond those are added to `touched`, so the caller writes them.
+/// Returns the events evicted.
 pub fn enforce_caps(
     rows: &mut Tables<'_>,
     touched: &mut HashMap<(u64, [u8; 16]), Issue>,
     projects: &mut HashMap<u64, Project>,
     caps: Caps,
+    most: u64,
 ) -> Result<u64, StoreError> {
     let mut evicted = 0;
     if caps.per_issue > 0 {
         for issue in touched.values_mut() {
-            if issue.stored > caps.per_issue {
-                let n = evict(rows, issue, issue.stored - caps.per_issue)?;
+            if issue.stored > caps.per_issue && evicted < most {
+                let excess = (issue.stored - caps.per_issue).min(most - evicted);
+                let n = evict(rows, issue, excess)?;
                 if let Some(p) = projects.get_mut(&issue.project) {
                     p.stored -= n.min(p.stored);
                 }
@@ -73,14 +90,13 @@ pub fn enforce_caps(
     for project in projects.values_mut() {
         // A project's own cap, set from the CLI, wins over the configured one.
         let cap = project.max_events.unwrap_or(caps.per_project);
-        if cap == 0 || project.stored <= cap {
+        if cap == 0 || project.stored <= cap || evicted >= most {
             continue;
         }
         let target = cap - cap / PROJECT_SLACK;
         let issues = latest_issues(rows, touched, &[project.id])?;
-        let removed: u64 = thin(rows, touched, issues, project.stored - target)?
-            .values()
-            .sum();
+        let excess = (project.stored - target).min(most - evicted);
+        let removed: u64 = thin(rows, touched, issues, excess)?.values().sum();
         project.stored -= removed.min(project.stored);
         evicted += removed;
     }
@@ -230,8 +246,8 @@ impl DiskBudget {
 }
 
 /// Brings the events stored in the whole file (`total`, over the projects `all`) down to
-/// `cap` (less the slack), thinning the largest issues of every project first. Returns the
-/// events evicted.
+/// `cap` (less the slack), thinning the largest issues of every project first, by at most
+/// `most` events in this transaction. Returns the events evicted.
 pub fn enforce_total(
     rows: &mut Tables<'_>,
     touched: &mut HashMap<(u64, [u8; 16]), Issue>,
@@ -239,14 +255,15 @@ pub fn enforce_total(
     all: &[Project],
     total: u64,
     cap: u64,
+    most: u64,
 ) -> Result<u64, StoreError> {
-    if total <= cap {
+    if total <= cap || most == 0 {
         return Ok(0);
     }
     let target = cap - cap / PROJECT_SLACK;
     let ids: Vec<u64> = all.iter().map(|p| p.id).collect();
     let issues = latest_issues(rows, touched, &ids)?;
-    let evicted = thin(rows, touched, issues, total - target)?;
+    let evicted = thin(rows, touched, issues, (total - target).min(most))?;
     for project in all {
         if let Some(&n) = evicted.get(&project.id) {
             let p = projects

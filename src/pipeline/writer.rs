@@ -648,13 +648,21 @@ impl Writer {
             self.feedback_waiting = stored.waiting()?;
         }
         drop(feedback_rows);
-        let evicted =
-            super::eviction::enforce_caps(
+        let most = super::eviction::most_evicted(batch.len());
+        let by_caps = super::eviction::enforce_caps(
+            &mut rows,
+            &mut changes.issues,
+            &mut changes.projects,
+            self.config.caps,
+            most,
+        )?;
+        let evicted = by_caps
+            + self.keep_disk_budget(
                 &mut rows,
                 &mut changes.issues,
                 &mut changes.projects,
-                self.config.caps,
-            )? + self.keep_disk_budget(&mut rows, &mut changes.issues, &mut changes.projects)?;
+                most.saturating_sub(by_caps),
+            )?;
         if evicted > 0 {
             tracing::debug!("retention: evicted {evicted} events over the caps");
             // Pages freed by a commit are reused only after a durable one: the file keeps to
@@ -735,12 +743,14 @@ impl Writer {
         alerts(project, issue.id, fired, about, at, self.config.alert_mail).collect()
     }
 
-    /// Evicts events when the file has no room left within `retention.max_disk`.
+    /// Evicts events (at most `most`) when the file has no room left within
+    /// `retention.max_disk`.
     fn keep_disk_budget(
         &mut self,
         rows: &mut Tables<'_>,
         touched: &mut HashMap<(u64, [u8; 16]), Issue>,
         projects: &mut HashMap<u64, Project>,
+        most: u64,
     ) -> Result<u64, StoreError> {
         let Some(disk) = &mut self.disk else {
             return Ok(0);
@@ -755,7 +765,9 @@ impl Writer {
             .disk_cap
             .store(cap.unwrap_or(0), Ordering::Relaxed);
         match cap {
-            Some(cap) => super::eviction::enforce_total(rows, touched, projects, &all, total, cap),
+            Some(cap) => {
+                super::eviction::enforce_total(rows, touched, projects, &all, total, cap, most)
+            }
             None => Ok(0),
         }
     }
