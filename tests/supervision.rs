@@ -625,3 +625,41 @@ fn a_crash_between_the_log_and_the_checkpoint_loses_nothing_and_applies_nothing_
     assert_eq!(count, 120, "nothing applied twice");
     assert_eq!(stored.len(), 120);
 }
+
+#[test]
+fn a_command_run_after_a_crash_applies_the_log_without_its_own_caps() {
+    // The server keeps every event; the batches are in the log only when it is killed.
+    let toml = "[pipeline]\ncheckpoint_interval = \"1h\"\ncheckpoint_size = \"1GiB\"\n\
+                [retention]\nmax_events_per_project = 0\nmax_events_per_issue = 0\n";
+    let server = Server::start_with_config(toml, &[]);
+    let project = server.project("uncapped");
+    let data_dir = server.data_dir.clone();
+    let config = server.config_file().to_string_lossy().to_string();
+    let acked = store_acknowledged(&server, &project, 40);
+    let _dir = server.crash();
+
+    // A command run without the server's configuration, where the defaults (or these) cap
+    // far lower, applies the log as it is.
+    let listed = std::process::Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["issues", "uncapped", "--status", "all", "--json"])
+        .env("PICKET_RETENTION_MAX_EVENTS_PER_PROJECT", "5")
+        .env("PICKET_RETENTION_MAX_EVENTS_PER_ISSUE", "2")
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let issues: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let issues = issues.as_array().unwrap();
+    assert_eq!(common::sum(issues, "count"), 40);
+    assert_eq!(
+        common::sum(issues, "stored"),
+        40,
+        "the command evicted events"
+    );
+
+    let server = Server::start_in(&data_dir, &["--config", config.as_str()]);
+    let (count, stored) = counted(&server, "uncapped");
+    assert_eq!(count, 40);
+    assert_all_stored(&acked, &stored);
+}

@@ -55,10 +55,18 @@ pub fn recover(
     };
     if !pending.is_empty() {
         let started = std::time::Instant::now();
-        // A writer of its own, before the server's starts: no queue feeds it.
+        // A writer of its own, before the server's starts: no queue feeds it. It stores what
+        // the log holds and evicts nothing: a command run with another configuration than the
+        // server's (or none) must not apply its caps to the server's events; the server's
+        // writer applies its own on the batches that follow.
         let (idle, jobs) = queue(1);
-        let replayed = Writer::new(db.clone(), jobs, idle.shared_stats(), writer_config.clone())
-            .recover(pending)?;
+        let replay = WriterConfig {
+            caps: eviction::Caps::default(),
+            max_disk: 0,
+            ..writer_config.clone()
+        };
+        let replayed =
+            Writer::new(db.clone(), jobs, idle.shared_stats(), replay).recover(pending)?;
         tracing::info!(
             "applied {replayed} records from the write-ahead log in {:?}",
             started.elapsed()
