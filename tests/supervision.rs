@@ -640,17 +640,15 @@ fn a_command_run_after_a_crash_applies_the_log_without_its_own_caps() {
 
     // A command run without the server's configuration, where the defaults (or these) cap
     // far lower, applies the log as it is.
-    let listed = std::process::Command::new(common::BIN)
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args(["issues", "uncapped", "--status", "all", "--json"])
-        .env("PICKET_RETENTION_MAX_EVENTS_PER_PROJECT", "5")
-        .env("PICKET_RETENTION_MAX_EVENTS_PER_ISSUE", "2")
-        .output()
-        .unwrap();
-    assert!(listed.status.success(), "{listed:?}");
-    let issues: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let issues = issues.as_array().unwrap();
+    let listed = common::cli_json_with(
+        &data_dir,
+        &["issues", "uncapped", "--status", "all"],
+        &[
+            ("PICKET_RETENTION_MAX_EVENTS_PER_PROJECT", "5"),
+            ("PICKET_RETENTION_MAX_EVENTS_PER_ISSUE", "2"),
+        ],
+    );
+    let issues = listed.as_array().unwrap();
     assert_eq!(common::sum(issues, "count"), 40);
     assert_eq!(
         common::sum(issues, "stored"),

@@ -284,20 +284,31 @@ pub fn start_expecting_exit(data_dir: &Path) -> Output {
 }
 
 pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
+    cli_with(data_dir, args, &[])
+}
+
+/// [`cli`] with environment variables set for the command (its configuration, say).
+pub fn cli_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env_remove("PICKET_CONFIG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run picket")
 }
 
 pub fn cli_json(data_dir: &Path, args: &[&str]) -> Value {
+    cli_json_with(data_dir, args, &[])
+}
+
+/// [`cli_json`] with environment variables set for the command.
+pub fn cli_json_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut full: Vec<&str> = args.to_vec();
     full.push("--json");
-    let out = cli(data_dir, &full);
+    let out = cli_with(data_dir, &full, env);
     assert!(
         out.status.success(),
         "picket {full:?} failed: {}{}",
