@@ -148,7 +148,11 @@ pub const SEP: char = '\u{1f}';
 
 /// The term of a tag or user field.
 pub fn field_term(key: &str, value: &str) -> String {
-    format!("{key}{SEP}{value}")
+    let mut term = String::with_capacity(key.len() + SEP.len_utf8() + value.len());
+    term.push_str(key);
+    term.push(SEP);
+    term.push_str(value);
+    term
 }
 
 /// The words of a text as search keeps them: lowercase runs of letters and digits, of 2 to

@@ -13,6 +13,8 @@ pub mod scrub;
 pub mod symbolicate;
 mod wire;
 
+pub(crate) use wire::Key;
+
 pub use grouping::{Grouping, Strategy};
 pub use limits::EventLimits;
 pub use model::{Event, Level};

@@ -274,33 +274,37 @@ impl<'de> Deserialize<'de> for Text {
 /// the side of yes (it also looks inside strings).
 fn may_overflow(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let mut digits = 0usize;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b.is_ascii_digit() {
-            digits += 1;
-            if digits >= 300 {
-                return true;
-            }
+    // An exponent: with the digits of the run of digits and points just before it.
+    for at in memchr::memchr2_iter(b'e', b'E', bytes) {
+        let digits = (bytes[..at].iter().rev())
+            .take_while(|b| b.is_ascii_digit() || **b == b'.')
+            .filter(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 {
             continue;
         }
-        if b == b'.' && digits > 0 {
-            continue;
+        let rest = bytes.get(at + 1..).unwrap_or_default();
+        let rest = rest.strip_prefix(b"+").unwrap_or(rest);
+        let exponent = rest
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .take(6)
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+        if digits + exponent >= 300 {
+            return true;
         }
-        if (b == b'e' || b == b'E') && digits > 0 {
-            let rest = bytes.get(i + 1..).unwrap_or_default();
-            let rest = rest.strip_prefix(b"+").unwrap_or(rest);
-            let exponent = rest
-                .iter()
-                .take_while(|d| d.is_ascii_digit())
-                .take(6)
-                .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-            if digits + exponent >= 300 {
-                return true;
-            }
-        }
-        digits = 0;
     }
-    false
+    // 300 digits in a row (points do not break a run).
+    let mut run = 0usize;
+    bytes.len() >= 300
+        && bytes.iter().any(|&b| {
+            run = match b {
+                b'0'..=b'9' => run + 1,
+                b'.' => run,
+                _ => 0,
+            };
+            run >= 300
+        })
 }
 
 /// An object whose values are kept as text (contexts, extra).
@@ -328,7 +332,7 @@ impl<'de> Deserialize<'de> for TextMap {
 }
 
 /// An object key, borrowed from the payload unless it holds escapes.
-struct Key<'a>(Cow<'a, str>);
+pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -601,6 +605,35 @@ impl WireBreadcrumb<'_> {
             message: self.message,
             data: self.data.map(|t| t.0),
             event_id: self.event_id.filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_overflow;
+
+    #[test]
+    fn numbers_a_double_cannot_hold_are_suspected() {
+        for text in [
+            "1e999",
+            "[1.5E+299]",
+            "{\"a\":\"x 12.34e297\"}",
+            "1e5e299",
+            &"7".repeat(300),
+            &format!("[{}.{}]", "1".repeat(150), "2".repeat(150)),
+        ] {
+            assert!(may_overflow(text), "{text}");
+        }
+        for text in [
+            "1e298",
+            "[\"e999\", \"+e999\", \".e999\"]",
+            "1e-999",
+            &"7".repeat(299),
+            &format!("{} {}", "1".repeat(200), "2".repeat(200)),
+            "{\"message\":\"here we see the exception\"}",
+        ] {
+            assert!(!may_overflow(text), "{text}");
         }
     }
 }

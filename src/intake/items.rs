@@ -24,23 +24,19 @@ pub struct AttachmentItem<'a> {
 impl<'a> AttachmentItem<'a> {
     /// Reads an attachment item's header (`filename`, `content_type`, `attachment_type`).
     pub fn of(item: &Item<'a>) -> AttachmentItem<'a> {
-        let text = |key: &str| {
-            item.header
-                .other
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
-        let name = text("filename").unwrap_or("attachment");
+        fn text(field: &Option<String>) -> Option<&str> {
+            field.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        }
+        let header = &item.header;
+        let name = text(&header.filename).unwrap_or("attachment");
         AttachmentItem {
             name: name
                 .chars()
                 .filter(|c| !c.is_control())
                 .take(MAX_NAME)
                 .collect(),
-            content_type: text("content_type").map(label),
-            attachment_type: text("attachment_type").map_or("event.attachment".into(), label),
+            content_type: text(&header.content_type).map(label),
+            attachment_type: text(&header.attachment_type).map_or("event.attachment".into(), label),
             payload: item.payload,
         }
     }
