@@ -670,15 +670,26 @@ impl Scrubber<'_> {
 
 /// Whether JSON text may hold what the default rules scrub: a sensitive key anywhere, or in
 /// some string what [`Scrubber::text`] looks for. It errs on the side of yes: the text of every
-/// key and string is in it verbatim unless escaped, and an escape is a yes.
+/// key and string is in it verbatim unless escaped, and an escape that may stand for one of the
+/// characters looked for is a yes.
 fn may_hold_secrets(text: &str) -> bool {
-    text.contains('\\')
+    may_hide_characters(text)
         || patterns().sensitive.is_match(text)
         || text.contains('=')
         || text.contains("PRIVATE KEY")
         || (text.contains("://") && text.contains('@'))
         || has_auth_word(text)
         || longest_digit_run(text) >= 13
+}
+
+/// Whether JSON text holds an escape that may stand for a character the checks look for:
+/// `\u` (any character) or `\/` (a URL's slash). The others (`\n`, `\t`, `\"`, `\\`…)
+/// stand for quotes, backslashes and control characters, which nothing scrubbed is made of
+/// (an authorization word counts only before a space), so a string such as `"12.11\n"` does
+/// not make its subtree parsed.
+fn may_hide_characters(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'\\', bytes).any(|at| matches!(bytes.get(at + 1), Some(b'u' | b'/')))
 }
 
 /// `bearer `, `token ` or `basic `, in any case: what may start an authorization value. One
@@ -928,6 +939,32 @@ mod tests {
             "variables with nothing to scrub keep the text they arrived as"
         );
         assert!(!may_hold_secrets(clean));
+    }
+
+    #[test]
+    fn only_escapes_that_may_hide_what_is_scrubbed_make_a_subtree_parsed() {
+        // What Node's SDK sends about Debian: no secret in it, only a newline.
+        assert!(!may_hold_secrets(
+            r#"{"name":"Debian","version":"12.11\n"}"#
+        ));
+        assert!(!may_hold_secrets(
+            r#"{"path":"C:\\Users\\ann","q":"say \"hi\"\t"}"#
+        ));
+        for hidden in [
+            r#"{"pass\u0077ord":"hunter2"}"#,
+            r#"{"url":"https:\/\/ann:hunter2@db.example.com"}"#,
+            r#"{"header":"Bearer\u0020abcdefgh12345"}"#,
+        ] {
+            assert!(may_hold_secrets(hidden), "{hidden}");
+            let payload = format!(r#"{{"message":"m","extra":{{"x":{hidden}}}}}"#);
+            let ctx = crate::event::normalize::Context::default();
+            let mut ev = crate::event::normalize::normalize(payload.as_bytes(), &ctx).unwrap();
+            assert_eq!(scrub(&mut ev, &Privacy::default()), 1, "{hidden}");
+            assert!(
+                !ev.extra["x"].text().contains("hunter2")
+                    && !ev.extra["x"].text().contains("abcdefgh")
+            );
+        }
     }
 
     #[test]
