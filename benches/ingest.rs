@@ -13,9 +13,10 @@
 //!    durable throughput as a fraction of it.
 //!
 //! Run: `cargo bench --bench ingest`. PICKET_LOAD_SECONDS (10), PICKET_LOAD_CONNECTIONS (32),
-//! PICKET_LOAD_RUNS (3) change the defaults; with PICKET_LOAD_TARGET=URL and
-//! PICKET_LOAD_DSN=DSN it loads that server instead (see benches/bugsink.sh) and prints only
-//! the requests it answered.
+//! PICKET_LOAD_RUNS (3) change the defaults; PICKET_LOAD_CAPS=default runs picket with the
+//! default retention caps instead of none (a store at its caps evicts with every batch); with
+//! PICKET_LOAD_TARGET=URL and PICKET_LOAD_DSN=DSN it loads that server instead (see
+//! benches/bugsink.sh) and prints only the requests it answered.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -408,13 +409,28 @@ fn main() {
         return;
     }
 
+    // With the default caps a run soon reaches the per-issue cap (one issue per template):
+    // then every batch also evicts as many events as it stores, as in a store in use.
+    let at_caps = match std::env::var("PICKET_LOAD_CAPS").as_deref() {
+        Ok("default") => true,
+        Ok("none") | Err(_) => false,
+        Ok(other) => panic!("PICKET_LOAD_CAPS is `none` or `default`, not {other:?}"),
+    };
+    println!(
+        "retention caps: {}",
+        if at_caps { "the defaults" } else { "none" }
+    );
     let ceiling = ceiling_server();
     let mut rows = Vec::new();
     for r in 0..runs {
-        let picket = support::start_picket(&[
-            ("PICKET_RETENTION_MAX_EVENTS_PER_PROJECT", "0"),
-            ("PICKET_RETENTION_MAX_EVENTS_PER_ISSUE", "0"),
-        ]);
+        let picket = support::start_picket(if at_caps {
+            &[]
+        } else {
+            &[
+                ("PICKET_RETENTION_MAX_EVENTS_PER_PROJECT", "0"),
+                ("PICKET_RETENTION_MAX_EVENTS_PER_ISSUE", "0"),
+            ]
+        });
         let project = support::cli(&picket.data(), &["project", "list"])[0].clone();
         let dsn = picket::ids::Dsn::parse(project["dsn"].as_str().unwrap()).unwrap();
         let path = format!("/api/{}/envelope/", dsn.project_id);

@@ -116,7 +116,8 @@ pub struct Writer {
     wal_seq: u64,
     /// Since when batches have been applied that no checkpoint has made durable yet.
     unsynced_since: Option<Instant>,
-    /// The last batch evicted stored events (a checkpoint follows at once).
+    /// The last batch evicted stored events to keep the disk budget (a checkpoint follows at
+    /// once).
     evicted: bool,
 }
 
@@ -656,17 +657,22 @@ impl Writer {
             self.config.caps,
             most,
         )?;
-        let evicted = by_caps
-            + self.keep_disk_budget(
-                &mut rows,
-                &mut changes.issues,
-                &mut changes.projects,
-                most.saturating_sub(by_caps),
-            )?;
-        if evicted > 0 {
-            tracing::debug!("retention: evicted {evicted} events over the caps");
-            // Pages freed by a commit are reused only after a durable one: the file keeps to
-            // its budget only if evicting batches are checkpoints too.
+        let by_budget = self.keep_disk_budget(
+            &mut rows,
+            &mut changes.issues,
+            &mut changes.projects,
+            most.saturating_sub(by_caps),
+        )?;
+        if by_caps + by_budget > 0 {
+            tracing::debug!(
+                "retention: evicted {by_caps} events over the caps, {by_budget} over the disk budget"
+            );
+        }
+        // Pages freed by a commit are reused only after a durable one. Under the count caps
+        // the next regular checkpoint is soon enough (a store at its caps evicts with every
+        // batch, and a checkpoint per batch would halve its rate); the disk budget promises a
+        // size, so a batch that evicted for it is a checkpoint too.
+        if by_budget > 0 {
             self.evicted = true;
         }
         rows.set_seq(seq)?;
