@@ -118,7 +118,7 @@ pub struct Writer {
     unsynced_since: Option<Instant>,
     /// The last batch evicted stored events to keep the disk budget (a checkpoint follows at
     /// once).
-    evicted: bool,
+    evicted_for_budget: bool,
 }
 
 impl Writer {
@@ -137,7 +137,7 @@ impl Writer {
             feedback_waiting: u64::MAX,
             wal_seq: 0,
             unsynced_since: None,
-            evicted: false,
+            evicted_for_budget: false,
             config,
         }
     }
@@ -208,7 +208,7 @@ impl Writer {
 
     /// Checkpoints when the last one is old enough or the log big enough.
     fn checkpoint_if_due(&mut self) {
-        let evicted = std::mem::take(&mut self.evicted);
+        let evicted = std::mem::take(&mut self.evicted_for_budget);
         let due = self.unsynced_since.is_some_and(|since| {
             evicted
                 || since.elapsed() >= self.config.checkpoint_every
@@ -673,7 +673,7 @@ impl Writer {
         // batch, and a checkpoint per batch would halve its rate); the disk budget promises a
         // size, so a batch that evicted for it is a checkpoint too.
         if by_budget > 0 {
-            self.evicted = true;
+            self.evicted_for_budget = true;
         }
         rows.set_seq(seq)?;
         let committed = changes.write(rows, &txn)?;
