@@ -206,11 +206,12 @@ impl Writer {
         }
     }
 
-    /// Checkpoints when the last one is old enough or the log big enough.
+    /// Checkpoints when the last one is old enough, the log big enough, or the last batch
+    /// evicted events to keep the disk budget.
     fn checkpoint_if_due(&mut self) {
-        let evicted = std::mem::take(&mut self.evicted_for_budget);
+        let evicted_for_budget = std::mem::take(&mut self.evicted_for_budget);
         let due = self.unsynced_since.is_some_and(|since| {
-            evicted
+            evicted_for_budget
                 || since.elapsed() >= self.config.checkpoint_every
                 || self
                     .wal()
